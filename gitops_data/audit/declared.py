@@ -1,0 +1,67 @@
+"""Pure: the list of checks a node declares, each with a stable name and a definition hash."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_data.fingerprint import check_hash
+from gitops_data.spec.project import Node
+
+
+@dataclass(frozen=True)
+class DeclaredCheck:
+    """One check of one node: one Dagster asset check, one row per build in the audit catalog."""
+
+    name: str
+    kind: str
+    column: str | None
+    args: Any
+    severity: str
+    description: str
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
+
+    @property
+    def hash(self) -> str:
+        # Severity is not part of it: it changes what a result means, not what the check computes.
+        return check_hash({"kind": self.kind, "column": self.column, "args": self.args})
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", text).strip("_") or "col"
+
+
+def _describe(kind: str, column: str | None, args: Any) -> str:
+    subject = f"{column}: " if column else ""
+    return f"{subject}{kind}" if args is None or args is True else f"{subject}{kind} {args}"
+
+
+def declared_checks(node: Node) -> list[DeclaredCheck]:
+    """Every check `node` declares, column checks first, in YAML order; names are unique."""
+    raw: list[tuple[str | None, str, str | None, Any, str]] = []  # (explicit name, kind, column, args, severity)
+    for col, spec in node.columns.items():
+        if spec.type:
+            raw.append((None, "type", col, spec.type, spec.severity))
+        if spec.nullable is False:
+            raw.append((None, "not_null", col, None, spec.severity))
+        if spec.unique:
+            raw.append((None, "unique", col, None, spec.severity))
+        for chk in spec.checks:
+            raw.append((chk.name, chk.kind, col, chk.args, chk.severity))
+    for chk in node.checks:
+        kind = "unique_combination" if chk.kind == "unique" else chk.kind
+        raw.append((chk.name, kind, None, chk.args, chk.severity))
+    out: list[DeclaredCheck] = []
+    used: set[str] = set()
+    for explicit, kind, column, args, severity in raw:
+        base = _slug(explicit) if explicit else (f"{_slug(column)}__{kind}" if column else kind)
+        name, i = base, 2
+        while name in used:
+            name, i = f"{base}_{i}", i + 1
+        used.add(name)
+        out.append(DeclaredCheck(name, kind, column, args, severity, _describe(kind, column, args)))
+    return out

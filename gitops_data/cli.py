@@ -1,0 +1,252 @@
+"""The `gitops-data` command. Heavy imports (dagster, pandera) happen only in commands that run builds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from gitops_data.errors import GitopsError, ProjectError
+
+console = Console(highlight=False)
+err = Console(stderr=True, highlight=False)
+
+_DAGSTER_YAML = """# written by gitops-data: local SQLite storage, no telemetry
+telemetry:
+  enabled: false
+"""
+
+
+def dagster_instance():
+    """The Dagster instance in DAGSTER_HOME (default: .gitops_data/dagster_home, created if missing)."""
+    import dagster as dg
+
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        home = str(Path(".gitops_data/dagster_home").resolve())
+        os.environ["DAGSTER_HOME"] = home
+    Path(home).mkdir(parents=True, exist_ok=True)
+    if not (Path(home) / "dagster.yaml").exists():
+        (Path(home) / "dagster.yaml").write_text(_DAGSTER_YAML)
+    return dg.DagsterInstance.get()
+
+
+class Ctx:
+    def __init__(self, repo: str | None, warehouse: str | None):
+        from gitops_data.workspace import Workspace
+
+        self.ws = Workspace.from_env(repo, warehouse)
+
+
+def _short(sha: str | None) -> str:
+    return sha[:10] if sha else "-"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--repo", envvar="GITOPS_DATA_REPO", default=None, help="The data repo (a local Git repository). [default: .]")
+@click.option("--warehouse", envvar="GITOPS_DATA_WAREHOUSE", default=None,
+              help="The DuckDB file. [default: .gitops_data/warehouse.duckdb]")
+@click.pass_context
+def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
+    """GitOps for data: a Git repo of YAML models drives a DuckDB warehouse through Dagster."""
+    ctx.obj = Ctx(repo, warehouse)
+
+
+@main.command()
+@click.argument("path", required=False)
+@click.option("--ref", help="Validate this commit/branch/tag of --repo instead of a folder.")
+@click.pass_obj
+def validate(obj: Ctx, path: str | None, ref: str | None) -> None:
+    """Check a project (a folder, or --ref of the repo): syntax, keys, references, cycles, SQL, Python."""
+    from gitops_data.spec.loader import load_project
+    from gitops_data.spec.tree import DirTree, GitTree
+
+    tree = GitTree(obj.ws.repo, obj.ws.resolve(ref), label=ref) if ref else DirTree(path or obj.ws.repo)
+    project = load_project(tree)
+    kinds: dict[str, int] = {}
+    for n in project.nodes.values():
+        kinds[n.kind] = kinds.get(n.kind, 0) + 1
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+    console.print(f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
+                  f"{len(project.schedules)} schedules, {len(project.alerts)} alerts")
+
+
+def _env_option(f):
+    return click.option("--env", "env_name", default=None,
+                        help="Environment (a branch name) to plan for. [default: the ref]")(f)
+
+
+def _print_plan(plan) -> None:
+    table = Table(title=f"plan for {plan.env} ({plan.schema}) at {_short(plan.commit)}")
+    for col in ("model", "kind", "action", "fingerprint", "reason", "checks"):
+        table.add_column(col)
+    colors = {"build": "yellow", "reuse": "green", "external": "dim"}
+    for m in plan.models.values():
+        pend, failed = m.checks_in("pending"), m.checks_in("failed")
+        checks = ", ".join(filter(None, [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""]))
+        fp = m.fingerprint[:10] if m.previous_fingerprint in (None, m.fingerprint) else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
+        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{m.action}[/]", fp, m.reason, checks or ("ok" if m.checks else ""))
+    for name in plan.removed:
+        table.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
+    console.print(table)
+    audits = sum(len(v) for v in plan.to_audit.values())
+    console.print(f"{len(plan.to_build)} to build, {len(plan.models) - len(plan.to_build)} reused, "
+                  f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove")
+
+
+@main.command()
+@click.option("--ref", default=None, help="Branch, tag or commit. [default: the production ref]")
+@_env_option
+@click.pass_obj
+def plan(obj: Ctx, ref: str | None, env_name: str | None) -> None:
+    """Show, per model, whether the commit needs a new build or reuses one, and why."""
+    ref, sha, env = _target(obj, ref, env_name)
+    _print_plan(obj.ws.plan(sha, env))
+
+
+def _target(obj: Ctx, ref: str | None, env_name: str | None):
+    from gitops_data.spec.loader import read_settings
+    from gitops_data.spec.tree import GitTree
+
+    ws = obj.ws
+    if ref is None:
+        head = ws.resolve("HEAD")
+        ref = read_settings(GitTree(ws.repo, head)).production_ref
+    sha = ws.resolve(ref)
+    project = ws.project(sha)
+    return ref, sha, ws.environment(env_name or ref, project.settings)
+
+
+def _listen():
+    from gitops_data import progress
+
+    icons = {"building": "[dim]…[/]", "built": "[green]✓[/]", "check_passed": "  [green]✓[/]", "check_failed": "  [red]✗[/]"}
+
+    def show(event: str, model: str, detail: str) -> None:
+        if event != "building":
+            console.print(f"{icons.get(event, '-')} {model}: {detail}")
+
+    return progress.listen(show)
+
+
+@main.command()
+@click.option("--ref", default=None, help="Branch, tag or commit. [default: the production ref]")
+@_env_option
+@click.pass_obj
+def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
+    """Build (and audit) what the plan needs, as a Dagster run; does not publish."""
+    from gitops_data.orchestration.run import execute_plan
+
+    ref, sha, env = _target(obj, ref, env_name)
+    p = obj.ws.plan(sha, env)
+    _print_plan(p)
+    if not p.to_build and not p.to_audit:
+        console.print("nothing to build")
+        return
+    stop = _listen()
+    try:
+        outcome = execute_plan(obj.ws, p, dagster_instance())
+    finally:
+        stop()
+    after = obj.ws.plan(sha, env)
+    console.print(f"Dagster run {outcome.run_id}: {'success' if outcome.success else 'FAILED'}")
+    if not outcome.success:
+        raise GitopsError(f"build failed: {outcome.error}")
+    for m, c, n in after.failures():
+        console.print(f"[red]blocking check failed[/]: {m}.{c} ({n} rows)")
+
+
+@main.command()
+@click.option("--ref", default=None, help="Branch to sync. [default: the production ref]")
+@click.pass_obj
+def sync(obj: Ctx, ref: str | None) -> None:
+    """Plan, build, audit and publish a branch: exit 0 when published or up to date, 3 when blocked by checks."""
+    from gitops_data.sync import sync as do_sync
+
+    ref, sha, env = _target(obj, ref, None)
+    stop = _listen()
+    try:
+        result = do_sync(obj.ws, ref, dagster_instance())
+    finally:
+        stop()
+    for m, c, n in result.warnings:
+        console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
+    if result.status == "up_to_date":
+        console.print(f"{env.schema} already serves {_short(sha)}; nothing to do")
+        return
+    pub = result.publish
+    console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
+                  f"{len(pub.changed)} view(s) changed, {len(pub.removed)} removed (previous {_short(pub.previous_commit)})")
+
+
+@main.command()
+@click.pass_obj
+def status(obj: Ctx) -> None:
+    """Per environment: published commit, the ref's latest commit, and why they differ."""
+    from gitops_data import gitrepo
+    from gitops_data.spec.loader import read_settings
+    from gitops_data.spec.tree import GitTree
+    from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses
+    from gitops_data.warehouse.connection import open_warehouse
+
+    ws = obj.ws
+    settings = read_settings(GitTree(ws.repo, ws.resolve("HEAD")))
+    heads = gitrepo.branch_heads(ws.repo, settings.branches)
+    heads.update(gitrepo.branch_heads(ws.repo, settings.production_ref))
+    with open_warehouse(ws.warehouse) as con:
+        ensure_catalog(con, settings.meta_schema)
+        envs = {r[0]: r for r in con.execute(
+            f'select env, schema_name, commit, published_at from "{settings.meta_schema}".environments').fetchall()}
+        statuses = ref_statuses(con, settings.meta_schema)
+    table = Table(title=f"environments of {ws.repo}")
+    for col in ("env (branch)", "schema", "published", "latest", "state"):
+        table.add_column(col)
+    from gitops_data.naming import environment_schema
+
+    for name in sorted(set(heads) | set(envs), key=lambda n: (n != settings.production_ref, n)):
+        pub = envs.get(name)
+        head = heads.get(name)
+        st = statuses.get(name)
+        schema = pub[1] if pub else environment_schema(settings.external_schema, name, settings.production_ref)
+        if head is None:
+            state = "[red]branch deleted[/] (views remain until the sensor drops them)"
+        elif pub and pub[2] == head:
+            state = "[green]up to date[/]"
+        elif st and st.commit == head:
+            state = {"building": "[yellow]building[/]", "blocked": "[red]blocked[/]", "invalid": "[red]invalid project[/]",
+                     "failed": "[red]build failed[/]", "superseded": "superseded"}.get(st.status, st.status)
+            state += f": {st.reason.splitlines()[0][:200]}" if st.reason else ""
+        else:
+            state = "[yellow]not synced yet[/]"
+        table.add_row(name, schema, _short(pub[2]) if pub else "-", _short(head), state)
+    console.print(table)
+
+
+def entry() -> int:
+    """Run the CLI; user errors print one clear message (no traceback) and set the exit code."""
+    try:
+        main.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        return 130
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except ProjectError as exc:
+        err.print(f"[red]error[/]: {exc}")
+        return exc.exit_code
+    except GitopsError as exc:
+        err.print(f"[red]error[/]: {exc}")
+        return exc.exit_code
+    return 0
+
+
+def cli_main() -> None:
+    sys.exit(entry())
+
+
+if __name__ == "__main__":
+    cli_main()

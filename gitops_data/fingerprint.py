@@ -1,0 +1,59 @@
+"""Fingerprints: a hash of everything that determines a node's data, and nothing else.
+
+Data fingerprint = kind + canonical SQL (sqlglot, so whitespace and comments do not count) or the
+Python file's content, or the seed/source file content, or the external table's name; declared
+column types; and the fingerprints of the upstreams. Descriptions, tags, owners and checks are
+metadata: they never change a fingerprint. Checks have their own hash (`check_hash`), so a change
+to checks only re-audits the existing build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from gitops_data.spec.project import Node, Project
+from gitops_data.sql import parse_query
+
+# Bump when the meaning of a build changes (e.g. how types are cast), to force rebuilds.
+FINGERPRINT_VERSION = 1
+
+
+def _digest(payload: Any) -> str:
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
+    """Fingerprint of one node, given the fingerprints of its upstreams."""
+    body: Any
+    if node.kind == "sql":
+        body = parse_query(node.sql or "").canonical
+    elif node.kind == "python":
+        body = [node.python_source, node.python_function]
+    elif node.kind in ("seed", "source"):
+        body = [node.content_digest, node.data_format]
+    else:
+        body = node.table
+    return _digest(
+        {
+            "v": FINGERPRINT_VERSION,
+            "kind": node.kind,
+            "body": body,
+            "types": node.declared_types,
+            "upstream": {dep: upstream[dep] for dep in node.deps},
+        }
+    )
+
+
+def project_fingerprints(project: Project) -> dict[str, str]:
+    """Fingerprint of every node (nodes are already in dependency order)."""
+    fps: dict[str, str] = {}
+    for name, node in project.nodes.items():
+        fps[name] = node_fingerprint(node, fps)
+    return fps
+
+
+def check_hash(definition: Any) -> str:
+    """Hash of one check's definition; an audit counts only for the definition it ran."""
+    return _digest(definition)[:16]

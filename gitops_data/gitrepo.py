@@ -1,0 +1,74 @@
+"""Git I/O for the data repository (gitpython): resolve refs, list branches, walk history."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from collections.abc import Iterator
+
+import git
+
+from gitops_data.errors import GitError
+
+
+@contextlib.contextmanager
+def open_repo(path: str) -> Iterator[git.Repo]:
+    """A Repo that is closed afterwards (long-lived processes otherwise pile up `git cat-file`)."""
+    try:
+        repo = git.Repo(path)
+    except (git.exc.NoSuchPathError, git.exc.InvalidGitRepositoryError) as exc:
+        raise GitError(f"{path} is not a Git repository ({type(exc).__name__}); pass --repo or set GITOPS_DATA_REPO") from None
+    try:
+        yield repo
+    finally:
+        repo.close()
+
+
+def resolve(path: str, ref: str) -> str:
+    """The commit SHA that `ref` (branch, tag, SHA, HEAD~1, ...) points to."""
+    if not ref or ref.startswith("-"):
+        raise GitError(f"invalid ref {ref!r}")
+    with open_repo(path) as repo:
+        try:
+            return repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").strip()
+        except git.exc.GitCommandError:
+            raise GitError(f"ref {ref!r} does not exist in {path}") from None
+
+
+def branch_heads(path: str, pattern: str = "*") -> dict[str, str]:
+    """Local branch -> head SHA, for branches matching the fnmatch `pattern` (one git call)."""
+    with open_repo(path) as repo:
+        out = repo.git.for_each_ref("refs/heads", "--format=%(refname:short)%00%(objectname)")
+    heads = {}
+    for line in out.splitlines():
+        name, _, sha = line.partition("\x00")
+        if name and fnmatch.fnmatchcase(name, pattern):
+            heads[name] = sha
+    return heads
+
+
+def first_parents(path: str, sha: str, limit: int = 50) -> list[str]:
+    """`sha` and its first-parent ancestors, newest first."""
+    with open_repo(path) as repo:
+        return repo.git.rev_list("--first-parent", f"--max-count={limit}", sha).split()
+
+
+def is_branch(path: str, ref: str) -> bool:
+    with open_repo(path) as repo:
+        return any(h.name == ref for h in repo.heads)
+
+
+def read_file(path: str, sha: str, file: str) -> bytes:
+    """One file's bytes as of commit `sha` (never the working tree; symbolic links refused)."""
+    import stat
+
+    from gitops_data.spec.tree import normalize
+
+    with open_repo(path) as repo:
+        try:
+            blob = repo.commit(sha).tree / normalize(file)
+        except KeyError:
+            raise GitError(f"{file} does not exist at commit {sha[:10]}") from None
+        if stat.S_ISLNK(blob.mode):
+            raise GitError(f"{file} is a symbolic link at commit {sha[:10]}; links are not followed")
+        return blob.data_stream.read()

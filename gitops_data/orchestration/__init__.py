@@ -1,0 +1,1 @@
+"""Dagster: a thin layer over the pure core — assets, IO manager, asset checks, sensors, schedules."""

@@ -1,0 +1,179 @@
+"""Dagster assets and asset checks for one environment at one commit (no `from __future__ import
+annotations` here: Dagster reads the type hints of asset functions at definition time).
+
+Asset keys are `[<env schema>, <model>]` (e.g. `analytics/orders`, `analytics__feature_x/orders`),
+grouped by environment, so every build and check of a branch is visible in the UI next to
+production's. A step reads the commit from its run's tags and builds exactly that commit.
+"""
+
+
+import json
+
+import dagster as dg
+
+from gitops_data import progress
+from gitops_data.audit.declared import declared_checks
+from gitops_data.audit.runner import run_checks
+from gitops_data.errors import BuildError
+from gitops_data.gitrepo import read_file
+from gitops_data.naming import qualified
+from gitops_data.orchestration.io_manager import BuildOutput, run_commit
+from gitops_data.orchestration.resources import GitopsResource
+from gitops_data.python_models import run_python_model
+from gitops_data.spec.project import Node, Project
+from gitops_data.sql import parse_query, rewrite
+from gitops_data.warehouse.builder import BuildTarget
+from gitops_data.warehouse.catalog import record_audits
+from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.workspace import Environment, Workspace
+
+IO_MANAGER = "gitops_io"
+_KIND = {"sql": "sql", "python": "python", "seed": "csv", "source": "file", "table": "table"}
+
+
+def asset_key(env: Environment, model: str) -> dg.AssetKey:
+    return dg.AssetKey([env.key_prefix, model])
+
+
+def _upstream_tables(ws: Workspace, con, sha: str, node: Node, env: str, run_id: str) -> dict[str, str]:
+    project = ws.project(sha)
+    out = {}
+    for dep in node.deps:
+        up = project.nodes[dep]
+        if up.kind == "table":
+            out[dep.lower()] = up.table
+            continue
+        build = ws.find_build(con, sha, dep, env, run_id)
+        if build is None:
+            raise BuildError(f"model {node.name!r}: upstream {dep!r} has no build for commit {sha[:10]}")
+        out[dep.lower()] = qualified(project.settings.internal_schema, build.table)
+    return out
+
+
+def compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
+            default_commit: str, name: str, inputs: dict) -> BuildOutput:
+    """The body of every model asset: decide what to write for `name` at the run's commit."""
+    sha, env_name = run_commit(context.run.tags, env.name, default_commit)
+    ws = gitops.workspace
+    project = ws.project(sha)
+    node = project.nodes.get(name)
+    if node is None:
+        raise BuildError(f"model {name!r} does not exist at commit {sha[:10]}; reload the code location")
+    s = project.settings
+    target = BuildTarget(name, node.kind, ws.fingerprints(sha)[name], sha, env_name, context.run.run_id,
+                         s.internal_schema, s.meta_schema)
+    progress.emit("building", name, node.kind)
+    if node.kind == "sql":
+        with open_warehouse(ws.warehouse) as con:
+            tables = _upstream_tables(ws, con, sha, node, env_name, context.run.run_id)
+        return BuildOutput(target, select=rewrite(parse_query(node.sql), tables))
+    if node.kind == "python":
+        frame = run_python_model(node, sha, inputs)
+        return BuildOutput(target, frame=frame, cast_types=node.declared_types)
+    data = read_file(ws.repo, sha, node.data_path)
+    return BuildOutput(target, file_bytes=data, file_format=node.data_format, cast_types=node.declared_types)
+
+
+def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg.AssetsDefinition:
+    key = asset_key(env, node.name)
+    ins = {dep: dg.AssetIn(key=asset_key(env, dep)) for dep in node.deps} if node.kind == "python" else {}
+    deps = [] if node.kind == "python" else [asset_key(env, d) for d in node.deps]
+    metadata = {"gitops/kind": node.kind, "gitops/file": f"{node.file}:{node.line}", "gitops/commit": sha}
+    if node.columns:
+        metadata["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(c, spec.type or "?", description=spec.description) for c, spec in node.columns.items()]
+        )
+
+    @dg.asset(
+        key=key, ins=ins, deps=deps, group_name=env.key_prefix, description=node.description,
+        kinds={"duckdb", _KIND[node.kind]}, code_version=fingerprint, io_manager_key=IO_MANAGER,
+        metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
+        tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
+    )
+    def _asset(context: dg.AssetExecutionContext, gitops: GitopsResource, **inputs) -> BuildOutput:
+        return compute(context, gitops, env, sha, node.name, inputs)
+
+    return _asset
+
+
+def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
+    return dg.AssetSpec(
+        asset_key(env, node.name), description=node.description or f"external table {node.table}",
+        group_name=env.key_prefix, kinds={"duckdb", "table"}, metadata={"table": node.table},
+    ).with_io_manager_key(IO_MANAGER)
+
+
+def audit(context: dg.AssetCheckExecutionContext, gitops: GitopsResource, env: Environment,
+          default_commit: str, name: str):
+    """The body of every model's checks: run the selected checks on the build of the run's commit."""
+    sha, env_name = run_commit(context.run.tags, env.name, default_commit)
+    ws = gitops.workspace
+    project = ws.project(sha)
+    node = project.nodes.get(name)
+    declared = {c.name: c for c in declared_checks(node)} if node else {}
+    selected = sorted(k.name for k in context.selected_asset_check_keys)
+    to_run = [declared[n] for n in selected if n in declared]
+    s = project.settings
+    with open_warehouse(ws.warehouse) as con:
+        build = ws.find_build(con, sha, name, env_name, context.run.run_id) if node else None
+        if build is None:
+            raise BuildError(f"model {name!r} has no build for commit {sha[:10]} to audit")
+
+        def resolve(model: str) -> str:
+            other = ws.find_build(con, sha, model, env_name, context.run.run_id)
+            if other is None:
+                raise ValueError(f"{model!r} has no build for commit {sha[:10]}")
+            return qualified(s.internal_schema, other.table)
+
+        results = run_checks(con, s.internal_schema, build.table, to_run, resolve)
+        record_audits(con, s.meta_schema, build.build_id, context.run.run_id, results, build.row_count)
+    key = asset_key(env, name)
+    for r in results:
+        progress.emit("check_" + ("passed" if r.passed else "failed"), name, f"{r.name}: {r.message}")
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=r.name, passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR if r.severity == "error" else dg.AssetCheckSeverity.WARN,
+            metadata={
+                "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
+                "message": dg.MetadataValue.text(r.message),
+                "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
+                "build_id": dg.MetadataValue.text(build.build_id),
+                "physical_table": dg.MetadataValue.text(f"{s.internal_schema}.{build.table}"),
+                "commit": dg.MetadataValue.text(sha),
+            },
+        )
+    for n in selected:
+        if n not in declared:
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=n, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"message": dg.MetadataValue.text(f"check {n!r} is not declared at commit {sha[:10]}")},
+            )
+
+
+def _model_checks(env: Environment, sha: str, node: Node) -> dg.AssetChecksDefinition | None:
+    checks = declared_checks(node)
+    if not checks:
+        return None
+    key = asset_key(env, node.name)
+    specs = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description) for c in checks]
+
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{env.key_prefix}__{node.name}__checks")
+    def _checks(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
+        yield from audit(context, gitops, env, sha, node.name)
+
+    return _checks
+
+
+def environment_assets(ws: Workspace, env: Environment, sha: str, project: Project) -> list:
+    """All assets, external assets and asset checks of one environment at one commit."""
+    fps = ws.fingerprints(sha)
+    out: list = []
+    for node in project.nodes.values():
+        if node.kind == "table":
+            out.append(_external_asset(env, node))
+            continue
+        out.append(_model_asset(env, sha, node, fps[node.name]))
+        checks = _model_checks(env, sha, node)
+        if checks is not None:
+            out.append(checks)
+    return out

@@ -1,0 +1,80 @@
+"""A loaded, validated project: its nodes with resolved bodies and dependencies, in build order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from gitops_data.spec.schema import (
+    AlertSpec,
+    ColumnSpec,
+    ModelCheck,
+    ScheduleSpec,
+    Settings,
+)
+
+NodeKind = Literal["sql", "python", "seed", "source", "table"]
+
+
+@dataclass(frozen=True)
+class Node:
+    """One dataset of the project. `table` nodes are external tables (never built, only read)."""
+
+    name: str
+    kind: NodeKind
+    file: str
+    line: int | None
+    deps: tuple[str, ...] = ()
+    description: str | None = None
+    tags: tuple[str, ...] = ()
+    owner: str | None = None
+    columns: dict[str, ColumnSpec] = field(default_factory=dict)
+    checks: tuple[ModelCheck, ...] = ()
+    sql: str | None = None  # kind sql: the query text
+    python_file: str | None = None  # kind python: file and function
+    python_function: str | None = None
+    python_source: str | None = None
+    data_path: str | None = None  # kind seed/source: file in the repo
+    data_format: str | None = None
+    content_digest: str | None = None  # seed/source file content hash (git blob id)
+    table: str | None = None  # kind table: the external table's name
+
+    @property
+    def built(self) -> bool:
+        """Whether a build of this node is a physical table in the internal schema."""
+        return self.kind != "table"
+
+    @property
+    def declared_types(self) -> dict[str, str]:
+        return {c: spec.type for c, spec in self.columns.items() if spec.type}
+
+
+@dataclass(frozen=True)
+class Project:
+    """The YAML tree at one commit, validated. `nodes` is in dependency (build) order."""
+
+    settings: Settings
+    nodes: dict[str, Node]
+    schedules: tuple[ScheduleSpec, ...] = ()
+    alerts: tuple[AlertSpec, ...] = ()
+    commit: str | None = None
+
+    def downstream(self, names: set[str]) -> set[str]:
+        """`names` and everything that depends on them, transitively."""
+        out = set(names)
+        for node in self.nodes.values():  # build order: upstreams come first
+            if any(d in out for d in node.deps):
+                out.add(node.name)
+        return out
+
+    def select(self, selectors: list[str]) -> list[str]:
+        """Node names matched by `name` or `tag:<tag>` selectors (all built nodes when empty)."""
+        if not selectors:
+            return [n for n, node in self.nodes.items() if node.built]
+        out = []
+        for name, node in self.nodes.items():
+            for sel in selectors:
+                if (sel.startswith("tag:") and sel[4:] in node.tags) or sel == name:
+                    out.append(name)
+                    break
+        return out

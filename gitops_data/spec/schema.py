@@ -1,0 +1,253 @@
+"""The YAML format, as pydantic models. This is the user-facing contract: extend it, do not break it."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+Severity = Literal["error", "warn"]
+AlertEvent = Literal["check_failed", "run_failed", "published", "blocked"]
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str | int | float) -> float:
+    """'90s', '15m', '24h', '7d', '1h30m' -> seconds."""
+    if isinstance(text, (int, float)) and not isinstance(text, bool):
+        return float(text)
+    if not isinstance(text, str) or not text.strip():
+        raise ValueError("a duration looks like '30m', '24h' or '7d'")
+    s = text.strip().lower().replace(" ", "")
+    parts = _DURATION.findall(s)
+    if not parts or "".join(n + u for n, u in parts) != s:
+        raise ValueError(f"cannot read duration {text!r}; use e.g. '30m', '24h', '7d'")
+    return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _min_max(kind: str, args: Any) -> dict:
+    if isinstance(args, (list, tuple)) and len(args) == 2:
+        args = {"min": args[0], "max": args[1]}
+    if not isinstance(args, dict) or not set(args) <= {"min", "max"} or not args:
+        raise ValueError(f"{kind} takes {{min: ..., max: ...}} (either may be left out)")
+    return {"min": args.get("min"), "max": args.get("max")}
+
+
+def _column_list(kind: str, args: Any) -> list[str]:
+    if isinstance(args, str):
+        args = [args]
+    if not isinstance(args, list) or not args or not all(isinstance(c, str) and c for c in args):
+        raise ValueError(f"{kind} takes a non-empty list of column names")
+    return list(args)
+
+
+def _scalar(kind: str, args: Any) -> Any:
+    if isinstance(args, (dict, list)) or args is None:
+        raise ValueError(f"{kind} takes one value, e.g. {{{kind}: 0}}")
+    return args
+
+
+def _values(kind: str, args: Any) -> list:
+    if not isinstance(args, list) or not args:
+        raise ValueError(f"{kind} takes a non-empty list of values")
+    return list(args)
+
+
+def _regex(kind: str, args: Any) -> str:
+    if not isinstance(args, str):
+        raise ValueError(f"{kind} takes a regular expression string")
+    try:
+        re.compile(args)
+    except re.error as exc:
+        raise ValueError(f"{kind}: invalid regular expression {args!r}: {exc}") from exc
+    return args
+
+
+def _true(kind: str, args: Any) -> bool:
+    if args is not True:
+        raise ValueError(f"{kind} takes `true` (or write just `- {kind}`)")
+    return True
+
+
+def _relationship(kind: str, args: Any) -> dict:
+    if not isinstance(args, dict) or not {"column", "to"} <= set(args) or not set(args) <= {"column", "to", "field"}:
+        raise ValueError("relationship takes {column: ..., to: <model>, field: <column of that model>}")
+    return {"column": args["column"], "to": args["to"], "field": args.get("field", args["column"])}
+
+
+def _expression(kind: str, args: Any) -> dict:
+    if isinstance(args, str):
+        args = {"sql": args}
+    if not isinstance(args, dict) or len(args) != 1 or next(iter(args)) not in ("sql", "polars"):
+        raise ValueError("expression takes an SQL string, or {sql: ...} or {polars: ...}")
+    return dict(args)
+
+
+def _freshness(kind: str, args: Any) -> dict:
+    if not isinstance(args, dict) or set(args) != {"column", "max_age"}:
+        raise ValueError("freshness takes {column: <timestamp column>, max_age: '24h'}")
+    return {"column": args["column"], "max_age": parse_duration(args["max_age"])}
+
+
+class _CheckBase(_Strict):
+    """One declared check: `{kind: args}` in YAML, plus optional `severity` and `name`."""
+
+    KINDS: ClassVar[dict[str, Any]] = {}
+    kind: str
+    args: Any = None
+    severity: Severity = "error"
+    name: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_yaml(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            data = {data: True}
+        if not isinstance(data, dict):
+            raise ValueError("a check is a mapping like {ge: 0} or a bare name like not_empty")
+        if "kind" in data:
+            return data
+        data = dict(data)
+        extra = {k: data.pop(k) for k in ("severity", "name") if k in data}
+        if len(data) != 1:
+            raise ValueError(f"a check names exactly one kind, got {sorted(data) or 'none'}")
+        kind, args = next(iter(data.items()))
+        if kind not in cls.KINDS:
+            raise ValueError(f"unknown check {kind!r}; expected one of: {', '.join(sorted(cls.KINDS))}")
+        return {"kind": kind, "args": cls.KINDS[kind](kind, args), **extra}
+
+    @property
+    def blocking(self) -> bool:
+        return self.severity == "error"
+
+
+class ColumnCheck(_CheckBase):
+    KINDS: ClassVar[dict[str, Any]] = {
+        "ge": _scalar, "gt": _scalar, "le": _scalar, "lt": _scalar,
+        "between": _min_max, "isin": _values, "notin": _values,
+        "str_matches": _regex, "str_length": _min_max,
+    }
+
+
+class ModelCheck(_CheckBase):
+    KINDS: ClassVar[dict[str, Any]] = {
+        "row_count": _min_max, "unique": _column_list, "not_empty": _true,
+        "relationship": _relationship, "expression": _expression, "freshness": _freshness,
+    }
+
+
+class ColumnSpec(_Strict):
+    type: str | None = None
+    description: str | None = None
+    nullable: bool | None = None
+    unique: bool = False
+    severity: Severity = "error"
+    checks: list[ColumnCheck] = Field(default_factory=list)
+
+
+class _NodeSpec(_Strict):
+    name: str
+    description: str | None = None
+    columns: dict[str, ColumnSpec] = Field(default_factory=dict)
+    checks: list[ModelCheck] = Field(default_factory=list)
+    tags: list[str] = Field(default_factory=list)
+    owner: str | None = None
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _none_columns(cls, v: Any) -> Any:
+        if isinstance(v, dict):
+            return {k: (ColumnSpec() if spec is None else spec) for k, spec in v.items()}
+        return v
+
+
+class SourceSpec(_NodeSpec):
+    path: str | None = None
+    table: str | None = None
+    format: Literal["csv", "parquet", "json"] | None = None
+
+    @model_validator(mode="after")
+    def _one_location(self) -> SourceSpec:
+        if (self.path is None) == (self.table is None):
+            raise ValueError("a source needs exactly one of `path` (a file in the repo) or `table`")
+        return self
+
+
+class SeedSpec(_NodeSpec):
+    path: str
+
+
+class ModelSpec(_NodeSpec):
+    sql: str | None = None
+    sql_file: str | None = None
+    python: str | None = None
+
+    @model_validator(mode="after")
+    def _one_body(self) -> ModelSpec:
+        given = [k for k in ("sql", "sql_file", "python") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(
+                "a model needs exactly one of `sql`, `sql_file` or `python` (got "
+                + (", ".join(given) or "none") + ")"
+            )
+        return self
+
+
+class ScheduleSpec(_Strict):
+    name: str
+    cron: str
+    timezone: str = "UTC"
+    select: list[str] = Field(default_factory=list, description="model names or tag:<tag>; empty = all")
+    ref: str | None = None
+    description: str | None = None
+
+
+class AlertSpec(_Strict):
+    name: str
+    on: list[AlertEvent]
+    webhook: str | None = None
+    file: str | None = None
+    retries: int = Field(default=3, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _one_target(self) -> AlertSpec:
+        if (self.webhook is None) == (self.file is None):
+            raise ValueError("an alert needs exactly one of `webhook` (URL) or `file` (a log file path)")
+        if self.webhook is not None and not self.webhook.startswith(("http://", "https://")):
+            raise ValueError("webhook must be an http:// or https:// URL")
+        return self
+
+
+class Retention(_Strict):
+    publishes: int = Field(default=10, ge=1)
+    days: float | None = Field(default=None, gt=0)
+
+
+class Settings(_Strict):
+    """`gitops_data.yaml` at the repository root."""
+
+    name: str = "gitops_data"
+    internal_schema: str = "gitops_internal"
+    external_schema: str = "analytics"
+    meta_schema: str = "gitops_meta"
+    production_ref: str = "main"
+    branches: str = Field(default="*", description="fnmatch pattern of branches that get environments")
+    exclude: list[str] = Field(default_factory=list, description="globs of YAML files that are not ours")
+    retention: Retention = Field(default_factory=Retention)
+
+
+SECTIONS: dict[str, type[_Strict]] = {
+    "sources": SourceSpec,
+    "seeds": SeedSpec,
+    "models": ModelSpec,
+    "schedules": ScheduleSpec,
+    "alerts": AlertSpec,
+}
+SETTINGS_FILE = "gitops_data.yaml"

@@ -1,0 +1,108 @@
+"""SQL handling with sqlglot: parse a model's query, find what it references, canonicalize, rewrite names.
+
+A model's SQL must be exactly one query (SELECT / WITH / set operation / VALUES). It may read only
+the project's own nodes, its CTEs, and a few generator table functions: no files, no other
+databases, no DDL. That is the boundary that keeps a model from reaching outside the project.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError
+
+from gitops_data.errors import SqlError
+from gitops_data.naming import quote
+
+DIALECT = "duckdb"
+# Table-valued functions that only generate rows; everything else (read_csv, read_parquet,
+# sqlite_scan, glob, ...) can reach files or other systems and is refused.
+_ALLOWED_TABLE_FUNCTIONS = (exp.GenerateSeries, exp.Unnest, exp.ExplodingGenerateSeries)
+_FORBIDDEN_FUNCTIONS = {
+    "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
+    "read_ndjson", "read_text", "read_blob", "glob", "sqlite_scan", "postgres_scan", "mysql_scan",
+    "iceberg_scan", "delta_scan", "getenv", "load_extension", "query", "query_table",
+}
+
+
+@dataclass(frozen=True)
+class ParsedSql:
+    """A parsed model query and the plain names it reads."""
+
+    tree: exp.Expression
+    references: frozenset[str]
+
+    @property
+    def canonical(self) -> str:
+        """Whitespace- and comment-independent text of the query (input of the fingerprint)."""
+        return self.tree.sql(dialect=DIALECT, comments=False)
+
+
+def _cte_names(tree: exp.Expression) -> set[str]:
+    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+
+
+def parse_query(sql: str) -> ParsedSql:
+    """Parse one model query; raise SqlError on anything else."""
+    if not isinstance(sql, str) or not sql.strip():
+        raise SqlError("SQL is empty")
+    try:
+        statements = [s for s in sqlglot.parse(sql, dialect=DIALECT) if s is not None]
+    except ParseError as exc:
+        first = exc.errors[0] if exc.errors else {}
+        where = f" (line {first.get('line')}, col {first.get('col')})" if first.get("line") else ""
+        raise SqlError(f"cannot parse SQL{where}: {first.get('description', exc)}") from None
+    if len(statements) != 1:
+        raise SqlError(f"a model holds exactly one query; found {len(statements)} statements")
+    tree = statements[0]
+    if not isinstance(tree, (exp.Query, exp.Values)):
+        raise SqlError(f"a model must be a query (SELECT ...); found {tree.key.upper()}")
+    ctes = _cte_names(tree)
+    refs: set[str] = set()
+    for table in tree.find_all(exp.Table):
+        if not isinstance(table.this, exp.Identifier):
+            if isinstance(table.this, _ALLOWED_TABLE_FUNCTIONS):
+                continue
+            raise SqlError(
+                f"table function {table.this.sql(dialect=DIALECT)[:60]!r} is not allowed: "
+                "declare files and external tables as sources"
+            )
+        if table.args.get("catalog") or table.args.get("db"):
+            raise SqlError(
+                f"qualified name {table.sql(dialect=DIALECT)!r}: models read other nodes by their "
+                "plain name; declare external tables as sources"
+            )
+        if table.name.lower() not in ctes:
+            refs.add(table.name.lower())
+    for func in tree.find_all(exp.Func):
+        name = (func.sql_name() if not isinstance(func, exp.Anonymous) else func.name).lower()
+        if name in _FORBIDDEN_FUNCTIONS or isinstance(func, (exp.ReadCSV,)):
+            raise SqlError(f"function {name}() is not allowed in a model: declare files as sources")
+    return ParsedSql(tree=tree, references=frozenset(refs))
+
+
+def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
+    """SQL text with each referenced node (lower-case name -> quoted physical name) swapped in."""
+    ctes = _cte_names(parsed.tree)
+
+    def swap(node: exp.Expression) -> exp.Expression:
+        if (
+            isinstance(node, exp.Table)
+            and isinstance(node.this, exp.Identifier)
+            and not node.args.get("db")
+            and node.name.lower() not in ctes
+            and node.name.lower() in tables
+        ):
+            replacement = sqlglot.parse_one(tables[node.name.lower()], into=exp.Table, dialect=DIALECT)
+            alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
+            replacement.set("alias", alias)
+            return replacement
+        return node
+
+    return parsed.tree.copy().transform(swap).sql(dialect=DIALECT)
+
+
+def column_list(names: list[str]) -> str:
+    return ", ".join(quote(n) for n in names)

@@ -1,0 +1,97 @@
+"""The whole loop for one ref: load -> validate -> plan -> build + audit (Dagster run) -> publish."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from gitops_data import gitrepo
+from gitops_data.errors import BuildError, GitopsError, ProjectError, PublishBlocked, Superseded
+from gitops_data.plan import Plan
+from gitops_data.spec.loader import read_settings
+from gitops_data.spec.tree import GitTree
+from gitops_data.warehouse.catalog import set_ref_status
+from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.publish import PublishRecord, publish
+from gitops_data.workspace import Environment, Workspace
+
+
+@dataclass
+class SyncResult:
+    env: str
+    schema: str
+    commit: str
+    status: str  # published | up_to_date | blocked | failed | invalid | superseded
+    plan: Plan | None = None
+    publish: PublishRecord | None = None
+    run_id: str | None = None
+    failures: list[tuple[str, str, int | None]] = field(default_factory=list)
+    warnings: list[tuple[str, str, int | None]] = field(default_factory=list)
+    message: str = ""
+
+
+def _status(ws: Workspace, meta: str, env: Environment, sha: str, status: str, reason: str) -> None:
+    with open_warehouse(ws.warehouse) as con:
+        set_ref_status(con, meta, env.name, env.schema, sha, status, reason)
+
+
+def publish_if_ready(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None = None) -> PublishRecord | None:
+    """Publish `plan` if it is ready and `ref` (when given) still points at its commit.
+
+    The ref check and the publish happen under the warehouse lock, so two publishers of one
+    environment are serialized and an older commit never overwrites a newer one.
+    """
+    if not plan.ready:
+        return None
+    s = ws.project(plan.commit).settings
+    with open_warehouse(ws.warehouse) as con:
+        if ref is not None and gitrepo.resolve(ws.repo, ref) != plan.commit:
+            raise Superseded(f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins")
+        return publish(con, plan, s.internal_schema, s.meta_schema, run_id)
+
+
+def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger: str = "cli",
+         rebuild: frozenset[str] = frozenset()) -> SyncResult:
+    """Bring the environment of `ref` to the commit `ref` points at, if its checks allow."""
+    sha = ws.resolve(ref)
+    try:
+        project = ws.project(sha)
+    except ProjectError as exc:
+        settings = read_settings(GitTree(ws.repo, sha))
+        env = ws.environment(env_name or ref, settings)
+        _status(ws, settings.meta_schema, env, sha, "invalid", str(exc))
+        raise
+    env = ws.environment(env_name or ref, project.settings)
+    meta = project.settings.meta_schema
+    plan = ws.plan(sha, env, rebuild)
+    result = SyncResult(env.name, env.schema, sha, "published", plan)
+    if plan.to_build or plan.to_audit:
+        from gitops_data.orchestration.run import execute_plan
+
+        _status(ws, meta, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
+        outcome = execute_plan(ws, plan, instance, trigger)
+        result.run_id = outcome.run_id
+        plan = ws.plan(sha, env)
+        result.plan = plan
+        if not outcome.success and not plan.failures():
+            _status(ws, meta, env, sha, "failed", outcome.error or "run failed")
+            raise BuildError(f"run {outcome.run_id} failed: {outcome.error}")
+    result.failures = plan.failures(blocking=True)
+    result.warnings = plan.failures(blocking=False)
+    if result.failures:
+        listed = ", ".join(f"{m}.{c}" for m, c, _ in result.failures)
+        _status(ws, meta, env, sha, "blocked", f"blocking checks failed: {listed}")
+        result.status = "blocked"
+        raise PublishBlocked(f"not published: {len(result.failures)} blocking check(s) failed: {listed}")
+    if plan.unchanged and not plan.removed and all(
+        m.action != "build" and m.reason == "unchanged" for m in plan.models.values() if m.action != "external"
+    ):
+        result.status = "up_to_date"
+        return result
+    try:
+        result.publish = publish_if_ready(ws, plan, ref if ref == env.name else None, result.run_id)
+    except Superseded:
+        _status(ws, meta, env, sha, "superseded", "the ref moved on during the build")
+        raise
+    if result.publish is None:
+        raise GitopsError(f"commit {sha[:10]} is not ready to publish (missing builds or audits)")
+    return result

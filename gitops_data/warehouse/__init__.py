@@ -1,0 +1,1 @@
+"""DuckDB: connections under a cross-process lock, the catalog, writing builds, publishing views."""

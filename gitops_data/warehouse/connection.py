@@ -1,0 +1,82 @@
+"""Connections to the DuckDB warehouse file, serialized across processes.
+
+DuckDB lets one process at a time open a file for writing. The Dagster webserver, the daemon's
+sensors, run workers and the CLI are separate processes, so every connection we open first takes an
+exclusive `flock` on `<warehouse>.lock` (waiting with back-off), and connections are kept short.
+A connect that still fails on DuckDB's own file lock (an outside reader holding the file) is
+retried with jittered back-off before giving up with WarehouseBusy.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import random
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+
+from gitops_data.errors import GitopsError, WarehouseBusy
+
+DEFAULT_TIMEOUT = float(os.environ.get("GITOPS_DATA_LOCK_TIMEOUT", "600"))
+
+
+@contextlib.contextmanager
+def warehouse_lock(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+    """Hold the warehouse's cross-process lock (re-entrant within one process is NOT supported)."""
+    lock_path = f"{path}.lock"
+    Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        deadline = time.monotonic() + timeout
+        delay = 0.005
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise WarehouseBusy(
+                        f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
+                        "try again when the running build or publish has finished"
+                    ) from None
+                time.sleep(delay * (1 + random.random()))
+                delay = min(delay * 2, 0.5)
+        yield
+    finally:
+        os.close(fd)  # closing the descriptor releases the flock
+
+
+def _connect(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
+    deadline = time.monotonic() + timeout
+    delay = 0.02
+    while True:
+        try:
+            return duckdb.connect(path, read_only=read_only)
+        except duckdb.IOException as exc:
+            if "lock" not in str(exc).lower():
+                raise GitopsError(f"cannot open warehouse {path}: {exc}") from None
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(
+                    f"warehouse {path} is held open by another program ({exc}); consumers should use "
+                    "short-lived read-only connections (see README, 'Connecting as a consumer')"
+                ) from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, 1.0)
+
+
+@contextlib.contextmanager
+def open_warehouse(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A short-lived read-write connection, under the cross-process lock."""
+    path = str(path)
+    if path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with warehouse_lock(path, timeout):
+        con = _connect(path, False, timeout)
+        try:
+            yield con
+        finally:
+            con.close()

@@ -1,0 +1,111 @@
+"""Publish: point an environment's external schema at the builds of one commit, atomically.
+
+Every view change, the drops of views the commit removed, and the catalog record of the publish
+happen in one DuckDB transaction: readers see the old commit or the new one, never a mix, and a
+crash before COMMIT leaves the old state served.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+import duckdb
+
+from gitops_data.naming import qualified, quote
+from gitops_data.plan import Plan
+from gitops_data.warehouse.catalog import ensure_catalog, now, published_builds
+
+
+@dataclass(frozen=True)
+class PublishRecord:
+    publish_id: str
+    env: str
+    schema: str
+    commit: str
+    previous_commit: str | None
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    published_at: datetime
+
+
+def view_sql(internal: str, table: str) -> str:
+    return f"select * from {qualified(internal, table)}"
+
+
+def external_objects(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
+    """name -> 'VIEW' | 'TABLE' for everything in an external schema."""
+    views = con.execute(
+        "select view_name from duckdb_views() where schema_name = ? and not internal", [schema]
+    ).fetchall()
+    tables = con.execute("select table_name from duckdb_tables() where schema_name = ?", [schema]).fetchall()
+    return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
+
+
+def publish(
+    con: duckdb.DuckDBPyConnection, plan: Plan, internal: str, meta: str, run_id: str | None = None
+) -> PublishRecord:
+    """Flip `plan.schema` to the builds in `plan`. The plan must be `ready` (caller checks audits)."""
+    if not plan.ready:
+        raise ValueError("publish() called with a plan that is not ready")
+    ensure_catalog(con, meta)
+    m = quote(meta)
+    views = plan.views
+    builds = {name: mp.build.build_id for name, mp in plan.models.items() if mp.build is not None}
+    before = {name: b.build_id for name, b in published_builds(con, meta, plan.env).get(plan.env, {}).items()}
+    changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
+    ts = now()
+    record = PublishRecord(uuid.uuid4().hex[:12], plan.env, plan.schema, plan.commit, plan.previous_commit,
+                           changed, (), ts)
+    con.execute("begin")
+    try:
+        con.execute(f"create schema if not exists {quote(plan.schema)}")
+        existing = external_objects(con, plan.schema)
+        for name, table in views.items():
+            if existing.get(name) == "TABLE":
+                con.execute(f"drop table {qualified(plan.schema, name)}")
+            con.execute(f"create or replace view {qualified(plan.schema, name)} as {view_sql(internal, table)}")
+        stale = tuple(sorted(n for n in existing if n not in views))
+        for name in stale:
+            con.execute(f"drop {existing[name]} {qualified(plan.schema, name)}")
+        con.execute(f"delete from {m}.env_views where env = ?", [plan.env])
+        con.executemany(
+            f"insert into {m}.env_views values (?, ?, ?, ?)",
+            [[plan.env, n, builds[n], view_sql(internal, views[n])] for n in views],
+        )
+        con.execute(
+            f"insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [record.publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit, json.dumps(builds),
+             json.dumps({"changed": list(changed), "removed": list(stale)}), run_id, ts],
+        )
+        con.execute(f"delete from {m}.environments where env = ?", [plan.env])
+        con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)",
+                     [plan.env, plan.schema, plan.commit, record.publish_id, ts])
+        con.execute(f"delete from {m}.ref_status where env = ?", [plan.env])
+        con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)",
+                    [plan.env, plan.schema, plan.commit, ts])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return PublishRecord(record.publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit,
+                         changed, stale, ts)
+
+
+def unpublish(con: duckdb.DuckDBPyConnection, env: str, schema: str, meta: str) -> list[str]:
+    """Drop an environment (its branch was deleted): its views and schema go, builds stay for gc."""
+    ensure_catalog(con, meta)
+    m = quote(meta)
+    con.execute("begin")
+    try:
+        dropped = list(external_objects(con, schema))
+        con.execute(f"drop schema if exists {quote(schema)} cascade")
+        for table in ("env_views", "environments", "ref_status"):
+            con.execute(f"delete from {m}.{table} where env = ?", [env])
+        con.execute("commit")
+    except BaseException:
+        con.execute("rollback")
+        raise
+    return dropped
