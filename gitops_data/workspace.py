@@ -84,12 +84,13 @@ class Workspace:
             )
         return Environment(ref, environment_schema(s.external_schema, ref, s.production_ref))
 
-    def plan(self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset()) -> Plan:
+    def plan(self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset(),
+             prefer_run: str | None = None) -> Plan:
         project = self.project(sha)
         fps = self.fingerprints(sha)
         s = project.settings
         with open_warehouse(self.warehouse) as con:
-            state = catalog_state(con, s.meta_schema, s.internal_schema, env.name, {n: fps[n] for n, nd in project.nodes.items() if nd.built})
+            state = catalog_state(con, s.meta_schema, s.internal_schema, env.name, {n: fps[n] for n, nd in project.nodes.items() if nd.built}, prefer_run)
         return make_plan(project, fps, state, env.name, env.schema, sha, rebuild)
 
     def find_build(self, con, sha: str, model: str, env: str, run_id: str | None) -> BuildRecord | None:

@@ -106,11 +106,13 @@ def environment_row(con: duckdb.DuckDBPyConnection, meta: str, env: str) -> tupl
 
 
 def catalog_state(
-    con: duckdb.DuckDBPyConnection, meta: str, internal: str, env: str, fingerprints: dict[str, str]
+    con: duckdb.DuckDBPyConnection, meta: str, internal: str, env: str, fingerprints: dict[str, str],
+    prefer_run: str | None = None,
 ) -> CatalogState:
     """What the planner needs: reusable builds per (model, fingerprint), their audits, and what
     `env` serves now. A build published somewhere is preferred over a newer unpublished one, so a
-    branch points at the very tables production serves (zero copy)."""
+    branch points at the very tables production serves (zero copy); builds of `prefer_run` (a
+    scheduled refresh) beat both."""
     ensure_catalog(con, meta)
     published_all = published_builds(con, meta)
     published = published_all.get(env, {})
@@ -121,6 +123,8 @@ def catalog_state(
     candidates: dict[tuple[str, str], BuildRecord] = {}
     wanted = {(m, fp) for m, fp in fingerprints.items()}
     for b in present_builds(con, meta, internal, sorted(fingerprints)):  # newest first
+        if prefer_run is not None and b.run_id == prefer_run:
+            rank[b.build_id] = -1
         key = (b.model, b.fingerprint)
         if key not in wanted:
             continue

@@ -1,0 +1,100 @@
+"""The code location: Definitions for every tracked environment, pinned to the commits they show.
+
+At INITIALIZATION (code server start or reload) we read the refs and pin, per environment, the
+commit whose assets we show: the head if it is a valid project, else its newest valid first-parent
+ancestor. The pins go into Dagster's reconstruction metadata, so run and step workers (which
+re-import this module) rebuild exactly the same definitions even if a ref moved in between; and
+every step builds the commit in its run's tags anyway.
+"""
+
+import json
+import logging
+
+import dagster as dg
+from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
+
+from gitops_data import gitrepo
+from gitops_data.errors import GitopsError, ProjectError
+from gitops_data.orchestration.assets import IO_MANAGER, environment_assets
+from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
+from gitops_data.orchestration.schedules import yaml_schedules
+from gitops_data.orchestration.sensors import failure_alerts, git_ref_sensor, refresh_publisher
+from gitops_data.reconcile import production_settings, tracked_heads
+from gitops_data.workspace import Environment, Workspace
+
+log = logging.getLogger("gitops_data.definitions")
+PIN_KEY = "gitops_data/pins"
+LOCATION = "gitops_data"
+
+
+def shown_commit(ws: Workspace, sha: str, depth: int = 20) -> str | None:
+    """`sha` if its project is valid, else the newest valid first-parent ancestor (None if none)."""
+    for candidate in gitrepo.first_parents(ws.repo, sha, depth):
+        try:
+            ws.project(candidate)
+            return candidate
+        except ProjectError:
+            continue
+    return None
+
+
+def current_pins(ws: Workspace) -> dict[str, str]:
+    settings = production_settings(ws)
+    pins = {}
+    for ref, sha in tracked_heads(ws, settings).items():
+        shown = shown_commit(ws, sha)
+        if shown is not None:
+            pins[ref] = shown
+    return pins
+
+
+def _pins(ws: Workspace) -> dict[str, str]:
+    ctx = DefinitionsLoadContext.get()
+    if ctx.load_type == DefinitionsLoadType.RECONSTRUCTION and PIN_KEY in ctx.reconstruction_metadata:
+        return json.loads(ctx.reconstruction_metadata[PIN_KEY])
+    pins = current_pins(ws)
+    ctx.add_to_pending_reconstruction_metadata(PIN_KEY, json.dumps(pins))
+    return pins
+
+
+def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCATION) -> dg.Definitions:
+    """Assets, checks, sensors and schedules for the pinned commits (ref -> SHA)."""
+    settings = production_settings(ws)
+    assets: list = []
+    envs: dict[str, tuple[Environment, str]] = {}
+    for ref, sha in sorted(pins.items()):
+        try:
+            project = ws.project(sha)
+            env = ws.environment(ref, settings)
+        except GitopsError as exc:
+            log.warning("skipping %s: %s", ref, exc)
+            continue
+        envs[ref] = (env, sha)
+        assets.extend(environment_assets(ws, env, sha, project))
+    prod = envs.get(settings.production_ref)
+    prod_project = ws.project(prod[1]) if prod else None
+    loaded_heads = {ref: sha for ref, sha in pins.items()}
+    gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
+    return dg.Definitions(
+        assets=assets,
+        schedules=yaml_schedules(prod_project, envs) if prod_project else [],
+        sensors=[
+            git_ref_sensor(ws, loaded_heads, prod_project, location),
+            refresh_publisher(ws, prod_project),
+            failure_alerts(ws, prod_project),
+        ],
+        resources={
+            "gitops": gitops,
+            IO_MANAGER: WarehouseIOManager(gitops=gitops, bindings={e.key_prefix: [e.name, sha] for e, sha in envs.values()}),
+            "warehouse": WarehouseResource(database=ws.warehouse),
+        },
+        executor=dg.in_process_executor,
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    """Entry point for workspace.yaml; the data repo and warehouse come from GITOPS_DATA_REPO / _WAREHOUSE."""
+    ws = Workspace.from_env()
+    return build_definitions(ws, _pins(ws))
