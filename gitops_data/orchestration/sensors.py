@@ -8,7 +8,7 @@ import dagster as dg
 
 from gitops_data.alerts import AlertEvent, deliver
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import asset_key
+from gitops_data.orchestration.run import plan_request
 from gitops_data.reconcile import Outcome, production_settings, publish_refresh, reconcile, tracked_heads
 from gitops_data.spec.project import Project
 from gitops_data.workspace import Workspace
@@ -25,17 +25,6 @@ def run_states(instance: dg.DagsterInstance):
                 for r in runs]
 
     return states
-
-
-def run_request(o: Outcome) -> dg.RunRequest:
-    plan = o.plan
-    return dg.RunRequest(
-        run_key=f"{o.env.name}@{o.sha}",
-        asset_selection=[asset_key(o.env, m) for m in plan.to_build],
-        asset_check_keys=[dg.AssetCheckKey(asset_key(o.env, m), c) for m, cs in plan.to_audit.items() for c in cs]
-        or None,
-        tags={T.COMMIT: o.sha, T.ENV: o.env.name, T.REF: o.ref, T.SCHEMA: o.env.schema, T.TRIGGER: "git"},
-    )
 
 
 def outcome_alerts(o: Outcome) -> list[AlertEvent]:
@@ -91,8 +80,8 @@ def git_ref_sensor(ws: Workspace, loaded: dict[str, str], prod_project: Project 
         if heads == cursor.get("heads") and not cursor.get("pending"):
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
         outcomes = reconcile(ws, heads, run_states(context.instance), loaded, settings)
-        requests = [run_request(o) for o in outcomes if o.action == "run"]
-        lines = [f"{o.ref}@{(o.sha or '')[:10]}: {o.action}" + (f" ({o.detail.splitlines()[0][:300]})" if o.detail else "")
+        requests = [plan_request(o.plan, "git") for o in outcomes if o.action == "run"]
+        lines = [f"{o.ref}@{(o.sha or '')[:10]}: {o.action}" + (f" ({' '.join(o.detail.split())[:500]})" if o.detail else "")
                  for o in outcomes if o.action != "up_to_date"]
         for line in lines:
             context.log.info(line)

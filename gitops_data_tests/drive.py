@@ -1,0 +1,49 @@
+"""Test driver: evaluate the real Git-ref sensor against a real Dagster instance and execute the
+runs it requests in-process, like the daemon would."""
+
+from __future__ import annotations
+
+import dagster as dg
+import duckdb
+
+from gitops_data.orchestration.definitions import build_definitions, current_pins
+from gitops_data.orchestration.run import execute_run_request
+from gitops_data.workspace import Workspace
+
+
+class Driver:
+    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+        self.ws = ws
+        self.instance = instance
+        self.cursor: str | None = None
+        self.runs: list = []
+
+    def definitions(self) -> dg.Definitions:
+        return build_definitions(self.ws, current_pins(self.ws))
+
+    def tick(self):
+        """One sensor evaluation; returns (run requests, skip message)."""
+        defs = self.definitions()
+        sensor = defs.get_sensor_def("git_refs")
+        ctx = dg.build_sensor_context(instance=self.instance, cursor=self.cursor, definitions=defs)
+        result = sensor.evaluate_tick(ctx)
+        self.cursor = result.cursor if result.cursor is not None else ctx.cursor
+        return defs, result.run_requests or [], result.skip_message or ""
+
+    def settle(self, max_ticks: int = 6) -> str:
+        """Tick and run until the sensor has nothing more to do; returns the last skip message."""
+        message = ""
+        for _ in range(max_ticks):
+            defs, requests, message = self.tick()
+            if not requests:
+                return message
+            for req in requests:
+                self.runs.append(execute_run_request(defs, req, self.instance))
+        raise AssertionError(f"sensor did not settle: {message}")
+
+    def query(self, sql: str):
+        con = duckdb.connect(self.ws.warehouse, read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()

@@ -1,0 +1,98 @@
+"""End to end: a real Git repo and a real Dagster instance, driven through the Git-ref sensor.
+
+commit on main -> published; branch with a changed model -> its own schema, main untouched, unchanged
+models shared; merge -> main flips with no build; revert -> flips back with no build; failing
+checks -> not published; deleted branch -> schema dropped.
+"""
+
+from __future__ import annotations
+
+from gitops_data.workspace import Workspace
+from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.drive import Driver
+
+
+def _builds(d: Driver) -> int:
+    return d.query("select count(*) from gitops_meta.builds")[0][0]
+
+
+def _view_builds(d: Driver, env: str) -> dict[str, str]:
+    return dict(d.query(f"select model, build_id from gitops_meta.env_views where env = '{env}'"))
+
+
+def test_branch_merge_revert_and_blocked_commit(make_repo, warehouse, instance):
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+
+    d.settle()
+    assert d.query("select * from analytics.b order by id") == [(1, 20), (2, 40), (3, 60)]
+    main_v1 = _view_builds(d, "main")
+    builds_v1 = _builds(d)
+
+    # a branch changes b: its schema shows the change, main does not, a is shared (same table)
+    repo.git("checkout", "-q", "-b", "feature/x")
+    repo.replace("project.yml", "v * 2 as v2", "v * 3 as v2")
+    repo.commit("triple")
+    d.settle()
+    schema = d.query("select schema_name from gitops_meta.environments where env = 'feature/x'")[0][0]
+    assert schema.startswith("analytics__feature_x_")
+    assert d.query(f"select v2 from {schema}.b order by id") == [(30,), (60,), (90,)]
+    assert d.query("select v2 from analytics.b order by id") == [(20,), (40,), (60,)]
+    branch = _view_builds(d, "feature/x")
+    assert branch["a"] == main_v1["a"] and branch["nums"] == main_v1["nums"]
+    assert branch["b"] != main_v1["b"] and branch["c"] != main_v1["c"]
+    assert _builds(d) == builds_v1 + 2  # only b and c were built
+
+    # merge: main flips to the branch's builds, nothing is built
+    repo.git("checkout", "-q", "main")
+    repo.git("merge", "-q", "--no-ff", "-m", "merge feature/x", "feature/x")
+    runs_before = len(d.runs)
+    d.settle()
+    assert len(d.runs) == runs_before and _builds(d) == builds_v1 + 2
+    assert _view_builds(d, "main") == branch
+    assert d.query("select v2 from analytics.b order by id") == [(30,), (60,), (90,)]
+
+    # revert: main flips back to the original builds, nothing is built
+    repo.git("revert", "--no-edit", "HEAD", "-m", "1")
+    d.settle()
+    assert len(d.runs) == runs_before and _builds(d) == builds_v1 + 2
+    assert _view_builds(d, "main") == main_v1
+    history = d.query("select commit from gitops_meta.publishes where env = 'main' order by published_at")
+    assert len(history) == 3
+
+    # a commit whose data breaks a blocking check is built and audited but not published
+    repo.write("seeds/nums.csv", "id,v\n1,10\n2,-5\n3,30\n")
+    bad = repo.commit("negative value")
+    message = d.settle()
+    assert "blocked" in message
+    assert d.query("select v2 from analytics.b order by id") == [(20,), (40,), (60,)]
+    status = d.query("select status, commit from gitops_meta.ref_status where env = 'main'")[0]
+    assert status == ("blocked", bad)
+    failed = d.query("select check_name, failed_rows from gitops_meta.audits where not passed")
+    assert ("v__ge", 1) in failed
+
+    # the next good commit publishes
+    repo.write("seeds/nums.csv", "id,v\n1,10\n2,5\n3,30\n")
+    good = repo.commit("fixed")
+    d.settle()
+    assert d.query("select commit from gitops_meta.environments where env = 'main'")[0][0] == good
+    assert d.query("select v2 from analytics.b order by id") == [(20,), (10,), (60,)]
+
+    # deleting the branch drops its schema
+    repo.git("branch", "-q", "-D", "feature/x")
+    d.settle()
+    assert d.query(f"select count(*) from duckdb_views() where schema_name = '{schema}'") == [(0,)]
+    assert d.query("select count(*) from gitops_meta.environments where env = 'feature/x'") == [(0,)]
+
+
+def test_invalid_commit_is_not_built_and_keeps_serving(make_repo, warehouse, instance):
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    repo.replace("project.yml", "from a", "from a_typo")
+    repo.commit("typo")
+    runs = len(d.runs)
+    message = d.settle()
+    assert "invalid" in message and "a_typo" in message
+    assert len(d.runs) == runs
+    assert d.query("select count(*) from analytics.b") == [(3,)]
