@@ -127,7 +127,9 @@ def _listen():
     icons = {"building": "[dim]…[/]", "built": "[green]✓[/]", "check_passed": "  [green]✓[/]", "check_failed": "  [red]✗[/]"}
 
     def show(event: str, model: str, detail: str) -> None:
-        if event != "building":
+        if event == "check_passed":
+            console.print(f"{icons[event]} {model}.{detail.split(':')[0]}")
+        elif event != "building":
             console.print(f"{icons.get(event, '-')} {model}: {detail}")
 
     return progress.listen(show)
@@ -224,6 +226,83 @@ def status(obj: Ctx) -> None:
             state = "[yellow]not synced yet[/]"
         table.add_row(name, schema, _short(pub[2]) if pub else "-", _short(head), state)
     console.print(table)
+
+
+def _settings_and_con(obj: Ctx):
+    from gitops_data.reconcile import production_settings
+    from gitops_data.warehouse.connection import open_warehouse
+
+    settings = production_settings(obj.ws)
+    return settings, open_warehouse(obj.ws.warehouse)
+
+
+@main.command()
+@click.option("--env", "env_name", default=None, help="Environment (branch). [default: the production ref]")
+@click.option("--limit", default=20, show_default=True)
+@click.pass_obj
+def history(obj: Ctx, env_name: str | None, limit: int) -> None:
+    """Publishes of an environment: when, which commit, which models changed."""
+    from gitops_data.warehouse.inspect import history as read_history
+
+    settings, conn = _settings_and_con(obj)
+    env_name = env_name or settings.production_ref
+    with conn as con:
+        rows = read_history(con, settings.meta_schema, env_name, limit)
+    table = Table(title=f"publishes of {env_name}")
+    for col in ("published at (UTC)", "commit", "previous", "changed", "removed"):
+        table.add_column(col)
+    for r in rows:
+        changed = r["changed"]
+        table.add_row(f"{r['published_at']:%Y-%m-%d %H:%M:%S}", _short(r["commit"]), _short(r["previous_commit"]),
+                      f"{len(changed)}: " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
+                      ", ".join(r["removed"]))
+    console.print(table)
+
+
+@main.command()
+@click.argument("env_a")
+@click.argument("env_b")
+@click.pass_obj
+def diff(obj: Ctx, env_a: str, env_b: str) -> None:
+    """Which models differ between two environments (branches), with row count and schema changes."""
+    from gitops_data.warehouse.inspect import diff_envs
+
+    settings, conn = _settings_and_con(obj)
+    with conn as con:
+        diffs = diff_envs(con, settings.meta_schema, env_a, env_b)
+    if not diffs:
+        console.print(f"{env_a} and {env_b} serve the same builds")
+        return
+    table = Table(title=f"{env_a} -> {env_b}")
+    for col in ("model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"):
+        table.add_column(col)
+    for d in diffs:
+        schema = "; ".join(filter(None, [
+            "+" + ", +".join(d.columns_added) if d.columns_added else "",
+            "-" + ", -".join(d.columns_removed) if d.columns_removed else "",
+            ", ".join(d.columns_retyped),
+        ]))
+        table.add_row(d.model, d.state, str(d.rows_a if d.rows_a is not None else "-"),
+                      str(d.rows_b if d.rows_b is not None else "-"), schema)
+    console.print(table)
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Only list what would be dropped.")
+@click.pass_obj
+def gc(obj: Ctx, dry_run: bool) -> None:
+    """Drop builds that no environment serves and no retained publish needs (see `retention`)."""
+    from gitops_data.warehouse.inspect import collect_garbage
+
+    settings, conn = _settings_and_con(obj)
+    with conn as con:
+        report = collect_garbage(con, settings, dry_run)
+    verb = "would drop" if dry_run else "dropped"
+    for b in report.dropped:
+        console.print(f"{verb} {settings.internal_schema}.{b.table} (commit {_short(b.commit)}, {b.row_count} rows)")
+    console.print(f"{verb} {len(report.dropped)} build(s); kept {report.kept}")
+    for t in report.orphans:
+        console.print(f"[yellow]not in the catalog[/] (left alone): {settings.internal_schema}.{t}")
 
 
 def entry() -> int:

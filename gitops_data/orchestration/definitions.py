@@ -17,6 +17,7 @@ from gitops_data import gitrepo
 from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.orchestration.assets import IO_MANAGER, environment_assets
 from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.orchestration.schedules import yaml_schedules
 from gitops_data.orchestration.sensors import failure_alerts, git_ref_sensor, refresh_publisher
@@ -74,13 +75,13 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
         assets.extend(environment_assets(ws, env, sha, project))
     prod = envs.get(settings.production_ref)
     prod_project = ws.project(prod[1]) if prod else None
-    loaded_heads = {ref: sha for ref, sha in pins.items()}
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     return dg.Definitions(
         assets=assets,
-        schedules=yaml_schedules(prod_project, envs) if prod_project else [],
+        jobs=[gc_job],
+        schedules=[gc_schedule, *(yaml_schedules(prod_project, envs) if prod_project else [])],
         sensors=[
-            git_ref_sensor(ws, loaded_heads, prod_project, location),
+            git_ref_sensor(ws, dict(pins), prod_project, location),
             refresh_publisher(ws, prod_project),
             failure_alerts(ws, prod_project),
         ],

@@ -44,12 +44,12 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, meta: str) -> None:
     con.execute(DDL.format(m=quote(meta)))
 
 
-def _build(row: tuple) -> BuildRecord:
+def build_from_row(row: tuple) -> BuildRecord:
     build_id, model, fp, table, commit, run_id, rows, created = row
     return BuildRecord(build_id, model, fp, table, commit, run_id, rows, created)
 
 
-_BUILD_COLS = "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at"
+BUILD_COLUMNS = "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at"
 
 
 def record_build(
@@ -65,22 +65,22 @@ def record_build(
 def present_builds(con: duckdb.DuckDBPyConnection, meta: str, internal: str, models: list[str]) -> list[BuildRecord]:
     """Builds of `models` whose physical table still exists, newest first."""
     rows = con.execute(
-        f"""select {_BUILD_COLS} from {quote(meta)}.builds b
+        f"""select {BUILD_COLUMNS} from {quote(meta)}.builds b
             join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
             where list_contains(?, b.model) order by b.created_at desc""",
         [internal, models],
     ).fetchall()
-    return [_build(r) for r in rows]
+    return [build_from_row(r) for r in rows]
 
 
 def published_builds(con: duckdb.DuckDBPyConnection, meta: str, env: str | None = None) -> dict[str, dict[str, BuildRecord]]:
     """env -> model -> build it currently serves."""
-    sql = f"""select v.env, {_BUILD_COLS} from {quote(meta)}.env_views v
+    sql = f"""select v.env, {BUILD_COLUMNS} from {quote(meta)}.env_views v
               join {quote(meta)}.builds b on b.build_id = v.build_id"""
     rows = con.execute(sql + (" where v.env = ?" if env else ""), [env] if env else []).fetchall()
     out: dict[str, dict[str, BuildRecord]] = {}
     for row in rows:
-        out.setdefault(row[0], {})[row[2]] = _build(row[1:])
+        out.setdefault(row[0], {})[row[2]] = build_from_row(row[1:])
     return out
 
 
@@ -179,7 +179,7 @@ def find_build(con: duckdb.DuckDBPyConnection, meta: str, internal: str, model: 
     ensure_catalog(con, meta)
     m = quote(meta)
     rows = con.execute(
-        f"""select {_BUILD_COLS} from {m}.builds b
+        f"""select {BUILD_COLUMNS} from {m}.builds b
             join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
             left join (select build_id, min(case when env = ? then 0 else 1 end) as r
                        from {m}.env_views group by build_id) p on p.build_id = b.build_id
@@ -188,4 +188,4 @@ def find_build(con: duckdb.DuckDBPyConnection, meta: str, internal: str, model: 
             limit 1""",
         [internal, env, model, fingerprint, run_id],
     ).fetchall()
-    return _build(rows[0]) if rows else None
+    return build_from_row(rows[0]) if rows else None
