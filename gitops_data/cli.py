@@ -8,9 +8,10 @@ from pathlib import Path
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from gitops_data.errors import GitopsError, ProjectError
+from gitops_data.errors import GitopsError
 
 console = Console(highlight=False)
 err = Console(stderr=True, highlight=False)
@@ -89,7 +90,7 @@ def _print_plan(plan) -> None:
         pend, failed = m.checks_in("pending"), m.checks_in("failed")
         checks = ", ".join(filter(None, [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""]))
         fp = m.fingerprint[:10] if m.previous_fingerprint in (None, m.fingerprint) else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
-        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{m.action}[/]", fp, m.reason, checks or ("ok" if m.checks else ""))
+        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{m.action}[/]", fp, escape(m.reason), checks or ("ok" if m.checks else ""))
     for name in plan.removed:
         table.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(table)
@@ -128,9 +129,9 @@ def _listen():
 
     def show(event: str, model: str, detail: str) -> None:
         if event == "check_passed":
-            console.print(f"{icons[event]} {model}.{detail.split(':')[0]}")
+            console.print(f"{icons[event]} {model}.{escape(detail.split(':')[0])}")
         elif event != "building":
-            console.print(f"{icons.get(event, '-')} {model}: {detail}")
+            console.print(f"{icons.get(event, '-')} {model}: {escape(detail)}")
 
     return progress.listen(show)
 
@@ -221,7 +222,7 @@ def status(obj: Ctx) -> None:
         elif st and st.commit == head:
             state = {"building": "[yellow]building[/]", "blocked": "[red]blocked[/]", "invalid": "[red]invalid project[/]",
                      "failed": "[red]build failed[/]", "superseded": "superseded"}.get(st.status, st.status)
-            state += f": {st.reason.splitlines()[0][:200]}" if st.reason else ""
+            state += f": {escape(' '.join(st.reason.split())[:300])}" if st.reason else ""
         else:
             state = "[yellow]not synced yet[/]"
         table.add_row(name, schema, _short(pub[2]) if pub else "-", _short(head), state)
@@ -314,11 +315,8 @@ def entry() -> int:
     except click.ClickException as exc:
         exc.show()
         return exc.exit_code
-    except ProjectError as exc:
-        err.print(f"[red]error[/]: {exc}")
-        return exc.exit_code
-    except GitopsError as exc:
-        err.print(f"[red]error[/]: {exc}")
+    except GitopsError as exc:  # ProjectError included: its message lists every issue
+        err.print("[red]error[/]: " + escape(str(exc)))
         return exc.exit_code
     return 0
 

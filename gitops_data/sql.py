@@ -40,8 +40,24 @@ class ParsedSql:
         return self.tree.sql(dialect=DIALECT, comments=False)
 
 
-def _cte_names(tree: exp.Expression) -> set[str]:
-    return {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+def _is_cte_reference(table: exp.Table) -> bool:
+    """Whether `table` names a CTE visible at its position (by scope, as DuckDB resolves it: a
+    non-recursive CTE sees only the CTEs before it, not itself, so `with a as (select * from a)`
+    reads the model `a`)."""
+    name = table.name.lower()
+    prev, node = table, table.parent
+    while node is not None:
+        if isinstance(node, exp.With):
+            ctes = node.expressions
+            idx = next((i for i, c in enumerate(ctes) if c is prev), len(ctes))
+            visible = ctes if node.args.get("recursive") else ctes[:idx]
+            if name in {c.alias_or_name.lower() for c in visible}:
+                return True
+        elif isinstance(node, exp.Query) and node.args.get("with_") is not None and prev is not node.args["with_"]:
+            if name in {c.alias_or_name.lower() for c in node.args["with_"].expressions}:
+                return True
+        prev, node = node, node.parent
+    return False
 
 
 def parse_query(sql: str) -> ParsedSql:
@@ -59,7 +75,6 @@ def parse_query(sql: str) -> ParsedSql:
     tree = statements[0]
     if not isinstance(tree, (exp.Query, exp.Values)):
         raise SqlError(f"a model must be a query (SELECT ...); found {tree.key.upper()}")
-    ctes = _cte_names(tree)
     refs: set[str] = set()
     for table in tree.find_all(exp.Table):
         if not isinstance(table.this, exp.Identifier):
@@ -74,7 +89,7 @@ def parse_query(sql: str) -> ParsedSql:
                 f"qualified name {table.sql(dialect=DIALECT)!r}: models read other nodes by their "
                 "plain name; declare external tables as sources"
             )
-        if table.name.lower() not in ctes:
+        if not _is_cte_reference(table):
             refs.add(table.name.lower())
     for func in tree.find_all(exp.Func):
         name = (func.sql_name() if not isinstance(func, exp.Anonymous) else func.name).lower()
@@ -85,15 +100,13 @@ def parse_query(sql: str) -> ParsedSql:
 
 def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
     """SQL text with each referenced node (lower-case name -> quoted physical name) swapped in."""
-    ctes = _cte_names(parsed.tree)
-
     def swap(node: exp.Expression) -> exp.Expression:
         if (
             isinstance(node, exp.Table)
             and isinstance(node.this, exp.Identifier)
             and not node.args.get("db")
-            and node.name.lower() not in ctes
             and node.name.lower() in tables
+            and not _is_cte_reference(node)
         ):
             replacement = sqlglot.parse_one(tables[node.name.lower()], into=exp.Table, dialect=DIALECT)
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))

@@ -440,11 +440,6 @@ def test_errors_in_several_files_and_sections_are_all_reported(make_repo):
     ]
 
 
-@pytest.mark.xfail(
-    reason="BUG: a reference to a declared model that itself failed validation is reported as an "
-    "'unknown reference' (cascading, misleading second error)",
-    strict=True,
-)
 def test_reference_to_invalid_model_is_not_reported_as_unknown(make_repo):
     repo = _write_project(make_repo, {
         "extra.yml": _models("  - name: x\n    sql: select (1\n  - name: y\n    sql: select * from x\n"),
@@ -453,21 +448,12 @@ def test_reference_to_invalid_model_is_not_reported_as_unknown(make_repo):
     assert [(i.line, i.model) for i in issues] == [(3, "x")], [str(i) for i in issues]
 
 
-@pytest.mark.xfail(
-    reason="BUG: YAML 1.1 booleans: the alert key `on:` is read as True, so the documented "
-    "`on: [...]` gives \"missing required key 'on'\" and \"unknown key 'True'\"",
-    strict=True,
-)
 def test_alert_on_key_unquoted(make_repo):
     repo = _write_project(make_repo, {"extra.yml": "alerts:\n  - name: a1\n    on: [blocked]\n    file: alerts.log\n"})
     project = load_project(DirTree(str(repo.path)))
     assert [a.on for a in project.alerts] == [["blocked"]]
 
 
-@pytest.mark.xfail(
-    reason="BUG: YAML 1.1 booleans: `isin: [DE, NO]` (Norway) becomes ['DE', False]",
-    strict=True,
-)
 def test_isin_values_are_not_turned_into_booleans(make_repo):
     repo = _write_project(make_repo, {
         "extra.yml": _models("  - name: x\n    sql: select 'NO' as c\n    columns:\n      c: {checks: [{isin: [DE, NO]}]}\n"),
@@ -511,11 +497,6 @@ def test_symlinked_sql_file_in_git_is_refused(make_repo, tmp_path):
     assert "models/x.sql is a symbolic link; links are not followed" in issues[0].message
 
 
-@pytest.mark.xfail(
-    reason="BUG: a symbolic link named *.yml makes load_project raise UnsafePath (a ValueError) "
-    "instead of reporting a ProjectError issue (loader._yaml_entries calls tree.read unguarded)",
-    strict=True,
-)
 @pytest.mark.parametrize("kind", ["dir", "git"])
 def test_symlinked_yaml_file_is_an_issue_not_a_crash(make_repo, tmp_path, kind):
     outside = tmp_path / "outside.yml"
@@ -528,11 +509,6 @@ def test_symlinked_yaml_file_is_an_issue_not_a_crash(make_repo, tmp_path, kind):
     assert "symbolic link" in issues[0].message
 
 
-@pytest.mark.xfail(
-    reason="BUG: sql_file naming a directory raises IsADirectoryError from DirTree.read; "
-    "_Collector.read_text only catches FileNotFoundError",
-    strict=True,
-)
 def test_sql_file_that_is_a_directory_is_an_issue(make_repo):
     repo = _write_project(make_repo, {"extra.yml": _models("  - name: x\n    sql_file: seeds\n")})
     issues = _load_errors(DirTree(str(repo.path)))
@@ -590,11 +566,6 @@ def test_cli_validate_unknown_ref_is_a_clean_error(make_repo, tmp_path):
     assert "Traceback" not in res.stdout + res.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: cli.entry prints the ProjectError through rich markup, so the ' [model]' part of "
-    "each issue is swallowed as a markup tag",
-    strict=True,
-)
 def test_cli_validate_shows_model_name(make_repo, tmp_path):
     repo = _write_project(make_repo, BROKEN)
     res = _cli(tmp_path, "validate", str(repo.path))
@@ -602,11 +573,6 @@ def test_cli_validate_shows_model_name(make_repo, tmp_path):
     assert "extra.yml:4 [x]: unknown key 'colums'" in res.stderr
 
 
-@pytest.mark.xfail(
-    reason="BUG: a message containing '[/...]' (here a YAML key) makes rich raise MarkupError in "
-    "cli.entry: traceback and exit code 1 instead of 2",
-    strict=True,
-)
 def test_cli_validate_message_with_markup_characters(make_repo, tmp_path):
     repo = _write_project(make_repo, {"extra.yml": '"[/x]": []\n'})
     res = _cli(tmp_path, "validate", str(repo.path))

@@ -69,8 +69,10 @@ class _Collector:
             return norm, self.tree.read(norm).decode("utf-8")
         except UnsafePath as exc:
             self.add(file, f"{what}: {exc}", line, model)
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
             self.add(file, f"{what}: file {path!r} does not exist", line, model)
+        except OSError as exc:
+            self.add(file, f"{what}: cannot read {path!r}: {exc.strerror or exc}", line, model)
         except UnicodeDecodeError:
             self.add(file, f"{what}: file {path!r} is not UTF-8 text", line, model)
         return None
@@ -110,7 +112,11 @@ def _yaml_entries(c: _Collector, settings: Settings) -> list[tuple[str, str, Lin
             continue
         if any(fnmatch.fnmatch(path, pat) for pat in settings.exclude):
             continue
-        raw = c.tree.read(path)
+        try:
+            raw = c.tree.read(path)
+        except (UnsafePath, OSError) as exc:
+            c.add(path, f"cannot read: {exc}")
+            continue
         if len(raw) > MAX_YAML_BYTES:
             c.add(path, f"file is {len(raw)} bytes; YAML files are limited to {MAX_YAML_BYTES} bytes")
             continue
@@ -230,14 +236,17 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     return Node(kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), **common)
 
 
-def _order(c: _Collector, nodes: dict[str, Node]) -> dict[str, Node]:
-    """Nodes in dependency order; reports unknown references and cycles."""
+def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[str, Node]:
+    """Nodes in dependency order; reports unknown references and cycles. References to names that
+    are declared but failed validation (`declared`) are not reported again."""
     lower = {n.lower(): n for n in nodes}
     resolved: dict[str, Node] = {}
     for name, node in nodes.items():
         deps = []
         for dep in node.deps:
             target = lower.get(dep.lower())
+            if target is None and dep.lower() in declared:
+                continue
             if target is None:
                 hint = difflib.get_close_matches(dep.lower(), list(lower), n=1)
                 what = "input" if node.kind == "python" else "reference"
@@ -309,7 +318,7 @@ def load_project(tree: FileTree) -> Project:
         node = _node(c, section, file, raw)
         if node is not None:
             nodes[node.name] = node
-    ordered = _order(c, nodes)
+    ordered = _order(c, nodes, set(seen))
     for node in ordered.values():
         for check in node.checks:
             if check.kind == "relationship" and check.args["to"] not in ordered:

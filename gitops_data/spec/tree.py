@@ -135,7 +135,10 @@ class DirTree:
             return False
 
     def read(self, path: str) -> bytes:
-        with open(self._full(path), "rb") as fh:
+        full = self._full(path)
+        if not os.path.isfile(full):
+            raise FileNotFoundError(f"{path} is not a file")
+        with open(full, "rb") as fh:
             return fh.read()
 
     def digest(self, path: str) -> str:
