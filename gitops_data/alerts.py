@@ -1,4 +1,4 @@
-"""Alerts as code: deliver events (check_failed, run_failed, published, blocked) to webhooks or files.
+"""Alerts as code: deliver events (check_failed, run_failed, published, blocked, drift) to webhooks or files.
 
 A webhook gets a JSON POST, retried with back-off; a delivery that still fails is logged and
 returned as an error string — it never raises into the sensor that sent it.
@@ -23,7 +23,7 @@ log = logging.getLogger("gitops_data.alerts")
 
 @dataclass(frozen=True)
 class AlertEvent:
-    event: str  # check_failed | run_failed | published | blocked
+    event: str  # check_failed | run_failed | published | blocked | drift
     env: str
     commit: str | None
     message: str

@@ -14,6 +14,11 @@ from rich.table import Table
 from gitops_data.errors import GitopsError
 
 console = Console(highlight=False)
+
+
+class DriftFound(GitopsError):
+    exit_code = 7
+
 err = Console(stderr=True, highlight=False)
 
 _DAGSTER_YAML = """# written by gitops-data: local SQLite storage, no telemetry
@@ -306,6 +311,40 @@ def gc(obj: Ctx, dry_run: bool) -> None:
         console.print(f"[yellow]not in the catalog[/] (left alone): {settings.internal_schema}.{t}")
 
 
+@main.command()
+@click.pass_obj
+def drift(obj: Ctx) -> None:
+    """Report changes made to the warehouse outside Git (exit 7 if there are any)."""
+    from gitops_data.warehouse.drift import detect_drift
+
+    settings, conn = _settings_and_con(obj)
+    with conn as con:
+        found = detect_drift(con, settings.meta_schema, settings.internal_schema)
+    for d in found:
+        console.print(f"[red]drift[/]: {escape(str(d))}")
+    if found:
+        raise DriftFound(f"{len(found)} change(s) outside Git; `gitops-data repair` restores the published views")
+    console.print("no drift: the warehouse matches what was published")
+
+
+@main.command()
+@click.pass_obj
+def repair(obj: Ctx) -> None:
+    """Restore published views (dropping objects made by hand); builds whose tables were changed are
+    marked invalid, so the next `sync` rebuilds them."""
+    from gitops_data.warehouse.drift import detect_drift
+    from gitops_data.warehouse.drift import repair as do_repair
+
+    settings, conn = _settings_and_con(obj)
+    with conn as con:
+        found = detect_drift(con, settings.meta_schema, settings.internal_schema)
+        do_repair(con, settings.meta_schema, found)
+    for d in found:
+        fixed = d.kind != "table_changed"
+        console.print(("[green]repaired[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ") + escape(str(d)))
+    console.print(f"{len(found)} drift(s) handled")
+
+
 def entry() -> int:
     """Run the CLI; user errors print one clear message (no traceback) and set the exit code."""
     try:
@@ -318,6 +357,9 @@ def entry() -> int:
     except GitopsError as exc:  # ProjectError included: its message lists every issue
         err.print("[red]error[/]: " + escape(str(exc)))
         return exc.exit_code
+    except (OSError, RuntimeError) as exc:  # duckdb.Error is a RuntimeError; a full disk an OSError
+        err.print(f"[red]error[/]: {type(exc).__name__}: " + escape(str(exc)))
+        return 1
     return 0
 
 

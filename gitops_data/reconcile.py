@@ -114,6 +114,12 @@ def reconcile(ws: Workspace, heads: dict[str, str], run_states: RunStates,
     with open_warehouse(ws.warehouse) as con:
         ensure_catalog(con, s.meta_schema)
         published = dict(con.execute(f'select env, commit from "{s.meta_schema}".environments').fetchall())
+        # an environment serving a build marked invalid (changed outside Git) must be re-planned
+        stale = con.execute(
+            f'select distinct v.env from "{s.meta_schema}".env_views v join "{s.meta_schema}".builds b '
+            "using (build_id) where b.invalid_reason is not null").fetchall()
+        for (env_name,) in stale:
+            published.pop(env_name, None)
         schemas = dict(con.execute(f'select env, schema_name from "{s.meta_schema}".environments').fetchall())
         statuses = ref_statuses(con, s.meta_schema)
     outcomes = []

@@ -20,7 +20,7 @@ from gitops_data.orchestration.io_manager import WarehouseIOManager
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.orchestration.schedules import yaml_schedules
-from gitops_data.orchestration.sensors import failure_alerts, git_ref_sensor, refresh_publisher
+from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor, refresh_publisher
 from gitops_data.reconcile import production_settings, tracked_heads
 from gitops_data.workspace import Environment, Workspace
 
@@ -84,6 +84,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
             git_ref_sensor(ws, dict(pins), prod_project, location),
             refresh_publisher(ws, prod_project),
             failure_alerts(ws, prod_project),
+            drift_guard(ws, prod_project),
         ],
         resources={
             "gitops": gitops,

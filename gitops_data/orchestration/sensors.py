@@ -11,6 +11,8 @@ from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.run import plan_request
 from gitops_data.reconcile import Outcome, production_settings, publish_refresh, reconcile, tracked_heads
 from gitops_data.spec.project import Project
+from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.drift import detect_drift
 from gitops_data.workspace import Workspace
 
 log = logging.getLogger("gitops_data.sensors")
@@ -124,3 +126,27 @@ def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.RunStatusS
                                            {"run_id": run.run_id})])
 
     return _failed
+
+
+def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60) -> dg.SensorDefinition:
+    """Reports changes made to the warehouse outside Git (and alerts once per new finding)."""
+
+    @dg.sensor(name="drift_guard", minimum_interval_seconds=interval, default_status=dg.DefaultSensorStatus.RUNNING,
+               description="Detects objects and data changed outside Git; `gitops-data repair` fixes them.")
+    def _drift(context: dg.SensorEvaluationContext):
+        settings = production_settings(ws)
+        with open_warehouse(ws.warehouse) as con:
+            found = detect_drift(con, settings.meta_schema, settings.internal_schema)
+        if not found:
+            context.update_cursor("")
+            return dg.SkipReason("no drift: the warehouse matches what was published")
+        summary = "; ".join(str(d) for d in found)
+        if context.cursor != summary:
+            context.update_cursor(summary)
+            for d in found:
+                context.log.warning(f"drift: {d}")
+            send(prod_project, ws, [AlertEvent("drift", d.env, None, str(d), {"kind": d.kind, "object": d.name})
+                                    for d in found])
+        return dg.SkipReason(f"{len(found)} drift(s): {summary[:1500]}")
+
+    return _drift

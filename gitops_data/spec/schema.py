@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["error", "warn"]
-AlertEvent = Literal["check_failed", "run_failed", "published", "blocked"]
+AlertEvent = Literal["check_failed", "run_failed", "published", "blocked", "drift"]
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}

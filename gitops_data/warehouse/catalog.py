@@ -32,11 +32,15 @@ create table if not exists {m}.audits (
 create table if not exists {m}.publishes (
   publish_id varchar, env varchar, schema_name varchar, commit varchar, previous_commit varchar,
   builds json, models_changed json, run_id varchar, published_at timestamp);
-create table if not exists {m}.env_views (env varchar, model varchar, build_id varchar, view_sql varchar);
+create table if not exists {m}.env_views (
+  env varchar, model varchar, build_id varchar, view_sql varchar, definition varchar);
 create table if not exists {m}.environments (
   env varchar, schema_name varchar, commit varchar, publish_id varchar, published_at timestamp);
 create table if not exists {m}.ref_status (
   env varchar, schema_name varchar, commit varchar, status varchar, reason varchar, updated_at timestamp);
+-- forward migrations of catalogs made by earlier versions
+alter table {m}.env_views add column if not exists definition varchar;
+alter table {m}.builds add column if not exists invalid_reason varchar;
 """
 
 
@@ -56,7 +60,7 @@ def record_build(
     con: duckdb.DuckDBPyConnection, meta: str, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]
 ) -> None:
     con.execute(
-        f"insert into {quote(meta)}.builds values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        f"insert into {quote(meta)}.builds values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
         [rec.build_id, rec.model, kind, rec.fingerprint, rec.commit, env, rec.run_id, rec.table,
          rec.row_count, json.dumps(columns), rec.created_at or now()],
     )
@@ -67,7 +71,7 @@ def present_builds(con: duckdb.DuckDBPyConnection, meta: str, internal: str, mod
     rows = con.execute(
         f"""select {BUILD_COLUMNS} from {quote(meta)}.builds b
             join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
-            where list_contains(?, b.model) order by b.created_at desc""",
+            where list_contains(?, b.model) and b.invalid_reason is null order by b.created_at desc""",
         [internal, models],
     ).fetchall()
     return [build_from_row(r) for r in rows]
@@ -183,7 +187,7 @@ def find_build(con: duckdb.DuckDBPyConnection, meta: str, internal: str, model: 
             join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
             left join (select build_id, min(case when env = ? then 0 else 1 end) as r
                        from {m}.env_views group by build_id) p on p.build_id = b.build_id
-            where b.model = ? and b.fingerprint = ?
+            where b.model = ? and b.fingerprint = ? and b.invalid_reason is null
             order by (b.run_id is not distinct from ?) desc, coalesce(p.r, 2), b.created_at desc
             limit 1""",
         [internal, env, model, fingerprint, run_id],

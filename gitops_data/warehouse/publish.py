@@ -35,6 +35,14 @@ def view_sql(internal: str, table: str) -> str:
     return f"select * from {qualified(internal, table)}"
 
 
+def view_definitions(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
+    """view name -> the definition DuckDB stores (what drift detection compares against)."""
+    rows = con.execute(
+        "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]
+    ).fetchall()
+    return dict(rows)
+
+
 def external_objects(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, str]:
     """name -> 'VIEW' | 'TABLE' for everything in an external schema."""
     views = con.execute(
@@ -57,8 +65,7 @@ def publish(
     before = {name: b.build_id for name, b in published_builds(con, meta, plan.env).get(plan.env, {}).items()}
     changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
     ts = now()
-    record = PublishRecord(uuid.uuid4().hex[:12], plan.env, plan.schema, plan.commit, plan.previous_commit,
-                           changed, (), ts)
+    publish_id = uuid.uuid4().hex[:12]
     con.execute("begin")
     try:
         con.execute(f"create schema if not exists {quote(plan.schema)}")
@@ -70,19 +77,20 @@ def publish(
         stale = tuple(sorted(n for n in existing if n not in views))
         for name in stale:
             con.execute(f"drop {existing[name]} {qualified(plan.schema, name)}")
+        definitions = view_definitions(con, plan.schema)
         con.execute(f"delete from {m}.env_views where env = ?", [plan.env])
         con.executemany(
-            f"insert into {m}.env_views values (?, ?, ?, ?)",
-            [[plan.env, n, builds[n], view_sql(internal, views[n])] for n in views],
+            f"insert into {m}.env_views values (?, ?, ?, ?, ?)",
+            [[plan.env, n, builds[n], view_sql(internal, views[n]), definitions.get(n)] for n in views],
         )
         con.execute(
             f"insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [record.publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit, json.dumps(builds),
+            [publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit, json.dumps(builds),
              json.dumps({"changed": list(changed), "removed": list(stale)}), run_id, ts],
         )
         con.execute(f"delete from {m}.environments where env = ?", [plan.env])
         con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)",
-                     [plan.env, plan.schema, plan.commit, record.publish_id, ts])
+                     [plan.env, plan.schema, plan.commit, publish_id, ts])
         con.execute(f"delete from {m}.ref_status where env = ?", [plan.env])
         con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)",
                     [plan.env, plan.schema, plan.commit, ts])
@@ -90,7 +98,7 @@ def publish(
     except BaseException:
         con.execute("rollback")
         raise
-    return PublishRecord(record.publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit,
+    return PublishRecord(publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit,
                          changed, stale, ts)
 
 
