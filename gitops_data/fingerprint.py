@@ -2,7 +2,8 @@
 
 Data fingerprint = kind + canonical SQL (sqlglot, so whitespace and comments do not count) or the
 Python file's content, or the seed/source file content, or the external table's name; declared
-column types; and the fingerprints of the upstreams. Descriptions, tags, owners and checks are
+column types; and the fingerprints of the upstreams (their names only, for incremental models and
+snapshots, whose builds accumulate history). Descriptions, tags, owners and checks are
 metadata: they never change a fingerprint. Checks have their own hash (`check_hash`), so a change
 to checks only re-audits the existing build.
 """
@@ -33,15 +34,21 @@ def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
         body = [node.python_source, node.python_function]
     elif node.kind in ("seed", "source"):
         body = [node.content_digest, node.data_format]
+    elif node.kind == "snapshot":
+        body = node.snapshot.model_dump(include={"unique_key", "strategy", "updated_at", "check_cols", "invalidate_hard_deletes"})
     else:
         body = node.table
+    if node.incremental is not None:
+        body = [body, node.incremental.model_dump(include={"column", "lookback", "unique_key"})]
     return _digest(
         {
             "v": FINGERPRINT_VERSION,
             "kind": node.kind,
             "body": body,
             "types": node.declared_types,
-            "upstream": {dep: upstream[dep] for dep in node.deps},
+            # A segmented build accumulates history: new upstream data appends a segment instead of
+            # starting a new history, so only the upstreams' names count (see plan.py).
+            "upstream": sorted(node.deps) if node.segmented else {dep: upstream[dep] for dep in node.deps},
         }
     )
 

@@ -28,6 +28,14 @@ class BuildRecord:
     run_id: str | None = None
     row_count: int | None = None
     created_at: datetime | None = None
+    inputs: dict[str, str] | None = None  # upstream model -> data version it was computed from (None: unknown)
+    version: str | None = None  # data version: the fingerprint when the data follows from it, else the build id
+
+    @property
+    def data_version(self) -> str:
+        """Builds with equal data versions hold equal data. Deterministic builds (no external table
+        upstream, no accumulated history) share their fingerprint as version; others are unique."""
+        return self.version or self.fingerprint
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,8 @@ class AuditRecord:
 class CatalogState:
     """What the planner needs from the catalog, for one environment."""
 
-    candidates: dict[tuple[str, str], BuildRecord] = field(default_factory=dict)  # (model, fp) -> reusable build
+    # (model, fp) -> reusable builds, best first (published in this env, published elsewhere, newest)
+    candidates: dict[tuple[str, str], tuple[BuildRecord, ...]] = field(default_factory=dict)
     audits: dict[str, dict[str, AuditRecord]] = field(default_factory=dict)  # build id -> check -> latest
     published: dict[str, BuildRecord] = field(default_factory=dict)  # model -> currently published build
     published_commit: str | None = None
@@ -66,6 +75,10 @@ class ModelPlan:
     build: BuildRecord | None = None
     previous_fingerprint: str | None = None
     checks: tuple[CheckPlan, ...] = ()
+    # for builds: full | refresh (same definition, fresh data) | restore (same definition and data,
+    # the old table is gone) | append (a segment on `base`) | forward_only
+    mode: str = "full"
+    base: BuildRecord | None = None
 
     def checks_in(self, state: CheckState) -> list[str]:
         return [c.check.name for c in self.checks if c.state == state]
@@ -132,6 +145,28 @@ def _check_plans(checks: list[DeclaredCheck], build: BuildRecord | None, state: 
     return tuple(out)
 
 
+def _build_reason(name: str, node, fp: str, prev: BuildRecord | None, options: tuple[BuildRecord, ...],
+                  upstream_built: list[str], forced: bool, had_publish: bool) -> tuple[str, str, BuildRecord | None]:
+    """(mode, reason, base) of a model that needs a new build."""
+    why = ("scheduled refresh" if forced else
+           f"upstream {', '.join(upstream_built)} rebuilt" if upstream_built else "inputs changed")
+    if node.segmented:
+        if options:
+            return "append", f"appends a segment to build {options[0].build_id} ({why})", options[0]
+        if node.incremental is not None and node.incremental.forward_only and prev is not None:
+            return "forward_only", f"forward-only change: continues the history of build {prev.build_id}", prev
+        if prev is not None and prev.fingerprint != fp:
+            return "full", f"definition changed ({prev.fingerprint[:10]} -> {fp[:10]}): full build, new history", None
+        return "full", "first build" if not had_publish else "new model", None
+    if options:
+        return "refresh", why, None
+    if prev is None:
+        return "full", "new model" if had_publish else "first build", None
+    if prev.fingerprint != fp:
+        return "full", f"fingerprint changed ({prev.fingerprint[:10]} -> {fp[:10]})", None
+    return "restore", "its build is gone; rebuilding", None
+
+
 def make_plan(
     project: Project,
     fingerprints: dict[str, str],
@@ -143,10 +178,12 @@ def make_plan(
 ) -> Plan:
     """Decide, per node, whether to build or reuse, and which checks still have to run.
 
-    `rebuild` forces new builds (a scheduled refresh of data from external tables); their
-    downstream is rebuilt too, since it was computed from the old data.
+    A build is reused when its fingerprint matches and it was computed from the same data the plan
+    picks for the upstreams (the data versions in its `inputs`), so data refreshed upstream (a
+    scheduled rebuild from an external table, an incremental append) never meets stale downstream
+    tables, while a deterministic rebuild (same fingerprint, same data) invalidates nothing. `rebuild` forces new
+    builds (a scheduled refresh); their downstream follows.
     """
-    forced = project.downstream(set(rebuild)) if rebuild else set()
     models: dict[str, ModelPlan] = {}
     for name, node in project.nodes.items():
         fp = fingerprints[name]
@@ -156,25 +193,28 @@ def make_plan(
         checks = declared_checks(node)
         prev = state.published.get(name)
         prev_fp = prev.fingerprint if prev else None
-        candidate = state.candidates.get((name, fp))
-        if name in forced:
-            reason = "scheduled refresh" if name in rebuild else "upstream refreshed"
-            models[name] = ModelPlan(name, node.kind, fp, "build", reason, None, prev_fp, _check_plans(checks, None, state))
-        elif candidate is not None:
-            if prev is not None and prev.build_id == candidate.build_id:
+        options = state.candidates.get((name, fp), ())
+        # a restored upstream has the same data as before: it does not invalidate its downstream
+        upstream_built = [d for d in node.deps if models[d].action == "build" and models[d].mode != "restore"]
+        want = {d: models[d].build.data_version if models[d].build else models[d].fingerprint
+                for d in node.deps if models[d].action != "external"}
+        # forced: a scheduled refresh of this node, or of the external table it reads
+        forced = name in rebuild or any(d in rebuild and models[d].action == "external" for d in node.deps)
+        match = None
+        if not forced and not upstream_built:
+            match = next((b for b in options if b.inputs is None
+                          or all(b.inputs.get(d) == bid for d, bid in want.items())), None)
+        if match is not None:
+            if prev is not None and prev.build_id == match.build_id:
                 reason = "unchanged"
             else:
-                reason = f"reuses build {candidate.build_id} made for commit {candidate.commit[:10]}"
-            models[name] = ModelPlan(
-                name, node.kind, fp, "reuse", reason, candidate, prev_fp, _check_plans(checks, candidate, state)
-            )
-        else:
-            if prev is None:
-                reason = "new model" if state.published_commit else "first build"
-            elif prev_fp != fp:
-                reason = f"fingerprint changed ({prev_fp[:10]} -> {fp[:10]})"
-            else:
-                reason = "its build is gone; rebuilding"
-            models[name] = ModelPlan(name, node.kind, fp, "build", reason, None, prev_fp, _check_plans(checks, None, state))
+                reason = f"reuses build {match.build_id} made for commit {match.commit[:10]}"
+            models[name] = ModelPlan(name, node.kind, fp, "reuse", reason, match, prev_fp,
+                                     _check_plans(checks, match, state))
+            continue
+        mode, reason, base = _build_reason(name, node, fp, prev, options, upstream_built, forced,
+                                           state.published_commit is not None)
+        models[name] = ModelPlan(name, node.kind, fp, "build", reason, None, prev_fp,
+                                 _check_plans(checks, None, state), mode, base)
     removed = tuple(sorted(set(state.published) - set(models)))
     return Plan(env, schema, commit, models, removed, state.published_commit)

@@ -160,7 +160,7 @@ def _audits(project, builds, fail: dict[str, int] | None = None) -> dict[str, di
 def _published_state(project, fps, fail=None) -> CatalogState:
     builds = _builds(project, fps)
     return CatalogState(
-        candidates={(n, b.fingerprint): b for n, b in builds.items()},
+        candidates={(n, b.fingerprint): (b,) for n, b in builds.items()},
         audits=_audits(project, builds, fail),
         published=dict(builds),
         published_commit=C1,
@@ -217,7 +217,7 @@ def test_all_reuse(make_repo):
 def test_reuse_of_a_build_made_for_another_commit(make_repo):
     _, project, fps = _load(make_repo)
     builds = _builds(project, fps, commit="abcdef1234" + "0" * 30, tag="other")
-    state = CatalogState(candidates={(n, b.fingerprint): b for n, b in builds.items()},
+    state = CatalogState(candidates={(n, b.fingerprint): (b,) for n, b in builds.items()},
                          audits=_audits(project, builds))
     plan = _plan(project, fps, state)
     assert plan.to_build == []
@@ -330,7 +330,8 @@ def test_rebuild_forces_the_model_and_its_downstream(make_repo):
     assert plan.to_build == ["a", "b", "c"]
     assert plan.models["nums"].action == "reuse"
     assert plan.models["a"].reason == "scheduled refresh"
-    assert plan.models["b"].reason == plan.models["c"].reason == "upstream refreshed"
+    assert plan.models["b"].reason == "upstream a rebuilt" and plan.models["c"].reason == "upstream b rebuilt"
+    assert plan.models["b"].mode == plan.models["c"].mode == "refresh"
     assert plan.models["a"].build is None
     assert plan.models["a"].checks_in("pending") == A_CHECKS
     assert not plan.ready
@@ -350,7 +351,7 @@ def test_external_tables_are_never_built_but_rebuild_refreshes_readers(make_repo
     refresh = _plan(project, fps, state, rebuild=frozenset({"ext"}))
     assert refresh.models["ext"].action == "external"
     assert refresh.to_build == ["e"]
-    assert refresh.models["e"].reason == "upstream refreshed"
+    assert refresh.models["e"].reason == "scheduled refresh"
 
 
 def test_missing_build_is_rebuilt(make_repo):

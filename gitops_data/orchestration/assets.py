@@ -19,35 +19,54 @@ from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
 from gitops_data.orchestration.io_manager import BuildOutput, run_commit
 from gitops_data.orchestration.resources import GitopsResource
+from gitops_data.plan import BuildRecord
 from gitops_data.python_models import run_python_model
 from gitops_data.spec.project import Node, Project
 from gitops_data.sql import parse_query, rewrite
 from gitops_data.warehouse.builder import BuildTarget
-from gitops_data.warehouse.catalog import record_audits
+from gitops_data.warehouse.catalog import published_builds, record_audits
 from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select
 from gitops_data.workspace import Environment, Workspace
 
 IO_MANAGER = "gitops_io"
-_KIND = {"sql": "sql", "python": "python", "seed": "csv", "source": "file", "table": "table"}
+_KIND = {"sql": "sql", "python": "python", "seed": "csv", "source": "file", "table": "table", "snapshot": "snapshot"}
 
 
 def asset_key(env: Environment, model: str) -> dg.AssetKey:
     return dg.AssetKey([env.key_prefix, model])
 
 
-def _upstream_tables(ws: Workspace, con, sha: str, node: Node, env: str, run_id: str) -> dict[str, str]:
+def _upstreams(ws: Workspace, con, sha: str, node: Node, env: str, run_id: str) -> tuple[dict[str, str], dict[str, str], bool]:
+    """For a node's upstreams: lower-case name -> qualified table to read, name -> data version
+    read, and whether the result follows from the fingerprint alone (no external table, no
+    accumulated history upstream)."""
     project = ws.project(sha)
-    out = {}
+    tables, inputs = {}, {}
+    deterministic = not node.segmented
     for dep in node.deps:
         up = project.nodes[dep]
         if up.kind == "table":
-            out[dep.lower()] = up.table
+            tables[dep.lower()] = up.table
+            deterministic = False
             continue
         build = ws.find_build(con, sha, dep, env, run_id)
         if build is None:
             raise BuildError(f"model {node.name!r}: upstream {dep!r} has no build for commit {sha[:10]}")
-        out[dep.lower()] = qualified(project.settings.internal_schema, build.table)
-    return out
+        tables[dep.lower()] = qualified(project.settings.internal_schema, build.table)
+        inputs[dep] = build.data_version
+        deterministic = deterministic and build.data_version == build.fingerprint
+    return tables, inputs, deterministic
+
+
+def _segment_base(ws: Workspace, con, sha: str, node: Node, env: str) -> BuildRecord | None:
+    """The build a new segment goes on top of: the current build of this definition, or for a
+    forward-only change the build the environment serves now; None means a full build."""
+    base = ws.find_build(con, sha, node.name, env, None)
+    if base is None and node.incremental is not None and node.incremental.forward_only:
+        meta = ws.project(sha).settings.meta_schema
+        base = published_builds(con, meta, env).get(env, {}).get(node.name)
+    return base
 
 
 def compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
@@ -63,13 +82,25 @@ def compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Envi
     target = BuildTarget(name, node.kind, ws.fingerprints(sha)[name], sha, env_name, context.run.run_id,
                          s.internal_schema, s.meta_schema)
     progress.emit("building", name, node.kind)
-    if node.kind == "sql":
+    if node.kind in ("sql", "snapshot", "python"):
         with open_warehouse(ws.warehouse) as con:
-            tables = _upstream_tables(ws, con, sha, node, env_name, context.run.run_id)
-        return BuildOutput(target, select=rewrite(parse_query(node.sql), tables))
-    if node.kind == "python":
-        frame = run_python_model(node, sha, inputs)
-        return BuildOutput(target, frame=frame, cast_types=node.declared_types)
+            tables, used, deterministic = _upstreams(ws, con, sha, node, env_name, context.run.run_id)
+            if node.kind == "python":
+                out = BuildOutput(target, inputs=used, cast_types=node.declared_types, deterministic=deterministic)
+            elif not node.segmented:
+                return BuildOutput(target, select=rewrite(parse_query(node.sql), tables), inputs=used,
+                                   deterministic=deterministic)
+            else:
+                base = _segment_base(ws, con, sha, node, env_name)
+                base_view = qualified(s.internal_schema, base.table) if base else None
+                if node.snapshot is not None:
+                    select = snapshot_select(con, tables[node.deps[0].lower()], node.snapshot, base_view)
+                else:
+                    select = incremental_select(con, rewrite(parse_query(node.sql), tables), node.incremental, base_view)
+                return BuildOutput(target, select=select, inputs=used, base=base,
+                                   layout=Layout.of(node.incremental, node.snapshot), cast_types=node.declared_types)
+        out.frame = run_python_model(node, sha, inputs)
+        return out
     data = read_file(ws.repo, sha, node.data_path)
     return BuildOutput(target, file_bytes=data, file_format=node.data_format, cast_types=node.declared_types)
 

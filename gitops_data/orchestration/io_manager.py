@@ -17,8 +17,10 @@ from gitops_data import progress
 from gitops_data.naming import qualified
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.resources import GitopsResource
+from gitops_data.plan import BuildRecord
 from gitops_data.warehouse.builder import BuildTarget, write_build, write_file, write_frame
 from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.segments import Layout, write_segmented
 
 
 @dataclass
@@ -31,6 +33,10 @@ class BuildOutput:
     file_bytes: bytes | None = None
     file_format: str | None = None
     cast_types: dict[str, str] = field(default_factory=dict)
+    inputs: dict[str, str] = field(default_factory=dict)  # upstream -> data version read
+    deterministic: bool = True  # the data follows from the fingerprint (see BuildRecord.data_version)
+    layout: Layout | None = None  # set for segmented builds (incremental models, snapshots)
+    base: BuildRecord | None = None  # the build a new segment goes on top of
 
 
 def build_metadata(target: BuildTarget, rec, columns: dict[str, str]) -> dict:
@@ -63,10 +69,12 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         t0 = time.perf_counter()
         target = obj.target
         with open_warehouse(self.gitops.warehouse) as con:
-            if obj.select is not None:
-                rec, columns = write_build(con, target, obj.select, obj.cast_types)
+            if obj.layout is not None:
+                rec, columns = write_segmented(con, target, obj.select, obj.base, obj.layout, obj.cast_types, obj.inputs)
+            elif obj.select is not None:
+                rec, columns = write_build(con, target, obj.select, obj.cast_types, obj.inputs, obj.deterministic)
             elif obj.frame is not None:
-                rec, columns = write_frame(con, target, obj.frame, obj.cast_types)
+                rec, columns = write_frame(con, target, obj.frame, obj.cast_types, obj.inputs, obj.deterministic)
             else:
                 rec, columns = write_file(con, target, obj.file_bytes or b"", obj.file_format or "csv", obj.cast_types)
         context.add_output_metadata(build_metadata(target, rec, columns))

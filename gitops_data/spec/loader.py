@@ -21,6 +21,7 @@ from gitops_data.spec.schema import (
     ScheduleSpec,
     SeedSpec,
     Settings,
+    SnapshotSpec,
     SourceSpec,
 )
 from gitops_data.spec.tree import FileTree, UnsafePath, normalize
@@ -217,6 +218,8 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     if isinstance(spec, SeedSpec):
         data = _data_file(c, spec.path, file, line_of(raw, ("path",)), spec.name, "csv")
         return Node(kind="seed", **common, **data) if data else None
+    if isinstance(spec, SnapshotSpec):
+        return Node(kind="snapshot", snapshot=spec, deps=(spec.source,), **common)
     assert isinstance(spec, ModelSpec)
     if spec.python is not None:
         py = _python_entry(c, spec, file, line_of(raw, ("python",)))
@@ -233,7 +236,7 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     except SqlError as exc:
         c.add(sql_where, str(exc), line_of(raw, ("sql",)) if sql_where == file else None, spec.name)
         return None
-    return Node(kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), **common)
+    return Node(kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common)
 
 
 def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[str, Node]:

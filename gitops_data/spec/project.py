@@ -8,12 +8,14 @@ from typing import Literal
 from gitops_data.spec.schema import (
     AlertSpec,
     ColumnSpec,
+    IncrementalSpec,
     ModelCheck,
     ScheduleSpec,
     Settings,
+    SnapshotSpec,
 )
 
-NodeKind = Literal["sql", "python", "seed", "source", "table"]
+NodeKind = Literal["sql", "python", "seed", "source", "table", "snapshot"]
 
 
 @dataclass(frozen=True)
@@ -38,11 +40,18 @@ class Node:
     data_format: str | None = None
     content_digest: str | None = None  # seed/source file content hash (git blob id)
     table: str | None = None  # kind table: the external table's name
+    incremental: IncrementalSpec | None = None  # kind sql: appends segments instead of rebuilding
+    snapshot: SnapshotSpec | None = None  # kind snapshot: SCD-2 history of deps[0]
 
     @property
     def built(self) -> bool:
         """Whether a build of this node is a physical table in the internal schema."""
         return self.kind != "table"
+
+    @property
+    def segmented(self) -> bool:
+        """Whether a build is a list of immutable segments (incremental models and snapshots)."""
+        return self.incremental is not None or self.snapshot is not None
 
     @property
     def declared_types(self) -> dict[str, str]:

@@ -184,10 +184,34 @@ class SeedSpec(_NodeSpec):
     path: str
 
 
+class IncrementalSpec(_Strict):
+    """An incremental model: each run appends what is new since the last build (a segment)."""
+
+    column: str = Field(description="time or id column; rows above the last build's maximum are new")
+    lookback: float | str | None = Field(default=None, description="re-read this much before the maximum: a number, or a duration like '2h' for time columns")
+    unique_key: list[str] = Field(default_factory=list, description="upsert: the latest row per key wins")
+    forward_only: bool = Field(default=False, description="a change of the model keeps the history instead of rebuilding")
+    compact_after: int = Field(default=10, ge=2, description="merge the segments into one table when there are more")
+
+    @field_validator("unique_key", mode="before")
+    @classmethod
+    def _one_key(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _lookback_needs_key(self) -> IncrementalSpec:
+        if self.lookback is not None and not self.unique_key:
+            raise ValueError("lookback re-reads rows already loaded: it needs a unique_key to replace them")
+        if isinstance(self.lookback, str):
+            parse_duration(self.lookback)
+        return self
+
+
 class ModelSpec(_NodeSpec):
     sql: str | None = None
     sql_file: str | None = None
     python: str | None = None
+    incremental: IncrementalSpec | None = None
 
     @model_validator(mode="after")
     def _one_body(self) -> ModelSpec:
@@ -197,6 +221,35 @@ class ModelSpec(_NodeSpec):
                 "a model needs exactly one of `sql`, `sql_file` or `python` (got "
                 + (", ".join(given) or "none") + ")"
             )
+        if self.incremental is not None and self.python is not None:
+            raise ValueError("incremental models are SQL models (`sql` or `sql_file`)")
+        return self
+
+
+class SnapshotSpec(_NodeSpec):
+    """SCD-2 history of a source or model: one row version per change, with valid_from/valid_to."""
+
+    source: str
+    unique_key: list[str]
+    strategy: Literal["timestamp", "check"]
+    updated_at: str | None = None
+    check_cols: list[str] | None = Field(default=None, description="columns compared by `check` (default: all)")
+    invalidate_hard_deletes: bool = True
+    compact_after: int = Field(default=20, ge=2)
+
+    @field_validator("unique_key", mode="before")
+    @classmethod
+    def _one_key(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _strategy_args(self) -> SnapshotSpec:
+        if not self.unique_key:
+            raise ValueError("unique_key needs at least one column")
+        if self.strategy == "timestamp" and not self.updated_at:
+            raise ValueError("strategy timestamp needs `updated_at` (the column that changes with each update)")
+        if self.strategy == "check" and self.updated_at:
+            raise ValueError("`updated_at` goes with strategy timestamp; strategy check compares `check_cols`")
         return self
 
 
@@ -247,6 +300,7 @@ SECTIONS: dict[str, type[_Strict]] = {
     "sources": SourceSpec,
     "seeds": SeedSpec,
     "models": ModelSpec,
+    "snapshots": SnapshotSpec,
     "schedules": ScheduleSpec,
     "alerts": AlertSpec,
 }

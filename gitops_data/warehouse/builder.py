@@ -33,7 +33,7 @@ class BuildTarget:
     meta_schema: str
 
 
-def _with_casts(con: duckdb.DuckDBPyConnection, select: str, types: dict[str, str]) -> str:
+def with_casts(con: duckdb.DuckDBPyConnection, select: str, types: dict[str, str]) -> str:
     if not types:
         return select
     present = {row[0] for row in con.execute(f"describe {select}").fetchall()}
@@ -52,7 +52,8 @@ def table_columns(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> di
 
 
 def write_build(
-    con: duckdb.DuckDBPyConnection, target: BuildTarget, select: str, cast_types: dict[str, str] | None = None
+    con: duckdb.DuckDBPyConnection, target: BuildTarget, select: str, cast_types: dict[str, str] | None = None,
+    inputs: dict[str, str] | None = None, deterministic: bool = True,
 ) -> tuple[BuildRecord, dict[str, str]]:
     """CREATE TABLE <new physical table> AS <select>, recorded in the catalog, in one transaction."""
     build_id = uuid.uuid4().hex[:8]
@@ -63,11 +64,12 @@ def write_build(
     try:
         con.execute(
             f"create table {qualified(target.internal_schema, table)} as "
-            + _with_casts(con, select, cast_types or {})
+            + with_casts(con, select, cast_types or {})
         )
         rows = con.execute(f"select count(*) from {qualified(target.internal_schema, table)}").fetchall()[0][0]
         columns = table_columns(con, target.internal_schema, table)
-        rec = BuildRecord(build_id, target.model, target.fingerprint, table, target.commit, target.run_id, rows, now())
+        rec = BuildRecord(build_id, target.model, target.fingerprint, table, target.commit, target.run_id, rows, now(),
+                          inputs or {}, target.fingerprint if deterministic else build_id)
         record_build(con, target.meta_schema, rec, target.kind, target.env, columns)
         con.execute("commit")
     except duckdb.Error as exc:
@@ -76,12 +78,13 @@ def write_build(
     return rec, columns
 
 
-def write_frame(con: duckdb.DuckDBPyConnection, target: BuildTarget, frame, cast_types: dict[str, str]):
+def write_frame(con: duckdb.DuckDBPyConnection, target: BuildTarget, frame, cast_types: dict[str, str],
+                inputs: dict[str, str] | None = None, deterministic: bool = True):
     """Build from a Polars/Arrow frame (Python models); the frame goes into DuckDB through Arrow."""
     name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
     con.register(name, frame)
     try:
-        return write_build(con, target, f"select * from {quote(name)}", cast_types)
+        return write_build(con, target, f"select * from {quote(name)}", cast_types, inputs, deterministic)
     finally:
         con.unregister(name)
 

@@ -16,6 +16,17 @@ import duckdb
 from gitops_data.naming import quote
 from gitops_data.plan import AuditRecord, BuildRecord, CatalogState
 
+# Everything a build can be in the internal schema: a table, or (segmented builds) a view.
+OBJECTS = """(select schema_name, table_name from duckdb_tables()
+             union all select schema_name, view_name from duckdb_views() where not internal)"""
+
+
+def internal_objects(con: duckdb.DuckDBPyConnection, internal: str) -> dict[str, str]:
+    """name -> 'TABLE' | 'VIEW' of the internal schema."""
+    tables = con.execute("select table_name from duckdb_tables() where schema_name = ?", [internal]).fetchall()
+    views = con.execute("select view_name from duckdb_views() where schema_name = ? and not internal", [internal]).fetchall()
+    return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
+
 
 def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
@@ -41,6 +52,9 @@ create table if not exists {m}.ref_status (
 -- forward migrations of catalogs made by earlier versions
 alter table {m}.env_views add column if not exists definition varchar;
 alter table {m}.builds add column if not exists invalid_reason varchar;
+alter table {m}.builds add column if not exists inputs json;
+alter table {m}.builds add column if not exists version varchar;
+create table if not exists {m}.segments (build_id varchar, seq integer, table_name varchar);
 """
 
 
@@ -49,20 +63,24 @@ def ensure_catalog(con: duckdb.DuckDBPyConnection, meta: str) -> None:
 
 
 def build_from_row(row: tuple) -> BuildRecord:
-    build_id, model, fp, table, commit, run_id, rows, created = row
-    return BuildRecord(build_id, model, fp, table, commit, run_id, rows, created)
+    build_id, model, fp, table, commit, run_id, rows, created, inputs, version = row
+    return BuildRecord(build_id, model, fp, table, commit, run_id, rows, created,
+                       json.loads(inputs) if inputs is not None else None, version)
 
 
-BUILD_COLUMNS = "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at"
+BUILD_COLUMNS = ("b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
+                 "b.inputs, b.version")
 
 
 def record_build(
     con: duckdb.DuckDBPyConnection, meta: str, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]
 ) -> None:
     con.execute(
-        f"insert into {quote(meta)}.builds values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, null)",
+        f"""insert into {quote(meta)}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
+            row_count, columns, created_at, inputs, version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
         [rec.build_id, rec.model, kind, rec.fingerprint, rec.commit, env, rec.run_id, rec.table,
-         rec.row_count, json.dumps(columns), rec.created_at or now()],
+         rec.row_count, json.dumps(columns), rec.created_at or now(),
+         json.dumps(rec.inputs) if rec.inputs is not None else None, rec.version],
     )
 
 
@@ -70,7 +88,7 @@ def present_builds(con: duckdb.DuckDBPyConnection, meta: str, internal: str, mod
     """Builds of `models` whose physical table still exists, newest first."""
     rows = con.execute(
         f"""select {BUILD_COLUMNS} from {quote(meta)}.builds b
-            join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
+            join {OBJECTS} t on t.schema_name = ? and t.table_name = b.table_name
             where list_contains(?, b.model) and b.invalid_reason is null order by b.created_at desc""",
         [internal, models],
     ).fetchall()
@@ -124,18 +142,15 @@ def catalog_state(
     for e, builds in published_all.items():
         for b in builds.values():
             rank[b.build_id] = min(rank.get(b.build_id, 9), 0 if e == env else 1)
-    candidates: dict[tuple[str, str], BuildRecord] = {}
-    wanted = {(m, fp) for m, fp in fingerprints.items()}
+    found: dict[tuple[str, str], list[BuildRecord]] = {}
+    wanted = set(fingerprints.items())
     for b in present_builds(con, meta, internal, sorted(fingerprints)):  # newest first
         if prefer_run is not None and b.run_id == prefer_run:
             rank[b.build_id] = -1
-        key = (b.model, b.fingerprint)
-        if key not in wanted:
-            continue
-        best = candidates.get(key)
-        if best is None or rank.get(b.build_id, 2) < rank.get(best.build_id, 2):
-            candidates[key] = b
-    ids = [b.build_id for b in candidates.values()]
+        if (b.model, b.fingerprint) in wanted:
+            found.setdefault((b.model, b.fingerprint), []).append(b)
+    candidates = {k: tuple(sorted(v, key=lambda b: rank.get(b.build_id, 2))) for k, v in found.items()}  # stable
+    ids = [b.build_id for builds in candidates.values() for b in builds]
     env_row = environment_row(con, meta, env)
     return CatalogState(candidates, latest_audits(con, meta, ids), published, env_row[2] if env_row else None)
 
@@ -184,7 +199,7 @@ def find_build(con: duckdb.DuckDBPyConnection, meta: str, internal: str, model: 
     m = quote(meta)
     rows = con.execute(
         f"""select {BUILD_COLUMNS} from {m}.builds b
-            join duckdb_tables() t on t.schema_name = ? and t.table_name = b.table_name
+            join {OBJECTS} t on t.schema_name = ? and t.table_name = b.table_name
             left join (select build_id, min(case when env = ? then 0 else 1 end) as r
                        from {m}.env_views group by build_id) p on p.build_id = b.build_id
             where b.model = ? and b.fingerprint = ? and b.invalid_reason is null

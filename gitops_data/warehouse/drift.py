@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import duckdb
 
 from gitops_data.naming import qualified, quote
-from gitops_data.warehouse.catalog import ensure_catalog
+from gitops_data.warehouse.catalog import ensure_catalog, internal_objects
 from gitops_data.warehouse.publish import external_objects, view_definitions
 
 
@@ -61,7 +61,7 @@ def detect_drift(con: duckdb.DuckDBPyConnection, meta: str, internal: str) -> li
             from {m}.env_views v join {m}.builds b on b.build_id = v.build_id
             where b.invalid_reason is null group by all order by 1"""
     ).fetchall()
-    tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = ?", [internal]).fetchall()}
+    tables = internal_objects(con, internal)
     for model, table, rows, columns, env in served:
         if table not in tables:
             out.append(Drift(env, "", "table_changed", f"{internal}.{table}", f"physical table of {model} is gone"))

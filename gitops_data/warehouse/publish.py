@@ -14,9 +14,10 @@ from datetime import datetime
 
 import duckdb
 
+from gitops_data.errors import GitopsError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import Plan
-from gitops_data.warehouse.catalog import ensure_catalog, now, published_builds
+from gitops_data.warehouse.catalog import ensure_catalog, internal_objects, now, published_builds
 
 
 @dataclass(frozen=True)
@@ -52,54 +53,93 @@ def external_objects(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, s
     return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
 
 
+@dataclass(frozen=True)
+class PublishTarget:
+    """What to publish: an environment, a commit, and model -> (build id, physical table)."""
+
+    env: str
+    schema: str
+    commit: str
+    builds: dict[str, tuple[str, str]]
+
+
 def publish(
     con: duckdb.DuckDBPyConnection, plan: Plan, internal: str, meta: str, run_id: str | None = None
 ) -> PublishRecord:
     """Flip `plan.schema` to the builds in `plan`. The plan must be `ready` (caller checks audits)."""
     if not plan.ready:
         raise ValueError("publish() called with a plan that is not ready")
+    builds = {n: (mp.build.build_id, mp.build.table) for n, mp in plan.models.items() if mp.build is not None}
+    return publish_builds(con, PublishTarget(plan.env, plan.schema, plan.commit, builds), internal, meta, run_id)
+
+
+def publish_builds(
+    con: duckdb.DuckDBPyConnection, target: PublishTarget, internal: str, meta: str, run_id: str | None = None
+) -> PublishRecord:
+    """The one publish transaction: views, drops, env_views, publish record, environment row."""
     ensure_catalog(con, meta)
     m = quote(meta)
-    views = plan.views
-    builds = {name: mp.build.build_id for name, mp in plan.models.items() if mp.build is not None}
-    before = {name: b.build_id for name, b in published_builds(con, meta, plan.env).get(plan.env, {}).items()}
+    env, schema = target.env, target.schema
+    builds = {n: b for n, (b, _) in target.builds.items()}
+    views = {n: t for n, (_, t) in target.builds.items()}
+    row = con.execute(f"select commit from {m}.environments where env = ?", [env]).fetchall()
+    previous = row[0][0] if row else None
+    before = {name: b.build_id for name, b in published_builds(con, meta, env).get(env, {}).items()}
     changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
     con.execute("begin")
     try:
-        con.execute(f"create schema if not exists {quote(plan.schema)}")
-        existing = external_objects(con, plan.schema)
+        con.execute(f"create schema if not exists {quote(schema)}")
+        existing = external_objects(con, schema)
         for name, table in views.items():
             if existing.get(name) == "TABLE":
-                con.execute(f"drop table {qualified(plan.schema, name)}")
-            con.execute(f"create or replace view {qualified(plan.schema, name)} as {view_sql(internal, table)}")
+                con.execute(f"drop table {qualified(schema, name)}")
+            con.execute(f"create or replace view {qualified(schema, name)} as {view_sql(internal, table)}")
         stale = tuple(sorted(n for n in existing if n not in views))
         for name in stale:
-            con.execute(f"drop {existing[name]} {qualified(plan.schema, name)}")
-        definitions = view_definitions(con, plan.schema)
-        con.execute(f"delete from {m}.env_views where env = ?", [plan.env])
+            con.execute(f"drop {existing[name]} {qualified(schema, name)}")
+        definitions = view_definitions(con, schema)
+        con.execute(f"delete from {m}.env_views where env = ?", [env])
         con.executemany(
             f"insert into {m}.env_views values (?, ?, ?, ?, ?)",
-            [[plan.env, n, builds[n], view_sql(internal, views[n]), definitions.get(n)] for n in views],
+            [[env, n, builds[n], view_sql(internal, views[n]), definitions.get(n)] for n in views],
         )
         con.execute(
             f"insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit, json.dumps(builds),
+            [publish_id, env, schema, target.commit, previous, json.dumps(builds),
              json.dumps({"changed": list(changed), "removed": list(stale)}), run_id, ts],
         )
-        con.execute(f"delete from {m}.environments where env = ?", [plan.env])
-        con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)",
-                     [plan.env, plan.schema, plan.commit, publish_id, ts])
-        con.execute(f"delete from {m}.ref_status where env = ?", [plan.env])
-        con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)",
-                    [plan.env, plan.schema, plan.commit, ts])
+        con.execute(f"delete from {m}.environments where env = ?", [env])
+        con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)", [env, schema, target.commit, publish_id, ts])
+        con.execute(f"delete from {m}.ref_status where env = ?", [env])
+        con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)", [env, schema, target.commit, ts])
         con.execute("commit")
     except BaseException:
         con.execute("rollback")
         raise
-    return PublishRecord(publish_id, plan.env, plan.schema, plan.commit, plan.previous_commit,
-                         changed, stale, ts)
+    return PublishRecord(publish_id, env, schema, target.commit, previous, changed, stale, ts)
+
+
+def republish(con: duckdb.DuckDBPyConnection, env: str, publish_id: str, internal: str, meta: str) -> PublishRecord:
+    """Serve exactly what an earlier publish served (zero copy): the rollback of incremental
+    models and snapshots, whose builds a commit alone does not pin."""
+    m = quote(meta)
+    rows = con.execute(f"select schema_name, commit, builds from {m}.publishes where env = ? and publish_id = ?",
+                       [env, publish_id]).fetchall()
+    if not rows:
+        raise GitopsError(f"environment {env!r} has no publish {publish_id!r} (see `gitops-data history`)")
+    schema, commit, builds_json = rows[0]
+    ids = json.loads(builds_json)
+    present = internal_objects(con, internal)
+    tables = {b: t for b, t in con.execute(
+        f"select build_id, table_name from {m}.builds where list_contains(?, build_id)", [list(ids.values())]
+    ).fetchall() if t in present}
+    missing = sorted(model for model, b in ids.items() if b not in tables)
+    if missing:
+        raise GitopsError(f"publish {publish_id} can no longer be restored: builds of {', '.join(missing)} were collected")
+    return publish_builds(con, PublishTarget(env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}),
+                          internal, meta)
 
 
 def unpublish(con: duckdb.DuckDBPyConnection, env: str, schema: str, meta: str) -> list[str]:

@@ -1,0 +1,177 @@
+"""Segmented builds: incremental models and snapshots without copies and without rewriting history.
+
+A segmented build is an ordered list of immutable segment tables plus one view over them in the
+internal schema (the build's "table"). A run makes a *new* build: the previous build's segments
+plus one new segment with what changed; the previous build is untouched, so it stays valid for
+rollback and consumers keep reading it until the new build is audited and published. When the
+list grows past `compact_after`, the new build gets one compacted table instead (old builds keep
+their segments). Snapshot rows carry `_valid_from` and `_deleted`; `valid_to` and `is_current`
+are derived at read time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from dataclasses import dataclass
+from decimal import Decimal
+
+import duckdb
+
+from gitops_data.errors import BuildError
+from gitops_data.naming import physical_table, qualified, quote
+from gitops_data.plan import BuildRecord
+from gitops_data.spec.schema import IncrementalSpec, SnapshotSpec, parse_duration
+from gitops_data.warehouse.builder import BuildTarget, table_columns, with_casts
+from gitops_data.warehouse.catalog import ensure_catalog, now, record_build
+
+SEQ = "_gitops_seq"
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How a segmented build's view reads its segments."""
+
+    kind: str  # append | upsert | scd2
+    keys: tuple[str, ...] = ()
+    compact_after: int = 10
+
+    @classmethod
+    def of(cls, incremental: IncrementalSpec | None, snapshot: SnapshotSpec | None) -> Layout:
+        if snapshot is not None:
+            return cls("scd2", tuple(snapshot.unique_key), snapshot.compact_after)
+        assert incremental is not None
+        kind = "upsert" if incremental.unique_key else "append"
+        return cls(kind, tuple(incremental.unique_key), incremental.compact_after)
+
+
+def _keys(keys: tuple[str, ...]) -> str:
+    return ", ".join(quote(k) for k in keys)
+
+
+def _union(internal: str, segments: list[str], with_seq: bool) -> str:
+    parts = [f"select *{f', {i} as {SEQ}' if with_seq else ''} from {qualified(internal, t)}"
+             for i, t in enumerate(segments, 1)]
+    return " union all by name ".join(parts)
+
+
+def raw_rows(internal: str, segments: list[str], layout: Layout) -> str:
+    """All stored rows of a build, latest row per key for upserts (what compaction keeps)."""
+    if layout.kind == "upsert":
+        return (f"select * exclude ({SEQ}) from ({_union(internal, segments, True)}) "
+                f"qualify row_number() over (partition by {_keys(layout.keys)} order by {SEQ} desc) = 1")
+    if layout.kind == "scd2":
+        return f"select * exclude ({SEQ}) from ({_union(internal, segments, True)})"
+    return _union(internal, segments, False)
+
+
+def view_sql(internal: str, segments: list[str], layout: Layout) -> str:
+    """What consumers see through a segmented build."""
+    if layout.kind != "scd2":
+        return raw_rows(internal, segments, layout)
+    return (
+        "select * exclude (_valid_from, _deleted, _next), _valid_from as valid_from, _next as valid_to, "
+        "_next is null as is_current from ("
+        f"select *, lead(_valid_from) over (partition by {_keys(layout.keys)} order by _valid_from, {SEQ}) as _next "
+        f"from ({_union(internal, segments, True)})) where not _deleted"
+    )
+
+
+def segments_of(con: duckdb.DuckDBPyConnection, meta: str, build_id: str) -> list[str]:
+    rows = con.execute(f"select table_name from {quote(meta)}.segments where build_id = ? order by seq", [build_id]).fetchall()
+    return [r[0] for r in rows]
+
+
+def literal(value: object) -> str:
+    """An SQL literal for a watermark value read back from DuckDB."""
+    if isinstance(value, bool) or value is None:
+        return "null" if value is None else str(value).lower()
+    if isinstance(value, (int, float, Decimal)):
+        return str(value)
+    if isinstance(value, dt.datetime):
+        return f"timestamp '{value.isoformat(sep=' ')}'"
+    if isinstance(value, dt.date):
+        return f"date '{value.isoformat()}'"
+    return "'" + str(value).replace("'", "''") + "'"
+
+
+def incremental_select(con: duckdb.DuckDBPyConnection, model_select: str, spec: IncrementalSpec,
+                       base_view: str | None) -> str:
+    """The model's query restricted to rows past the base build's maximum of `spec.column`
+    (minus the lookback). DuckDB pushes the filter through the query down to the scans."""
+    if base_view is None:
+        return model_select
+    watermark = con.execute(f"select max({quote(spec.column)}) from {base_view}").fetchall()[0][0]
+    if watermark is None:
+        return model_select
+    bound = literal(watermark)
+    if spec.lookback is not None:
+        if isinstance(spec.lookback, str):
+            bound = f"({bound} - interval '{int(parse_duration(spec.lookback))} seconds')"
+        else:
+            bound = f"({bound} - {spec.lookback})"
+    return f"select * from ({model_select}) where {quote(spec.column)} > {bound}"
+
+
+def snapshot_select(con: duckdb.DuckDBPyConnection, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
+    """New row versions (and deletion markers) of `source` since the base build's current state."""
+    valid_from = f"cast(s.{quote(spec.updated_at)} as timestamp)" if spec.strategy == "timestamp" else "localtimestamp"
+    first = f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s"
+    if base_view is None:
+        return first
+    cols = [r[0] for r in con.execute(f"describe select * from {source}").fetchall()]
+    missing = [k for k in spec.unique_key if k not in cols]
+    if missing:
+        raise BuildError(f"snapshot: unique_key column(s) {missing} are not in {source}")
+    join = " and ".join(f"s.{quote(k)} = c.{quote(k)}" for k in spec.unique_key)
+    if spec.strategy == "timestamp":
+        changed = f"s.{quote(spec.updated_at)} > c.{quote(spec.updated_at)}"
+    else:
+        watch = spec.check_cols or [c for c in cols if c not in spec.unique_key]
+        changed = " or ".join(f"s.{quote(c)} is distinct from c.{quote(c)}" for c in watch) or "false"
+    current = f"(select * exclude (valid_from, valid_to, is_current) from {base_view} where is_current)"
+    first_key = quote(spec.unique_key[0])
+    sql = (f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s "
+           f"left join {current} c on {join} where c.{first_key} is null or {changed}")
+    if spec.invalidate_hard_deletes:
+        sql += (f" union all by name select c.*, localtimestamp as _valid_from, true as _deleted "
+                f"from {current} c anti join {source} s on {join}")
+    return sql
+
+
+def write_segmented(con: duckdb.DuckDBPyConnection, target: BuildTarget, delta_select: str, base: BuildRecord | None,
+                    layout: Layout, cast_types: dict[str, str], inputs: dict[str, str]) -> tuple[BuildRecord, dict[str, str]]:
+    """A new build = base's segments + one segment of `delta_select` (none if empty), compacted
+    when too many; all in one transaction with its catalog rows."""
+    build_id = uuid.uuid4().hex[:8]
+    view = physical_table(target.model, target.fingerprint, build_id)
+    internal, meta = target.internal_schema, target.meta_schema
+    ensure_catalog(con, meta)
+    con.execute(f"create schema if not exists {quote(internal)}")
+    con.execute("begin")
+    try:
+        segments = segments_of(con, meta, base.build_id) if base else []
+        seg = f"{view}_s"
+        con.execute(f"create table {qualified(internal, seg)} as {with_casts(con, delta_select, cast_types)}")
+        added = con.execute(f"select count(*) from {qualified(internal, seg)}").fetchall()[0][0]
+        if added or not segments:
+            segments = [*segments, seg]
+        else:
+            con.execute(f"drop table {qualified(internal, seg)}")
+        if len(segments) > layout.compact_after:
+            compacted = f"{view}_c"
+            con.execute(f"create table {qualified(internal, compacted)} as {raw_rows(internal, segments, layout)}")
+            segments = [compacted]
+        con.execute(f"create view {qualified(internal, view)} as {view_sql(internal, segments, layout)}")
+        con.executemany(f"insert into {quote(meta)}.segments values (?, ?, ?)",
+                        [[build_id, i, t] for i, t in enumerate(segments, 1)])
+        rows = con.execute(f"select count(*) from {qualified(internal, view)}").fetchall()[0][0]
+        columns = table_columns(con, internal, view)
+        rec = BuildRecord(build_id, target.model, target.fingerprint, view, target.commit, target.run_id, rows,
+                          now(), inputs, build_id)  # accumulated history: its data is its own
+        record_build(con, meta, rec, target.kind, target.env, columns)
+        con.execute("commit")
+    except duckdb.Error as exc:
+        con.execute("rollback")
+        raise BuildError(f"building {target.model!r} failed: {exc}") from None
+    return rec, columns
