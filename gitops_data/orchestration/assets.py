@@ -10,6 +10,7 @@ production's. A step reads the commit from its run's tags and builds exactly tha
 import json
 
 import dagster as dg
+import duckdb
 
 from gitops_data import progress
 from gitops_data.audit.declared import declared_checks
@@ -72,6 +73,14 @@ def _segment_base(ws: Workspace, con, sha: str, node: Node, env: str) -> BuildRe
 def compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
             default_commit: str, name: str, inputs: dict) -> BuildOutput:
     """The body of every model asset: decide what to write for `name` at the run's commit."""
+    try:
+        return _compute(context, gitops, env, default_commit, name, inputs)
+    except duckdb.Error as exc:
+        raise BuildError(f"building {name!r} failed: {exc}") from None
+
+
+def _compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
+             default_commit: str, name: str, inputs: dict) -> BuildOutput:
     sha, env_name = run_commit(context.run.tags, env.name, default_commit)
     ws = gitops.workspace
     project = ws.project(sha)

@@ -70,7 +70,7 @@ def view_sql(internal: str, segments: list[str], layout: Layout) -> str:
     if layout.kind != "scd2":
         return raw_rows(internal, segments, layout)
     return (
-        "select * exclude (_valid_from, _deleted, _next), _valid_from as valid_from, _next as valid_to, "
+        f"select * exclude (_valid_from, _deleted, _next, {SEQ}), _valid_from as valid_from, _next as valid_to, "
         "_next is null as is_current from ("
         f"select *, lead(_valid_from) over (partition by {_keys(layout.keys)} order by _valid_from, {SEQ}) as _next "
         f"from ({_union(internal, segments, True)})) where not _deleted"
