@@ -91,11 +91,13 @@ def _print_plan(plan) -> None:
     for col in ("model", "kind", "action", "fingerprint", "reason", "checks"):
         table.add_column(col)
     colors = {"build": "yellow", "reuse": "green", "external": "dim"}
+    labels = {"append": "append", "forward_only": "build (forward-only)", "refresh": "refresh", "restore": "rebuild"}
     for m in plan.models.values():
         pend, failed = m.checks_in("pending"), m.checks_in("failed")
         checks = ", ".join(filter(None, [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""]))
         fp = m.fingerprint[:10] if m.previous_fingerprint in (None, m.fingerprint) else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
-        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{m.action}[/]", fp, escape(m.reason), checks or ("ok" if m.checks else ""))
+        action = labels.get(m.mode, m.action) if m.action == "build" else m.action
+        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{action}[/]", fp, escape(m.reason), checks or ("ok" if m.checks else ""))
     for name in plan.removed:
         table.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(table)
@@ -255,14 +257,38 @@ def history(obj: Ctx, env_name: str | None, limit: int) -> None:
     with conn as con:
         rows = read_history(con, settings.meta_schema, env_name, limit)
     table = Table(title=f"publishes of {env_name}")
-    for col in ("published at (UTC)", "commit", "previous", "changed", "removed"):
+    for col in ("published at (UTC)", "publish id", "commit", "previous", "changed", "removed"):
         table.add_column(col)
     for r in rows:
         changed = r["changed"]
-        table.add_row(f"{r['published_at']:%Y-%m-%d %H:%M:%S}", _short(r["commit"]), _short(r["previous_commit"]),
+        table.add_row(f"{r['published_at']:%Y-%m-%d %H:%M:%S}", r["publish_id"], _short(r["commit"]), _short(r["previous_commit"]),
                       f"{len(changed)}: " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
                       ", ".join(r["removed"]))
     console.print(table)
+
+
+@main.command()
+@click.option("--env", "env_name", default=None, help="Environment (branch). [default: the production ref]")
+@click.option("--to", "target", required=True, help="A publish id (see `history`) or a commit it published.")
+@click.pass_obj
+def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
+    """Serve exactly what an earlier publish served (zero copy; incremental models included).
+
+    The environment's branch is not changed: the next commit on it publishes as usual. To make a
+    rollback permanent, `git revert` on the branch."""
+    from gitops_data.warehouse.inspect import history as read_history
+    from gitops_data.warehouse.publish import republish
+
+    settings, conn = _settings_and_con(obj)
+    env_name = env_name or settings.production_ref
+    with conn as con:
+        matches = [r for r in read_history(con, settings.meta_schema, env_name, 1000)
+                   if r["publish_id"].startswith(target) or r["commit"].startswith(target)]
+        if not matches:
+            raise GitopsError(f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`")
+        record = republish(con, env_name, matches[0]["publish_id"], settings.internal_schema, settings.meta_schema)
+    console.print(f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} (commit {_short(record.commit)}): "
+                  f"{len(record.changed)} view(s) changed")
 
 
 @main.command()

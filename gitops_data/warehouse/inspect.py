@@ -12,7 +12,7 @@ from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
 from gitops_data.retention import PublishEntry, retained_builds
 from gitops_data.spec.schema import Settings
-from gitops_data.warehouse.catalog import BUILD_COLUMNS, build_from_row, ensure_catalog, now
+from gitops_data.warehouse.catalog import BUILD_COLUMNS, build_from_row, ensure_catalog, internal_objects, now
 
 
 def history(con: duckdb.DuckDBPyConnection, meta: str, env: str, limit: int = 50) -> list[dict]:
@@ -88,18 +88,24 @@ def collect_garbage(con: duckdb.DuckDBPyConnection, s: Settings, dry_run: bool =
     ]
     keep = retained_builds(builds, publishes, serving, s.retention, now(), grace)
     drop = [b for b in builds if b.build_id not in keep]
-    tables = {r[0] for r in con.execute("select table_name from duckdb_tables() where schema_name = ?",
-                                        [s.internal_schema]).fetchall()}
-    orphans = sorted(tables - {b.table for b in builds})
+    present = internal_objects(con, s.internal_schema)
+    segments: dict[str, list[str]] = {}
+    for build_id, table in con.execute(f"select build_id, table_name from {m}.segments").fetchall():
+        segments.setdefault(build_id, []).append(table)
+    still_used = {t for b in builds if b.build_id in keep for t in segments.get(b.build_id, [])}
+    doomed = {b.table for b in drop} | {t for b in drop for t in segments.get(b.build_id, []) if t not in still_used}
+    known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
+    orphans = sorted(set(present) - known)
     if not dry_run and drop:
         con.execute("begin")
         try:
-            for b in drop:
-                if b.table in tables:
-                    con.execute(f"drop table {qualified(s.internal_schema, b.table)}")
+            # views (segmented builds) first: they read the segment tables
+            for name in sorted(doomed, key=lambda n: present.get(n) != "VIEW"):
+                if name in present:
+                    con.execute(f"drop {present[name]} {qualified(s.internal_schema, name)}")
             ids = [b.build_id for b in drop]
-            con.execute(f"delete from {m}.audits where list_contains(?, build_id)", [ids])
-            con.execute(f"delete from {m}.builds where list_contains(?, build_id)", [ids])
+            for table in ("audits", "segments", "builds"):
+                con.execute(f"delete from {m}.{table} where list_contains(?, build_id)", [ids])
             con.execute("commit")
         except BaseException:
             con.execute("rollback")

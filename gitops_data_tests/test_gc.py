@@ -1,0 +1,66 @@
+"""Garbage collection keeps what environments serve and what retained publishes need."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import duckdb
+
+from gitops_data.reconcile import production_settings
+from gitops_data.sync import sync
+from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.inspect import collect_garbage
+from gitops_data.workspace import Workspace
+from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.test_incremental_snapshots import INCREMENTAL, _events
+
+
+def _gc(ws: Workspace, dry_run: bool = False):
+    with open_warehouse(ws.warehouse) as con:
+        return collect_garbage(con, production_settings(ws), dry_run, grace=timedelta(0))
+
+
+def _views_resolve(ws: Workspace) -> None:
+    con = duckdb.connect(ws.warehouse, read_only=True)
+    for schema, view in con.execute("select schema_name, view_name from duckdb_views() where not internal "
+                                    "and schema_name like 'analytics%'").fetchall():
+        con.execute(f'select count(*) from "{schema}"."{view}"').fetchall()
+    con.close()
+
+
+def test_gc_respects_retention_and_never_drops_served_builds(make_repo, warehouse, instance):
+    files = dict(SMALL_PROJECT)
+    files["gitops_data.yaml"] = "name: t\nretention: {publishes: 2}\n"
+    repo = make_repo(files)
+    ws = Workspace(str(repo.path), warehouse)
+    sync(ws, "main", instance)
+    first = {r[0] for r in duckdb.connect(ws.warehouse, read_only=True).execute(
+        "select build_id from gitops_meta.builds where model = 'c'").fetchall()}
+    for factor in (3, 4, 5):
+        repo.replace("project.yml", f"v * {factor - 1} as v2", f"v * {factor} as v2")
+        repo.commit(f"x{factor}")
+        sync(ws, "main", instance)
+    assert _gc(ws, dry_run=True).dropped  # dry run drops nothing
+    report = _gc(ws)
+    dropped_models = sorted(b.model for b in report.dropped)
+    assert dropped_models == ["b", "b", "c", "c"]  # the builds of the two oldest publishes
+    assert first <= {b.build_id for b in report.dropped}
+    _views_resolve(ws)
+    assert _gc(ws).dropped == []
+
+
+def test_gc_keeps_segments_shared_with_retained_builds(make_repo, warehouse, instance):
+    files = dict(INCREMENTAL)
+    files["gitops_data.yaml"] = "name: inc\nretention: {publishes: 1}\n"
+    repo = make_repo(files)
+    ws = Workspace(str(repo.path), warehouse)
+    sync(ws, "main", instance)
+    repo.write("data/events.csv", _events(range(1, 121)))
+    repo.commit("more")
+    sync(ws, "main", instance)
+    report = _gc(ws)
+    assert {b.model for b in report.dropped} == {"events", "events_inc", "total"}
+    _views_resolve(ws)  # the served build still reads the first segment, which gc kept
+    con = duckdb.connect(ws.warehouse, read_only=True)
+    assert con.execute("select count(*) from analytics.events_inc").fetchall() == [(120,)]
+    con.close()
