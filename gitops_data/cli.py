@@ -202,6 +202,7 @@ def status(obj: Ctx) -> None:
     from gitops_data.spec.tree import GitTree
     from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses
     from gitops_data.warehouse.connection import open_warehouse
+    from gitops_data.warehouse.drift import detect_drift
 
     ws = obj.ws
     settings = read_settings(GitTree(ws.repo, ws.resolve("HEAD")))
@@ -212,6 +213,7 @@ def status(obj: Ctx) -> None:
         envs = {r[0]: r for r in con.execute(
             f'select env, schema_name, commit, published_at from "{settings.meta_schema}".environments').fetchall()}
         statuses = ref_statuses(con, settings.meta_schema)
+        drifts = detect_drift(con, settings.meta_schema, settings.internal_schema)
     table = Table(title=f"environments of {ws.repo}")
     for col in ("env (branch)", "schema", "published", "latest", "state"):
         table.add_column(col)
@@ -234,6 +236,10 @@ def status(obj: Ctx) -> None:
             state = "[yellow]not synced yet[/]"
         table.add_row(name, schema, _short(pub[2]) if pub else "-", _short(head), state)
     console.print(table)
+    for d in drifts[:20]:
+        console.print(f"[red]drift[/]: {escape(str(d))}")
+    if drifts:
+        console.print(f"{len(drifts)} change(s) outside Git: `gitops-data repair` restores the published state")
 
 
 def _settings_and_con(obj: Ctx):

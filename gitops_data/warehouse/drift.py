@@ -66,7 +66,11 @@ def detect_drift(con: duckdb.DuckDBPyConnection, meta: str, internal: str) -> li
         if table not in tables:
             out.append(Drift(env, "", "table_changed", f"{internal}.{table}", f"physical table of {model} is gone"))
             continue
-        now_rows = con.execute(f"select count(*) from {qualified(internal, table)}").fetchall()[0][0]
+        try:
+            now_rows = con.execute(f"select count(*) from {qualified(internal, table)}").fetchall()[0][0]
+        except duckdb.Error as exc:  # a segment table under a build's view was dropped
+            out.append(Drift(env, "", "table_changed", f"{internal}.{table}", f"{model} cannot be read: {exc}"))
+            continue
         now_cols = dict(con.execute(
             "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
             [internal, table]).fetchall())
