@@ -180,7 +180,7 @@ def sync(obj: Ctx, ref: str | None) -> None:
     ref, sha, env = _target(obj, ref, None)
     stop = _listen()
     try:
-        result = do_sync(obj.ws, ref, dagster_instance())
+        result = do_sync(obj.ws, ref, dagster_instance)
     finally:
         stop()
     for m, c, n in result.warnings:

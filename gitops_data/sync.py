@@ -51,7 +51,10 @@ def publish_if_ready(ws: Workspace, plan: Plan, ref: str | None, run_id: str | N
 
 def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger: str = "cli",
          rebuild: frozenset[str] = frozenset()) -> SyncResult:
-    """Bring the environment of `ref` to the commit `ref` points at, if its checks allow."""
+    """Bring the environment of `ref` to the commit `ref` points at, if its checks allow.
+
+    `instance` is a DagsterInstance, or a function returning one (called only if something has to
+    be built, so a sync with nothing to build never imports Dagster)."""
     sha = ws.resolve(ref)
     try:
         project = ws.project(sha)
@@ -68,7 +71,7 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
         from gitops_data.orchestration.run import execute_plan
 
         _status(ws, meta, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
-        outcome = execute_plan(ws, plan, instance, trigger)
+        outcome = execute_plan(ws, plan, instance() if callable(instance) else instance, trigger)
         result.run_id = outcome.run_id
         plan = ws.plan(sha, env)
         result.plan = plan
