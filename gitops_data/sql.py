@@ -119,3 +119,12 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
 
 def column_list(names: list[str]) -> str:
     return ", ".join(quote(n) for n in names)
+
+
+def valid_type(name: str) -> bool:
+    """Whether `name` parses as a DuckDB column type (bigint, decimal(12,2), varchar[], struct(...))."""
+    try:
+        dt = exp.DataType.build(name, dialect=DIALECT)
+    except (ParseError, ValueError):
+        return False
+    return dt.this != exp.DataType.Type.USERDEFINED

@@ -26,7 +26,7 @@ from gitops_data.spec.schema import (
 )
 from gitops_data.spec.tree import FileTree, UnsafePath, normalize
 from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, line_of, parse_yaml
-from gitops_data.sql import parse_query
+from gitops_data.sql import parse_query, valid_type
 
 MAX_YAML_BYTES = 5_000_000
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".ndjson": "json", ".jsonl": "json"}
@@ -203,9 +203,11 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
         name=spec.name, file=file, line=line, description=spec.description, tags=tuple(spec.tags),
         owner=spec.owner, columns=dict(spec.columns), checks=tuple(spec.checks),
     )
-    for col in spec.columns:
+    for col, col_spec in spec.columns.items():
         if not col or not col.strip() or any(ord(ch) < 32 for ch in col):
             c.add(file, f"columns: column name {col!r} is empty or has control characters", line_of(raw, ("columns",)), spec.name)
+        if col_spec.type and not valid_type(col_spec.type):
+            c.add(file, f"columns.{col}.type: {col_spec.type!r} is not a DuckDB type", line_of(raw, ("columns", col)), spec.name)
     if isinstance(spec, SourceSpec):
         if spec.table is not None:
             parts = spec.table.split(".")

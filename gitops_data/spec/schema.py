@@ -261,6 +261,25 @@ class ScheduleSpec(_Strict):
     ref: str | None = None
     description: str | None = None
 
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        fields = v.split()
+        if len(fields) != 5 or not all(re.fullmatch(r"[\d*/,\-A-Za-z?]+", f) for f in fields):
+            raise ValueError(f"cron {v!r} must have 5 fields: minute hour day-of-month month day-of-week")
+        return v
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, v: str) -> str:
+        import zoneinfo
+
+        try:
+            zoneinfo.ZoneInfo(v)
+        except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown timezone {v!r} (use an IANA name like Europe/Berlin or UTC)") from None
+        return v
+
 
 class AlertSpec(_Strict):
     name: str
