@@ -7,6 +7,7 @@ flips and the record of the publish commit in one transaction.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -58,8 +59,32 @@ create table if not exists {m}.segments (build_id varchar, seq integer, table_na
 """
 
 
+_ensured: set[tuple] = set()
+
+
 def ensure_catalog(con: duckdb.DuckDBPyConnection, meta: str) -> None:
+    """Create (or migrate) the catalog tables; once per database file and process."""
+    key = _database_key(con, meta)
+    if key is not None and key in _ensured:
+        return
     con.execute(DDL.format(m=quote(meta)))
+    key = key or _database_key(con, meta)
+    if key is not None:
+        _ensured.add(key)
+
+
+def _database_key(con: duckdb.DuckDBPyConnection, meta: str) -> tuple | None:
+    path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
+    if not path or not path[0][0]:
+        return None
+    try:
+        st = os.stat(path[0][0])
+    except OSError:
+        return None
+    # the inode tells a replaced file from the one we migrated; the schema must still be there
+    if not con.execute("select 1 from duckdb_tables() where schema_name = ? and table_name = 'segments'", [meta]).fetchall():
+        return None
+    return (path[0][0], st.st_ino, st.st_dev, meta)
 
 
 def build_from_row(row: tuple) -> BuildRecord:
