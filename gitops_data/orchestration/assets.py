@@ -115,25 +115,39 @@ def _compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Env
 
 
 def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg.AssetsDefinition:
+    """One step per model: build it (when selected), then run its checks (when selected).
+
+    Checks live in the same step as the build (check specs of a subsettable multi-asset): no
+    extra Dagster step per model, a blocking failure still stops the downstream steps, and a
+    check-only change runs the step with only the checks selected (a re-audit, no rebuild).
+    """
     key = asset_key(env, node.name)
     ins = {dep: dg.AssetIn(key=asset_key(env, dep)) for dep in node.deps} if node.kind == "python" else {}
-    deps = [] if node.kind == "python" else [asset_key(env, d) for d in node.deps]
     metadata = {"gitops/kind": node.kind, "gitops/file": f"{node.file}:{node.line}", "gitops/commit": sha}
     if node.columns:
         metadata["dagster/column_schema"] = dg.TableSchema(
             columns=[dg.TableColumn(c, spec.type or "?", description=spec.description) for c, spec in node.columns.items()]
         )
-
-    @dg.asset(
-        key=key, ins=ins, deps=deps, group_name=env.key_prefix, description=node.description,
-        kinds={"duckdb", _KIND[node.kind]}, code_version=fingerprint, io_manager_key=IO_MANAGER,
-        metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
+    spec = dg.AssetSpec(
+        key, deps=[] if node.kind == "python" else [asset_key(env, d) for d in node.deps],
+        group_name=env.key_prefix, description=node.description, kinds={"duckdb", _KIND[node.kind]},
+        code_version=fingerprint, metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
         tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
-    )
-    def _asset(context: dg.AssetExecutionContext, gitops: GitopsResource, **inputs) -> BuildOutput:
-        return compute(context, gitops, env, sha, node.name, inputs)
+    ).with_io_manager_key(IO_MANAGER)
+    check_specs = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
+                   for c in declared_checks(node)]
 
-    return _asset
+    @dg.multi_asset(specs=[spec], check_specs=check_specs, can_subset=True, ins=ins,
+                    name=f"{env.key_prefix}__{node.name}")
+    def _step(context: dg.AssetExecutionContext, gitops: GitopsResource, **inputs):
+        if key in context.selected_asset_keys:
+            # the IO manager writes the build as soon as it is yielded, before the checks run
+            yield dg.Output(compute(context, gitops, env, sha, node.name, inputs),
+                            output_name=context.assets_def.get_output_name_for_asset_key(key))
+        if context.selected_asset_check_keys:
+            yield from audit(context, gitops, env, sha, node.name)
+
+    return _step
 
 
 def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
@@ -143,7 +157,7 @@ def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
     ).with_io_manager_key(IO_MANAGER)
 
 
-def audit(context: dg.AssetCheckExecutionContext, gitops: GitopsResource, env: Environment,
+def audit(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
           default_commit: str, name: str):
     """The body of every model's checks: run the selected checks on the build of the run's commit."""
     sha, env_name = run_commit(context.run.tags, env.name, default_commit)
@@ -190,22 +204,8 @@ def audit(context: dg.AssetCheckExecutionContext, gitops: GitopsResource, env: E
             )
 
 
-def _model_checks(env: Environment, sha: str, node: Node) -> dg.AssetChecksDefinition | None:
-    checks = declared_checks(node)
-    if not checks:
-        return None
-    key = asset_key(env, node.name)
-    specs = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description) for c in checks]
-
-    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{env.key_prefix}__{node.name}__checks")
-    def _checks(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
-        yield from audit(context, gitops, env, sha, node.name)
-
-    return _checks
-
-
 def environment_assets(ws: Workspace, env: Environment, sha: str, project: Project) -> list:
-    """All assets, external assets and asset checks of one environment at one commit."""
+    """All assets (with their checks) and external assets of one environment at one commit."""
     fps = ws.fingerprints(sha)
     out: list = []
     for node in project.nodes.values():
@@ -213,7 +213,4 @@ def environment_assets(ws: Workspace, env: Environment, sha: str, project: Proje
             out.append(_external_asset(env, node))
             continue
         out.append(_model_asset(env, sha, node, fps[node.name]))
-        checks = _model_checks(env, sha, node)
-        if checks is not None:
-            out.append(checks)
     return out
