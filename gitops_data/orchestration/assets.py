@@ -129,7 +129,7 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg
             columns=[dg.TableColumn(c, spec.type or "?", description=spec.description) for c, spec in node.columns.items()]
         )
     spec = dg.AssetSpec(
-        key, deps=[] if node.kind == "python" else [asset_key(env, d) for d in node.deps],
+        key, deps=[asset_key(env, d) for d in node.deps],
         group_name=env.key_prefix, description=node.description, kinds={"duckdb", _KIND[node.kind]},
         code_version=fingerprint, metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
         tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
