@@ -26,7 +26,7 @@ from gitops_data.spec.project import Node, Project
 from gitops_data.sql import parse_query, rewrite
 from gitops_data.warehouse.builder import BuildTarget
 from gitops_data.warehouse.catalog import published_builds, record_audits
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.connection import open_warehouse, step_connection
 from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select
 from gitops_data.workspace import Environment, Workspace
 
@@ -140,12 +140,13 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg
     @dg.multi_asset(specs=[spec], check_specs=check_specs, can_subset=True, ins=ins,
                     name=f"{env.key_prefix}__{node.name}")
     def _step(context: dg.AssetExecutionContext, gitops: GitopsResource, **inputs):
-        if key in context.selected_asset_keys:
-            # the IO manager writes the build as soon as it is yielded, before the checks run
-            yield dg.Output(compute(context, gitops, env, sha, node.name, inputs),
-                            output_name=context.assets_def.get_output_name_for_asset_key(key))
-        if context.selected_asset_check_keys:
-            yield from audit(context, gitops, env, sha, node.name)
+        with step_connection(gitops.warehouse):
+            if key in context.selected_asset_keys:
+                # the IO manager writes the build as soon as it is yielded, before the checks run
+                yield dg.Output(compute(context, gitops, env, sha, node.name, inputs),
+                                output_name=context.assets_def.get_output_name_for_asset_key(key))
+            if context.selected_asset_check_keys:
+                yield from audit(context, gitops, env, sha, node.name)
 
     return _step
 

@@ -10,6 +10,7 @@ retried with jittered back-off before giving up with WarehouseBusy.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import os
 import random
@@ -68,10 +69,20 @@ def _connect(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConne
             delay = min(delay * 2, 1.0)
 
 
+_step_connection: contextvars.ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = contextvars.ContextVar(
+    "gitops_step_connection", default=None
+)
+
+
 @contextlib.contextmanager
 def open_warehouse(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[duckdb.DuckDBPyConnection]:
-    """A short-lived read-write connection, under the cross-process lock."""
+    """A short-lived read-write connection, under the cross-process lock (or the connection of
+    the enclosing `step_connection` for the same file)."""
     path = str(path)
+    shared = _step_connection.get()
+    if shared is not None and shared[0] == path:
+        yield shared[1]
+        return
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(path, timeout):
@@ -80,3 +91,15 @@ def open_warehouse(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterat
             yield con
         finally:
             con.close()
+
+
+@contextlib.contextmanager
+def step_connection(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[duckdb.DuckDBPyConnection]:
+    """One connection (and one hold of the lock) for everything inside: a Dagster step resolves its
+    inputs, writes its build and audits it without reconnecting (a connect costs tens of ms)."""
+    with open_warehouse(path, timeout) as con:
+        token = _step_connection.set((str(path), con))
+        try:
+            yield con
+        finally:
+            _step_connection.reset(token)
