@@ -1,0 +1,1 @@
+"""Benchmark harness: data generation, child-process measurement, reporting."""

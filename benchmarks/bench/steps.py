@@ -1,0 +1,41 @@
+"""Child-process steps shared by several cases (run through child.py)."""
+
+from __future__ import annotations
+
+import os
+
+
+def instance(home: str):
+    """The Dagster instance of a DAGSTER_HOME, as the CLI gets it (created before any measurement)."""
+    os.environ["DAGSTER_HOME"] = home
+    import dagster as dg
+
+    return dg.DagsterInstance.get()
+
+
+def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
+    import duckdb
+
+    con = duckdb.connect(warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
+def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main") -> dict:
+    """One measured `gitops_data.sync.sync` of `ref` (imports and the instance are set up first)."""
+    from bench.measure import step
+    from gitops_data.sync import sync
+    from gitops_data.workspace import Workspace
+
+    inst = instance(home)
+    ws = Workspace(repo, warehouse)
+    import gitops_data.orchestration.run  # noqa: F401 - imported by sync on demand; not part of the step
+
+    with step(f"sync_{ref.replace('/', '_')}") as m:
+        result = sync(ws, ref, inst)
+    built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
+    return {**m, "status": result.status, "built": sorted(r[0] for r in built),
+            "changed": list(result.publish.changed) if result.publish else [],
+            "builds_total": query(warehouse, "select count(*) from gitops_meta.builds")[0][0]}
