@@ -22,11 +22,13 @@ def retained_builds(
     serving: set[str],
     retention: Retention,
     now: datetime,
-    grace: timedelta = timedelta(hours=1),
+    grace: timedelta = timedelta(minutes=10),
+    protected_commits: frozenset[str] = frozenset(),
 ) -> set[str]:
     """Build ids to keep: every build any environment serves; every build of the last
     `retention.publishes` publishes of each environment (and of any publish younger than
-    `retention.days`); and builds younger than `grace`, which may belong to a publish in progress."""
+    `retention.days`); builds made for `protected_commits` (the heads of tracked branches, whose
+    publish may be in progress); and builds younger than `grace`, which a plan in flight may reuse."""
     keep = set(serving)
     by_env: dict[str, list[PublishEntry]] = {}
     for p in publishes:
@@ -37,5 +39,6 @@ def retained_builds(
             young = retention.days is not None and now - p.published_at <= timedelta(days=retention.days)
             if i < retention.publishes or young:
                 keep |= p.builds
-    keep |= {b.build_id for b in builds if b.created_at is not None and now - b.created_at < grace}
+    keep |= {b.build_id for b in builds if b.commit in protected_commits
+             or (b.created_at is not None and now - b.created_at < grace)}
     return keep

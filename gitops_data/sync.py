@@ -11,6 +11,7 @@ from gitops_data.spec.loader import read_settings
 from gitops_data.spec.tree import GitTree
 from gitops_data.warehouse.catalog import set_ref_status
 from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.warehouse.publish import PublishRecord, publish
 from gitops_data.workspace import Environment, Workspace
 
@@ -46,7 +47,12 @@ def publish_if_ready(ws: Workspace, plan: Plan, ref: str | None, run_id: str | N
     with open_warehouse(ws.warehouse) as con:
         if ref is not None and gitrepo.resolve(ws.repo, ref) != plan.commit:
             raise Superseded(f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins")
-        return publish(con, plan, s.internal_schema, s.meta_schema, run_id)
+        record = publish(con, plan, s.internal_schema, s.meta_schema, run_id)
+        if s.retention.gc_after_publish:
+            # builds that no retained publish needs go now, so their space is reused by the next build
+            heads = frozenset(gitrepo.branch_heads(ws.repo).values())
+            collect_garbage(con, s, protected_commits=heads)
+        return record
 
 
 def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger: str = "cli",

@@ -298,8 +298,9 @@ class AlertSpec(_Strict):
 
 
 class Retention(_Strict):
-    publishes: int = Field(default=10, ge=1)
-    days: float | None = Field(default=None, gt=0)
+    publishes: int = Field(default=10, ge=1, description="publishes per environment whose builds stay for rollback")
+    days: float | None = Field(default=None, gt=0, description="also keep the builds of publishes younger than this")
+    gc_after_publish: bool = Field(default=True, description="collect garbage right after each publish")
 
 
 class Settings(_Strict):

@@ -76,7 +76,7 @@ class GcReport:
 
 
 def collect_garbage(con: duckdb.DuckDBPyConnection, s: Settings, dry_run: bool = False,
-                    grace: timedelta = timedelta(hours=1)) -> GcReport:
+                    grace: timedelta = timedelta(minutes=10), protected_commits: frozenset[str] = frozenset()) -> GcReport:
     """Drop builds no environment serves and no retained publish needs (see retention.py)."""
     ensure_catalog(con, s.meta_schema)
     m = quote(s.meta_schema)
@@ -86,7 +86,7 @@ def collect_garbage(con: duckdb.DuckDBPyConnection, s: Settings, dry_run: bool =
         PublishEntry(env, ts, frozenset(json.loads(bjson).values()))
         for env, ts, bjson in con.execute(f"select env, published_at, builds from {m}.publishes").fetchall()
     ]
-    keep = retained_builds(builds, publishes, serving, s.retention, now(), grace)
+    keep = retained_builds(builds, publishes, serving, s.retention, now(), grace, protected_commits)
     drop = [b for b in builds if b.build_id not in keep]
     present = internal_objects(con, s.internal_schema)
     segments: dict[str, list[str]] = {}
