@@ -17,6 +17,7 @@ from gitops_data.errors import BuildError
 from gitops_data.naming import physical_table, qualified, quote
 from gitops_data.plan import BuildRecord
 from gitops_data.warehouse.catalog import ensure_catalog, now, record_build
+from gitops_data.warehouse.connection import transaction
 
 
 @dataclass(frozen=True)
@@ -60,20 +61,18 @@ def write_build(
     table = physical_table(target.model, target.fingerprint, build_id)
     ensure_catalog(con, target.meta_schema)
     con.execute(f"create schema if not exists {quote(target.internal_schema)}")
-    con.execute("begin")
     try:
-        con.execute(
-            f"create table {qualified(target.internal_schema, table)} as "
-            + with_casts(con, select, cast_types or {})
-        )
-        rows = con.execute(f"select count(*) from {qualified(target.internal_schema, table)}").fetchall()[0][0]
-        columns = table_columns(con, target.internal_schema, table)
-        rec = BuildRecord(build_id, target.model, target.fingerprint, table, target.commit, target.run_id, rows, now(),
-                          inputs or {}, target.fingerprint if deterministic else build_id)
-        record_build(con, target.meta_schema, rec, target.kind, target.env, columns)
-        con.execute("commit")
+        with transaction(con):
+            con.execute(
+                f"create table {qualified(target.internal_schema, table)} as "
+                + with_casts(con, select, cast_types or {})
+            )
+            rows = con.execute(f"select count(*) from {qualified(target.internal_schema, table)}").fetchall()[0][0]
+            columns = table_columns(con, target.internal_schema, table)
+            rec = BuildRecord(build_id, target.model, target.fingerprint, table, target.commit, target.run_id, rows, now(),
+                              inputs or {}, target.fingerprint if deterministic else build_id)
+            record_build(con, target.meta_schema, rec, target.kind, target.env, columns)
     except duckdb.Error as exc:
-        con.execute("rollback")
         raise BuildError(f"building {target.model!r} failed: {exc}") from None
     return rec, columns
 

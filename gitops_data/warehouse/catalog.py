@@ -16,6 +16,7 @@ import duckdb
 
 from gitops_data.naming import quote
 from gitops_data.plan import AuditRecord, BuildRecord, CatalogState
+from gitops_data.warehouse.connection import transaction
 
 # Everything a build can be in the internal schema: a table, or (segmented builds) a view.
 OBJECTS = """(select schema_name, table_name from duckdb_tables()
@@ -204,10 +205,9 @@ class RefStatus:
 def set_ref_status(con: duckdb.DuckDBPyConnection, meta: str, env: str, schema: str, commit: str,
                    status: str, reason: str = "") -> None:
     ensure_catalog(con, meta)
-    con.execute("begin")
-    con.execute(f"delete from {quote(meta)}.ref_status where env = ?", [env])
-    con.execute(f"insert into {quote(meta)}.ref_status values (?, ?, ?, ?, ?, ?)", [env, schema, commit, status, reason, now()])
-    con.execute("commit")
+    with transaction(con):
+        con.execute(f"delete from {quote(meta)}.ref_status where env = ?", [env])
+        con.execute(f"insert into {quote(meta)}.ref_status values (?, ?, ?, ?, ?, ?)", [env, schema, commit, status, reason, now()])
 
 
 def ref_statuses(con: duckdb.DuckDBPyConnection, meta: str) -> dict[str, RefStatus]:

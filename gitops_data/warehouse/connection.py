@@ -103,3 +103,15 @@ def step_connection(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Itera
             yield con
         finally:
             _step_connection.reset(token)
+
+
+@contextlib.contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN ... COMMIT, or ROLLBACK on any exception (then re-raised)."""
+    con.execute("begin")
+    try:
+        yield con
+    except BaseException:
+        con.execute("rollback")
+        raise
+    con.execute("commit")

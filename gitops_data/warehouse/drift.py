@@ -14,6 +14,7 @@ import duckdb
 
 from gitops_data.naming import qualified, quote
 from gitops_data.warehouse.catalog import ensure_catalog, internal_objects
+from gitops_data.warehouse.connection import transaction
 from gitops_data.warehouse.publish import external_objects, view_definitions
 
 
@@ -86,8 +87,7 @@ def repair(con: duckdb.DuckDBPyConnection, meta: str, drift: list[Drift]) -> Non
     rebuilds those models (and keeps serving the old tables until the rebuild is audited)."""
     ensure_catalog(con, meta)
     m = quote(meta)
-    con.execute("begin")
-    try:
+    with transaction(con):
         for d in drift:
             if d.kind == "table_changed":
                 con.execute(f"update {m}.builds set invalid_reason = ? where table_name = ?",
@@ -104,7 +104,3 @@ def repair(con: duckdb.DuckDBPyConnection, meta: str, drift: list[Drift]) -> Non
             for name in published:
                 con.execute(f"update {m}.env_views set definition = ? where env = ? and model = ?",
                             [definitions.get(name), env, name])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise

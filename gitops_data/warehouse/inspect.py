@@ -13,6 +13,7 @@ from gitops_data.plan import BuildRecord
 from gitops_data.retention import PublishEntry, retained_builds
 from gitops_data.spec.schema import Settings
 from gitops_data.warehouse.catalog import BUILD_COLUMNS, build_from_row, ensure_catalog, internal_objects, now
+from gitops_data.warehouse.connection import transaction
 
 
 def history(con: duckdb.DuckDBPyConnection, meta: str, env: str, limit: int = 50) -> list[dict]:
@@ -97,8 +98,7 @@ def collect_garbage(con: duckdb.DuckDBPyConnection, s: Settings, dry_run: bool =
     known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
     orphans = sorted(set(present) - known)
     if not dry_run and drop:
-        con.execute("begin")
-        try:
+        with transaction(con):
             # views (segmented builds) first: they read the segment tables
             for name in sorted(doomed, key=lambda n: present.get(n) != "VIEW"):
                 if name in present:
@@ -106,8 +106,4 @@ def collect_garbage(con: duckdb.DuckDBPyConnection, s: Settings, dry_run: bool =
             ids = [b.build_id for b in drop]
             for table in ("audits", "segments", "builds"):
                 con.execute(f"delete from {m}.{table} where list_contains(?, build_id)", [ids])
-            con.execute("commit")
-        except BaseException:
-            con.execute("rollback")
-            raise
     return GcReport(drop, len(builds) - len(drop), orphans)

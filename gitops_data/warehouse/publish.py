@@ -18,6 +18,7 @@ from gitops_data.errors import GitopsError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import Plan
 from gitops_data.warehouse.catalog import ensure_catalog, internal_objects, now, published_builds
+from gitops_data.warehouse.connection import transaction
 
 
 @dataclass(frozen=True)
@@ -88,8 +89,7 @@ def publish_builds(
     changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
-    con.execute("begin")
-    try:
+    with transaction(con):
         con.execute(f"create schema if not exists {quote(schema)}")
         existing = external_objects(con, schema)
         for name, table in views.items():
@@ -114,10 +114,6 @@ def publish_builds(
         con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)", [env, schema, target.commit, publish_id, ts])
         con.execute(f"delete from {m}.ref_status where env = ?", [env])
         con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)", [env, schema, target.commit, ts])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return PublishRecord(publish_id, env, schema, target.commit, previous, changed, stale, ts)
 
 
@@ -146,14 +142,9 @@ def unpublish(con: duckdb.DuckDBPyConnection, env: str, schema: str, meta: str) 
     """Drop an environment (its branch was deleted): its views and schema go, builds stay for gc."""
     ensure_catalog(con, meta)
     m = quote(meta)
-    con.execute("begin")
-    try:
+    with transaction(con):
         dropped = list(external_objects(con, schema))
         con.execute(f"drop schema if exists {quote(schema)} cascade")
         for table in ("env_views", "environments", "ref_status"):
             con.execute(f"delete from {m}.{table} where env = ?", [env])
-        con.execute("commit")
-    except BaseException:
-        con.execute("rollback")
-        raise
     return dropped

@@ -24,6 +24,7 @@ from gitops_data.plan import BuildRecord
 from gitops_data.spec.schema import IncrementalSpec, SnapshotSpec, parse_duration
 from gitops_data.warehouse.builder import BuildTarget, table_columns, with_casts
 from gitops_data.warehouse.catalog import ensure_catalog, now, record_build
+from gitops_data.warehouse.connection import transaction
 
 SEQ = "_gitops_seq"
 
@@ -148,30 +149,28 @@ def write_segmented(con: duckdb.DuckDBPyConnection, target: BuildTarget, delta_s
     internal, meta = target.internal_schema, target.meta_schema
     ensure_catalog(con, meta)
     con.execute(f"create schema if not exists {quote(internal)}")
-    con.execute("begin")
     try:
-        segments = segments_of(con, meta, base.build_id) if base else []
-        seg = f"{view}_s"
-        con.execute(f"create table {qualified(internal, seg)} as {with_casts(con, delta_select, cast_types)}")
-        added = con.execute(f"select count(*) from {qualified(internal, seg)}").fetchall()[0][0]
-        if added or not segments:
-            segments = [*segments, seg]
-        else:
-            con.execute(f"drop table {qualified(internal, seg)}")
-        if len(segments) > layout.compact_after:
-            compacted = f"{view}_c"
-            con.execute(f"create table {qualified(internal, compacted)} as {raw_rows(internal, segments, layout)}")
-            segments = [compacted]
-        con.execute(f"create view {qualified(internal, view)} as {view_sql(internal, segments, layout)}")
-        con.executemany(f"insert into {quote(meta)}.segments values (?, ?, ?)",
-                        [[build_id, i, t] for i, t in enumerate(segments, 1)])
-        rows = con.execute(f"select count(*) from {qualified(internal, view)}").fetchall()[0][0]
-        columns = table_columns(con, internal, view)
-        rec = BuildRecord(build_id, target.model, target.fingerprint, view, target.commit, target.run_id, rows,
-                          now(), inputs, build_id)  # accumulated history: its data is its own
-        record_build(con, meta, rec, target.kind, target.env, columns)
-        con.execute("commit")
+        with transaction(con):
+            segments = segments_of(con, meta, base.build_id) if base else []
+            seg = f"{view}_s"
+            con.execute(f"create table {qualified(internal, seg)} as {with_casts(con, delta_select, cast_types)}")
+            added = con.execute(f"select count(*) from {qualified(internal, seg)}").fetchall()[0][0]
+            if added or not segments:
+                segments = [*segments, seg]
+            else:
+                con.execute(f"drop table {qualified(internal, seg)}")
+            if len(segments) > layout.compact_after:
+                compacted = f"{view}_c"
+                con.execute(f"create table {qualified(internal, compacted)} as {raw_rows(internal, segments, layout)}")
+                segments = [compacted]
+            con.execute(f"create view {qualified(internal, view)} as {view_sql(internal, segments, layout)}")
+            con.executemany(f"insert into {quote(meta)}.segments values (?, ?, ?)",
+                            [[build_id, i, t] for i, t in enumerate(segments, 1)])
+            rows = con.execute(f"select count(*) from {qualified(internal, view)}").fetchall()[0][0]
+            columns = table_columns(con, internal, view)
+            rec = BuildRecord(build_id, target.model, target.fingerprint, view, target.commit, target.run_id, rows,
+                              now(), inputs, build_id)  # accumulated history: its data is its own
+            record_build(con, meta, rec, target.kind, target.env, columns)
     except duckdb.Error as exc:
-        con.execute("rollback")
         raise BuildError(f"building {target.model!r} failed: {exc}") from None
     return rec, columns
