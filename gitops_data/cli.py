@@ -31,14 +31,21 @@ def dagster_instance():
     """The Dagster instance in DAGSTER_HOME (default: .gitops_data/dagster_home, created if missing)."""
     import dagster as dg
 
+    from gitops_data.warehouse.connection import warehouse_lock
+
     home = os.environ.get("DAGSTER_HOME")
     if not home:
         home = str(Path(".gitops_data/dagster_home").resolve())
         os.environ["DAGSTER_HOME"] = home
     Path(home).mkdir(parents=True, exist_ok=True)
-    if not (Path(home) / "dagster.yaml").exists():
-        (Path(home) / "dagster.yaml").write_text(_DAGSTER_YAML)
-    return dg.DagsterInstance.get()
+    # Two CLIs starting on a fresh home would race creating its SQLite schemas: serialize them.
+    with warehouse_lock(Path(home) / ".gitops_data"):
+        config = Path(home) / "dagster.yaml"
+        if not config.exists():
+            tmp = config.with_suffix(f".tmp{os.getpid()}")
+            tmp.write_text(_DAGSTER_YAML)
+            os.replace(tmp, config)
+        return dg.DagsterInstance.get()
 
 
 class Ctx:

@@ -66,6 +66,8 @@ def parse_query(sql: str) -> ParsedSql:
         raise SqlError("SQL is empty")
     try:
         statements = [s for s in sqlglot.parse(sql, dialect=DIALECT) if s is not None]
+    except RecursionError:
+        raise SqlError("SQL is nested too deeply to parse") from None
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
         where = f" (line {first.get('line')}, col {first.get('col')})" if first.get("line") else ""
@@ -121,10 +123,36 @@ def column_list(names: list[str]) -> str:
     return ", ".join(quote(n) for n in names)
 
 
-def valid_type(name: str) -> bool:
-    """Whether `name` parses as a DuckDB column type (bigint, decimal(12,2), varchar[], struct(...))."""
+def canonical_type(name: str) -> str | None:
+    """The canonical DuckDB rendering of a column type (bigint, decimal(12,2), varchar[],
+    struct(...)), or None if `name` is not exactly one type. Only this rendering is ever put into
+    SQL, so a type cannot smuggle in statements (`int; drop table x`)."""
+    if not isinstance(name, str) or not name.strip() or any(c in name for c in ";'\"") or "--" in name or "/*" in name:
+        return None
     try:
-        dt = exp.DataType.build(name, dialect=DIALECT)
-    except (ParseError, ValueError):
-        return False
-    return dt.this != exp.DataType.Type.USERDEFINED
+        statements = sqlglot.parse(f"select cast(null as {name})", dialect=DIALECT)
+    except (ParseError, RecursionError):
+        return None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Select):
+        return None
+    casts = list(statements[0].find_all(exp.Cast))
+    if len(casts) != 1 or casts[0].to.this == exp.DataType.Type.USERDEFINED:
+        return None
+    return casts[0].to.sql(dialect=DIALECT)
+
+
+def parse_expression(text: str) -> str:
+    """A boolean row expression for an `expression` check: one expression, no subqueries, no table
+    access. Returns its canonical SQL; raises ValueError with the reason."""
+    try:
+        statements = sqlglot.parse(f"select 1 where {text}", dialect=DIALECT)
+    except (ParseError, RecursionError) as exc:
+        raise ValueError(f"cannot parse expression {text!r}: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1 or not isinstance(statements[0], exp.Select) or statements[0].args.get("where") is None:
+        raise ValueError(f"expression {text!r} must be one boolean SQL expression")
+    tree = statements[0].args["where"].this
+    if any(True for _ in tree.find_all(exp.Select, exp.Table)) or any(
+        (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).lower() in _FORBIDDEN_FUNCTIONS for f in tree.find_all(exp.Func)
+    ):
+        raise ValueError(f"expression {text!r} may not contain subqueries, tables or file functions")
+    return tree.sql(dialect=DIALECT)

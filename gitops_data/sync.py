@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from gitops_data import gitrepo
-from gitops_data.errors import BuildError, GitopsError, ProjectError, PublishBlocked, Superseded
+from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, PublishBlocked, Superseded
 from gitops_data.plan import Plan
 from gitops_data.spec.loader import read_settings
 from gitops_data.spec.tree import GitTree
@@ -45,8 +45,13 @@ def publish_if_ready(ws: Workspace, plan: Plan, ref: str | None, run_id: str | N
         return None
     s = ws.project(plan.commit).settings
     with open_warehouse(ws.warehouse) as con:
-        if ref is not None and gitrepo.resolve(ws.repo, ref) != plan.commit:
-            raise Superseded(f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins")
+        if ref is not None:
+            try:
+                head = gitrepo.resolve(ws.repo, ref)
+            except GitError:
+                raise Superseded(f"{ref} was deleted while {plan.commit[:10]} was being built; nothing published") from None
+            if head != plan.commit:
+                raise Superseded(f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins")
         record = publish(con, plan, s.internal_schema, s.meta_schema, run_id)
         if s.retention.gc_after_publish:
             # builds that no retained publish needs go now, so their space is reused by the next build
@@ -79,7 +84,7 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
         _status(ws, meta, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
         outcome = execute_plan(ws, plan, instance() if callable(instance) else instance, trigger)
         result.run_id = outcome.run_id
-        plan = ws.plan(sha, env)
+        plan = ws.plan(sha, env, prefer_run=outcome.run_id)  # this run's builds (a refresh) win
         result.plan = plan
         if not outcome.success and not plan.failures():
             _status(ws, meta, env, sha, "failed", outcome.error or "run failed")

@@ -18,7 +18,7 @@ import pandera.polars as pa
 from gitops_data.audit.declared import DeclaredCheck
 from gitops_data.audit.pandera_checks import PANDERA_KINDS, column_schema, polars_expression_schema
 from gitops_data.naming import qualified, quote
-from gitops_data.sql import DIALECT, parse_query
+from gitops_data.sql import parse_expression
 from gitops_data.warehouse.catalog import now
 
 SAMPLE_SIZE = 5
@@ -33,17 +33,6 @@ class CheckResult:
     failed_rows: int | None
     message: str
     sample: list[Any] = field(default_factory=list)
-
-
-def _sql_expression(text: str) -> str:
-    """Validate a boolean SQL expression (no subqueries, no table access) and return it."""
-    import sqlglot
-    from sqlglot import exp
-
-    tree = sqlglot.parse_one(text, dialect=DIALECT)
-    if any(True for _ in tree.find_all(exp.Select, exp.Table)):
-        raise ValueError("an expression check may not contain subqueries or table references")
-    return tree.sql(dialect=DIALECT)
 
 
 def _failures(con: duckdb.DuckDBPyConnection, table: str, where: str, cols: str = "*") -> tuple[int, list]:
@@ -111,7 +100,7 @@ def run_check(
             failed, sample = _failures(con, table, where, quote(a["column"]))
             return result(failed, f"{failed} row(s) have {a['column']} missing from {a['to']}.{a['field']}", sample)
         if chk.kind == "expression":
-            expr = _sql_expression(a["sql"])
+            expr = parse_expression(a["sql"])
             failed, sample = _failures(con, table, f"not coalesce(({expr}), true)")
             return result(failed, f"{failed} row(s) do not satisfy {a['sql']}", sample)
         if chk.kind == "freshness":
@@ -131,4 +120,3 @@ def run_checks(con, schema, table_name, checks, resolve_table) -> list[CheckResu
     return [run_check(con, schema, table_name, c, columns, resolve_table) for c in checks]
 
 
-__all__ = ["CheckResult", "run_check", "run_checks", "parse_query"]

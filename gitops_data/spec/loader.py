@@ -26,7 +26,7 @@ from gitops_data.spec.schema import (
 )
 from gitops_data.spec.tree import FileTree, UnsafePath, normalize
 from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, line_of, parse_yaml
-from gitops_data.sql import parse_query, valid_type
+from gitops_data.sql import canonical_type, parse_query
 
 MAX_YAML_BYTES = 5_000_000
 _FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".ndjson": "json", ".jsonl": "json"}
@@ -206,8 +206,12 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     for col, col_spec in spec.columns.items():
         if not col or not col.strip() or any(ord(ch) < 32 for ch in col):
             c.add(file, f"columns: column name {col!r} is empty or has control characters", line_of(raw, ("columns",)), spec.name)
-        if col_spec.type and not valid_type(col_spec.type):
-            c.add(file, f"columns.{col}.type: {col_spec.type!r} is not a DuckDB type", line_of(raw, ("columns", col)), spec.name)
+        if col_spec.type:
+            canonical = canonical_type(col_spec.type)
+            if canonical is None:
+                c.add(file, f"columns.{col}.type: {col_spec.type!r} is not a DuckDB type", line_of(raw, ("columns", col)), spec.name)
+                return None
+            common["columns"][col] = col_spec.model_copy(update={"type": canonical})
     if isinstance(spec, SourceSpec):
         if spec.table is not None:
             parts = spec.table.split(".")

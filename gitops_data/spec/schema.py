@@ -86,6 +86,12 @@ def _expression(kind: str, args: Any) -> dict:
         args = {"sql": args}
     if not isinstance(args, dict) or len(args) != 1 or next(iter(args)) not in ("sql", "polars"):
         raise ValueError("expression takes an SQL string, or {sql: ...} or {polars: ...}")
+    if not isinstance(next(iter(args.values())), str):
+        raise ValueError("expression takes a string")
+    if "sql" in args:
+        from gitops_data.sql import parse_expression
+
+        parse_expression(args["sql"])
     return dict(args)
 
 

@@ -20,8 +20,16 @@ class LineList(list):
 
 
 class _Loader(yaml.SafeLoader):
-    """SafeLoader with YAML 1.2 booleans: only true/false are booleans, so `on:` stays a key and
-    `isin: [DE, NO]` keeps Norway."""
+    """SafeLoader with YAML 1.2 booleans (only true/false, so `on:` stays a key and `isin: [DE, NO]`
+    keeps Norway) and without aliases (a few hundred bytes of nested aliases expand to gigabytes)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None, None, "anchors and aliases (*name) are not supported; repeat the value", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {
@@ -83,6 +91,8 @@ def parse_yaml(text: bytes | str) -> Any:
         raise YamlSyntaxError(f"YAML error: {exc}", None) from exc
     except UnicodeDecodeError as exc:
         raise YamlSyntaxError(f"file is not UTF-8 text: {exc}", None) from exc
+    except RecursionError:
+        raise YamlSyntaxError("YAML is nested too deeply", None) from None
 
 
 def line_of(data: Any, loc: tuple) -> int | None:

@@ -22,12 +22,16 @@ import duckdb
 
 from gitops_data.errors import GitopsError, WarehouseBusy
 
-DEFAULT_TIMEOUT = float(os.environ.get("GITOPS_DATA_LOCK_TIMEOUT", "600"))
+
+def lock_timeout() -> float:
+    """Seconds to wait for the warehouse (GITOPS_DATA_LOCK_TIMEOUT, default 600), read at each call."""
+    return float(os.environ.get("GITOPS_DATA_LOCK_TIMEOUT", "600"))
 
 
 @contextlib.contextmanager
-def warehouse_lock(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[None]:
+def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the warehouse's cross-process lock (re-entrant within one process is NOT supported)."""
+    timeout = lock_timeout() if timeout is None else timeout
     lock_path = f"{path}.lock"
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -75,10 +79,11 @@ _step_connection: contextvars.ContextVar[tuple[str, duckdb.DuckDBPyConnection] |
 
 
 @contextlib.contextmanager
-def open_warehouse(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_warehouse(path: str | Path, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """A short-lived read-write connection, under the cross-process lock (or the connection of
     the enclosing `step_connection` for the same file)."""
     path = str(path)
+    timeout = lock_timeout() if timeout is None else timeout
     shared = _step_connection.get()
     if shared is not None and shared[0] == path:
         yield shared[1]
@@ -94,7 +99,7 @@ def open_warehouse(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterat
 
 
 @contextlib.contextmanager
-def step_connection(path: str | Path, timeout: float = DEFAULT_TIMEOUT) -> Iterator[duckdb.DuckDBPyConnection]:
+def step_connection(path: str | Path, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
     """One connection (and one hold of the lock) for everything inside: a Dagster step resolves its
     inputs, writes its build and audits it without reconnecting (a connect costs tens of ms)."""
     with open_warehouse(path, timeout) as con:
