@@ -114,6 +114,9 @@ class Plan:
             if c.state == "failed" and c.check.blocking == blocking
         ]
 
+    def blocked_reason(self) -> str:
+        return "blocking checks failed: " + ", ".join(f"{m}.{c}" for m, c, _ in self.failures(blocking=True))
+
     @property
     def ready(self) -> bool:
         """Every model has a build and every blocking check of every build passed."""

@@ -19,7 +19,7 @@ from gitops_data.spec.loader import read_settings
 from gitops_data.spec.schema import Settings
 from gitops_data.spec.tree import GitTree
 from gitops_data.sync import publish_if_ready
-from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses, set_ref_status
+from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses
 from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.publish import PublishRecord, unpublish
 from gitops_data.workspace import Environment, Workspace
@@ -64,11 +64,6 @@ def tracked_heads(ws: Workspace, settings: Settings) -> dict[str, str]:
 RunStates = Callable[[str, str], list[str]]  # (env, sha) -> states of its runs: "active" | "success" | "failure"
 
 
-def _status(ws: Workspace, s: Settings, env: Environment, sha: str, status: str, reason: str) -> None:
-    with open_warehouse(ws.warehouse) as con:
-        set_ref_status(con, s.meta_schema, env.name, env.schema, sha, status, reason)
-
-
 def _one_ref(ws: Workspace, s: Settings, ref: str, sha: str, env: Environment, published: str | None,
              status, run_states: RunStates, loaded: dict[str, str] | None) -> Outcome:
     if published == sha:
@@ -78,13 +73,13 @@ def _one_ref(ws: Workspace, s: Settings, ref: str, sha: str, env: Environment, p
     try:
         ws.project(sha)
     except ProjectError as exc:
-        _status(ws, s, env, sha, "invalid", str(exc))
+        ws.record_status(s.meta_schema, env, sha, "invalid", str(exc))
         return Outcome(ref, env, sha, "invalid", str(exc))
     plan = ws.plan(sha, env)
     failures = plan.failures(blocking=True)
     if failures:
-        reason = "blocking checks failed: " + ", ".join(f"{m}.{c}" for m, c, _ in failures)
-        _status(ws, s, env, sha, "blocked", reason)
+        reason = plan.blocked_reason()
+        ws.record_status(s.meta_schema, env, sha, "blocked", reason)
         return Outcome(ref, env, sha, "blocked", reason, plan, failures=failures, warnings=plan.failures(False))
     if plan.ready:
         try:
@@ -98,11 +93,11 @@ def _one_ref(ws: Workspace, s: Settings, ref: str, sha: str, env: Environment, p
         return Outcome(ref, env, sha, "waiting", "a run is building this commit", plan)
     if states:
         reason = "the run for this commit finished without all builds/audits (see its logs in Dagster)"
-        _status(ws, s, env, sha, "failed", reason)
+        ws.record_status(s.meta_schema, env, sha, "failed", reason)
         return Outcome(ref, env, sha, "failed", reason, plan)
     if loaded is not None and loaded.get(ref) != sha:
         return Outcome(ref, env, sha, "reload", "definitions do not show this commit yet; reloading", plan)
-    _status(ws, s, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
+    ws.record_status(s.meta_schema, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
     return Outcome(ref, env, sha, "run", f"{len(plan.to_build)} to build", plan)
 
 
@@ -145,7 +140,7 @@ def publish_refresh(ws: Workspace, env_name: str, sha: str, run_id: str, setting
     plan = ws.plan(sha, env, prefer_run=run_id)
     failures = plan.failures(blocking=True)
     if failures:
-        reason = "scheduled refresh blocked: " + ", ".join(f"{m}.{c}" for m, c, _ in failures)
+        reason = "scheduled refresh blocked: " + plan.blocked_reason()
         return Outcome(env_name, env, sha, "blocked", reason, plan, failures=failures)
     try:
         record = publish_if_ready(ws, plan, env_name, run_id)

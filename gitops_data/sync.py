@@ -9,11 +9,10 @@ from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, 
 from gitops_data.plan import Plan
 from gitops_data.spec.loader import read_settings
 from gitops_data.spec.tree import GitTree
-from gitops_data.warehouse.catalog import set_ref_status
 from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.warehouse.publish import PublishRecord, publish
-from gitops_data.workspace import Environment, Workspace
+from gitops_data.workspace import Workspace
 
 
 @dataclass
@@ -28,11 +27,6 @@ class SyncResult:
     failures: list[tuple[str, str, int | None]] = field(default_factory=list)
     warnings: list[tuple[str, str, int | None]] = field(default_factory=list)
     message: str = ""
-
-
-def _status(ws: Workspace, meta: str, env: Environment, sha: str, status: str, reason: str) -> None:
-    with open_warehouse(ws.warehouse) as con:
-        set_ref_status(con, meta, env.name, env.schema, sha, status, reason)
 
 
 def publish_if_ready(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None = None) -> PublishRecord | None:
@@ -72,7 +66,7 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
     except ProjectError as exc:
         settings = read_settings(GitTree(ws.repo, sha))
         env = ws.environment(env_name or ref, settings)
-        _status(ws, settings.meta_schema, env, sha, "invalid", str(exc))
+        ws.record_status(settings.meta_schema, env, sha, "invalid", str(exc))
         raise
     env = ws.environment(env_name or ref, project.settings)
     meta = project.settings.meta_schema
@@ -81,21 +75,20 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
     if plan.to_build or plan.to_audit:
         from gitops_data.orchestration.run import execute_plan
 
-        _status(ws, meta, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
+        ws.record_status(meta, env, sha, "building", f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit")
         outcome = execute_plan(ws, plan, instance() if callable(instance) else instance, trigger)
         result.run_id = outcome.run_id
         plan = ws.plan(sha, env, prefer_run=outcome.run_id)  # this run's builds (a refresh) win
         result.plan = plan
         if not outcome.success and not plan.failures():
-            _status(ws, meta, env, sha, "failed", outcome.error or "run failed")
+            ws.record_status(meta, env, sha, "failed", outcome.error or "run failed")
             raise BuildError(f"run {outcome.run_id} failed: {outcome.error}")
     result.failures = plan.failures(blocking=True)
     result.warnings = plan.failures(blocking=False)
     if result.failures:
-        listed = ", ".join(f"{m}.{c}" for m, c, _ in result.failures)
-        _status(ws, meta, env, sha, "blocked", f"blocking checks failed: {listed}")
+        ws.record_status(meta, env, sha, "blocked", plan.blocked_reason())
         result.status = "blocked"
-        raise PublishBlocked(f"not published: {len(result.failures)} blocking check(s) failed: {listed}")
+        raise PublishBlocked(f"not published: {len(result.failures)} {plan.blocked_reason()}")
     if plan.unchanged and not plan.removed and all(
         m.action != "build" and m.reason == "unchanged" for m in plan.models.values() if m.action != "external"
     ):
@@ -104,7 +97,7 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
     try:
         result.publish = publish_if_ready(ws, plan, ref if ref == env.name else None, result.run_id)
     except Superseded:
-        _status(ws, meta, env, sha, "superseded", "the ref moved on during the build")
+        ws.record_status(meta, env, sha, "superseded", "the ref moved on during the build")
         raise
     if result.publish is None:
         raise GitopsError(f"commit {sha[:10]} is not ready to publish (missing builds or audits)")

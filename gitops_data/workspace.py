@@ -21,7 +21,7 @@ from gitops_data.spec.loader import load_project
 from gitops_data.spec.project import Project
 from gitops_data.spec.schema import Settings
 from gitops_data.spec.tree import GitTree
-from gitops_data.warehouse.catalog import catalog_state, find_build
+from gitops_data.warehouse.catalog import catalog_state, find_build, set_ref_status
 from gitops_data.warehouse.connection import open_warehouse
 
 STATE_DIR = ".gitops_data"
@@ -92,6 +92,11 @@ class Workspace:
         with open_warehouse(self.warehouse) as con:
             state = catalog_state(con, s.meta_schema, s.internal_schema, env.name, {n: fps[n] for n, nd in project.nodes.items() if nd.built}, prefer_run)
         return make_plan(project, fps, state, env.name, env.schema, sha, rebuild)
+
+    def record_status(self, meta: str, env: Environment, sha: str, status: str, reason: str = "") -> None:
+        """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""
+        with open_warehouse(self.warehouse) as con:
+            set_ref_status(con, meta, env.name, env.schema, sha, status, reason)
 
     def find_build(self, con, sha: str, model: str, env: str, run_id: str | None) -> BuildRecord | None:
         s = self.project(sha).settings

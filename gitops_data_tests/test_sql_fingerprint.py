@@ -272,9 +272,16 @@ def test_declared_column_type_changes_fingerprint(small):
     repo.commit("type")
     project2, fps2 = _fps(repo)
     assert _changed(fps, fps2) == {"a", "b", "c"}
-    assert project2.nodes["a"].declared_types == {"id": "integer"}
+    assert project2.nodes["a"].declared_types == {"id": "INT"}  # types are stored in canonical form
     changed_checks = {k for k, h in _check_hashes(project2, "a").items() if hashes[k] != h}
     assert changed_checks == {"id__type"}
+
+
+def test_equivalent_type_spellings_give_the_same_fingerprint(small):
+    repo, project, fps = small
+    repo.replace("project.yml", "id: {type: bigint,", "id: {type: INT8,")
+    repo.commit("same type, other spelling")
+    assert _fps(repo)[1] == fps
 
 
 def test_seed_content_changes_fingerprint(small):
