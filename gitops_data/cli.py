@@ -60,9 +60,10 @@ def _short(sha: str | None) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--repo", envvar="GITOPS_DATA_REPO", default=None, help="The data repo (a local Git repository). [default: .]")
-@click.option("--warehouse", envvar="GITOPS_DATA_WAREHOUSE", default=None,
-              help="The DuckDB file. [default: .gitops_data/warehouse.duckdb]")
+@click.option("--repo", envvar="GITOPS_DATA_REPO", default=None, show_envvar=True,
+              help="The data repo (a local Git repository). [default: .]")
+@click.option("--warehouse", envvar="GITOPS_DATA_WAREHOUSE", default=None, show_envvar=True,
+              help="The DuckDB file. [default: .gitops_data/warehouse.duckdb, relative to the current folder]")
 @click.pass_context
 def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
     """GitOps for data: a Git repo of YAML models drives a DuckDB warehouse through Dagster."""
@@ -181,7 +182,10 @@ def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
 @click.option("--ref", default=None, help="Branch to sync. [default: the production ref]")
 @click.pass_obj
 def sync(obj: Ctx, ref: str | None) -> None:
-    """Plan, build, audit and publish a branch: exit 0 when published or up to date, 3 when blocked by checks."""
+    """Plan, build, audit and publish a branch.
+
+    Exit codes: 0 published or up to date, 2 invalid project, 3 blocked by checks, 4 build failed,
+    5 warehouse busy, 6 superseded (the branch moved on while building)."""
     from gitops_data.sync import sync as do_sync
 
     ref, sha, env = _target(obj, ref, None)
@@ -194,6 +198,9 @@ def sync(obj: Ctx, ref: str | None) -> None:
         console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
     if result.status == "up_to_date":
         console.print(f"{env.schema} already serves {_short(sha)}; nothing to do")
+        return
+    if result.status == "rolled_back":
+        console.print(f"{env.schema}: {escape(result.message)}")
         return
     pub = result.publish
     console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
@@ -231,13 +238,15 @@ def status(obj: Ctx) -> None:
         head = heads.get(name)
         st = statuses.get(name)
         schema = pub[1] if pub else environment_schema(settings.external_schema, name, settings.production_ref)
+        drifted = any(d.env == name or name in d.env.split(", ") for d in drifts)
         if head is None:
             state = "[red]branch deleted[/] (views remain until the sensor drops them)"
         elif pub and pub[2] == head:
-            state = "[green]up to date[/]"
+            state = "[green]up to date[/]" + (" [red](drift, see below)[/]" if drifted else "")
         elif st and st.commit == head:
             state = {"building": "[yellow]building[/]", "blocked": "[red]blocked[/]", "invalid": "[red]invalid project[/]",
-                     "failed": "[red]build failed[/]", "superseded": "superseded"}.get(st.status, st.status)
+                     "failed": "[red]build failed[/]", "superseded": "superseded",
+                     "rolled_back": "[yellow]rolled back[/]"}.get(st.status, st.status)
             state += f": {escape(' '.join(st.reason.split())[:300])}" if st.reason else ""
         else:
             state = "[yellow]not synced yet[/]"
@@ -275,7 +284,8 @@ def history(obj: Ctx, env_name: str | None, limit: int) -> None:
     for r in rows:
         changed = r["changed"]
         table.add_row(f"{r['published_at']:%Y-%m-%d %H:%M:%S}", r["publish_id"], _short(r["commit"]), _short(r["previous_commit"]),
-                      f"{len(changed)}: " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
+                      (f"rollback to {r['rollback_of']}; " if r.get("rollback_of") else "")
+                      + f"{len(changed)}: " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
                       ", ".join(r["removed"]))
     console.print(table)
 
@@ -289,6 +299,7 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
 
     The environment's branch is not changed: the next commit on it publishes as usual. To make a
     rollback permanent, `git revert` on the branch."""
+    from gitops_data import gitrepo
     from gitops_data.warehouse.inspect import history as read_history
     from gitops_data.warehouse.publish import republish
 
@@ -299,7 +310,8 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
                    if r["publish_id"].startswith(target) or r["commit"].startswith(target)]
         if not matches:
             raise GitopsError(f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`")
-        record = republish(con, env_name, matches[0]["publish_id"], settings.internal_schema, settings.meta_schema)
+        head = gitrepo.branch_heads(obj.ws.repo, env_name).get(env_name)
+        record = republish(con, env_name, matches[0]["publish_id"], settings.internal_schema, settings.meta_schema, head)
     console.print(f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} (commit {_short(record.commit)}): "
                   f"{len(record.changed)} view(s) changed")
 
@@ -361,8 +373,10 @@ def drift(obj: Ctx) -> None:
         found = detect_drift(con, settings.meta_schema, settings.internal_schema)
     for d in found:
         console.print(f"[red]drift[/]: {escape(str(d))}")
-    if found:
+    if any(d.kind != "invalid_build_served" for d in found):
         raise DriftFound(f"{len(found)} change(s) outside Git; `gitops-data repair` restores the published views")
+    if found:
+        raise DriftFound(f"{len(found)} build(s) await their rebuild: run `gitops-data sync` for the environment(s) above")
     console.print("no drift: the warehouse matches what was published")
 
 
@@ -380,7 +394,7 @@ def repair(obj: Ctx) -> None:
         do_repair(con, settings.meta_schema, found)
     for d in found:
         fixed = d.kind != "table_changed"
-        console.print(("[green]repaired[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ") + escape(str(d)))
+        console.print(("[green]restored[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ") + escape(str(d)))
     console.print(f"{len(found)} drift(s) handled")
 
 

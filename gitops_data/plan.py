@@ -167,7 +167,7 @@ def _build_reason(name: str, node, fp: str, prev: BuildRecord | None, options: t
         return "full", "new model" if had_publish else "first build", None
     if prev.fingerprint != fp:
         return "full", f"fingerprint changed ({prev.fingerprint[:10]} -> {fp[:10]})", None
-    return "restore", "its build is gone; rebuilding", None
+    return "restore", "no valid build of this definition (dropped or changed outside Git); rebuilding", None
 
 
 def make_plan(

@@ -16,7 +16,7 @@ from gitops_data import gitrepo
 from gitops_data.errors import GitopsError, ProjectError, Superseded
 from gitops_data.plan import Plan
 from gitops_data.spec.loader import read_settings
-from gitops_data.spec.schema import Settings
+from gitops_data.spec.schema import SETTINGS_FILE, Settings
 from gitops_data.spec.tree import GitTree
 from gitops_data.sync import publish_if_ready
 from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses
@@ -24,7 +24,8 @@ from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.publish import PublishRecord, unpublish
 from gitops_data.workspace import Environment, Workspace
 
-FINAL = ("invalid", "blocked", "failed")
+# decided for this head: nothing to do until the branch moves
+FINAL = ("invalid", "blocked", "failed", "rolled_back")
 
 
 @dataclass
@@ -48,7 +49,11 @@ def production_settings(ws: Workspace, production_ref: str | None = None) -> Set
         sha = ws.resolve(production_ref or "main")
     except GitopsError:
         sha = ws.resolve("HEAD")
-    settings = read_settings(GitTree(ws.repo, sha))
+    tree = GitTree(ws.repo, sha)
+    if not tree.exists(SETTINGS_FILE):
+        raise GitopsError(f"{ws.repo} is not a gitops-data repository ({SETTINGS_FILE} is missing at "
+                          f"{sha[:10]}); pass --repo or set GITOPS_DATA_REPO")
+    settings = read_settings(tree)
     if production_ref is None and settings.production_ref != "main":
         return production_settings(ws, settings.production_ref)
     return settings

@@ -20,7 +20,7 @@ class SyncResult:
     env: str
     schema: str
     commit: str
-    status: str  # published | up_to_date | blocked | failed | invalid | superseded
+    status: str  # published | up_to_date | rolled_back | blocked | failed | invalid | superseded
     plan: Plan | None = None
     publish: PublishRecord | None = None
     run_id: str | None = None
@@ -70,6 +70,9 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
         raise
     env = ws.environment(env_name or ref, project.settings)
     meta = project.settings.meta_schema
+    held = ws.ref_status(meta, env.name)
+    if not rebuild and held is not None and held.status == "rolled_back" and held.commit == sha:
+        return SyncResult(env.name, env.schema, sha, "rolled_back", message=held.reason)
     plan = ws.plan(sha, env, rebuild)
     result = SyncResult(env.name, env.schema, sha, "published", plan)
     if plan.to_build or plan.to_audit:

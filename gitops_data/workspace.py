@@ -21,7 +21,7 @@ from gitops_data.spec.loader import load_project
 from gitops_data.spec.project import Project
 from gitops_data.spec.schema import Settings
 from gitops_data.spec.tree import GitTree
-from gitops_data.warehouse.catalog import catalog_state, find_build, set_ref_status
+from gitops_data.warehouse.catalog import RefStatus, catalog_state, find_build, ref_statuses, set_ref_status
 from gitops_data.warehouse.connection import open_warehouse
 
 STATE_DIR = ".gitops_data"
@@ -97,6 +97,10 @@ class Workspace:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""
         with open_warehouse(self.warehouse) as con:
             set_ref_status(con, meta, env.name, env.schema, sha, status, reason)
+
+    def ref_status(self, meta: str, env: str) -> RefStatus | None:
+        with open_warehouse(self.warehouse) as con:
+            return ref_statuses(con, meta).get(env)
 
     def find_build(self, con, sha: str, model: str, env: str, run_id: str | None) -> BuildRecord | None:
         s = self.project(sha).settings

@@ -183,3 +183,21 @@ def test_snapshot_twice_on_unchanged_input_adds_nothing(make_repo, warehouse, in
                        (select build_id from gitops_meta.builds where model = 'people_history' order by created_at desc limit 1)""")
     assert latest == [(1,)]  # the new build reuses the one segment: no rows added
     assert _q(ws, "select count(*) from gitops_meta.segments")[0][0] == segments + 1
+
+
+def test_rollback_holds_until_the_branch_moves(make_repo, warehouse, instance):
+    repo = make_repo(INCREMENTAL)
+    ws = Workspace(str(repo.path), warehouse)
+    sync(ws, "main", instance)
+    first = _q(ws, "select publish_id from gitops_meta.environments where env = 'main'")[0][0]
+    repo.write("data/events.csv", _events(range(1, 121)))
+    head = repo.commit("20 more")
+    sync(ws, "main", instance)
+    with open_warehouse(ws.warehouse) as con:
+        republish(con, "main", first, "gitops_internal", "gitops_meta", hold_head=head)
+    assert sync(ws, "main", instance).status == "rolled_back"  # the head is not re-published
+    assert _q(ws, "select n from analytics.total") == [(100,)]
+    repo.write("data/events.csv", _events(range(1, 131)))
+    repo.commit("10 more")
+    assert sync(ws, "main", instance).status == "published"  # the next commit publishes as usual
+    assert _q(ws, "select n from analytics.total") == [(130,)]

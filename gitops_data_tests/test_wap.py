@@ -369,7 +369,7 @@ def test_removed_model_view_is_dropped(make_repo, warehouse, instance):
     # the build itself stays (rollback, gc decides)
     assert q(ws, f'select n from gitops_internal."{c_table}"') == [(3,)]
     models_changed = json.loads(q(ws, "select models_changed from gitops_meta.publishes order by published_at desc limit 1")[0][0])
-    assert models_changed == {"changed": [], "removed": ["c"]}
+    assert models_changed == {"changed": [], "removed": ["c"], "rollback_of": None}
 
 
 # --------------------------------------------------------------------------------------------------

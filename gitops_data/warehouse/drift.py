@@ -47,7 +47,7 @@ def detect_drift(con: duckdb.DuckDBPyConnection, meta: str, internal: str) -> li
             elif kind != "VIEW":
                 out.append(Drift(env, schema, "view_changed", name, "replaced by a table"))
             elif actual.get(name) != expected[name][0]:
-                out.append(Drift(env, schema, "view_changed", name, f"definition is now: {actual.get(name)}"))
+                out.append(Drift(env, schema, "view_changed", name, f"was redefined as: {actual.get(name)}"))
         for name in sorted(set(expected) - set(objects)):
             out.append(Drift(env, schema, "view_dropped", name, "published view is missing"))
     for model, table, envs_, reason in con.execute(
@@ -55,7 +55,7 @@ def detect_drift(con: duckdb.DuckDBPyConnection, meta: str, internal: str) -> li
             from {m}.env_views v join {m}.builds b on b.build_id = v.build_id
             where b.invalid_reason is not null group by all order by 1"""
     ).fetchall():
-        out.append(Drift(envs_, "", "invalid_build_served", f"{internal}.{table}",
+        out.append(Drift(envs_, internal, "invalid_build_served", f"{internal}.{table}",
                          f"{model} awaits its rebuild (sync) after: {reason}"))
     served = con.execute(
         f"""select b.model, b.table_name, b.row_count, b.columns, string_agg(distinct v.env, ', ' order by v.env)
@@ -65,18 +65,18 @@ def detect_drift(con: duckdb.DuckDBPyConnection, meta: str, internal: str) -> li
     tables = internal_objects(con, internal)
     for model, table, rows, columns, env in served:
         if table not in tables:
-            out.append(Drift(env, "", "table_changed", f"{internal}.{table}", f"physical table of {model} is gone"))
+            out.append(Drift(env, internal, "table_changed", f"{internal}.{table}", f"physical table of {model} is gone"))
             continue
         try:
             now_rows = con.execute(f"select count(*) from {qualified(internal, table)}").fetchall()[0][0]
         except duckdb.Error as exc:  # a segment table under a build's view was dropped
-            out.append(Drift(env, "", "table_changed", f"{internal}.{table}", f"{model} cannot be read: {exc}"))
+            out.append(Drift(env, internal, "table_changed", f"{internal}.{table}", f"{model} cannot be read: {exc}"))
             continue
         now_cols = dict(con.execute(
             "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ? order by column_index",
             [internal, table]).fetchall())
         if now_rows != rows or now_cols != json.loads(columns):
-            out.append(Drift(env, "", "table_changed", f"{internal}.{table}",
+            out.append(Drift(env, internal, "table_changed", f"{internal}.{table}",
                              f"{model}: built with {rows} rows / {len(json.loads(columns))} columns, now {now_rows} / {len(now_cols)}"))
     return out
 

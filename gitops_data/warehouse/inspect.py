@@ -8,6 +8,7 @@ from datetime import timedelta
 
 import duckdb
 
+from gitops_data.errors import GitopsError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
 from gitops_data.retention import PublishEntry, retained_builds
@@ -52,6 +53,10 @@ def diff_envs(con: duckdb.DuckDBPyConnection, meta: str, env_a: str, env_b: str)
                 join {m}.builds b on b.build_id = v.build_id where v.env = ?""", [env]).fetchall()
         return {r[0]: (r[1], r[2], json.loads(r[3])) for r in rows}
 
+    known = {r[0] for r in con.execute(f"select env from {m}.environments").fetchall()}
+    for env in (env_a, env_b):
+        if env not in known:
+            raise GitopsError(f"no environment {env!r}; environments: {', '.join(sorted(known)) or 'none yet'}")
     a, b = served(env_a), served(env_b)
     out = []
     for model in sorted(set(a) | set(b)):

@@ -62,6 +62,8 @@ class PublishTarget:
     schema: str
     commit: str
     builds: dict[str, tuple[str, str]]
+    rollback_of: str | None = None  # the publish id this one restores
+    hold_head: str | None = None  # a rollback holds until the branch moves past this head
 
 
 def publish(
@@ -108,18 +110,25 @@ def publish_builds(
         con.execute(
             f"insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [publish_id, env, schema, target.commit, previous, json.dumps(builds),
-             json.dumps({"changed": list(changed), "removed": list(stale)}), run_id, ts],
+             json.dumps({"changed": list(changed), "removed": list(stale), "rollback_of": target.rollback_of}), run_id, ts],
         )
         con.execute(f"delete from {m}.environments where env = ?", [env])
         con.execute(f"insert into {m}.environments values (?, ?, ?, ?, ?)", [env, schema, target.commit, publish_id, ts])
         con.execute(f"delete from {m}.ref_status where env = ?", [env])
-        con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)", [env, schema, target.commit, ts])
+        if target.hold_head is None:
+            con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'published', '', ?)", [env, schema, target.commit, ts])
+        else:  # the head stays unpublished until the branch moves (reconcile and sync respect it)
+            con.execute(f"insert into {m}.ref_status values (?, ?, ?, 'rolled_back', ?, ?)",
+                        [env, schema, target.hold_head, f"rolled back to publish {target.rollback_of} "
+                         f"(commit {target.commit[:10]}); the next commit on the branch publishes", ts])
     return PublishRecord(publish_id, env, schema, target.commit, previous, changed, stale, ts)
 
 
-def republish(con: duckdb.DuckDBPyConnection, env: str, publish_id: str, internal: str, meta: str) -> PublishRecord:
-    """Serve exactly what an earlier publish served (zero copy): the rollback of incremental
-    models and snapshots, whose builds a commit alone does not pin."""
+def republish(con: duckdb.DuckDBPyConnection, env: str, publish_id: str, internal: str, meta: str,
+              hold_head: str | None = None) -> PublishRecord:
+    """Serve exactly what an earlier publish served (zero copy; incremental models and snapshots
+    included, whose builds a commit alone does not pin). With `hold_head`, that head is not
+    published again until the branch moves."""
     m = quote(meta)
     rows = con.execute(f"select schema_name, commit, builds from {m}.publishes where env = ? and publish_id = ?",
                        [env, publish_id]).fetchall()
@@ -134,8 +143,8 @@ def republish(con: duckdb.DuckDBPyConnection, env: str, publish_id: str, interna
     missing = sorted(model for model, b in ids.items() if b not in tables)
     if missing:
         raise GitopsError(f"publish {publish_id} can no longer be restored: builds of {', '.join(missing)} were collected")
-    return publish_builds(con, PublishTarget(env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}),
-                          internal, meta)
+    return publish_builds(con, PublishTarget(env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()},
+                                             publish_id, hold_head), internal, meta)
 
 
 def unpublish(con: duckdb.DuckDBPyConnection, env: str, schema: str, meta: str) -> list[str]:
