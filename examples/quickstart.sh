@@ -8,7 +8,9 @@ bash .ci/setup
 state="$root/.gitops_data"
 export GITOPS_DATA_REPO="$state/shop"
 export GITOPS_DATA_WAREHOUSE="$state/warehouse.duckdb"
-export DAGSTER_HOME="$root"          # dagster.yaml here keeps instance storage under .gitops_data/
+export DAGSTER_HOME="$state/dagster_home"   # a local Dagster instance (SQLite), set up from ./dagster.yaml
+mkdir -p "$DAGSTER_HOME"
+[ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 gd="$root/.venv/bin/gitops-data"
 
 if [ ! -d "$GITOPS_DATA_REPO/.git" ]; then
@@ -34,5 +36,5 @@ PY
 cat <<MSG
 Done. The data repo is $GITOPS_DATA_REPO, the warehouse $GITOPS_DATA_WAREHOUSE.
 Open the Dagster UI (assets, checks, the git_refs sensor) with:
-  cd $root && GITOPS_DATA_REPO=$GITOPS_DATA_REPO GITOPS_DATA_WAREHOUSE=$GITOPS_DATA_WAREHOUSE DAGSTER_HOME=$root .venv/bin/dagster dev
+  cd $root && GITOPS_DATA_REPO=$GITOPS_DATA_REPO GITOPS_DATA_WAREHOUSE=$GITOPS_DATA_WAREHOUSE DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev -w workspace.yaml
 MSG

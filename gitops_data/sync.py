@@ -91,7 +91,7 @@ def sync(ws: Workspace, ref: str, instance, env_name: str | None = None, trigger
     if result.failures:
         ws.record_status(meta, env, sha, "blocked", plan.blocked_reason())
         result.status = "blocked"
-        raise PublishBlocked(f"not published: {len(result.failures)} {plan.blocked_reason()}")
+        raise PublishBlocked(f"not published: {plan.blocked_reason()}")
     if plan.unchanged and not plan.removed and all(
         m.action != "build" and m.reason == "unchanged" for m in plan.models.values() if m.action != "external"
     ):
