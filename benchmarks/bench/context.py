@@ -28,11 +28,13 @@ class Sizes:
     storage_commits: int  # case 6
     scale_models: int  # case 7
     scale_branches: int
+    incremental_rows: tuple[int, int]  # case 9: source rows of the first build, rows appended after it
     repeats: int  # repetitions of sub-second steps (median reported)
 
 
-FULL = Sizes(5_000_000, 5_000_000, 10_000_000, (100_000, 10_000_000), 200, 8, 20, 1000, 50, 7)
-QUICK = Sizes(50_000, 50_000, 100_000, (1_000, 100_000), 200, 4, 6, 200, 10, 3)
+FULL = Sizes(5_000_000, 5_000_000, 10_000_000, (100_000, 10_000_000), 200, 8, 20, 1000, 50,
+             (10_000_000, 100_000), 7)
+QUICK = Sizes(50_000, 50_000, 100_000, (1_000, 100_000), 200, 4, 6, 200, 10, (100_000, 1_000), 3)
 
 
 class ChildFailed(RuntimeError):

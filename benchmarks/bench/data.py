@@ -56,3 +56,28 @@ def facts_select(rows: int) -> str:
 def wide_select(rows: int) -> str:
     """A plain 3-column table (case 5's published builds)."""
     return f"select i as id, hash(i) % 1000 as k, 'x' || (i % 100)::varchar as s from range({rows}) t(i)"
+
+
+def ledger_select(rows: int) -> str:
+    """The incremental source of case 9: `id` is the row number, so appending rows means more ids."""
+    return f"""
+        select i as id,
+               (hash(i, 1) % 1000000)::bigint as user_id,
+               round((hash(i, 2) % 100000)::bigint / 100.0, 2) as amount,
+               {_pick(["view", "click", "cart", "purchase", "refund"], 3)} as kind
+        from range({rows}) t(i)"""
+
+
+def write_ledger_parquet(path: Path, rows: int) -> Path:
+    """`rows` ledger rows as one parquet file; a larger `rows` gives the same first rows plus new ones."""
+    import duckdb
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp.parquet")
+    con = duckdb.connect()
+    try:
+        con.execute(f"copy ({ledger_select(rows)}) to '{tmp}' (format parquet, compression zstd)")
+    finally:
+        con.close()
+    tmp.replace(path)
+    return path

@@ -23,8 +23,9 @@ def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
-def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main") -> dict:
-    """One measured `gitops_data.sync.sync` of `ref` (imports and the instance are set up first)."""
+def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str | None = None) -> dict:
+    """One measured `gitops_data.sync.sync` of `ref` (imports and the instance are set up first);
+    `name` names the step's profile (default `sync_<ref>`)."""
     from bench.measure import step
     from gitops_data.sync import sync
     from gitops_data.workspace import Workspace
@@ -33,7 +34,7 @@ def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main") -> dict:
     ws = Workspace(repo, warehouse)
     import gitops_data.orchestration.run  # noqa: F401 - imported by sync on demand; not part of the step
 
-    with step(f"sync_{ref.replace('/', '_')}") as m:
+    with step(name or f"sync_{ref.replace('/', '_')}") as m:
         result = sync(ws, ref, inst)
     built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
     return {**m, "status": result.status, "built": sorted(r[0] for r in built),
