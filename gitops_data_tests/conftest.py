@@ -12,6 +12,17 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 
 
+def query(ws, sql: str, params: list | None = None) -> list[tuple]:
+    """Read the warehouse of `ws` (a Workspace) like a consumer: a short read-only connection."""
+    import duckdb
+
+    con = duckdb.connect(ws.warehouse, read_only=True)
+    try:
+        return con.execute(sql, params or []).fetchall()
+    finally:
+        con.close()
+
+
 class DataRepo:
     """A throw-away data repository driven like a user would: write files, commit, branch, merge."""
 

@@ -4,11 +4,11 @@ runs it requests in-process, like the daemon would."""
 from __future__ import annotations
 
 import dagster as dg
-import duckdb
 
 from gitops_data.orchestration.definitions import build_definitions, current_pins
 from gitops_data.orchestration.run import execute_run_request
 from gitops_data.workspace import Workspace
+from gitops_data_tests.conftest import query
 
 
 class Driver:
@@ -42,8 +42,4 @@ class Driver:
         raise AssertionError(f"sensor did not settle: {message}")
 
     def query(self, sql: str):
-        con = duckdb.connect(self.ws.warehouse, read_only=True)
-        try:
-            return con.execute(sql).fetchall()
-        finally:
-            con.close()
+        return query(self.ws, sql)

@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from gitops_data.orchestration.run import execute_plan
 from gitops_data.sync import sync
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import query as q
 
 pytestmark = pytest.mark.slow
 
@@ -71,12 +71,6 @@ M7 = "  - name: m7\n    sql: select count(*) as n, sum(v) as v from m6\n"
 M8 = "  - name: m8\n    sql: select max(v) as top from m4\n"
 
 
-def q(ws: Workspace, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def seed_at(repo, sha: str) -> list[tuple[int, int]]:

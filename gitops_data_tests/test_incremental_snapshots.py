@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import duckdb
 import pytest
 
 from gitops_data.errors import PublishBlocked
@@ -10,14 +9,7 @@ from gitops_data.sync import sync
 from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.publish import republish
 from gitops_data.workspace import Workspace
-
-
-def _q(ws: Workspace, sql: str):
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    try:
-        return con.execute(sql).fetchall()
-    finally:
-        con.close()
+from gitops_data_tests.conftest import query as _q
 
 
 def _events(ids: range, negative: set[int] = frozenset()) -> str:

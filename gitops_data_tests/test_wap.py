@@ -20,16 +20,11 @@ from gitops_data.errors import BuildError, PublishBlocked
 from gitops_data.sync import sync
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import query as q
 
 ANALYTICS_B_V1 = [(1, 20), (2, 40), (3, 60)]
 
 
-def q(ws: Workspace, sql: str, params: list | None = None) -> list[tuple]:
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    try:
-        return con.execute(sql, params or []).fetchall()
-    finally:
-        con.close()
 
 
 def served_commit(ws: Workspace, env: str = "main") -> str | None:
