@@ -28,6 +28,25 @@ def lock_timeout() -> float:
     return float(os.environ.get("GITOPS_DATA_LOCK_TIMEOUT", "600"))
 
 
+class _Retry(Exception):
+    """Raised by an attempt that should be retried after a back-off."""
+
+
+def _with_backoff(attempt, timeout: float, first: float, cap: float, busy: str):
+    """Call `attempt()` until it stops raising _Retry; jittered exponential back-off; WarehouseBusy
+    with the message `busy` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    delay = first
+    while True:
+        try:
+            return attempt()
+        except _Retry as why:
+            if time.monotonic() >= deadline:
+                raise WarehouseBusy(busy.format(why=why.args[0] if why.args else "")) from None
+            time.sleep(delay * (1 + random.random()))
+            delay = min(delay * 2, cap)
+
+
 @contextlib.contextmanager
 def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[None]:
     """Hold the warehouse's cross-process lock (re-entrant within one process is NOT supported)."""
@@ -35,42 +54,34 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
     lock_path = f"{path}.lock"
     Path(lock_path).parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+
+    def take() -> None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise _Retry() from None
+
     try:
-        deadline = time.monotonic() + timeout
-        delay = 0.005
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    raise WarehouseBusy(
-                        f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
-                        "try again when the running build or publish has finished"
-                    ) from None
-                time.sleep(delay * (1 + random.random()))
-                delay = min(delay * 2, 0.5)
+        _with_backoff(take, timeout, 0.005, 0.5,
+                      f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
+                      "try again when the running build or publish has finished")
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
 
 
-def _connect(path: str, read_only: bool, timeout: float) -> duckdb.DuckDBPyConnection:
-    deadline = time.monotonic() + timeout
-    delay = 0.02
-    while True:
+def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
+    def attempt() -> duckdb.DuckDBPyConnection:
         try:
-            return duckdb.connect(path, read_only=read_only)
+            return duckdb.connect(path)
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise GitopsError(f"cannot open warehouse {path}: {exc}") from None
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(
-                    f"warehouse {path} is held open by another program ({exc}); consumers should use "
-                    "short-lived read-only connections (see README, 'Connecting as a consumer')"
-                ) from None
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, 1.0)
+            raise _Retry(str(exc)) from None
+
+    return _with_backoff(attempt, timeout, 0.02, 1.0,
+                         f"warehouse {path} is held open by another program ({{why}}); consumers should use "
+                         "short-lived read-only connections (see README, 'Concurrency and consumers')")
 
 
 _step_connection: contextvars.ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = contextvars.ContextVar(
@@ -91,7 +102,7 @@ def open_warehouse(path: str | Path, timeout: float | None = None) -> Iterator[d
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(path, timeout):
-        con = _connect(path, False, timeout)
+        con = _connect(path, timeout)
         try:
             yield con
         finally:
