@@ -58,14 +58,15 @@ def wide_select(rows: int) -> str:
     return f"select i as id, hash(i) % 1000 as k, 'x' || (i % 100)::varchar as s from range({rows}) t(i)"
 
 
-def ledger_select(rows: int) -> str:
-    """The incremental source of case 9: `id` is the row number, so appending rows means more ids."""
+def ledger_select(rows: int, start: int = 0) -> str:
+    """The incremental source of case 9: `id` is the row number, so appending rows means more ids.
+    Rows `start` .. `rows - 1` (a later range continues the same ledger)."""
     return f"""
         select i as id,
                (hash(i, 1) % 1000000)::bigint as user_id,
                round((hash(i, 2) % 100000)::bigint / 100.0, 2) as amount,
                {_pick(["view", "click", "cart", "purchase", "refund"], 3)} as kind
-        from range({rows}) t(i)"""
+        from range({start}, {rows}) t(i)"""
 
 
 def write_ledger_parquet(path: Path, rows: int) -> Path:

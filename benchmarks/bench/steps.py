@@ -23,9 +23,11 @@ def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
-def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str | None = None) -> dict:
+def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str | None = None,
+             rebuild: list[str] | None = None) -> dict:
     """One measured `gitops_data.sync.sync` of `ref` (imports and the instance are set up first);
-    `name` names the step's profile (default `sync_<ref>`)."""
+    `name` names the step's profile (default `sync_<ref>`); `rebuild` forces a refresh of those
+    models, as a scheduled run does."""
     from bench.measure import step
     from gitops_data.sync import sync
     from gitops_data.workspace import Workspace
@@ -35,7 +37,7 @@ def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str 
     import gitops_data.orchestration.run  # noqa: F401 - imported by sync on demand; not part of the step
 
     with step(name or f"sync_{ref.replace('/', '_')}") as m:
-        result = sync(ws, ref, inst)
+        result = sync(ws, ref, inst, rebuild=frozenset(rebuild or ()))
     built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
     return {**m, "status": result.status, "built": sorted(r[0] for r in built),
             "changed": list(result.publish.changed) if result.publish else [],
