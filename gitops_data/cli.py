@@ -203,6 +203,9 @@ def sync(obj: Ctx, ref: str | None) -> None:
         console.print(f"{env.schema}: {escape(result.message)}")
         return
     pub = result.publish
+    if pub.previous_commit is None:
+        console.print(f"[green]published[/] {ref} @ {_short(sha)}: created schema {pub.schema} with {len(pub.changed)} view(s)")
+        return
     console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
                   f"{len(pub.changed)} view(s) changed, {len(pub.removed)} removed (previous {_short(pub.previous_commit)})")
 
