@@ -204,7 +204,7 @@ def sync(obj: Ctx, ref: str | None) -> None:
         return
     pub = result.publish
     if pub.previous_commit is None:
-        console.print(f"[green]published[/] {ref} @ {_short(sha)}: created schema {pub.schema} with {len(pub.changed)} view(s)")
+        console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema} (new): {len(pub.changed)} view(s) created")
         return
     console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
                   f"{len(pub.changed)} view(s) changed, {len(pub.removed)} removed (previous {_short(pub.previous_commit)})")
