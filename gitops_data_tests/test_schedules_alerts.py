@@ -118,3 +118,20 @@ def test_failing_webhook_is_retried_then_logged_never_raised(webhook, tmp_path):
     dead = AlertSpec(name="dead", on=["published"], webhook="http://127.0.0.1:9/nothing", retries=1)
     errors = deliver([dead], AlertEvent("published", "main", "abc", "m"), "p", str(tmp_path))
     assert len(errors) == 1 and "could not be delivered" in errors[0]
+
+
+def test_run_failed_alert_only_for_broken_runs_not_for_blocked_ones(make_repo, warehouse, instance):
+    from gitops_data.orchestration.sensors import only_blocked_by_checks
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    repo.write("seeds/nums.csv", "id,v\n1,-1\n2,20\n3,30\n")  # breaks a blocking check
+    repo.commit("bad data")
+    d.settle()
+    assert not d.runs[-1].success and only_blocked_by_checks(instance, d.runs[-1].run_id)
+    repo.replace("project.yml", "select count(*) as n from b", "select count(*) as n, sum(nope) from b")
+    repo.write("seeds/nums.csv", "id,v\n1,1\n2,20\n3,30\n")
+    repo.commit("sql error")
+    d.settle()
+    assert not d.runs[-1].success and not only_blocked_by_checks(instance, d.runs[-1].run_id)

@@ -117,10 +117,20 @@ def refresh_publisher(ws: Workspace, prod_project: Project | None) -> dg.RunStat
     return _publish
 
 
+def only_blocked_by_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
+    """Whether every failed step of a run failed because a blocking check failed (Dagster reports
+    that as a step failure; for us it is a `blocked` commit, alerted as such, not a broken run)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    errors = [r.event_log_entry.dagster_event.event_specific_data.error for r in records]
+    return bool(errors) and all(e is not None and e.cls_name == "DagsterAssetCheckFailedError" for e in errors)
+
+
 def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.RunStatusSensorDefinition:
     @dg.run_failure_sensor(name="alert_run_failures", default_status=dg.DefaultSensorStatus.RUNNING)
     def _failed(context: dg.RunFailureSensorContext):
         run = context.dagster_run
+        if only_blocked_by_checks(context.instance, run.run_id):
+            return
         send(prod_project, ws, [AlertEvent("run_failed", run.tags.get(T.ENV, "?"), run.tags.get(T.COMMIT),
                                            f"run {run.run_id} failed: {context.failure_event.message or ''}",
                                            {"run_id": run.run_id})])
