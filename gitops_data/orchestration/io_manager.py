@@ -78,7 +78,10 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             else:
                 rec, columns = write_file(con, target, obj.file_bytes or b"", obj.file_format or "csv", obj.cast_types)
         context.add_output_metadata(build_metadata(target, rec, columns))
-        progress.emit("built", target.model, f"{rec.row_count:,} rows -> {rec.table} ({time.perf_counter() - t0:.2f}s)")
+        how = ""
+        if obj.layout is not None and obj.base is not None:
+            how = f", {rec.row_count - (obj.base.row_count or 0):+,} on build {obj.base.build_id} (new segment)"
+        progress.emit("built", target.model, f"{rec.row_count:,} rows{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)")
 
     def load_input(self, context: dg.InputContext) -> pl.LazyFrame:
         key = context.upstream_output.asset_key
