@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from typing import Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 Severity = Literal["error", "warn"]
 AlertEvent = Literal["check_failed", "run_failed", "published", "blocked", "drift"]
@@ -25,6 +25,10 @@ def parse_duration(text: str | int | float) -> float:
     if not parts or "".join(n + u for n, u in parts) != s:
         raise ValueError(f"cannot read duration {text!r}; use e.g. '30m', '24h', '7d'")
     return sum(float(n) * _UNITS[u] for n, u in parts)
+
+
+# A list of column names; a single name may be written without brackets.
+Columns = Annotated[list[str], BeforeValidator(lambda v: [v] if isinstance(v, str) else v)]
 
 
 class _Strict(BaseModel):
@@ -195,14 +199,9 @@ class IncrementalSpec(_Strict):
 
     column: str = Field(description="time or id column; rows above the last build's maximum are new")
     lookback: float | str | None = Field(default=None, description="re-read this much before the maximum: a number, or a duration like '2h' for time columns")
-    unique_key: list[str] = Field(default_factory=list, description="upsert: the latest row per key wins")
+    unique_key: Columns = Field(default_factory=list, description="upsert: the latest row per key wins")
     forward_only: bool = Field(default=False, description="a change of the model keeps the history instead of rebuilding")
     compact_after: int = Field(default=10, ge=2, description="merge the segments into one table when there are more")
-
-    @field_validator("unique_key", mode="before")
-    @classmethod
-    def _one_key(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _lookback_needs_key(self) -> IncrementalSpec:
@@ -236,17 +235,12 @@ class SnapshotSpec(_NodeSpec):
     """SCD-2 history of a source or model: one row version per change, with valid_from/valid_to."""
 
     source: str
-    unique_key: list[str]
+    unique_key: Columns
     strategy: Literal["timestamp", "check"]
     updated_at: str | None = None
     check_cols: list[str] | None = Field(default=None, description="columns compared by `check` (default: all)")
     invalidate_hard_deletes: bool = True
     compact_after: int = Field(default=20, ge=2)
-
-    @field_validator("unique_key", mode="before")
-    @classmethod
-    def _one_key(cls, v: Any) -> Any:
-        return [v] if isinstance(v, str) else v
 
     @model_validator(mode="after")
     def _strategy_args(self) -> SnapshotSpec:
