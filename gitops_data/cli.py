@@ -11,13 +11,10 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gitops_data.errors import GitopsError
+from gitops_data.errors import DriftFound, GitopsError
 
 console = Console(highlight=False)
 
-
-class DriftFound(GitopsError):
-    exit_code = 7
 
 err = Console(stderr=True, highlight=False)
 
@@ -31,7 +28,7 @@ def dagster_instance():
     """The Dagster instance in DAGSTER_HOME (default: .gitops_data/dagster_home, created if missing)."""
     import dagster as dg
 
-    from gitops_data.warehouse.connection import warehouse_lock
+    from gitops_data.engines.duckdb import warehouse_lock
 
     home = os.environ.get("DAGSTER_HOME")
     if not home:
@@ -46,6 +43,30 @@ def dagster_instance():
             tmp.write_text(_DAGSTER_YAML)
             os.replace(tmp, config)
         return dg.DagsterInstance.get()
+
+
+class _LazyExecutor:
+    """The in-process Dagster executor, made only when something has to run (a sync with nothing to
+    build never imports Dagster)."""
+
+    synchronous = True
+
+    def __init__(self, ws):
+        self.ws = ws
+        self._real = None
+
+    def _get(self):
+        if self._real is None:
+            from gitops_data.orchestration.run import InProcessExecutor
+
+            self._real = InProcessExecutor(self.ws, dagster_instance())
+        return self._real
+
+    def execute(self, plan, plan_id: str, trigger: str):
+        return self._get().execute(plan, plan_id, trigger)
+
+    def run_state(self, plan_id: str):
+        return self._get().run_state(plan_id)
 
 
 class Ctx:
@@ -157,25 +178,27 @@ def _listen():
 @click.pass_obj
 def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
     """Build (and audit) what the plan needs, as a Dagster run; does not publish."""
-    from gitops_data.orchestration.run import execute_plan
+    import uuid
+
+    from gitops_data.orchestration.run import InProcessExecutor
 
     ref, sha, env = _target(obj, ref, env_name)
     p = obj.ws.plan(sha, env)
     _print_plan(p)
-    if not p.to_build and not p.to_audit:
+    if not p.has_work:
         console.print("nothing to build")
         return
+    plan_id = uuid.uuid4().hex[:12]
+    with obj.ws.catalog(obj.ws.project(sha).settings.meta_schema) as cat:
+        cat.save_plan(plan_id, p, "cli-build")
     stop = _listen()
     try:
-        outcome = execute_plan(obj.ws, p, dagster_instance())
+        outcome = InProcessExecutor(obj.ws, dagster_instance()).execute(p, plan_id, "cli")
     finally:
         stop()
-    after = obj.ws.plan(sha, env)
-    console.print(f"Dagster run {outcome.run_id}: {'success' if outcome.success else 'FAILED'}")
-    if not outcome.success:
+    console.print(f"Dagster run {outcome.run_id}: {'FAILED' if outcome.error else 'success'}")
+    if outcome.error:
         raise GitopsError(f"build failed: {outcome.error}")
-    for m, c, n in after.failures():
-        console.print(f"[red]blocking check failed[/]: {m}.{c} ({n} rows)")
 
 
 @main.command()
@@ -186,21 +209,23 @@ def sync(obj: Ctx, ref: str | None) -> None:
 
     Exit codes: 0 published or up to date, 2 invalid project, 3 blocked by checks, 4 build failed,
     5 warehouse busy, 6 superseded (the branch moved on while building)."""
-    from gitops_data.sync import sync as do_sync
+    from gitops_data.apply import apply
+    from gitops_data.plan import Status
 
     ref, sha, env = _target(obj, ref, None)
     stop = _listen()
     try:
-        result = do_sync(obj.ws, ref, dagster_instance)
+        result = apply(obj.ws, ref, _LazyExecutor(obj.ws))
     finally:
         stop()
     for m, c, n in result.warnings:
         console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
-    if result.status == "up_to_date":
+    result.raise_for_status()
+    if result.status == Status.UP_TO_DATE:
         console.print(f"{env.schema} already serves {_short(sha)}; nothing to do")
         return
-    if result.status == "rolled_back":
-        console.print(f"{env.schema}: {escape(result.message)}")
+    if result.status == Status.ROLLED_BACK:
+        console.print(f"{env.schema}: {escape(result.detail)}")
         return
     pub = result.publish
     if pub.previous_commit is None:
@@ -214,23 +239,17 @@ def sync(obj: Ctx, ref: str | None) -> None:
 @click.pass_obj
 def status(obj: Ctx) -> None:
     """Per environment: published commit, the ref's latest commit, and why they differ."""
-    from gitops_data import gitrepo
     from gitops_data.spec.loader import read_settings
     from gitops_data.spec.tree import GitTree
-    from gitops_data.warehouse.catalog import ensure_catalog, ref_statuses
-    from gitops_data.warehouse.connection import open_warehouse
     from gitops_data.warehouse.drift import detect_drift
 
     ws = obj.ws
     settings = read_settings(GitTree(ws.repo, ws.resolve("HEAD")))
-    heads = gitrepo.branch_heads(ws.repo, settings.branches)
-    heads.update(gitrepo.branch_heads(ws.repo, settings.production_ref))
-    with open_warehouse(ws.warehouse) as con:
-        ensure_catalog(con, settings.meta_schema)
-        envs = {r[0]: r for r in con.execute(
-            f'select env, schema_name, commit, published_at from "{settings.meta_schema}".environments').fetchall()}
-        statuses = ref_statuses(con, settings.meta_schema)
-        drifts = detect_drift(con, settings.meta_schema, settings.internal_schema)
+    heads = ws.tracked_heads(settings)
+    with ws.catalog(settings.meta_schema) as cat:
+        envs = {e: (e, *v) for e, v in cat.environments().items()}
+        statuses = cat.ref_statuses()
+        drifts = detect_drift(cat, settings.internal_schema)
     table = Table(title=f"environments of {ws.repo}")
     for col in ("env (branch)", "schema", "published", "latest", "state"):
         table.add_column(col)
@@ -261,12 +280,9 @@ def status(obj: Ctx) -> None:
         console.print(f"{len(drifts)} change(s) outside Git: `gitops-data repair` restores the published state")
 
 
-def _settings_and_con(obj: Ctx):
-    from gitops_data.reconcile import production_settings
-    from gitops_data.warehouse.connection import open_warehouse
-
-    settings = production_settings(obj.ws)
-    return settings, open_warehouse(obj.ws.warehouse)
+def _settings_and_catalog(obj: Ctx):
+    settings = obj.ws.production_settings()
+    return settings, obj.ws.catalog(settings.meta_schema)
 
 
 @main.command()
@@ -275,12 +291,11 @@ def _settings_and_con(obj: Ctx):
 @click.pass_obj
 def history(obj: Ctx, env_name: str | None, limit: int) -> None:
     """Publishes of an environment: when, which commit, which models changed."""
-    from gitops_data.warehouse.inspect import history as read_history
 
-    settings, conn = _settings_and_con(obj)
+    settings, conn = _settings_and_catalog(obj)
     env_name = env_name or settings.production_ref
-    with conn as con:
-        rows = read_history(con, settings.meta_schema, env_name, limit)
+    with conn as cat:
+        rows = cat.history(env_name, limit)
     table = Table(title=f"publishes of {env_name}")
     for col in ("published at (UTC)", "publish id", "commit", "previous", "changed", "removed"):
         table.add_column(col)
@@ -303,18 +318,17 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
     The environment's branch is not changed: the next commit on it publishes as usual. To make a
     rollback permanent, `git revert` on the branch."""
     from gitops_data import gitrepo
-    from gitops_data.warehouse.inspect import history as read_history
     from gitops_data.warehouse.publish import republish
 
-    settings, conn = _settings_and_con(obj)
+    settings, conn = _settings_and_catalog(obj)
     env_name = env_name or settings.production_ref
-    with conn as con:
-        matches = [r for r in read_history(con, settings.meta_schema, env_name, 1000)
+    with conn as cat:
+        matches = [r for r in cat.history(env_name, 1000)
                    if r["publish_id"].startswith(target) or r["commit"].startswith(target)]
         if not matches:
             raise GitopsError(f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`")
         head = gitrepo.branch_heads(obj.ws.repo, env_name).get(env_name)
-        record = republish(con, env_name, matches[0]["publish_id"], settings.internal_schema, settings.meta_schema, head)
+        record = republish(cat, env_name, matches[0]["publish_id"], settings.internal_schema, head)
     console.print(f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} (commit {_short(record.commit)}): "
                   f"{len(record.changed)} view(s) changed")
 
@@ -327,9 +341,9 @@ def diff(obj: Ctx, env_a: str, env_b: str) -> None:
     """Which models differ between two environments (branches), with row count and schema changes."""
     from gitops_data.warehouse.inspect import diff_envs
 
-    settings, conn = _settings_and_con(obj)
-    with conn as con:
-        diffs = diff_envs(con, settings.meta_schema, env_a, env_b)
+    settings, conn = _settings_and_catalog(obj)
+    with conn as cat:
+        diffs = diff_envs(cat, env_a, env_b)
     if not diffs:
         console.print(f"{env_a} and {env_b} serve the same builds")
         return
@@ -354,9 +368,9 @@ def gc(obj: Ctx, dry_run: bool) -> None:
     """Drop builds that no environment serves and no retained publish needs (see `retention`)."""
     from gitops_data.warehouse.inspect import collect_garbage
 
-    settings, conn = _settings_and_con(obj)
-    with conn as con:
-        report = collect_garbage(con, settings, dry_run)
+    settings, conn = _settings_and_catalog(obj)
+    with conn as cat:
+        report = collect_garbage(cat, settings, dry_run)
     verb = "would drop" if dry_run else "dropped"
     for b in report.dropped:
         console.print(f"{verb} {settings.internal_schema}.{b.table} (commit {_short(b.commit)}, {b.row_count} rows)")
@@ -371,9 +385,9 @@ def drift(obj: Ctx) -> None:
     """Report changes made to the warehouse outside Git (exit 7 if there are any)."""
     from gitops_data.warehouse.drift import detect_drift
 
-    settings, conn = _settings_and_con(obj)
-    with conn as con:
-        found = detect_drift(con, settings.meta_schema, settings.internal_schema)
+    settings, conn = _settings_and_catalog(obj)
+    with conn as cat:
+        found = detect_drift(cat, settings.internal_schema)
     for d in found:
         console.print(f"[red]drift[/]: {escape(str(d))}")
     if any(d.kind != "invalid_build_served" for d in found):
@@ -391,10 +405,10 @@ def repair(obj: Ctx) -> None:
     from gitops_data.warehouse.drift import detect_drift
     from gitops_data.warehouse.drift import repair as do_repair
 
-    settings, conn = _settings_and_con(obj)
-    with conn as con:
-        found = detect_drift(con, settings.meta_schema, settings.internal_schema)
-        do_repair(con, settings.meta_schema, found)
+    settings, conn = _settings_and_catalog(obj)
+    with conn as cat:
+        found = detect_drift(cat, settings.internal_schema)
+        do_repair(cat, found)
     for d in found:
         fixed = d.kind != "table_changed"
         console.print(("[green]restored[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ") + escape(str(d)))

@@ -71,3 +71,9 @@ class Superseded(GitopsError):
     """The ref moved on while this commit was being built; the newer commit wins."""
 
     exit_code = 6
+
+
+class DriftFound(GitopsError):
+    """The warehouse differs from what gitops-data published (changed outside Git)."""
+
+    exit_code = 7

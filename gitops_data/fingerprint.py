@@ -14,6 +14,7 @@ import hashlib
 import json
 from typing import Any
 
+from gitops_data.spec.checks import check_hash  # noqa: F401 - re-exported
 from gitops_data.spec.project import Node, Project
 from gitops_data.sql import parse_query
 
@@ -59,8 +60,3 @@ def project_fingerprints(project: Project) -> dict[str, str]:
     for name, node in project.nodes.items():
         fps[name] = node_fingerprint(node, fps)
     return fps
-
-
-def check_hash(definition: Any) -> str:
-    """Hash of one check's definition; an audit counts only for the definition it ran."""
-    return _digest(definition)[:16]

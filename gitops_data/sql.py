@@ -141,18 +141,27 @@ def canonical_type(name: str) -> str | None:
     return casts[0].to.sql(dialect=DIALECT)
 
 
-def parse_expression(text: str) -> str:
-    """A boolean row expression for an `expression` check: one expression, no subqueries, no table
-    access. Returns its canonical SQL; raises ValueError with the reason."""
+def parse_expression(text: str) -> ParsedSql:
+    """A boolean row expression for an `expression` check. It may read other models through
+    subqueries (`amount <= (select max(cap) from limits)`), under the same rules as a model query:
+    plain model names only, no files, no table functions. Raises ValueError with the reason."""
     try:
         statements = sqlglot.parse(f"select 1 where {text}", dialect=DIALECT)
     except (ParseError, RecursionError) as exc:
         raise ValueError(f"cannot parse expression {text!r}: {str(exc).splitlines()[0]}") from None
     if len(statements) != 1 or not isinstance(statements[0], exp.Select) or statements[0].args.get("where") is None:
         raise ValueError(f"expression {text!r} must be one boolean SQL expression")
-    tree = statements[0].args["where"].this
-    if any(True for _ in tree.find_all(exp.Select, exp.Table)) or any(
-        (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).lower() in _FORBIDDEN_FUNCTIONS for f in tree.find_all(exp.Func)
+    tree = statements[0].args["where"].this.copy()  # detached: its own subqueries are the outermost
+    refs: set[str] = set()
+    try:
+        for select in tree.find_all(exp.Select):
+            if select.find_ancestor(exp.Select) is None:
+                refs |= parse_query(select.sql(dialect=DIALECT)).references
+    except SqlError as exc:
+        raise ValueError(f"expression {text!r}: {exc}") from None
+    if any(True for t in tree.find_all(exp.Table) if t.find_ancestor(exp.Select) is None) or any(
+        (f.name if isinstance(f, exp.Anonymous) else f.sql_name()).lower() in _FORBIDDEN_FUNCTIONS
+        for f in tree.find_all(exp.Func)
     ):
-        raise ValueError(f"expression {text!r} may not contain subqueries, tables or file functions")
-    return tree.sql(dialect=DIALECT)
+        raise ValueError(f"expression {text!r} may read tables only through subqueries, and no files")
+    return ParsedSql(tree=tree, references=frozenset(refs))

@@ -7,22 +7,24 @@ started from either reads exactly the same things.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_data import gitrepo
+from gitops_data.engines import open_warehouse
 from gitops_data.errors import GitopsError
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.naming import environment_schema
-from gitops_data.plan import BuildRecord, Plan, make_plan
-from gitops_data.spec.loader import load_project
+from gitops_data.plan import Plan, Status, make_plan
+from gitops_data.spec.loader import load_project, read_settings
 from gitops_data.spec.project import Project
-from gitops_data.spec.schema import Settings
+from gitops_data.spec.schema import SETTINGS_FILE, Settings
 from gitops_data.spec.tree import GitTree
-from gitops_data.warehouse.catalog import RefStatus, catalog_state, find_build, ref_statuses, set_ref_status
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.warehouse.catalog import Catalog, RefStatus
 
 STATE_DIR = ".gitops_data"
 
@@ -84,24 +86,47 @@ class Workspace:
             )
         return Environment(ref, environment_schema(s.external_schema, ref, s.production_ref))
 
-    def plan(self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset(),
-             prefer_run: str | None = None) -> Plan:
+    @contextlib.contextmanager
+    def catalog(self, meta: str) -> Iterator[Catalog]:
+        """The catalog (meta schema `meta`) over a short-lived warehouse connection."""
+        with open_warehouse(self.warehouse) as engine:
+            yield Catalog(engine, meta)
+
+    def plan(self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset()) -> Plan:
         project = self.project(sha)
         fps = self.fingerprints(sha)
         s = project.settings
-        with open_warehouse(self.warehouse) as con:
-            state = catalog_state(con, s.meta_schema, s.internal_schema, env.name, {n: fps[n] for n, nd in project.nodes.items() if nd.built}, prefer_run)
+        built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
+        with self.catalog(s.meta_schema) as cat:
+            state = cat.state(s.internal_schema, env.name, built)
         return make_plan(project, fps, state, env.name, env.schema, sha, rebuild)
 
-    def record_status(self, meta: str, env: Environment, sha: str, status: str, reason: str = "") -> None:
+    def record_status(self, meta: str, env: Environment, sha: str, status: Status, reason: str = "") -> None:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""
-        with open_warehouse(self.warehouse) as con:
-            set_ref_status(con, meta, env.name, env.schema, sha, status, reason)
+        with self.catalog(meta) as cat:
+            cat.set_ref_status(env.name, env.schema, sha, status, reason)
 
     def ref_status(self, meta: str, env: str) -> RefStatus | None:
-        with open_warehouse(self.warehouse) as con:
-            return ref_statuses(con, meta).get(env)
+        with self.catalog(meta) as cat:
+            return cat.ref_statuses().get(env)
 
-    def find_build(self, con, sha: str, model: str, env: str, run_id: str | None) -> BuildRecord | None:
-        s = self.project(sha).settings
-        return find_build(con, s.meta_schema, s.internal_schema, model, self.fingerprints(sha)[model], env, run_id)
+    def production_settings(self, production_ref: str | None = None) -> Settings:
+        """Settings from the production ref's head (defaults where unreadable)."""
+        try:
+            sha = self.resolve(production_ref or "main")
+        except GitopsError:
+            sha = self.resolve("HEAD")
+        tree = GitTree(self.repo, sha)
+        if not tree.exists(SETTINGS_FILE):
+            raise GitopsError(f"{self.repo} is not a gitops-data repository ({SETTINGS_FILE} is missing at "
+                              f"{sha[:10]}); pass --repo or set GITOPS_DATA_REPO")
+        settings = read_settings(tree)
+        if production_ref is None and settings.production_ref != "main":
+            return self.production_settings(settings.production_ref)
+        return settings
+
+    def tracked_heads(self, settings: Settings) -> dict[str, str]:
+        """ref -> head SHA for the production ref and every branch matching `settings.branches`."""
+        heads = gitrepo.branch_heads(self.repo, settings.branches)
+        heads.update(gitrepo.branch_heads(self.repo, settings.production_ref))
+        return heads

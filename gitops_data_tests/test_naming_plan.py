@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops_data import naming
-from gitops_data.audit.declared import declared_checks
+from gitops_data.spec.checks import declared_checks
 from gitops_data.errors import IdentifierError
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, make_plan

@@ -5,7 +5,7 @@ from __future__ import annotations
 import duckdb
 import pytest
 
-from gitops_data.audit.declared import declared_checks
+from gitops_data.spec.checks import declared_checks
 from gitops_data.errors import SqlError
 from gitops_data.fingerprint import check_hash, node_fingerprint, project_fingerprints
 from gitops_data.spec.loader import load_project

@@ -279,7 +279,7 @@ CASES = [
     Case(
         "relationship_to_unknown_model",
         {"extra.yml": _models("  - name: x\n    sql: select 1 as v\n    checks:\n      - relationship: {column: v, to: nope}\n")},
-        [Want("extra.yml", 2, "x", "checks: relationship to unknown model 'nope'")],
+        [Want("extra.yml", 2, "x", "checks: relationship reads unknown model 'nope'")],
     ),
     Case(
         "unknown_top_level_key_with_hint",

@@ -52,7 +52,7 @@ def prepare(folder: Path, rows: int) -> tuple[Path, Path]:
 def ours(project: str, warehouse: str) -> dict:
     import duckdb
 
-    from gitops_data.audit.declared import declared_checks
+    from gitops_data.spec.checks import declared_checks
     from gitops_data.audit.runner import run_checks
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import DirTree

@@ -43,7 +43,7 @@ def project_files(models: int) -> dict[str, str]:
 
 def publish_everything(repo: str, warehouse: str) -> str:
     """Craft a catalog in which every node of main's head is built, audited and published."""
-    from gitops_data.audit.declared import declared_checks
+    from gitops_data.spec.checks import declared_checks
     from gitops_data.audit.runner import CheckResult
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.naming import physical_table, qualified

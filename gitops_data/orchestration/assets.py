@@ -2,32 +2,25 @@
 annotations` here: Dagster reads the type hints of asset functions at definition time).
 
 Asset keys are `[<env schema>, <model>]` (e.g. `analytics/orders`, `analytics__feature_x/orders`),
-grouped by environment, so every build and check of a branch is visible in the UI next to
-production's. A step reads the commit from its run's tags and builds exactly that commit.
+grouped by environment. A step only executes its plan step: it finds the plan by the run's
+`gitops/plan` tag (a run started from the UI gets a plan made once for it), and does what that
+step says. A check that reads another model is its own asset check that depends on that model's
+asset, so it runs after that model's build of the same plan.
 """
 
-
+import functools
 import json
 
 import dagster as dg
-import duckdb
 
 from gitops_data import progress
-from gitops_data.audit.declared import declared_checks
-from gitops_data.audit.runner import run_checks
-from gitops_data.errors import BuildError
-from gitops_data.gitrepo import read_file
-from gitops_data.naming import qualified
-from gitops_data.orchestration.io_manager import BuildOutput, run_commit
+from gitops_data.engines import step_connection
+from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import BuildRecord
-from gitops_data.python_models import run_python_model
+from gitops_data.plan import ModelStep, Plan
+from gitops_data.spec.checks import DeclaredCheck, declared_checks
 from gitops_data.spec.project import Node, Project
-from gitops_data.sql import parse_query, rewrite
-from gitops_data.warehouse.builder import BuildTarget
-from gitops_data.warehouse.catalog import published_builds, record_audits
-from gitops_data.warehouse.connection import open_warehouse, step_connection
-from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select
+from gitops_data.warehouse.execute import execute_checks
 from gitops_data.workspace import Environment, Workspace
 
 IO_MANAGER = "gitops_io"
@@ -38,91 +31,76 @@ def asset_key(env: Environment, model: str) -> dg.AssetKey:
     return dg.AssetKey([env.key_prefix, model])
 
 
-def _upstreams(ws: Workspace, con, sha: str, node: Node, env: str, run_id: str) -> tuple[dict[str, str], dict[str, str], bool]:
-    """For a node's upstreams: lower-case name -> qualified table to read, name -> data version
-    read, and whether the result follows from the fingerprint alone (no external table, no
-    accumulated history upstream)."""
-    project = ws.project(sha)
-    tables, inputs = {}, {}
-    deterministic = not node.segmented
-    for dep in node.deps:
-        up = project.nodes[dep]
-        if up.kind == "table":
-            tables[dep.lower()] = up.table
-            deterministic = False
-            continue
-        build = ws.find_build(con, sha, dep, env, run_id)
-        if build is None:
-            raise BuildError(f"model {node.name!r}: upstream {dep!r} has no build for commit {sha[:10]}")
-        tables[dep.lower()] = qualified(project.settings.internal_schema, build.table)
-        inputs[dep] = build.data_version
-        deterministic = deterministic and build.data_version == build.fingerprint
-    return tables, inputs, deterministic
+def cross_model(node: Node, chk: DeclaredCheck) -> list[str]:
+    """The other models a check of `node` reads (empty: it runs inside the model's own step)."""
+    return sorted({r for r in chk.reads if r.lower() != node.name.lower()})
 
 
-def _segment_base(ws: Workspace, con, sha: str, node: Node, env: str) -> BuildRecord | None:
-    """The build a new segment goes on top of: the current build of this definition, or for a
-    forward-only change the build the environment serves now; None means a full build."""
-    base = ws.find_build(con, sha, node.name, env, None)
-    if base is None and node.incremental is not None and node.incremental.forward_only:
-        meta = ws.project(sha).settings.meta_schema
-        base = published_builds(con, meta, env).get(env, {}).get(node.name)
-    return base
+@functools.lru_cache(maxsize=32)
+def _stored_plan(warehouse: str, meta: str, plan_id: str) -> Plan | None:
+    from gitops_data.engines import open_warehouse
+    from gitops_data.warehouse.catalog import Catalog
+
+    with open_warehouse(warehouse) as engine:
+        return Catalog(engine, meta).plan(plan_id)
 
 
-def compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
-            default_commit: str, name: str, inputs: dict) -> BuildOutput:
-    """The body of every model asset: decide what to write for `name` at the run's commit."""
-    try:
-        return _compute(context, gitops, env, default_commit, name, inputs)
-    except duckdb.Error as exc:
-        raise BuildError(f"building {name!r} failed: {exc}") from None
+def planned_step(context, ws: Workspace, env: Environment, default_commit: str, name: str) -> tuple[Plan, ModelStep]:
+    """The plan of this run and its step for `name`. A run without a plan tag (started from the UI)
+    gets one plan, made for the environment's commit the first time one of its steps asks."""
+    tags = context.run.tags
+    sha = tags.get(T.COMMIT, default_commit)
+    meta = ws.project(sha).settings.meta_schema
+    plan_id = tags.get(T.PLAN) or f"run-{context.run.run_id}"
+    plan = _stored_plan(ws.warehouse, meta, plan_id)
+    if plan is None:
+        _stored_plan.cache_clear()
+        plan = ws.plan(sha, Environment(tags.get(T.ENV, env.name), env.schema))
+        with ws.catalog(meta) as cat:
+            cat.save_plan(plan_id, plan, "ui")
+    step = plan.models.get(name)
+    if step is None:
+        raise dg.Failure(f"model {name!r} is not in the plan of commit {sha[:10]}; reload the code location")
+    return plan, step
 
 
-def _compute(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
-             default_commit: str, name: str, inputs: dict) -> BuildOutput:
-    sha, env_name = run_commit(context.run.tags, env.name, default_commit)
-    ws = gitops.workspace
-    project = ws.project(sha)
-    node = project.nodes.get(name)
-    if node is None:
-        raise BuildError(f"model {name!r} does not exist at commit {sha[:10]}; reload the code location")
-    s = project.settings
-    target = BuildTarget(name, node.kind, ws.fingerprints(sha)[name], sha, env_name, context.run.run_id,
-                         s.internal_schema, s.meta_schema)
-    progress.emit("building", name, node.kind)
-    if node.kind in ("sql", "snapshot", "python"):
-        with open_warehouse(ws.warehouse) as con:
-            tables, used, deterministic = _upstreams(ws, con, sha, node, env_name, context.run.run_id)
-            if node.kind == "python":
-                out = BuildOutput(target, inputs=used, cast_types=node.declared_types, deterministic=deterministic)
-            elif not node.segmented:
-                return BuildOutput(target, select=rewrite(parse_query(node.sql), tables), inputs=used,
-                                   deterministic=deterministic)
-            else:
-                base = _segment_base(ws, con, sha, node, env_name)
-                base_view = qualified(s.internal_schema, base.table) if base else None
-                if node.snapshot is not None:
-                    select = snapshot_select(con, tables[node.deps[0].lower()], node.snapshot, base_view)
-                else:
-                    select = incremental_select(con, rewrite(parse_query(node.sql), tables), node.incremental, base_view)
-                return BuildOutput(target, select=select, inputs=used, base=base,
-                                   layout=Layout.of(node.incremental, node.snapshot), cast_types=node.declared_types)
-        out.frame = run_python_model(node, sha, inputs)
-        return out
-    data = read_file(ws.repo, sha, node.data_path)
-    return BuildOutput(target, file_bytes=data, file_format=node.data_format, cast_types=node.declared_types)
+def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep, names: list[str]):
+    """Run the checks `names` of a step and report each as an AssetCheckResult."""
+    s = ws.project(plan.commit).settings
+    with ws.catalog(s.meta_schema) as cat:
+        results = execute_checks(cat, plan, step, names, context.run.run_id)
+    key = asset_key(env, step.name)
+    build = step.build
+    for r in results:
+        progress.emit("check_" + ("passed" if r.passed else "not_run" if r.not_run else "failed"),
+                      step.name, f"{r.name}: {r.message}")
+        yield dg.AssetCheckResult(
+            asset_key=key, check_name=r.name, passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR if r.severity == "error" and not r.not_run else dg.AssetCheckSeverity.WARN,
+            description=r.message,
+            metadata={
+                "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
+                "message": dg.MetadataValue.text(r.message),
+                "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
+                "build_id": dg.MetadataValue.text(build.build_id if build else ""),
+                "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{build.table if build else ''}"),
+                "commit": dg.MetadataValue.text(plan.commit),
+                "model_file": dg.MetadataValue.text(step.location),
+            },
+        )
+    known = {r.name for r in results}
+    for n in names:
+        if n not in known:
+            yield dg.AssetCheckResult(
+                asset_key=key, check_name=n, passed=False, severity=dg.AssetCheckSeverity.WARN,
+                metadata={"message": dg.MetadataValue.text(f"check {n!r} is not declared at commit {plan.commit[:10]}")},
+            )
 
 
-def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg.AssetsDefinition:
-    """One step per model: build it (when selected), then run its checks (when selected).
-
-    Checks live in the same step as the build (check specs of a subsettable multi-asset): no
-    extra Dagster step per model, a blocking failure still stops the downstream steps, and a
-    check-only change runs the step with only the checks selected (a re-audit, no rebuild).
-    """
+def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> list:
+    """One step per model: build it (when selected), then run its own checks (when selected); plus
+    one asset check per check that reads another model, after that model."""
     key = asset_key(env, node.name)
-    ins = {dep: dg.AssetIn(key=asset_key(env, dep)) for dep in node.deps} if node.kind == "python" else {}
     metadata = {"gitops/kind": node.kind, "gitops/file": f"{node.file}:{node.line}", "gitops/commit": sha}
     if node.columns:
         metadata["dagster/column_schema"] = dg.TableSchema(
@@ -134,75 +112,54 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> dg
         code_version=fingerprint, metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
         tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
     ).with_io_manager_key(IO_MANAGER)
-    check_specs = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
-                   for c in declared_checks(node)]
+    checks = declared_checks(node)
+    own = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
+           for c in checks if not cross_model(node, c)]
 
-    @dg.multi_asset(specs=[spec], check_specs=check_specs, can_subset=True, ins=ins,
-                    name=f"{env.key_prefix}__{node.name}")
-    def _step(context: dg.AssetExecutionContext, gitops: GitopsResource, **inputs):
-        with step_connection(gitops.warehouse):
+    @dg.multi_asset(specs=[spec], check_specs=own, can_subset=True, name=f"{env.key_prefix}__{node.name}")
+    def _step(context: dg.AssetExecutionContext, gitops: GitopsResource):
+        ws = gitops.workspace
+        with step_connection(ws.warehouse):
+            plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:
                 # the IO manager writes the build as soon as it is yielded, before the checks run
-                yield dg.Output(compute(context, gitops, env, sha, node.name, inputs),
-                                output_name=context.assets_def.get_output_name_for_asset_key(key))
-            if context.selected_asset_check_keys:
-                yield from audit(context, gitops, env, sha, node.name)
+                yield dg.Output(StepWork(plan, step), output_name=context.assets_def.get_output_name_for_asset_key(key))
+            selected = sorted(k.name for k in context.selected_asset_check_keys)
+            if selected:
+                yield from audit(context, ws, env, plan, step, selected)
 
-    return _step
+    return [_step, *(_cross_check(env, sha, node, c) for c in checks if cross_model(node, c))]
+
+
+def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> dg.AssetChecksDefinition:
+    """A check that reads other models runs after them. It is not blocking in Dagster (its target
+    may be downstream of the model, and blocking would make a cycle); publishing still waits for it."""
+    key = asset_key(env, node.name)
+
+    @dg.asset_check(asset=key, name=chk.name, description=chk.description, blocking=False,
+                    additional_deps=[asset_key(env, m) for m in cross_model(node, chk)])
+    def _check(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
+        ws = gitops.workspace
+        with step_connection(ws.warehouse):
+            plan, step = planned_step(context, ws, env, sha, node.name)
+            return next(audit(context, ws, env, plan, step, [chk.name]))
+
+    return _check
+
+
+class StepWork:
+    """What a model step hands its IO manager: the plan and the step to write."""
+
+    def __init__(self, plan: Plan, step: ModelStep):
+        self.plan = plan
+        self.step = step
 
 
 def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
     return dg.AssetSpec(
         asset_key(env, node.name), description=node.description or f"external table {node.table}",
         group_name=env.key_prefix, kinds={"duckdb", "table"}, metadata={"table": node.table},
-    ).with_io_manager_key(IO_MANAGER)
-
-
-def audit(context: dg.AssetExecutionContext, gitops: GitopsResource, env: Environment,
-          default_commit: str, name: str):
-    """The body of every model's checks: run the selected checks on the build of the run's commit."""
-    sha, env_name = run_commit(context.run.tags, env.name, default_commit)
-    ws = gitops.workspace
-    project = ws.project(sha)
-    node = project.nodes.get(name)
-    declared = {c.name: c for c in declared_checks(node)} if node else {}
-    selected = sorted(k.name for k in context.selected_asset_check_keys)
-    to_run = [declared[n] for n in selected if n in declared]
-    s = project.settings
-    with open_warehouse(ws.warehouse) as con:
-        build = ws.find_build(con, sha, name, env_name, context.run.run_id) if node else None
-        if build is None:
-            raise BuildError(f"model {name!r} has no build for commit {sha[:10]} to audit")
-
-        def resolve(model: str) -> str:
-            other = ws.find_build(con, sha, model, env_name, context.run.run_id)
-            if other is None:
-                raise ValueError(f"{model!r} has no build for commit {sha[:10]}")
-            return qualified(s.internal_schema, other.table)
-
-        results = run_checks(con, s.internal_schema, build.table, to_run, resolve)
-        record_audits(con, s.meta_schema, build.build_id, context.run.run_id, results, build.row_count)
-    key = asset_key(env, name)
-    for r in results:
-        progress.emit("check_" + ("passed" if r.passed else "failed"), name, f"{r.name}: {r.message}")
-        yield dg.AssetCheckResult(
-            asset_key=key, check_name=r.name, passed=r.passed,
-            severity=dg.AssetCheckSeverity.ERROR if r.severity == "error" else dg.AssetCheckSeverity.WARN,
-            metadata={
-                "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
-                "message": dg.MetadataValue.text(r.message),
-                "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
-                "build_id": dg.MetadataValue.text(build.build_id),
-                "physical_table": dg.MetadataValue.text(f"{s.internal_schema}.{build.table}"),
-                "commit": dg.MetadataValue.text(sha),
-            },
-        )
-    for n in selected:
-        if n not in declared:
-            yield dg.AssetCheckResult(
-                asset_key=key, check_name=n, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"message": dg.MetadataValue.text(f"check {n!r} is not declared at commit {sha[:10]}")},
-            )
+    )
 
 
 def environment_assets(ws: Workspace, env: Environment, sha: str, project: Project) -> list:
@@ -213,5 +170,5 @@ def environment_assets(ws: Workspace, env: Environment, sha: str, project: Proje
         if node.kind == "table":
             out.append(_external_asset(env, node))
             continue
-        out.append(_model_asset(env, sha, node, fps[node.name]))
+        out.extend(_model_asset(env, sha, node, fps[node.name]))
     return out

@@ -21,7 +21,6 @@ from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.orchestration.schedules import yaml_schedules
 from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor, refresh_publisher
-from gitops_data.reconcile import production_settings, tracked_heads
 from gitops_data.workspace import Environment, Workspace
 
 log = logging.getLogger("gitops_data.definitions")
@@ -41,9 +40,9 @@ def shown_commit(ws: Workspace, sha: str, depth: int = 20) -> str | None:
 
 
 def current_pins(ws: Workspace) -> dict[str, str]:
-    settings = production_settings(ws)
+    settings = ws.production_settings()
     pins = {}
-    for ref, sha in tracked_heads(ws, settings).items():
+    for ref, sha in ws.tracked_heads(settings).items():
         shown = shown_commit(ws, sha)
         if shown is not None:
             pins[ref] = shown
@@ -61,7 +60,7 @@ def _pins(ws: Workspace) -> dict[str, str]:
 
 def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCATION) -> dg.Definitions:
     """Assets, checks, sensors and schedules for the pinned commits (ref -> SHA)."""
-    settings = production_settings(ws)
+    settings = ws.production_settings()
     assets: list = []
     envs: dict[str, tuple[Environment, str]] = {}
     for ref, sha in sorted(pins.items()):
@@ -79,7 +78,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
     return dg.Definitions(
         assets=assets,
         jobs=[gc_job],
-        schedules=[gc_schedule, *(yaml_schedules(prod_project, envs) if prod_project else [])],
+        schedules=[gc_schedule, *(yaml_schedules(ws, prod_project, envs) if prod_project else [])],
         sensors=[
             git_ref_sensor(ws, dict(pins), prod_project, location),
             refresh_publisher(ws, prod_project),
@@ -88,7 +87,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
         ],
         resources={
             "gitops": gitops,
-            IO_MANAGER: WarehouseIOManager(gitops=gitops, bindings={e.key_prefix: [e.name, sha] for e, sha in envs.values()}),
+            IO_MANAGER: WarehouseIOManager(gitops=gitops),
             "warehouse": WarehouseResource(database=ws.warehouse),
         },
         executor=dg.in_process_executor,

@@ -5,17 +5,15 @@ import os
 import dagster as dg
 
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.reconcile import production_settings
-from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.inspect import collect_garbage
 
 
 @dg.op(description="Drop builds that no environment serves and no retained publish needs.")
 def collect_builds(context: dg.OpExecutionContext, gitops: GitopsResource) -> dg.Output:
     ws = gitops.workspace
-    settings = production_settings(ws)
-    with open_warehouse(ws.warehouse) as con:
-        report = collect_garbage(con, settings)
+    settings = ws.production_settings()
+    with ws.catalog(settings.meta_schema) as cat:
+        report = collect_garbage(cat, settings)
     for b in report.dropped:
         context.log.info(f"dropped {settings.internal_schema}.{b.table}")
     return dg.Output(None, metadata={"dropped": len(report.dropped), "kept": report.kept, "orphans": report.orphans})

@@ -9,7 +9,7 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data.engines.duckdb import open_duckdb
 from gitops_data.workspace import Workspace
 
 
@@ -19,8 +19,8 @@ class WarehouseResource(DuckDBResource):
 
     @contextlib.contextmanager
     def get_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with open_warehouse(self.database) as con:
-            yield con
+        with open_duckdb(self.database) as engine:
+            yield engine.con
 
 
 class GitopsResource(dg.ConfigurableResource):

@@ -7,39 +7,28 @@ import os
 import dagster as dg
 
 from gitops_data.alerts import AlertEvent, deliver
+from gitops_data.apply import ApplyResult, apply, apply_all
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.run import plan_request
-from gitops_data.reconcile import Outcome, production_settings, publish_refresh, reconcile, tracked_heads
+from gitops_data.orchestration.run import RequestingExecutor
+from gitops_data.plan import Status
 from gitops_data.spec.project import Project
-from gitops_data.warehouse.connection import open_warehouse
 from gitops_data.warehouse.drift import detect_drift
 from gitops_data.workspace import Workspace
 
 log = logging.getLogger("gitops_data.sensors")
-_ACTIVE = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
 
 
-def run_states(instance: dg.DagsterInstance):
-    def states(env: str, sha: str) -> list[str]:
-        runs = instance.get_runs(filters=dg.RunsFilter(tags={T.ENV: env, T.COMMIT: sha}), limit=20)
-        return ["active" if r.status in _ACTIVE else ("success" if r.status == dg.DagsterRunStatus.SUCCESS else "failure")
-                for r in runs]
-
-    return states
-
-
-def outcome_alerts(o: Outcome) -> list[AlertEvent]:
-    """Alert events an outcome raises."""
+def outcome_alerts(o: ApplyResult) -> list[AlertEvent]:
+    """Alert events an apply result raises."""
     events = []
-    if o.action == "published":
-        events.append(AlertEvent("published", o.env.name, o.sha, f"{o.env.schema} now serves {o.sha[:10]}: {o.detail}",
+    if o.status == Status.PUBLISHED:
+        events.append(AlertEvent("published", o.env.name, o.commit, f"{o.env.schema} now serves {o.commit[:10]}: {o.detail}",
                                  {"changed": list(o.publish.changed) if o.publish else []}))
-    if o.action == "blocked":
-        events.append(AlertEvent("blocked", o.env.name, o.sha, o.detail))
+    if o.status == Status.BLOCKED:
+        events.append(AlertEvent("blocked", o.env.name, o.commit, o.detail))
     failed = o.failures + o.warnings
     if failed:
-        events.append(AlertEvent("check_failed", o.env.name, o.sha, f"{len(failed)} check(s) failed",
+        events.append(AlertEvent("check_failed", o.env.name, o.commit, f"{len(failed)} check(s) failed",
                                  {"checks": [{"model": m, "check": c, "failed_rows": n} for m, c, n in failed]}))
     return events
 
@@ -76,21 +65,21 @@ def git_ref_sensor(ws: Workspace, loaded: dict[str, str], prod_project: Project 
                default_status=dg.DefaultSensorStatus.RUNNING,
                description="Follows the data repo's branches: build, audit and publish each new commit.")
     def _git_refs(context: dg.SensorEvaluationContext):
-        settings = production_settings(ws)
-        heads = tracked_heads(ws, settings)
+        settings = ws.production_settings()
+        heads = ws.tracked_heads(settings)
         cursor = json.loads(context.cursor) if context.cursor else {}
         if heads == cursor.get("heads") and not cursor.get("pending"):
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
-        outcomes = reconcile(ws, heads, run_states(context.instance), loaded, settings)
-        requests = [plan_request(o.plan, "git") for o in outcomes if o.action == "run"]
-        lines = [f"{o.ref}@{(o.sha or '')[:10]}: {o.action}" + (f" ({' '.join(o.detail.split())[:500]})" if o.detail else "")
-                 for o in outcomes if o.action != "up_to_date"]
+        outcomes = apply_all(ws, heads, RequestingExecutor(context.instance, loaded), settings)
+        requests = [o.request for o in outcomes if o.request is not None]
+        lines = [f"{o.ref}@{(o.commit or '')[:10]}: {o.status}" + (f" ({' '.join(o.detail.split())[:500]})" if o.detail else "")
+                 for o in outcomes if o.status != Status.UP_TO_DATE]
         for line in lines:
             context.log.info(line)
-        if any(o.action == "reload" for o in outcomes):
+        if any(o.status == Status.RELOAD for o in outcomes):
             lines.append(request_reload(location))
         send(prod_project, ws, [e for o in outcomes for e in outcome_alerts(o)])
-        pending = sorted(o.ref for o in outcomes if o.action in ("run", "waiting", "reload", "superseded"))
+        pending = sorted(o.ref for o in outcomes if o.status in (Status.BUILDING, Status.RELOAD, Status.SUPERSEDED))
         new_cursor = json.dumps({"heads": heads, "pending": pending})
         if requests:
             return dg.SensorResult(run_requests=requests, cursor=new_cursor)
@@ -101,7 +90,7 @@ def git_ref_sensor(ws: Workspace, loaded: dict[str, str], prod_project: Project 
 
 
 def refresh_publisher(ws: Workspace, prod_project: Project | None) -> dg.RunStatusSensorDefinition:
-    """When a scheduled run succeeds, publish its fresh builds (if all blocking checks passed)."""
+    """When a scheduled run ends, apply its environment again: that gates and publishes its plan."""
 
     @dg.run_status_sensor(run_status=dg.DagsterRunStatus.SUCCESS, name="publish_scheduled_runs",
                           default_status=dg.DefaultSensorStatus.RUNNING)
@@ -109,10 +98,10 @@ def refresh_publisher(ws: Workspace, prod_project: Project | None) -> dg.RunStat
         run = context.dagster_run
         if run.tags.get(T.TRIGGER) != "schedule":
             return dg.SkipReason("not a scheduled run")
-        o = publish_refresh(ws, run.tags[T.ENV], run.tags[T.COMMIT], run.run_id)
-        context.log.info(f"{o.ref}@{o.sha[:10]}: {o.action} {o.detail}")
+        o = apply(ws, run.tags[T.ENV], RequestingExecutor(context.instance), trigger="schedule", retry_final=False)
+        context.log.info(f"{o.ref}@{(o.commit or '')[:10]}: {o.status} {o.detail}")
         send(prod_project, ws, outcome_alerts(o))
-        return dg.SkipReason(f"{o.action}: {o.detail}")
+        return dg.SkipReason(f"{o.status}: {o.detail}")
 
     return _publish
 
@@ -129,6 +118,9 @@ def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.RunStatusS
     @dg.run_failure_sensor(name="alert_run_failures", default_status=dg.DefaultSensorStatus.RUNNING)
     def _failed(context: dg.RunFailureSensorContext):
         run = context.dagster_run
+        if run.tags.get(T.TRIGGER) == "schedule":  # conclude its plan (blocked or failed) like a success
+            o = apply(ws, run.tags[T.ENV], RequestingExecutor(context.instance), trigger="schedule", retry_final=False)
+            send(prod_project, ws, outcome_alerts(o))
         if only_blocked_by_checks(context.instance, run.run_id):
             return
         send(prod_project, ws, [AlertEvent("run_failed", run.tags.get(T.ENV, "?"), run.tags.get(T.COMMIT),
@@ -144,9 +136,9 @@ def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60)
     @dg.sensor(name="drift_guard", minimum_interval_seconds=interval, default_status=dg.DefaultSensorStatus.RUNNING,
                description="Detects objects and data changed outside Git; `gitops-data repair` fixes them.")
     def _drift(context: dg.SensorEvaluationContext):
-        settings = production_settings(ws)
-        with open_warehouse(ws.warehouse) as con:
-            found = detect_drift(con, settings.meta_schema, settings.internal_schema)
+        settings = ws.production_settings()
+        with ws.catalog(settings.meta_schema) as cat:
+            found = detect_drift(cat, settings.internal_schema)
         if not found:
             context.update_cursor("")
             return dg.SkipReason("no drift: the warehouse matches what was published")

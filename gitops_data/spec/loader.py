@@ -12,6 +12,7 @@ from pydantic import BaseModel, ValidationError
 
 from gitops_data.errors import Issue, ProjectError, SqlError
 from gitops_data.naming import identifier_problem
+from gitops_data.spec.checks import check_reads
 from gitops_data.spec.project import Node, Project
 from gitops_data.spec.schema import (
     SECTIONS,
@@ -328,10 +329,12 @@ def load_project(tree: FileTree) -> Project:
         if node is not None:
             nodes[node.name] = node
     ordered = _order(c, nodes, set(seen))
+    lower = {n.lower() for n in ordered}
     for node in ordered.values():
         for check in node.checks:
-            if check.kind == "relationship" and check.args["to"] not in ordered:
-                c.add(node.file, f"checks: relationship to unknown model {check.args['to']!r}", node.line, node.name)
+            for target in check_reads(check.kind, check.args):
+                if target.lower() not in lower:
+                    c.add(node.file, f"checks: {check.kind} reads unknown model {target!r}", node.line, node.name)
     for sched in schedules:
         for sel in sched.select:
             if not sel.startswith("tag:") and sel not in ordered:

@@ -1,33 +1,20 @@
-"""The catalog: gitops-data's own state tables in the warehouse (builds, audits, publishes, envs).
+"""The catalog: gitops-data's own state tables in the warehouse (builds, audits, segments, plans,
+publishes, environments, ref statuses). Every SQL statement on the meta schema is in this class.
 
-Keeping the catalog in the same DuckDB file as the data is what makes a publish atomic: the view
+Keeping the catalog in the same database as the data is what makes a publish atomic: the view
 flips and the record of the publish commit in one transaction.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import duckdb
-
+from gitops_data.engines.base import Engine
 from gitops_data.naming import quote
-from gitops_data.plan import AuditRecord, BuildRecord, CatalogState
-from gitops_data.warehouse.connection import transaction
-
-# Everything a build can be in the internal schema: a table, or (segmented builds) a view.
-OBJECTS = """(select schema_name, table_name from duckdb_tables()
-             union all select schema_name, view_name from duckdb_views() where not internal)"""
-
-
-def internal_objects(con: duckdb.DuckDBPyConnection, internal: str) -> dict[str, str]:
-    """name -> 'TABLE' | 'VIEW' of the internal schema."""
-    tables = con.execute("select table_name from duckdb_tables() where schema_name = ?", [internal]).fetchall()
-    views = con.execute("select view_name from duckdb_views() where schema_name = ? and not internal", [internal]).fetchall()
-    return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
+from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, Plan, Status
 
 
 def now() -> datetime:
@@ -57,139 +44,20 @@ alter table {m}.builds add column if not exists invalid_reason varchar;
 alter table {m}.builds add column if not exists inputs json;
 alter table {m}.builds add column if not exists version varchar;
 create table if not exists {m}.segments (build_id varchar, seq integer, table_name varchar);
+create table if not exists {m}.plans (
+  plan_id varchar, env varchar, commit varchar, trigger varchar, body json, status varchar,
+  reason varchar, created_at timestamp, updated_at timestamp);
 """
 
-
+_BUILD_COLUMNS = ("b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
+                  "b.inputs, b.version")
 _ensured: set[tuple] = set()
 
 
-def ensure_catalog(con: duckdb.DuckDBPyConnection, meta: str) -> None:
-    """Create (or migrate) the catalog tables; once per database file and process."""
-    key = _database_key(con, meta)
-    if key is not None and key in _ensured:
-        return
-    con.execute(DDL.format(m=quote(meta)))
-    key = key or _database_key(con, meta)
-    if key is not None:
-        _ensured.add(key)
-
-
-def _database_key(con: duckdb.DuckDBPyConnection, meta: str) -> tuple | None:
-    path = con.execute("select path from duckdb_databases() where database_name = current_database()").fetchall()
-    if not path or not path[0][0]:
-        return None
-    try:
-        st = os.stat(path[0][0])
-    except OSError:
-        return None
-    # the inode tells a replaced file from the one we migrated; the schema must still be there
-    if not con.execute("select 1 from duckdb_tables() where schema_name = ? and table_name = 'segments'", [meta]).fetchall():
-        return None
-    return (path[0][0], st.st_ino, st.st_dev, meta)
-
-
-def build_from_row(row: tuple) -> BuildRecord:
+def _build(row: tuple) -> BuildRecord:
     build_id, model, fp, table, commit, run_id, rows, created, inputs, version = row
     return BuildRecord(build_id, model, fp, table, commit, run_id, rows, created,
                        json.loads(inputs) if inputs is not None else None, version)
-
-
-BUILD_COLUMNS = ("b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
-                 "b.inputs, b.version")
-
-
-def record_build(
-    con: duckdb.DuckDBPyConnection, meta: str, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]
-) -> None:
-    con.execute(
-        f"""insert into {quote(meta)}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
-            row_count, columns, created_at, inputs, version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-        [rec.build_id, rec.model, kind, rec.fingerprint, rec.commit, env, rec.run_id, rec.table,
-         rec.row_count, json.dumps(columns), rec.created_at or now(),
-         json.dumps(rec.inputs) if rec.inputs is not None else None, rec.version],
-    )
-
-
-def present_builds(con: duckdb.DuckDBPyConnection, meta: str, internal: str, models: list[str]) -> list[BuildRecord]:
-    """Builds of `models` whose physical table still exists, newest first."""
-    rows = con.execute(
-        f"""select {BUILD_COLUMNS} from {quote(meta)}.builds b
-            join {OBJECTS} t on t.schema_name = ? and t.table_name = b.table_name
-            where list_contains(?, b.model) and b.invalid_reason is null order by b.created_at desc""",
-        [internal, models],
-    ).fetchall()
-    return [build_from_row(r) for r in rows]
-
-
-def published_builds(con: duckdb.DuckDBPyConnection, meta: str, env: str | None = None) -> dict[str, dict[str, BuildRecord]]:
-    """env -> model -> build it currently serves."""
-    sql = f"""select v.env, {BUILD_COLUMNS} from {quote(meta)}.env_views v
-              join {quote(meta)}.builds b on b.build_id = v.build_id"""
-    rows = con.execute(sql + (" where v.env = ?" if env else ""), [env] if env else []).fetchall()
-    out: dict[str, dict[str, BuildRecord]] = {}
-    for row in rows:
-        out.setdefault(row[0], {})[row[2]] = build_from_row(row[1:])
-    return out
-
-
-def latest_audits(con: duckdb.DuckDBPyConnection, meta: str, build_ids: list[str]) -> dict[str, dict[str, AuditRecord]]:
-    rows = con.execute(
-        f"""select build_id, check_name, check_hash, passed, failed_rows from {quote(meta)}.audits
-            where list_contains(?, build_id)
-            qualify row_number() over (partition by build_id, check_name order by audited_at desc) = 1""",
-        [build_ids],
-    ).fetchall()
-    out: dict[str, dict[str, AuditRecord]] = {}
-    for build_id, check, chash, passed, failed in rows:
-        out.setdefault(build_id, {})[check] = AuditRecord(build_id, check, chash, bool(passed), failed)
-    return out
-
-
-def environment_row(con: duckdb.DuckDBPyConnection, meta: str, env: str) -> tuple | None:
-    rows = con.execute(
-        f"select env, schema_name, commit, publish_id, published_at from {quote(meta)}.environments where env = ?",
-        [env],
-    ).fetchall()
-    return rows[0] if rows else None
-
-
-def catalog_state(
-    con: duckdb.DuckDBPyConnection, meta: str, internal: str, env: str, fingerprints: dict[str, str],
-    prefer_run: str | None = None,
-) -> CatalogState:
-    """What the planner needs: reusable builds per (model, fingerprint), their audits, and what
-    `env` serves now. A build published somewhere is preferred over a newer unpublished one, so a
-    branch points at the very tables production serves (zero copy); builds of `prefer_run` (a
-    scheduled refresh) beat both."""
-    ensure_catalog(con, meta)
-    published_all = published_builds(con, meta)
-    published = published_all.get(env, {})
-    rank: dict[str, int] = {}
-    for e, builds in published_all.items():
-        for b in builds.values():
-            rank[b.build_id] = min(rank.get(b.build_id, 9), 0 if e == env else 1)
-    found: dict[tuple[str, str], list[BuildRecord]] = {}
-    wanted = set(fingerprints.items())
-    for b in present_builds(con, meta, internal, sorted(fingerprints)):  # newest first
-        if prefer_run is not None and b.run_id == prefer_run:
-            rank[b.build_id] = -1
-        if (b.model, b.fingerprint) in wanted:
-            found.setdefault((b.model, b.fingerprint), []).append(b)
-    candidates = {k: tuple(sorted(v, key=lambda b: rank.get(b.build_id, 2))) for k, v in found.items()}  # stable
-    ids = [b.build_id for builds in candidates.values() for b in builds]
-    env_row = environment_row(con, meta, env)
-    return CatalogState(candidates, latest_audits(con, meta, ids), published, env_row[2] if env_row else None)
-
-
-def record_audits(con: duckdb.DuckDBPyConnection, meta: str, build_id: str, run_id: str | None,
-                  results: list[Any], table_rows: int | None) -> None:
-    """Store check results (objects with name, hash, passed, severity, failed_rows, sample)."""
-    ts = now()
-    con.executemany(
-        f"insert into {quote(meta)}.audits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [[build_id, r.name, r.hash, r.passed, r.severity, r.failed_rows, json.dumps(r.sample, default=str),
-          run_id, ts, table_rows] for r in results],
-    )
 
 
 @dataclass(frozen=True)
@@ -197,39 +65,245 @@ class RefStatus:
     env: str
     schema: str
     commit: str
-    status: str  # building | published | blocked | invalid | failed | superseded
+    status: Status
     reason: str
     updated_at: datetime
 
 
-def set_ref_status(con: duckdb.DuckDBPyConnection, meta: str, env: str, schema: str, commit: str,
-                   status: str, reason: str = "") -> None:
-    ensure_catalog(con, meta)
-    with transaction(con):
-        con.execute(f"delete from {quote(meta)}.ref_status where env = ?", [env])
-        con.execute(f"insert into {quote(meta)}.ref_status values (?, ?, ?, ?, ?, ?)", [env, schema, commit, status, reason, now()])
+@dataclass(frozen=True)
+class PlanRow:
+    plan_id: str
+    env: str
+    commit: str
+    trigger: str
+    status: str  # open | a Status once concluded
+    created_at: datetime
 
 
-def ref_statuses(con: duckdb.DuckDBPyConnection, meta: str) -> dict[str, RefStatus]:
-    ensure_catalog(con, meta)
-    rows = con.execute(f"select env, schema_name, commit, status, reason, updated_at from {quote(meta)}.ref_status").fetchall()
-    return {r[0]: RefStatus(*r) for r in rows}
+@dataclass(frozen=True)
+class ServedBuild:
+    env: str
+    model: str
+    build_id: str
+    table: str
+    row_count: int | None
+    columns: dict[str, str]
+    invalid_reason: str | None
 
 
-def find_build(con: duckdb.DuckDBPyConnection, meta: str, internal: str, model: str, fingerprint: str,
-               env: str, run_id: str | None) -> BuildRecord | None:
-    """The build a step should read for (model, fingerprint): the one made by this run, else the one
-    `env` publishes, else one published anywhere, else the newest."""
-    ensure_catalog(con, meta)
-    m = quote(meta)
-    rows = con.execute(
-        f"""select {BUILD_COLUMNS} from {m}.builds b
-            join {OBJECTS} t on t.schema_name = ? and t.table_name = b.table_name
-            left join (select build_id, min(case when env = ? then 0 else 1 end) as r
-                       from {m}.env_views group by build_id) p on p.build_id = b.build_id
-            where b.model = ? and b.fingerprint = ? and b.invalid_reason is null
-            order by (b.run_id is not distinct from ?) desc, coalesce(p.r, 2), b.created_at desc
-            limit 1""",
-        [internal, env, model, fingerprint, run_id],
-    ).fetchall()
-    return build_from_row(rows[0]) if rows else None
+class Catalog:
+    """The meta schema `meta` of the warehouse behind `engine`."""
+
+    def __init__(self, engine: Engine, meta: str):
+        self.engine = engine
+        self.meta = meta
+        self.m = quote(meta)
+        self._ensure()
+
+    def _ensure(self) -> None:
+        """Create (or migrate) the catalog tables; once per database and process."""
+        key = self.engine.database_key()
+        key = (*key, self.meta) if key else None
+        if key is not None and key in _ensured and "plans" in self.engine.objects(self.meta):
+            return
+        self.engine.execute(DDL.format(m=self.m))
+        if key is not None:
+            _ensured.add(key)
+
+    def _q(self, sql: str, params: list | None = None) -> list[tuple]:
+        return self.engine.fetchall(sql.replace("{m}", self.m), params)
+
+    # -- builds -----------------------------------------------------------------------------
+    def record_build(self, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]) -> None:
+        self._q("""insert into {m}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
+                   row_count, columns, created_at, inputs, version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                [rec.build_id, rec.model, kind, rec.fingerprint, rec.commit, env, rec.run_id, rec.table,
+                 rec.row_count, json.dumps(columns), rec.created_at or now(),
+                 json.dumps(rec.inputs) if rec.inputs is not None else None, rec.version])
+
+    def builds(self) -> list[BuildRecord]:
+        return [_build(r) for r in self._q(f"select {_BUILD_COLUMNS} from {{m}}.builds b")]
+
+    def build(self, build_id: str) -> BuildRecord | None:
+        rows = self._q(f"select {_BUILD_COLUMNS} from {{m}}.builds b where build_id = ?", [build_id])
+        return _build(rows[0]) if rows else None
+
+    def present_builds(self, internal: str, models: list[str]) -> list[BuildRecord]:
+        """Valid builds of `models` whose physical table still exists, newest first."""
+        present = set(self.engine.objects(internal))
+        rows = self._q(f"""select {_BUILD_COLUMNS} from {{m}}.builds b where list_contains(?, b.model)
+                           and b.invalid_reason is null order by b.created_at desc""", [models])
+        return [b for b in map(_build, rows) if b.table in present]
+
+    def existing_builds(self, internal: str, build_ids: list[str]) -> set[str]:
+        """Those of `build_ids` that are recorded, valid, and whose table exists."""
+        present = set(self.engine.objects(internal))
+        rows = self._q("select build_id, table_name from {m}.builds where list_contains(?, build_id) "
+                       "and invalid_reason is null", [build_ids])
+        return {b for b, t in rows if t in present}
+
+    def tables_of(self, build_ids: list[str]) -> dict[str, str]:
+        return dict(self._q("select build_id, table_name from {m}.builds where list_contains(?, build_id)",
+                            [build_ids]))
+
+    def mark_invalid(self, table: str, reason: str) -> None:
+        self._q("update {m}.builds set invalid_reason = ? where table_name = ?", [reason, table])
+
+    def delete_builds(self, build_ids: list[str]) -> None:
+        for table in ("audits", "segments", "builds"):
+            self._q(f"delete from {{m}}.{table} where list_contains(?, build_id)", [build_ids])
+
+    # -- segments ---------------------------------------------------------------------------
+    def segments_of(self, build_id: str) -> list[str]:
+        return [r[0] for r in self._q("select table_name from {m}.segments where build_id = ? order by seq",
+                                      [build_id])]
+
+    def add_segments(self, build_id: str, tables: list[str]) -> None:
+        self.engine.executemany(f"insert into {self.m}.segments values (?, ?, ?)",
+                                [[build_id, i, t] for i, t in enumerate(tables, 1)])
+
+    def all_segments(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for build_id, table in self._q("select build_id, table_name from {m}.segments order by seq"):
+            out.setdefault(build_id, []).append(table)
+        return out
+
+    # -- audits -----------------------------------------------------------------------------
+    def record_audits(self, build_id: str, run_id: str | None, results: list[Any], table_rows: int | None) -> None:
+        """Store check results (objects with name, hash, passed, severity, failed_rows, sample)."""
+        ts = now()
+        self.engine.executemany(
+            f"insert into {self.m}.audits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [[build_id, r.name, r.hash, r.passed, r.severity, r.failed_rows, json.dumps(r.sample, default=str),
+              run_id, ts, table_rows] for r in results])
+
+    def latest_audits(self, build_ids: list[str]) -> dict[str, dict[str, AuditRecord]]:
+        rows = self._q("""select build_id, check_name, check_hash, passed, failed_rows from {m}.audits
+                          where list_contains(?, build_id) qualify row_number() over
+                          (partition by build_id, check_name order by audited_at desc) = 1""", [build_ids])
+        out: dict[str, dict[str, AuditRecord]] = {}
+        for build_id, check, chash, passed, failed in rows:
+            out.setdefault(build_id, {})[check] = AuditRecord(build_id, check, chash, bool(passed), failed)
+        return out
+
+    # -- environments -----------------------------------------------------------------------
+    def published_builds(self, env: str | None = None) -> dict[str, dict[str, BuildRecord]]:
+        """env -> model -> build it currently serves."""
+        sql = f"select v.env, {_BUILD_COLUMNS} from {{m}}.env_views v join {{m}}.builds b on b.build_id = v.build_id"
+        rows = self._q(sql + (" where v.env = ?" if env else ""), [env] if env else [])
+        out: dict[str, dict[str, BuildRecord]] = {}
+        for row in rows:
+            out.setdefault(row[0], {})[row[2]] = _build(row[1:])
+        return out
+
+    def served(self, env: str | None = None) -> list[ServedBuild]:
+        rows = self._q("""select v.env, v.model, b.build_id, b.table_name, b.row_count, b.columns, b.invalid_reason
+                          from {m}.env_views v join {m}.builds b on b.build_id = v.build_id"""
+                       + (" where v.env = ?" if env else "") + " order by v.model, v.env", [env] if env else [])
+        return [ServedBuild(e, mo, b, t, n, json.loads(c), r) for e, mo, b, t, n, c, r in rows]
+
+    def environments(self) -> dict[str, tuple[str, str, datetime]]:
+        """env -> (schema, published commit, published at)."""
+        return {e: (s, c, t) for e, s, c, t in self._q(
+            "select env, schema_name, commit, published_at from {m}.environments")}
+
+    def env_views(self, env: str) -> dict[str, tuple[str, str | None, str]]:
+        """model -> (view sql, definition stored after publishing, build id) of what `env` serves."""
+        return {mo: (sql, d, b) for mo, sql, d, b in self._q(
+            "select model, view_sql, definition, build_id from {m}.env_views where env = ?", [env])}
+
+    def set_view_definition(self, env: str, model: str, definition: str | None) -> None:
+        self._q("update {m}.env_views set definition = ? where env = ? and model = ?", [definition, env, model])
+
+    def state(self, internal: str, env: str, fingerprints: dict[str, str]) -> CatalogState:
+        """What the planner needs: reusable builds per (model, fingerprint), their audits, and what
+        `env` serves now. A build published somewhere is preferred over a newer unpublished one, so a
+        branch points at the very tables production serves (zero copy)."""
+        published_all = self.published_builds()
+        published = published_all.get(env, {})
+        rank: dict[str, int] = {}
+        for e, builds in published_all.items():
+            for b in builds.values():
+                rank[b.build_id] = min(rank.get(b.build_id, 9), 0 if e == env else 1)
+        found: dict[tuple[str, str], list[BuildRecord]] = {}
+        wanted = set(fingerprints.items())
+        for b in self.present_builds(internal, sorted(fingerprints)):  # newest first
+            if (b.model, b.fingerprint) in wanted:
+                found.setdefault((b.model, b.fingerprint), []).append(b)
+        candidates = {k: tuple(sorted(v, key=lambda b: rank.get(b.build_id, 2))) for k, v in found.items()}
+        ids = [b.build_id for builds in candidates.values() for b in builds]
+        env_row = self.environments().get(env)
+        return CatalogState(candidates, self.latest_audits(ids), published, env_row[1] if env_row else None)
+
+    def record_publish(self, publish_id: str, env: str, schema: str, commit: str, previous: str | None,
+                       views: dict[str, tuple[str, str, str | None]], changes: dict, run_id: str | None,
+                       ts: datetime, held_head: str | None = None, held_reason: str = "") -> None:
+        """The catalog half of a publish (inside the caller's transaction). `views`: model ->
+        (build id, view sql, stored definition)."""
+        self._q("delete from {m}.env_views where env = ?", [env])
+        self.engine.executemany(f"insert into {self.m}.env_views values (?, ?, ?, ?, ?)",
+                                [[env, n, b, sql, d] for n, (b, sql, d) in views.items()])
+        self._q("insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [publish_id, env, schema, commit, previous, json.dumps({n: v[0] for n, v in views.items()}),
+                 json.dumps(changes), run_id, ts])
+        self._q("delete from {m}.environments where env = ?", [env])
+        self._q("insert into {m}.environments values (?, ?, ?, ?, ?)", [env, schema, commit, publish_id, ts])
+        if held_head is None:
+            self._set_status(env, schema, commit, Status.PUBLISHED, "", ts)
+        else:  # the head stays unpublished until the branch moves (apply respects it)
+            self._set_status(env, schema, held_head, Status.ROLLED_BACK, held_reason, ts)
+
+    def publish_row(self, env: str, publish_id: str) -> tuple[str, str, dict[str, str]] | None:
+        """(schema, commit, model -> build id) of one publish."""
+        rows = self._q("select schema_name, commit, builds from {m}.publishes where env = ? and publish_id = ?",
+                       [env, publish_id])
+        return (rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
+
+    def publishes(self) -> list[tuple[str, datetime, frozenset[str]]]:
+        """(env, published at, build ids) of every publish (for retention)."""
+        return [(e, t, frozenset(json.loads(b).values()))
+                for e, t, b in self._q("select env, published_at, builds from {m}.publishes")]
+
+    def history(self, env: str, limit: int = 50) -> list[dict]:
+        rows = self._q("""select published_at, commit, previous_commit, models_changed, run_id, publish_id
+                          from {m}.publishes where env = ? order by published_at desc limit ?""", [env, limit])
+        return [{"published_at": r[0], "commit": r[1], "previous_commit": r[2], **json.loads(r[3]),
+                 "run_id": r[4], "publish_id": r[5]} for r in rows]
+
+    def forget_environment(self, env: str) -> None:
+        for table in ("env_views", "environments", "ref_status"):
+            self._q(f"delete from {{m}}.{table} where env = ?", [env])
+
+    # -- statuses ---------------------------------------------------------------------------
+    def _set_status(self, env: str, schema: str, commit: str, status: Status, reason: str, ts: datetime) -> None:
+        self._q("delete from {m}.ref_status where env = ?", [env])
+        self._q("insert into {m}.ref_status values (?, ?, ?, ?, ?, ?)", [env, schema, commit, str(status), reason, ts])
+
+    def set_ref_status(self, env: str, schema: str, commit: str, status: Status, reason: str = "") -> None:
+        with self.engine.transaction():
+            self._set_status(env, schema, commit, status, reason, now())
+
+    def ref_statuses(self) -> dict[str, RefStatus]:
+        rows = self._q("select env, schema_name, commit, status, reason, updated_at from {m}.ref_status")
+        return {r[0]: RefStatus(r[0], r[1], r[2], Status(r[3]), r[4], r[5]) for r in rows}
+
+    # -- plans ------------------------------------------------------------------------------
+    def save_plan(self, plan_id: str, plan: Plan, trigger: str) -> None:
+        ts = now()
+        self._q("insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
+                [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts])
+
+    def plan(self, plan_id: str) -> Plan | None:
+        rows = self._q("select body from {m}.plans where plan_id = ?", [plan_id])
+        return Plan.from_json(rows[0][0]) if rows else None
+
+    def open_plan(self, env: str, commit: str) -> PlanRow | None:
+        """The newest plan of `env` at `commit` that has not been concluded."""
+        rows = self._q("""select plan_id, env, commit, trigger, status, created_at from {m}.plans
+                          where env = ? and commit = ? and status = 'open' order by created_at desc limit 1""",
+                       [env, commit])
+        return PlanRow(*rows[0]) if rows else None
+
+    def conclude_plan(self, plan_id: str, status: Status, reason: str = "") -> None:
+        self._q("update {m}.plans set status = ?, reason = ?, updated_at = ? where plan_id = ?",
+                [str(status), reason, now(), plan_id])

@@ -12,19 +12,16 @@ are derived at read time.
 from __future__ import annotations
 
 import datetime as dt
-import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 
-import duckdb
-
+from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError
-from gitops_data.naming import physical_table, qualified, quote
+from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
 from gitops_data.spec.schema import IncrementalSpec, SnapshotSpec, parse_duration
-from gitops_data.warehouse.builder import BuildTarget, table_columns, with_casts
-from gitops_data.warehouse.catalog import ensure_catalog, now, record_build
-from gitops_data.warehouse.connection import transaction
+from gitops_data.warehouse.builder import BuildTarget, with_casts
+from gitops_data.warehouse.catalog import Catalog, now
 
 SEQ = "_gitops_seq"
 
@@ -78,11 +75,6 @@ def view_sql(internal: str, segments: list[str], layout: Layout) -> str:
     )
 
 
-def segments_of(con: duckdb.DuckDBPyConnection, meta: str, build_id: str) -> list[str]:
-    rows = con.execute(f"select table_name from {quote(meta)}.segments where build_id = ? order by seq", [build_id]).fetchall()
-    return [r[0] for r in rows]
-
-
 def literal(value: object) -> str:
     """An SQL literal for a watermark value read back from DuckDB."""
     if isinstance(value, bool) or value is None:
@@ -96,13 +88,13 @@ def literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def incremental_select(con: duckdb.DuckDBPyConnection, model_select: str, spec: IncrementalSpec,
+def incremental_select(engine: Engine, model_select: str, spec: IncrementalSpec,
                        base_view: str | None) -> str:
     """The model's query restricted to rows past the base build's maximum of `spec.column`
     (minus the lookback). DuckDB pushes the filter through the query down to the scans."""
     if base_view is None:
         return model_select
-    watermark = con.execute(f"select max({quote(spec.column)}) from {base_view}").fetchall()[0][0]
+    watermark = engine.scalar(f"select max({quote(spec.column)}) from {base_view}")
     if watermark is None:
         return model_select
     bound = literal(watermark)
@@ -114,13 +106,13 @@ def incremental_select(con: duckdb.DuckDBPyConnection, model_select: str, spec: 
     return f"select * from ({model_select}) where {quote(spec.column)} > {bound}"
 
 
-def snapshot_select(con: duckdb.DuckDBPyConnection, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
+def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
     """New row versions (and deletion markers) of `source` since the base build's current state."""
     valid_from = f"cast(s.{quote(spec.updated_at)} as timestamp)" if spec.strategy == "timestamp" else "localtimestamp"
     first = f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s"
     if base_view is None:
         return first
-    cols = [r[0] for r in con.execute(f"describe select * from {source}").fetchall()]
+    cols = engine.query_columns(f"select * from {source}")
     missing = [k for k in spec.unique_key if k not in cols]
     if missing:
         raise BuildError(f"snapshot: unique_key column(s) {missing} are not in {source}")
@@ -140,37 +132,36 @@ def snapshot_select(con: duckdb.DuckDBPyConnection, source: str, spec: SnapshotS
     return sql
 
 
-def write_segmented(con: duckdb.DuckDBPyConnection, target: BuildTarget, delta_select: str, base: BuildRecord | None,
-                    layout: Layout, cast_types: dict[str, str], inputs: dict[str, str]) -> tuple[BuildRecord, dict[str, str]]:
+def write_segmented(catalog: Catalog, target: BuildTarget, delta_select: str, base: BuildRecord | None,
+                    layout: Layout, cast_types: dict[str, str]) -> tuple[BuildRecord, dict[str, str]]:
     """A new build = base's segments + one segment of `delta_select` (none if empty), compacted
     when too many; all in one transaction with its catalog rows."""
-    build_id = uuid.uuid4().hex[:8]
-    view = physical_table(target.model, target.fingerprint, build_id)
-    internal, meta = target.internal_schema, target.meta_schema
-    ensure_catalog(con, meta)
-    con.execute(f"create schema if not exists {quote(internal)}")
+    engine, internal = catalog.engine, target.internal_schema
+    view = target.build.table
+    engine.create_schema(internal)
     try:
-        with transaction(con):
-            segments = segments_of(con, meta, base.build_id) if base else []
+        with engine.transaction():
+            segments = catalog.segments_of(base.build_id) if base else []
             seg = f"{view}_s"
-            con.execute(f"create table {qualified(internal, seg)} as {with_casts(con, delta_select, cast_types)}")
-            added = con.execute(f"select count(*) from {qualified(internal, seg)}").fetchall()[0][0]
+            engine.create_table_as(internal, seg, with_casts(engine, delta_select, cast_types))
+            added = engine.count(qualified(internal, seg))
             if added or not segments:
                 segments = [*segments, seg]
             else:
-                con.execute(f"drop table {qualified(internal, seg)}")
+                engine.drop("table", internal, seg)
             if len(segments) > layout.compact_after:
                 compacted = f"{view}_c"
-                con.execute(f"create table {qualified(internal, compacted)} as {raw_rows(internal, segments, layout)}")
+                engine.create_table_as(internal, compacted, raw_rows(internal, segments, layout))
                 segments = [compacted]
-            con.execute(f"create view {qualified(internal, view)} as {view_sql(internal, segments, layout)}")
-            con.executemany(f"insert into {quote(meta)}.segments values (?, ?, ?)",
-                            [[build_id, i, t] for i, t in enumerate(segments, 1)])
-            rows = con.execute(f"select count(*) from {qualified(internal, view)}").fetchall()[0][0]
-            columns = table_columns(con, internal, view)
-            rec = BuildRecord(build_id, target.model, target.fingerprint, view, target.commit, target.run_id, rows,
-                              now(), inputs, build_id)  # accumulated history: its data is its own
-            record_build(con, meta, rec, target.kind, target.env, columns)
-    except duckdb.Error as exc:
-        raise BuildError(f"building {target.model!r} failed: {exc}") from None
+            engine.create_view(internal, view, view_sql(internal, segments, layout), replace=False)
+            catalog.add_segments(target.build.build_id, segments)
+            rows = engine.count(qualified(internal, view))
+            columns = engine.columns(internal, view)
+            # accumulated history: its data is its own (the planner set version = build id)
+            rec = replace(target.build, run_id=target.run_id, row_count=rows, created_at=now())
+            catalog.record_build(rec, target.kind, target.env, columns)
+    except BuildError:
+        raise
+    except Exception as exc:
+        raise target.failed(exc) from None
     return rec, columns

@@ -1,13 +1,20 @@
-"""Pure: the list of checks a node declares, each with a stable name and a definition hash."""
+"""Pure: the list of checks a node declares, each with a stable name, a definition hash and the other
+models it reads (a relationship's target, the models an SQL expression's subqueries select from)."""
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_data.fingerprint import check_hash
 from gitops_data.spec.project import Node
+
+
+def check_hash(definition: Any) -> str:
+    """Hash of one check's definition; an audit counts only for the definition it ran."""
+    return hashlib.sha256(json.dumps(definition, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True)
@@ -20,6 +27,7 @@ class DeclaredCheck:
     args: Any
     severity: str
     description: str
+    reads: tuple[str, ...] = ()  # other models whose builds of the same commit the check reads
 
     @property
     def blocking(self) -> bool:
@@ -38,6 +46,17 @@ def _slug(text: str) -> str:
 def _describe(kind: str, column: str | None, args: Any) -> str:
     subject = f"{column}: " if column else ""
     return f"{subject}{kind}" if args is None or args is True else f"{subject}{kind} {args}"
+
+
+def check_reads(kind: str, args: Any) -> tuple[str, ...]:
+    """The models a model-level check reads besides the model it checks (names as written)."""
+    if kind == "relationship":
+        return (args["to"],)
+    if kind == "expression" and "sql" in args:
+        from gitops_data.sql import parse_expression
+
+        return tuple(sorted(parse_expression(args["sql"]).references))
+    return ()
 
 
 def declared_checks(node: Node) -> list[DeclaredCheck]:
@@ -63,5 +82,6 @@ def declared_checks(node: Node) -> list[DeclaredCheck]:
         while name in used:
             name, i = f"{base}_{i}", i + 1
         used.add(name)
-        out.append(DeclaredCheck(name, kind, column, args, severity, _describe(kind, column, args)))
+        reads = () if column else check_reads(kind, args)
+        out.append(DeclaredCheck(name, kind, column, args, severity, _describe(kind, column, args), reads))
     return out

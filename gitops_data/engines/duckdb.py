@@ -1,4 +1,4 @@
-"""Connections to the DuckDB warehouse file, serialized across processes.
+"""The DuckDB engine: connections to the warehouse file, serialized across processes.
 
 DuckDB lets one process at a time open a file for writing. The Dagster webserver, the daemon's
 sensors, run workers and the CLI are separate processes, so every connection we open first takes an
@@ -15,11 +15,13 @@ import fcntl
 import os
 import random
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
+from gitops_data.engines.base import Engine
 from gitops_data.errors import GitopsError, WarehouseBusy
 
 
@@ -84,50 +86,103 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
                          "short-lived read-only connections (see README, 'Concurrency and consumers')")
 
 
-_step_connection: contextvars.ContextVar[tuple[str, duckdb.DuckDBPyConnection] | None] = contextvars.ContextVar(
-    "gitops_step_connection", default=None
+class DuckDBEngine(Engine):
+    """The embedded default: one DuckDB file."""
+
+    dialect = "duckdb"
+
+    def __init__(self, con: duckdb.DuckDBPyConnection):
+        self.con = con
+
+    def execute(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or [])
+
+    def executemany(self, sql: str, rows: list[list]) -> None:
+        if rows:
+            self.con.executemany(sql, rows)
+
+    def objects(self, schema: str) -> dict[str, str]:
+        tables = self.fetchall("select table_name from duckdb_tables() where schema_name = ?", [schema])
+        views = self.fetchall("select view_name from duckdb_views() where schema_name = ? and not internal", [schema])
+        return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
+
+    def columns(self, schema: str, name: str) -> dict[str, str]:
+        return dict(self.fetchall(
+            "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ? "
+            "order by column_index", [schema, name]))
+
+    def view_definitions(self, schema: str) -> dict[str, str]:
+        return dict(self.fetchall(
+            "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]))
+
+    def query_columns(self, select: str) -> list[str]:
+        return [r[0] for r in self.fetchall(f"describe {select}")]
+
+    def type_name(self, type_sql: str) -> str:
+        return self.scalar(f"select typeof(cast(null as {type_sql}))")
+
+    def database_key(self) -> tuple | None:
+        path = self.scalar("select path from duckdb_databases() where database_name = current_database()")
+        if not path:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        return (path, st.st_ino, st.st_dev)  # the inode tells a replaced file from the one we migrated
+
+    def frame(self, sql: str):
+        return self.con.sql(sql).pl()
+
+    @contextlib.contextmanager
+    def register_frame(self, frame) -> Iterator[str]:
+        name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
+        self.con.register(name, frame)
+        try:
+            yield f'"{name}"'
+        finally:
+            self.con.unregister(name)
+
+    def file_select(self, path: str, fmt: str) -> str:
+        reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
+        return f"select * from {reader}('" + path.replace("'", "''") + "')"
+
+    def close(self) -> None:
+        self.con.close()
+
+
+_step_engine: contextvars.ContextVar[tuple[str, DuckDBEngine] | None] = contextvars.ContextVar(
+    "gitops_step_engine", default=None
 )
 
 
 @contextlib.contextmanager
-def open_warehouse(path: str | Path, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def open_duckdb(path: str | Path, timeout: float | None = None) -> Iterator[DuckDBEngine]:
     """A short-lived read-write connection, under the cross-process lock (or the connection of
     the enclosing `step_connection` for the same file)."""
     path = str(path)
     timeout = lock_timeout() if timeout is None else timeout
-    shared = _step_connection.get()
+    shared = _step_engine.get()
     if shared is not None and shared[0] == path:
         yield shared[1]
         return
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(path, timeout):
-        con = _connect(path, timeout)
+        engine = DuckDBEngine(_connect(path, timeout))
         try:
-            yield con
+            yield engine
         finally:
-            con.close()
+            engine.close()
 
 
 @contextlib.contextmanager
-def step_connection(path: str | Path, timeout: float | None = None) -> Iterator[duckdb.DuckDBPyConnection]:
+def step_connection(path: str | Path, timeout: float | None = None) -> Iterator[DuckDBEngine]:
     """One connection (and one hold of the lock) for everything inside: a Dagster step resolves its
     inputs, writes its build and audits it without reconnecting (a connect costs tens of ms)."""
-    with open_warehouse(path, timeout) as con:
-        token = _step_connection.set((str(path), con))
+    with open_duckdb(path, timeout) as engine:
+        token = _step_engine.set((str(path), engine))
         try:
-            yield con
+            yield engine
         finally:
-            _step_connection.reset(token)
-
-
-@contextlib.contextmanager
-def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
-    """BEGIN ... COMMIT, or ROLLBACK on any exception (then re-raised)."""
-    con.execute("begin")
-    try:
-        yield con
-    except BaseException:
-        con.execute("rollback")
-        raise
-    con.execute("commit")
+            _step_engine.reset(token)

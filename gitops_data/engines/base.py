@@ -1,0 +1,105 @@
+"""The engine interface: everything warehouse-specific that gitops-data does, behind one class.
+
+An engine wraps one open connection. The catalog, builds, audits, publishing, drift and gc speak to
+the warehouse only through these methods (and plain `execute` / `fetchall` of SQL they write in the
+engine's dialect), so a second engine is one new module implementing this class.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from typing import Any
+
+from gitops_data.naming import qualified, quote
+
+
+class Engine(ABC):
+    """One connection to a warehouse."""
+
+    dialect: str = ""
+
+    # -- statements -------------------------------------------------------------------------
+    @abstractmethod
+    def execute(self, sql: str, params: list | None = None) -> Any:
+        """Run one statement; the result has `fetchall()`."""
+
+    def fetchall(self, sql: str, params: list | None = None) -> list[tuple]:
+        return self.execute(sql, params).fetchall()
+
+    def scalar(self, sql: str, params: list | None = None) -> Any:
+        rows = self.fetchall(sql, params)
+        return rows[0][0] if rows else None
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: list[list]) -> None: ...
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Engine]:
+        """BEGIN ... COMMIT, or ROLLBACK on any exception (then re-raised)."""
+        self.execute("begin")
+        try:
+            yield self
+        except BaseException:
+            self.execute("rollback")
+            raise
+        self.execute("commit")
+
+    # -- introspection ----------------------------------------------------------------------
+    @abstractmethod
+    def objects(self, schema: str) -> dict[str, str]:
+        """name -> 'TABLE' | 'VIEW' of everything in `schema` (user objects only)."""
+
+    @abstractmethod
+    def columns(self, schema: str, name: str) -> dict[str, str]:
+        """column -> type of a table or view, in order."""
+
+    @abstractmethod
+    def view_definitions(self, schema: str) -> dict[str, str]:
+        """view -> the definition the engine stores (what drift detection compares)."""
+
+    @abstractmethod
+    def query_columns(self, select: str) -> list[str]:
+        """Output column names of a query, without running it."""
+
+    @abstractmethod
+    def type_name(self, type_sql: str) -> str:
+        """How the engine names a declared column type in `columns()`."""
+
+    @abstractmethod
+    def database_key(self) -> tuple | None:
+        """Identifies the database (to migrate the catalog once per database and process)."""
+
+    # -- data movement ----------------------------------------------------------------------
+    @abstractmethod
+    def frame(self, sql: str):
+        """The result of a query as a Polars DataFrame."""
+
+    @abstractmethod
+    def register_frame(self, frame) -> contextlib.AbstractContextManager[str]:
+        """Make a Polars/Arrow frame readable as a table; yields its (quoted) name."""
+
+    @abstractmethod
+    def file_select(self, path: str, fmt: str) -> str:
+        """A SELECT over a local file (csv, parquet, json)."""
+
+    # -- DDL ----------------------------------------------------------------------------------
+    def create_schema(self, schema: str) -> None:
+        self.execute(f"create schema if not exists {quote(schema)}")
+
+    def create_table_as(self, schema: str, name: str, select: str) -> None:
+        self.execute(f"create table {qualified(schema, name)} as {select}")
+
+    def create_view(self, schema: str, name: str, select: str, replace: bool = True) -> None:
+        self.execute(f"create {'or replace ' if replace else ''}view {qualified(schema, name)} as {select}")
+
+    def drop(self, kind: str, schema: str, name: str) -> None:
+        self.execute(f"drop {kind} {qualified(schema, name)}")
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop an environment's schema (only gitops-data's views are in it)."""
+        self.execute(f"drop schema if exists {quote(schema)} cascade")
+
+    def count(self, table: str) -> int:
+        return int(self.scalar(f"select count(*) from {table}"))

@@ -1,0 +1,71 @@
+"""Pure records the planner reads from the catalog, and the statuses every layer speaks in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+class Status(StrEnum):
+    """Where an environment stands with one commit (the outcome of one `apply`)."""
+
+    PUBLISHED = "published"
+    UP_TO_DATE = "up_to_date"
+    BUILDING = "building"  # a run was requested or is under way
+    BLOCKED = "blocked"  # a blocking check failed: the last good commit stays served
+    INVALID = "invalid"  # the project at the commit does not validate
+    FAILED = "failed"  # a build failed (SQL error, crash)
+    SUPERSEDED = "superseded"  # the ref moved on while this commit was being built
+    ROLLED_BACK = "rolled_back"  # an explicit rollback holds until the branch moves
+    RELOAD = "reload"  # the Dagster definitions do not show the commit yet
+    DROPPED = "dropped"  # the branch is gone; its schema was dropped
+
+    @property
+    def final(self) -> bool:
+        """Decided for this head: nothing more happens until the branch moves."""
+        return self in (Status.INVALID, Status.BLOCKED, Status.FAILED, Status.ROLLED_BACK)
+
+
+@dataclass(frozen=True)
+class BuildRecord:
+    """One build: an immutable physical table (or segment view) in the internal schema."""
+
+    build_id: str
+    model: str
+    fingerprint: str
+    table: str
+    commit: str
+    run_id: str | None = None
+    row_count: int | None = None
+    created_at: datetime | None = None
+    inputs: dict[str, str] | None = None  # upstream model -> data version it was computed from (None: unknown)
+    version: str | None = None  # data version: the fingerprint when the data follows from it, else the build id
+
+    @property
+    def data_version(self) -> str:
+        """Builds with equal data versions hold equal data. Deterministic builds (no external table
+        upstream, no accumulated history) share their fingerprint as version; others are unique."""
+        return self.version or self.fingerprint
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """The latest result of one check on one build."""
+
+    build_id: str
+    check: str
+    check_hash: str
+    passed: bool
+    failed_rows: int | None = None
+
+
+@dataclass(frozen=True)
+class CatalogState:
+    """What the planner needs from the catalog, for one environment."""
+
+    # (model, fp) -> reusable builds, best first (published in this env, published elsewhere, newest)
+    candidates: dict[tuple[str, str], tuple[BuildRecord, ...]] = field(default_factory=dict)
+    audits: dict[str, dict[str, AuditRecord]] = field(default_factory=dict)  # build id -> check -> latest
+    published: dict[str, BuildRecord] = field(default_factory=dict)  # model -> currently published build
+    published_commit: str | None = None

@@ -1,0 +1,82 @@
+"""Execute one plan step exactly as planned: write its build, or run its checks. Nothing here
+decides what to build, which upstream to read or which build a check compares against: the step
+says so. Re-executing a step whose build exists is a no-op (Dagster re-execution of a run)."""
+
+from __future__ import annotations
+
+from gitops_data.audit.runner import CheckResult, not_run, run_check
+from gitops_data.errors import BuildError
+from gitops_data.gitrepo import read_file
+from gitops_data.naming import qualified
+from gitops_data.plan import Action, BuildRecord, ModelStep, Plan
+from gitops_data.spec.project import Node
+from gitops_data.warehouse.builder import BuildTarget, write_build, write_file, write_frame
+from gitops_data.warehouse.catalog import Catalog
+from gitops_data.warehouse.python_models import run_python_model
+from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select, write_segmented
+
+
+def _missing_upstreams(catalog: Catalog, plan: Plan, step: ModelStep) -> list[str]:
+    planned = [r for r in step.reads if r.planned]
+    present = catalog.existing_builds(plan.internal_schema, [r.build_id for r in planned if r.build_id])
+    return [r.model for r in planned if r.build_id not in present]
+
+
+def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run_id: str | None,
+                  repo: str) -> tuple[BuildRecord, bool]:
+    """Write the build `step` plans for `node`; returns (build, whether it was written now)."""
+    assert step.action == Action.BUILD and step.build is not None
+    done = catalog.build(step.build.build_id)
+    if done is not None:
+        return done, False
+    missing = _missing_upstreams(catalog, plan, step)
+    if missing:
+        raise BuildError(f"model {step.name!r} ({step.location}): upstream {', '.join(missing)} has no build for "
+                         f"commit {plan.commit[:10]} (its step failed or was not part of this run)")
+    target = BuildTarget(step.build, node.kind, plan.env, run_id, plan.internal_schema, step.location)
+    engine, internal = catalog.engine, plan.internal_schema
+    types = node.declared_types
+    if node.segmented:
+        base_view = qualified(internal, step.base.table) if step.base else None
+        if node.snapshot is not None:
+            select = snapshot_select(engine, step.sql or "", node.snapshot, base_view)
+        else:
+            select = incremental_select(engine, step.sql or "", node.incremental, base_view)
+        rec, _ = write_segmented(catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types)
+    elif node.kind == "sql":
+        rec, _ = write_build(catalog, target, step.sql or "", types)
+    elif node.kind == "python":
+        inputs = {r.model: engine.frame(f"select * from {r.table}").lazy() for r in step.reads}
+        rec, _ = write_frame(catalog, target, run_python_model(node, plan.commit, inputs), types)
+    else:
+        data = read_file(repo, plan.commit, node.data_path or "")
+        rec, _ = write_file(catalog, target, data, node.data_format or "csv", types)
+    return rec, True
+
+
+def execute_checks(catalog: Catalog, plan: Plan, step: ModelStep, names: list[str],
+                   run_id: str | None) -> list[CheckResult]:
+    """Run the checks `names` of `step` on its build, record the results (not the ones that could
+    not run: they stay pending and run next time)."""
+    build = step.build
+    if build is None or not catalog.existing_builds(plan.internal_schema, [build.build_id]):
+        raise BuildError(f"model {step.name!r} ({step.location}) has no build for commit {plan.commit[:10]} to audit")
+    engine, internal = catalog.engine, plan.internal_schema
+    columns = engine.columns(internal, build.table)
+    wanted = set(names)
+    results = []
+    for pc in step.checks:
+        if pc.name not in wanted:
+            continue
+        targets = [r.build_id for r in pc.reads if r.build_id]
+        present = catalog.existing_builds(internal, targets) if targets else set()
+        absent = [r.model for r in pc.reads if r.build_id and r.build_id not in present]
+        if absent:
+            results.append(not_run(pc.check, pc.hash, f"{', '.join(absent)} has no build for commit {plan.commit[:10]} yet"))
+            continue
+        reads = {r.model.lower(): r.table for r in pc.reads}
+        results.append(run_check(engine, internal, build.table, pc.check, columns, reads, pc.hash))
+    recorded = catalog.build(build.build_id)
+    catalog.record_audits(build.build_id, run_id, [r for r in results if not r.not_run],
+                          recorded.row_count if recorded else None)
+    return results
