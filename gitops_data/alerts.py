@@ -12,11 +12,11 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from gitops_data.spec.schema import AlertSpec
-from gitops_data.warehouse.catalog import now
 
 log = logging.getLogger("gitops_data.alerts")
 
@@ -30,7 +30,7 @@ class AlertEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
     def payload(self, alert: str, project: str) -> dict:
-        return {"alert": alert, "project": project, **asdict(self), "time": now().isoformat() + "Z"}
+        return {"alert": alert, "project": project, **asdict(self), "time": datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z"}
 
 
 def _post(url: str, body: bytes, retries: int, timeout: float = 5.0, backoff: float = 0.5) -> str | None:

@@ -130,11 +130,11 @@ class _Apply:
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
         kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
+        if v.failures:  # what it stopped downstream (Dagster skips the steps after a blocking failure) is moot
+            return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
         if v.missing:
             why = run_error or "the run ended without building them"
             return self.result(Status.FAILED, f"not built: {', '.join(v.missing)}: {why}", **kw)
-        if v.failures:
-            return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
         if v.not_run:
             names = ", ".join(f"{m}.{c}" for m, c in v.not_run)
             return self.result(Status.BUILDING, f"checks not run yet: {names}; the next sync or tick runs them", **kw)

@@ -120,3 +120,12 @@ models:
     sql: select count(*) as n from b
 """,
 }
+
+
+def sync(ws, ref: str, instance, rebuild: frozenset[str] = frozenset(), env_name: str | None = None):
+    """What `gitops-data sync` does: apply `ref` with an in-process Dagster run; raise if not published."""
+    from gitops_data.apply import apply
+    from gitops_data.orchestration.run import InProcessExecutor
+
+    result = apply(ws, ref, InProcessExecutor(ws, instance), env_name=env_name, rebuild=rebuild)
+    return result.raise_for_status()

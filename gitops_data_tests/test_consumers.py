@@ -6,8 +6,8 @@ import duckdb
 import pytest
 
 from gitops_data.errors import WarehouseBusy
-from gitops_data.sync import sync
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data_tests.conftest import sync
+from gitops_data.engines import open_warehouse
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
 

@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import duckdb
 
-from gitops_data.sync import sync
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.drift import detect_drift, repair
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
 
 
 def _drift(ws: Workspace) -> list[tuple[str, str]]:
-    with open_warehouse(ws.warehouse) as con:
-        return sorted((d.kind, d.name) for d in detect_drift(con, "gitops_meta", "gitops_internal"))
+    with ws.catalog("gitops_meta") as cat:
+        return sorted((d.kind, d.name) for d in detect_drift(cat, "gitops_internal"))
 
 
 def _tamper(ws: Workspace) -> str:
@@ -42,8 +41,8 @@ def test_drift_detected_then_repaired(make_repo, warehouse, instance):
         ("view_changed", "b"),
         ("view_dropped", "c"),
     ]
-    with open_warehouse(ws.warehouse) as con:
-        repair(con, "gitops_meta", detect_drift(con, "gitops_meta", "gitops_internal"))
+    with ws.catalog("gitops_meta") as cat:
+        repair(cat, detect_drift(cat, "gitops_internal"))
     # views are restored at once; the changed build is marked invalid and still served until rebuilt
     assert _drift(ws) == [("invalid_build_served", f"gitops_internal.{table}")]
     con = duckdb.connect(ws.warehouse, read_only=True)

@@ -27,8 +27,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from gitops_data.orchestration.run import execute_plan
-from gitops_data.sync import sync
+from gitops_data.orchestration.run import InProcessExecutor
+from gitops_data_tests.conftest import sync
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.conftest import query as q
@@ -138,7 +138,7 @@ KILL_IN_PUBLISH = textwrap.dedent("""
     import os, signal, sys
 
     import gitops_data.warehouse.publish as publish_module
-    from gitops_data.sync import publish_if_ready
+    from gitops_data.apply import publish_plan
     from gitops_data.workspace import Workspace
 
     repo, warehouse, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -158,7 +158,7 @@ KILL_IN_PUBLISH = textwrap.dedent("""
         return original(internal, table)
 
     publish_module.view_sql = view_sql
-    publish_if_ready(ws, plan, "main")
+    publish_plan(ws, plan, "main")
     print("published without being killed after", calls, "calls")
 """)
 
@@ -173,8 +173,10 @@ def test_sigkill_inside_publish_transaction(tmp_path, make_repo, warehouse, inst
     repo.write("seeds/nums.csv", "id,v\n1,11\n2,21\n3,31\n4,41\n")
     repo.replace("project.yml", M7, M8)
     target = repo.commit("content B")
-    outcome = execute_plan(ws, ws.plan(target, ws.environment("main", ws.project(target).settings)), instance)
-    assert outcome.success
+    plan = ws.plan(target, ws.environment("main", ws.project(target).settings))
+    with ws.catalog("gitops_meta") as cat:
+        cat.save_plan("kill-test", plan, "test")
+    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", "test").error is None
     n_views = len(ws.plan(target, ws.environment("main", ws.project(target).settings)).views)
     assert n_views == 8
     # view_sql runs once per view for the CREATE VIEWs, then once per view for env_views

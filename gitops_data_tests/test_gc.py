@@ -6,9 +6,7 @@ from datetime import timedelta
 
 import duckdb
 
-from gitops_data.reconcile import production_settings
-from gitops_data.sync import sync
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
@@ -16,8 +14,8 @@ from gitops_data_tests.test_incremental_snapshots import INCREMENTAL, _events
 
 
 def _gc(ws: Workspace, dry_run: bool = False):
-    with open_warehouse(ws.warehouse) as con:
-        return collect_garbage(con, production_settings(ws), dry_run, grace=timedelta(0))
+    with ws.catalog("gitops_meta") as cat:
+        return collect_garbage(cat, ws.production_settings(), dry_run, grace=timedelta(0))
 
 
 def _views_resolve(ws: Workspace) -> None:

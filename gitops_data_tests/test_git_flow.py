@@ -96,3 +96,42 @@ def test_invalid_commit_is_not_built_and_keeps_serving(make_repo, warehouse, ins
     assert "invalid" in message and "a_typo" in message
     assert len(d.runs) == runs
     assert d.query("select count(*) from analytics.b") == [(3,)]
+
+
+# a fact with a relationship to a dimension that is neither its upstream nor its downstream, and an
+# expression check over another model: both run after the model they read, in the same run
+CROSS_MODEL = {
+    "gitops_data.yaml": "name: t\n",
+    "seeds/orders.csv": "id,customer_id,amount\n1,1,10\n2,2,20\n3,3,30\n",
+    "seeds/people.csv": "id,cap\n1,100\n2,100\n3,100\n",
+    "project.yml": """
+seeds:
+  - {name: orders, path: seeds/orders.csv}
+  - {name: people, path: seeds/people.csv}
+models:
+  - name: fct_orders
+    sql: select id, customer_id, amount from orders
+    checks:
+      - relationship: {column: customer_id, to: zz_dim_customer, field: customer_id}
+      - expression: "amount <= (select max(cap) from zz_dim_customer)"
+  - name: zz_dim_customer
+    sql: select id as customer_id, cap from people
+""",
+}
+
+
+def test_cross_model_checks_publish_in_one_tick_and_block_on_a_violation(make_repo, warehouse, instance):
+    repo = make_repo(CROSS_MODEL)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    assert len(d.runs) == 1 and d.runs[0].error is None
+    assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(repo.head(),)]
+    audits = dict(d.query("select check_name, passed from gitops_meta.audits"))
+    assert audits == {"relationship": True, "expression": True}
+
+    # the dimension loses customer 3: the fact's build is reused, its relationship re-runs and blocks
+    repo.write("seeds/people.csv", "id,cap\n1,100\n2,100\n")
+    repo.commit("customer 3 gone")
+    message = d.settle()
+    assert "blocked" in message and "fct_orders.relationship (1 rows)" in message
+    assert d.query("select count(*) from analytics.zz_dim_customer") == [(3,)]  # last good state served

@@ -36,9 +36,9 @@ import pytest
 from rich.console import Console
 
 import gitops_data.cli as cli
-import gitops_data.orchestration.io_manager as io_manager
+import gitops_data.engines.duckdb as connection
 import gitops_data.orchestration.run as run_module
-import gitops_data.warehouse.connection as connection
+import gitops_data.warehouse.execute as execute_module
 from gitops_data.naming import environment_schema
 from gitops_data_tests.conftest import SMALL_PROJECT, DataRepo, init_repo
 
@@ -257,13 +257,13 @@ def branch_with_change(ctx: Ctx, name: str = "feature/y") -> None:
 
 
 def _around_build(ctx: Ctx, before: Callable[[], None]) -> None:
-    real = run_module.execute_plan
+    real = run_module.InProcessExecutor.execute
 
-    def execute_plan(ws, plan, *args, **kwargs):
+    def execute(self, plan, *args, **kwargs):
         before()
-        return real(ws, plan, *args, **kwargs)
+        return real(self, plan, *args, **kwargs)
 
-    ctx.mp.setattr(run_module, "execute_plan", execute_plan)
+    ctx.mp.setattr(run_module.InProcessExecutor, "execute", execute)
 
 
 def ref_deleted_while_building(ctx: Ctx) -> None:
@@ -312,12 +312,12 @@ def disk_full_on_connect(ctx: Ctx) -> None:
 
 def disk_full_while_writing_a_build(ctx: Ctx) -> None:
     b_changes(ctx)
-    ctx.mp.setattr(io_manager, "write_build", _no_space)
+    ctx.mp.setattr(execute_module, "write_build", _no_space)
 
 
 LOCK_HOLDER = """
 import sys
-from gitops_data.warehouse.connection import warehouse_lock
+from gitops_data.engines.duckdb import warehouse_lock
 with warehouse_lock(sys.argv[1], 30):
     print("locked", flush=True)
     sys.stdin.read()
@@ -335,9 +335,7 @@ def warehouse_locked(ctx: Ctx) -> None:
 
     ctx.after_cli.append(release)
     assert child.stdout.readline().strip() == "locked"
-    # DEFAULT_TIMEOUT (GITOPS_DATA_LOCK_TIMEOUT) is read at import and bound as a default argument
-    ctx.mp.setattr(connection.open_warehouse.__wrapped__, "__defaults__", (1.0,))
-    ctx.mp.setattr(connection.warehouse_lock.__wrapped__, "__defaults__", (1.0,))
+    ctx.mp.setenv("GITOPS_DATA_LOCK_TIMEOUT", "1")  # read at each connect
 
 
 def type_injection_in_cast(ctx: Ctx) -> None:

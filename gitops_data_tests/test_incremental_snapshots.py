@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from gitops_data.errors import PublishBlocked
-from gitops_data.sync import sync
-from gitops_data.warehouse.connection import open_warehouse
+from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.publish import republish
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query as _q
@@ -80,8 +79,8 @@ def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, war
 
     # rollback to the first publish: exactly its data, and nothing copied
     tables_before = _q(ws, "select count(*) from duckdb_tables() where schema_name = 'gitops_internal'")
-    with open_warehouse(ws.warehouse) as con:
-        republish(con, "main", first_publish, "gitops_internal", "gitops_meta")
+    with ws.catalog("gitops_meta") as cat:
+        republish(cat, "main", first_publish, "gitops_internal")
     assert _q(ws, "select * from analytics.events_inc order by id") == snapshot_1
     assert _q(ws, "select * from analytics.total") == [(100, sum(range(1, 101)))]
     assert _q(ws, "select count(*) from duckdb_tables() where schema_name = 'gitops_internal'") == tables_before
@@ -185,8 +184,8 @@ def test_rollback_holds_until_the_branch_moves(make_repo, warehouse, instance):
     repo.write("data/events.csv", _events(range(1, 121)))
     head = repo.commit("20 more")
     sync(ws, "main", instance)
-    with open_warehouse(ws.warehouse) as con:
-        republish(con, "main", first, "gitops_internal", "gitops_meta", hold_head=head)
+    with ws.catalog("gitops_meta") as cat:
+        republish(cat, "main", first, "gitops_internal", hold_head=head)
     assert sync(ws, "main", instance).status == "rolled_back"  # the head is not re-published
     assert _q(ws, "select n from analytics.total") == [(100,)]
     repo.write("data/events.csv", _events(range(1, 131)))

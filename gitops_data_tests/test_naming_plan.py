@@ -168,7 +168,8 @@ def _published_state(project, fps, fail=None) -> CatalogState:
 
 
 def _plan(project, fps, state, commit=C2, rebuild=frozenset()):
-    return make_plan(project, fps, state, "dev", "analytics__dev", commit, rebuild)
+    ids = iter(f"new{i:05d}" for i in range(1000))  # build ids are fixed by the plan; deterministic here
+    return make_plan(project, fps, state, "dev", "analytics__dev", commit, rebuild, new_id=lambda: next(ids))
 
 
 def test_first_build(make_repo):
@@ -181,7 +182,10 @@ def test_first_build(make_repo):
     assert plan.models["a"].previous_fingerprint is None
     assert plan.to_audit == {}  # checks of new builds run with the build, not as re-audits
     assert not plan.ready
-    assert plan.views == {}
+    # a new build's id and table are fixed by the plan, and downstream SQL reads exactly that table
+    assert plan.views == {n: f"{n}__{fps[n][:12]}__new{i:05d}" for i, n in enumerate(("nums", "a", "b", "c"))}
+    assert [(r.model, r.planned) for r in plan.models["b"].reads] == [("a", True)]
+    assert f'"gitops_internal"."{plan.views["a"]}"' in plan.models["b"].sql
     assert plan.removed == ()
     assert plan.previous_commit is None and not plan.unchanged
     assert (plan.env, plan.schema, plan.commit) == ("dev", "analytics__dev", C2)
@@ -237,7 +241,9 @@ def test_changed_model_rebuilds_it_and_its_downstream_only(make_repo):
     assert plan.models["b"].reason == f"fingerprint changed ({fps['b'][:10]} -> {fps2['b'][:10]})"
     assert plan.models["b"].previous_fingerprint == fps["b"]
     assert plan.models["a"].build is state.published["a"]
-    assert plan.views == {"nums": state.published["nums"].table, "a": state.published["a"].table}
+    assert plan.views == {"nums": state.published["nums"].table, "a": state.published["a"].table,
+                          "b": f"b__{fps2['b'][:12]}__new00000", "c": f"c__{fps2['c'][:12]}__new00001"}
+    assert f'"gitops_internal"."{state.published["a"].table}"' in plan.models["b"].sql
     assert not plan.ready
     assert plan.previous_commit == C1
 
@@ -332,7 +338,7 @@ def test_rebuild_forces_the_model_and_its_downstream(make_repo):
     assert plan.models["a"].reason == "scheduled refresh"
     assert plan.models["b"].reason == "upstream a rebuilt" and plan.models["c"].reason == "upstream b rebuilt"
     assert plan.models["b"].mode == plan.models["c"].mode == "refresh"
-    assert plan.models["a"].build is None
+    assert plan.models["a"].build.build_id == "new00000" and plan.models["a"].build.commit == C1
     assert plan.models["a"].checks_in("pending") == A_CHECKS
     assert not plan.ready
 

@@ -80,7 +80,7 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(make_repo, wareho
         request = schedule.evaluate_tick(ctx).run_requests[0]
     assert {k.path[-1] for k in request.asset_selection} == {"b", "c"}  # the selection and its downstream
     outcome = execute_run_request(defs, request, instance)
-    assert outcome.success
+    assert outcome.error is None
 
     sensor = defs.get_sensor_def("publish_scheduled_runs")
     run = instance.get_run_by_id(outcome.run_id)
@@ -129,9 +129,9 @@ def test_run_failed_alert_only_for_broken_runs_not_for_blocked_ones(make_repo, w
     repo.write("seeds/nums.csv", "id,v\n1,-1\n2,20\n3,30\n")  # breaks a blocking check
     repo.commit("bad data")
     d.settle()
-    assert not d.runs[-1].success and only_blocked_by_checks(instance, d.runs[-1].run_id)
+    assert d.runs[-1].error and only_blocked_by_checks(instance, d.runs[-1].run_id)
     repo.replace("project.yml", "select count(*) as n from b", "select count(*) as n, sum(nope) from b")
     repo.write("seeds/nums.csv", "id,v\n1,1\n2,20\n3,30\n")
     repo.commit("sql error")
     d.settle()
-    assert not d.runs[-1].success and not only_blocked_by_checks(instance, d.runs[-1].run_id)
+    assert d.runs[-1].error and not only_blocked_by_checks(instance, d.runs[-1].run_id)

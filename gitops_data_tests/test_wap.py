@@ -17,7 +17,7 @@ import duckdb
 import pytest
 
 from gitops_data.errors import BuildError, PublishBlocked
-from gitops_data.sync import sync
+from gitops_data_tests.conftest import sync
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.conftest import query as q
@@ -292,7 +292,9 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
         assert q(ws, "select count(*) from gitops_meta.builds where commit = ?", [sha]) == [(0,)]
         return msg
 
-    failing("    raise ValueError('boom in model')\n", "ValueError", "boom in model")
+    # the user's own traceback: their file, the line and function, and the code on that line
+    failing("    raise ValueError('boom in model')\n", "ValueError", "boom in model",
+            'models/prices.py @ ', 'line 6, in prices', "raise ValueError('boom in model')")
     failing("    return {'id': [1]}\n", "returned dict", "polars DataFrame")
     # a value that cannot be cast to the declared type fails the build in DuckDB
     failing('    df = items.collect().sort("id")\n    return df.with_columns(price=pl.lit(1.0), day=pl.lit("soon"), label=pl.lit("l"))\n',

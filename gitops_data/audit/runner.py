@@ -98,7 +98,11 @@ def run_check(engine: Engine, schema: str, table_name: str, chk: DeclaredCheck, 
             failed, sample = _failures(engine, table, f"not coalesce(({expr}), true)")
             return result(failed, f"{failed} row(s) do not satisfy {a['sql']}", sample)
         if chk.kind == "freshness":
-            latest = engine.scalar(f"select cast(max({quote(a['column'])}) as timestamp) from {table}")
+            col = quote(a["column"])
+            # a timestamptz is read in UTC (a plain cast would read it in the session's time zone)
+            utc = (f"timezone('UTC', max({col}))" if columns.get(a["column"], "").upper() == "TIMESTAMP WITH TIME ZONE"
+                   else f"cast(max({col}) as timestamp)")
+            latest = engine.scalar(f"select {utc} from {table}")
             limit = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=a["max_age"])
             ok = latest is not None and latest >= limit
             return result(0 if ok else 1, f"latest {a['column']} is {latest}; must be after {limit:%Y-%m-%d %H:%M:%S}")

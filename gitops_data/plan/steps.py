@@ -125,7 +125,8 @@ class Plan:
 
     def blocked_reason(self) -> str:
         return "blocking checks failed: " + ", ".join(
-            f"{m}.{c}" + (f" ({n} rows)" if n else "") for m, c, n in self.failures(blocking=True))
+            f"{m}.{c}" + (f" ({n} rows)" if n else "") + f" at {self.models[m].location}"
+            for m, c, n in self.failures(blocking=True))
 
     @property
     def ready(self) -> bool:

@@ -43,8 +43,8 @@ def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run
         else:
             select = incremental_select(engine, step.sql or "", node.incremental, base_view)
         rec, _ = write_segmented(catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types)
-    elif node.kind == "sql":
-        rec, _ = write_build(catalog, target, step.sql or "", types)
+    elif node.kind == "sql":  # declared types of an SQL model are checked, not cast: the query owns them
+        rec, _ = write_build(catalog, target, step.sql or "")
     elif node.kind == "python":
         inputs = {r.model: engine.frame(f"select * from {r.table}").lazy() for r in step.reads}
         rec, _ = write_frame(catalog, target, run_python_model(node, plan.commit, inputs), types)
