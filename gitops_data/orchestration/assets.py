@@ -24,6 +24,7 @@ from gitops_data.warehouse.execute import execute_checks
 from gitops_data.workspace import Environment, Workspace
 
 IO_MANAGER = "gitops_io"
+UI_PLAN_PREFIX = "run-"  # the plan of a run started without a plan (from the UI) is "run-<run id>"
 _KIND = {"sql": "sql", "python": "python", "seed": "csv", "source": "file", "table": "table", "snapshot": "snapshot"}
 
 
@@ -51,7 +52,7 @@ def planned_step(context, ws: Workspace, env: Environment, default_commit: str, 
     tags = context.run.tags
     sha = tags.get(T.COMMIT, default_commit)
     meta = ws.project(sha).settings.meta_schema
-    plan_id = tags.get(T.PLAN) or f"run-{context.run.run_id}"
+    plan_id = tags.get(T.PLAN) or f"{UI_PLAN_PREFIX}{context.run.run_id}"
     plan = _stored_plan(ws.warehouse, meta, plan_id)
     if plan is None:
         _stored_plan.cache_clear()

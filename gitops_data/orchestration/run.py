@@ -7,7 +7,7 @@ import dagster as dg
 
 from gitops_data.apply import Execution, RunState
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import IO_MANAGER, asset_key, environment_assets
+from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key, environment_assets
 from gitops_data.orchestration.io_manager import WarehouseIOManager
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan
@@ -40,7 +40,11 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
 
 
 def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
-    runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
+    if plan_id.startswith(UI_PLAN_PREFIX):  # a run started from the UI: its plan is named after it
+        run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX):])
+        runs = [run] if run is not None else []
+    else:
+        runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
     if not runs:
         return None
     status = runs[0].status
