@@ -134,7 +134,7 @@ class _Apply:
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
         if v.missing:
             why = run_error or "the run ended without building them"
-            return self.result(Status.FAILED, f"not built: {', '.join(v.missing)}: {why}", **kw)
+            return self.result(Status.FAILED, f"{why} (not built: {', '.join(v.missing)})", **kw)
         if v.not_run:
             names = ", ".join(f"{m}.{c}" for m, c in v.not_run)
             return self.result(Status.BUILDING, f"checks not run yet: {names}; the next sync or tick runs them", **kw)
@@ -166,7 +166,9 @@ def apply(ws: Workspace, ref: str, executor: Executor, *, env_name: str | None =
     env = run.env
     with ws.catalog(s.meta_schema) as cat:
         held = cat.ref_statuses().get(env.name)
-        open_plan = cat.open_plan(env.name, sha) if not rebuild else None
+        # a requested run is awaited; a synchronous executor plans afresh (an open plan of a killed
+        # CLI would look active for ever), and its new plan supersedes the open one
+        open_plan = cat.open_plan(env.name, sha) if not rebuild and not executor.synchronous else None
         stored = cat.plan(open_plan.plan_id) if open_plan else None
     if held is not None and held.commit == sha and not rebuild:
         if held.status == Status.ROLLED_BACK or (held.status.final and not retry_final):
@@ -178,7 +180,7 @@ def apply(ws: Workspace, ref: str, executor: Executor, *, env_name: str | None =
         if state is not None:
             return run.conclude(stored, open_plan.plan_id, None,
                                 "the run failed (see its logs in Dagster)" if state == "failure" else None)
-        if not executor.synchronous and now() - open_plan.created_at < REQUEST_GRACE:
+        if now() - open_plan.created_at < REQUEST_GRACE:
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run was requested for this commit", stored)
         with ws.catalog(s.meta_schema) as cat:
             cat.conclude_plan(open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again")

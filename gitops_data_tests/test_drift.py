@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import duckdb
 
-from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.drift import detect_drift, repair
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, sync
 
 
 def _drift(ws: Workspace) -> list[tuple[str, str]]:

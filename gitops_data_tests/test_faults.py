@@ -28,9 +28,8 @@ import dagster as dg
 import pytest
 
 from gitops_data.orchestration.run import InProcessExecutor
-from gitops_data_tests.conftest import sync
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, sync
 from gitops_data_tests.conftest import query as q
 
 pytestmark = pytest.mark.slow

@@ -52,11 +52,16 @@ def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
 
 
 def _root_cause(event) -> str:
-    """The innermost error message of a failed step (the user's SQL/Python error, not Dagster's wrapper)."""
+    """The innermost error of a failed step: ours as they are (they name the model, file and line),
+    anything else (the user's SQL/Python error, a crash) after the step's name."""
     err = getattr(event.event_specific_data, "error", None)
     while err is not None and err.cause is not None:
         err = err.cause
-    return err.message.strip() if err is not None else "failed"
+    if err is None:
+        return f"{event.step_key}: failed"
+    message = err.message.strip()
+    ours = f"gitops_data.errors.{err.cls_name}: "
+    return message.removeprefix(ours) if message.startswith(ours) else f"{event.step_key}: {message}"
 
 
 def _materialize(objs: list, res: dict, request: dg.RunRequest, instance: dg.DagsterInstance) -> Execution:
@@ -68,7 +73,7 @@ def _materialize(objs: list, res: dict, request: dg.RunRequest, instance: dg.Dag
     if result.success:
         return Execution(True, result.run_id)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    error = "; ".join(f"{e.step_key}: {_root_cause(e)}" for e in failures) or "run failed"
+    error = "; ".join(_root_cause(e) for e in failures) or "run failed"
     return Execution(True, result.run_id, error)
 
 

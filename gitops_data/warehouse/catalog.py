@@ -289,7 +289,11 @@ class Catalog:
 
     # -- plans ------------------------------------------------------------------------------
     def save_plan(self, plan_id: str, plan: Plan, trigger: str) -> None:
+        """Store a plan to execute; it supersedes the open plans of the same environment and commit."""
         ts = now()
+        self._q("""update {m}.plans set status = ?, reason = ?, updated_at = ?
+                   where env = ? and commit = ? and status = 'open'""",
+                [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit])
         self._q("insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
                 [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts])
 

@@ -1,15 +1,14 @@
-"""How consumers read the warehouse: read-only connections and ATTACH under another name."""
+"""The DuckDB engine and consumers: the file lock held by readers, read-only connections, ATTACH."""
 
 from __future__ import annotations
 
 import duckdb
 import pytest
 
-from gitops_data.errors import WarehouseBusy
-from gitops_data_tests.conftest import sync
 from gitops_data.engines import open_warehouse
+from gitops_data.errors import WarehouseBusy
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, sync
 
 
 def test_views_resolve_when_the_file_is_attached_under_another_name(make_repo, warehouse, instance):

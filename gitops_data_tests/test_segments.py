@@ -1,14 +1,14 @@
-"""Snapshots (SCD-2) and incremental models: history without copies, under Write-Audit-Publish."""
+"""Segmented builds: snapshots (SCD-2) and incremental models, history without copies, under WAP."""
 
 from __future__ import annotations
 
 import pytest
 
 from gitops_data.errors import PublishBlocked
-from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.publish import republish
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query as _q
+from gitops_data_tests.conftest import sync
 
 
 def _events(ids: range, negative: set[int] = frozenset()) -> str:

@@ -1,4 +1,4 @@
-"""Write-audit-publish through `sync`: real Git repos, a real DuckDB file, real (in-process) Dagster runs.
+"""Write-audit-publish through `apply`: real Git repos, a real DuckDB file, real (in-process) Dagster runs.
 
 A commit is built into new immutable tables, audited, and only then published by flipping views; a
 failing blocking check, a failing build or an invalid project leaves the previous commit served.
@@ -17,9 +17,8 @@ import duckdb
 import pytest
 
 from gitops_data.errors import BuildError, PublishBlocked
-from gitops_data_tests.conftest import sync
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, sync
 from gitops_data_tests.conftest import query as q
 
 ANALYTICS_B_V1 = [(1, 20), (2, 40), (3, 60)]

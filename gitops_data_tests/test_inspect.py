@@ -1,4 +1,4 @@
-"""Garbage collection keeps what environments serve and what retained publishes need."""
+"""Garbage collection (warehouse.inspect) keeps what environments serve and what retained publishes need."""
 
 from __future__ import annotations
 
@@ -6,11 +6,10 @@ from datetime import timedelta
 
 import duckdb
 
-from gitops_data_tests.conftest import sync
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
-from gitops_data_tests.test_incremental_snapshots import INCREMENTAL, _events
+from gitops_data_tests.conftest import SMALL_PROJECT, sync
+from gitops_data_tests.test_segments import INCREMENTAL, _events
 
 
 def _gc(ws: Workspace, dry_run: bool = False):
