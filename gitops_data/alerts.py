@@ -30,14 +30,21 @@ class AlertEvent:
     details: dict[str, Any] = field(default_factory=dict)
 
     def payload(self, alert: str, project: str) -> dict:
-        return {"alert": alert, "project": project, **asdict(self), "time": datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z"}
+        return {
+            "alert": alert,
+            "project": project,
+            **asdict(self),
+            "time": datetime.now(UTC).replace(tzinfo=None).isoformat() + "Z",
+        }
 
 
 def _post(url: str, body: bytes, retries: int, timeout: float = 5.0, backoff: float = 0.5) -> str | None:
     last = ""
     for attempt in range(retries + 1):
         try:
-            req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"}, method="POST")
+            req = urllib.request.Request(
+                url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+            )
             with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL from the project's YAML
                 if 200 <= resp.status < 300:
                     return None
@@ -49,7 +56,9 @@ def _post(url: str, body: bytes, retries: int, timeout: float = 5.0, backoff: fl
     return last
 
 
-def deliver(alerts: tuple[AlertSpec, ...] | list[AlertSpec], event: AlertEvent, project: str, base_dir: str) -> list[str]:
+def deliver(
+    alerts: tuple[AlertSpec, ...] | list[AlertSpec], event: AlertEvent, project: str, base_dir: str
+) -> list[str]:
     """Send `event` to every alert that listens for it. Returns the deliveries that failed."""
     errors = []
     for alert in alerts:

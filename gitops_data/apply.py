@@ -96,10 +96,16 @@ def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None 
             try:
                 head = gitrepo.resolve(ws.repo, ref)
             except GitError:
-                raise Superseded(f"{ref} was deleted while {plan.commit[:10]} was being built; nothing published") from None
+                raise Superseded(
+                    f"{ref} was deleted while {plan.commit[:10]} was being built; nothing published"
+                ) from None
             if head != plan.commit:
-                raise Superseded(f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins")
-        record = publish_builds(cat, PublishTarget(plan.env, plan.schema, plan.commit, builds), s.internal_schema, run_id)
+                raise Superseded(
+                    f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins"
+                )
+        record = publish_builds(
+            cat, PublishTarget(plan.env, plan.schema, plan.commit, builds), s.internal_schema, run_id
+        )
         if s.retention.gc_after_publish:
             # builds that no retained publish needs go now, so their space is reused by the next build
             collect_garbage(cat, s, protected_commits=frozenset(gitrepo.branch_heads(ws.repo).values()))
@@ -117,7 +123,9 @@ class _Apply:
             self.ws.record_status(self.s.meta_schema, self.env, self.sha, status, detail)
         return ApplyResult(self.ref, self.env, self.sha, status, detail, **kw)
 
-    def conclude(self, plan: Plan, plan_id: str | None, run_id: str | None, run_error: str | None) -> ApplyResult:
+    def conclude(
+        self, plan: Plan, plan_id: str | None, run_id: str | None, run_error: str | None
+    ) -> ApplyResult:
         """Gate `plan` on what its steps left, and publish it if every blocking check passed."""
         ids = [m.build.build_id for m in plan.models.values() if m.build is not None]
         with self.ws.catalog(self.s.meta_schema) as cat:
@@ -130,26 +138,45 @@ class _Apply:
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
         kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
-        if v.failures:  # what it stopped downstream (Dagster skips the steps after a blocking failure) is moot
+        if (
+            v.failures
+        ):  # what it stopped downstream (Dagster skips the steps after a blocking failure) is moot
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
         if v.missing:
             why = run_error or "the run ended without building them"
             return self.result(Status.FAILED, f"{why} (not built: {', '.join(v.missing)})", **kw)
         if v.not_run:
             names = ", ".join(f"{m}.{c}" for m, c in v.not_run)
-            return self.result(Status.BUILDING, f"checks not run yet: {names}; the next sync or tick runs them", **kw)
+            return self.result(
+                Status.BUILDING, f"checks not run yet: {names}; the next sync or tick runs them", **kw
+            )
         if v.plan.unchanged:
             return ApplyResult(self.ref, self.env, self.sha, Status.UP_TO_DATE, "", **kw)
         try:
             record = publish_plan(self.ws, v.plan, self.ref if self.ref == self.env.name else None, run_id)
         except Superseded as exc:
             return self.result(Status.SUPERSEDED, str(exc), **kw)
-        return ApplyResult(self.ref, self.env, self.sha, Status.PUBLISHED, f"{len(record.changed)} view(s) changed",
-                           publish=record, **kw)
+        return ApplyResult(
+            self.ref,
+            self.env,
+            self.sha,
+            Status.PUBLISHED,
+            f"{len(record.changed)} view(s) changed",
+            publish=record,
+            **kw,
+        )
 
 
-def apply(ws: Workspace, ref: str, executor: Executor, *, env_name: str | None = None, trigger: str = "cli",
-          rebuild: frozenset[str] = frozenset(), retry_final: bool = True) -> ApplyResult:
+def apply(
+    ws: Workspace,
+    ref: str,
+    executor: Executor,
+    *,
+    env_name: str | None = None,
+    trigger: str = "cli",
+    rebuild: frozenset[str] = frozenset(),
+    retry_final: bool = True,
+) -> ApplyResult:
     """Bring the environment of `ref` to the commit `ref` points at, as far as its checks allow.
 
     `retry_final=False` (the sensor) leaves a head that is blocked, failed or invalid alone until the
@@ -178,8 +205,12 @@ def apply(ws: Workspace, ref: str, executor: Executor, *, env_name: str | None =
         if state == "active":
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run is building this commit", stored)
         if state is not None:
-            return run.conclude(stored, open_plan.plan_id, None,
-                                "the run failed (see its logs in Dagster)" if state == "failure" else None)
+            return run.conclude(
+                stored,
+                open_plan.plan_id,
+                None,
+                "the run failed (see its logs in Dagster)" if state == "failure" else None,
+            )
         if now() - open_plan.created_at < REQUEST_GRACE:
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run was requested for this commit", stored)
         with ws.catalog(s.meta_schema) as cat:
@@ -201,14 +232,21 @@ def apply(ws: Workspace, ref: str, executor: Executor, *, env_name: str | None =
     if execution.reload:
         with ws.catalog(s.meta_schema) as cat:
             cat.conclude_plan(plan_id, Status.RELOAD, "definitions do not show this commit yet")
-        return ApplyResult(ref, env, sha, Status.RELOAD, "definitions do not show this commit yet; reloading", plan)
+        return ApplyResult(
+            ref, env, sha, Status.RELOAD, "definitions do not show this commit yet; reloading", plan
+        )
     if not execution.done:
         return ApplyResult(ref, env, sha, Status.BUILDING, detail, plan, request=execution.request)
     return run.conclude(plan, plan_id, execution.run_id, execution.error)
 
 
-def apply_all(ws: Workspace, heads: dict[str, str], executor: Executor, settings: Settings | None = None,
-              trigger: str = "git") -> list[ApplyResult]:
+def apply_all(
+    ws: Workspace,
+    heads: dict[str, str],
+    executor: Executor,
+    settings: Settings | None = None,
+    trigger: str = "git",
+) -> list[ApplyResult]:
     """One pass over all tracked refs (the Git-ref sensor): apply each head that is not served yet,
     and drop the environments of deleted branches."""
     s = settings or ws.production_settings()
@@ -222,8 +260,11 @@ def apply_all(ws: Workspace, heads: dict[str, str], executor: Executor, settings
         env = ws.environment(ref, s)
         published = envs.get(ref, (None, None, None))[1]
         status = statuses.get(ref)
-        if published == sha and ref not in stale and (status is None or status.commit != sha
-                                                       or status.status == Status.PUBLISHED):
+        if (
+            published == sha
+            and ref not in stale
+            and (status is None or status.commit != sha or status.status == Status.PUBLISHED)
+        ):
             out.append(ApplyResult(ref, env, sha, Status.UP_TO_DATE))
             continue
         try:
@@ -234,6 +275,13 @@ def apply_all(ws: Workspace, heads: dict[str, str], executor: Executor, settings
         schema = envs[env_name][0] if env_name in envs else statuses[env_name].schema
         with ws.catalog(s.meta_schema) as cat:
             dropped = unpublish(cat, env_name, schema)
-        out.append(ApplyResult(env_name, Environment(env_name, schema), None, Status.DROPPED,
-                               f"branch deleted: dropped schema {schema} ({len(dropped)} views)"))
+        out.append(
+            ApplyResult(
+                env_name,
+                Environment(env_name, schema),
+                None,
+                Status.DROPPED,
+                f"branch deleted: dropped schema {schema} ({len(dropped)} views)",
+            )
+        )
     return out

@@ -81,10 +81,20 @@ def _short(sha: str | None) -> str:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("--repo", envvar="GITOPS_DATA_REPO", default=None, show_envvar=True,
-              help="The data repo (a local Git repository). [default: .]")
-@click.option("--warehouse", envvar="GITOPS_DATA_WAREHOUSE", default=None, show_envvar=True,
-              help="The DuckDB file. [default: .gitops_data/warehouse.duckdb, relative to the current folder]")
+@click.option(
+    "--repo",
+    envvar="GITOPS_DATA_REPO",
+    default=None,
+    show_envvar=True,
+    help="The data repo (a local Git repository). [default: .]",
+)
+@click.option(
+    "--warehouse",
+    envvar="GITOPS_DATA_WAREHOUSE",
+    default=None,
+    show_envvar=True,
+    help="The DuckDB file. [default: .gitops_data/warehouse.duckdb, relative to the current folder]",
+)
 @click.pass_context
 def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
     """GitOps for data: a Git repo of YAML models drives a DuckDB warehouse through Dagster."""
@@ -106,13 +116,16 @@ def validate(obj: Ctx, path: str | None, ref: str | None) -> None:
     for n in project.nodes.values():
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
     summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-    console.print(f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
-                  f"{len(project.schedules)} schedules, {len(project.alerts)} alerts")
+    console.print(
+        f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
+        f"{len(project.schedules)} schedules, {len(project.alerts)} alerts"
+    )
 
 
 def _env_option(f):
-    return click.option("--env", "env_name", default=None,
-                        help="Environment (a branch name) to plan for. [default: the ref]")(f)
+    return click.option(
+        "--env", "env_name", default=None, help="Environment (a branch name) to plan for. [default: the ref]"
+    )(f)
 
 
 def _print_plan(plan) -> None:
@@ -120,19 +133,42 @@ def _print_plan(plan) -> None:
     for col in ("model", "kind", "action", "fingerprint", "reason", "checks"):
         table.add_column(col)
     colors = {"build": "yellow", "reuse": "green", "external": "dim"}
-    labels = {"append": "append", "forward_only": "build (forward-only)", "refresh": "refresh", "restore": "rebuild"}
+    labels = {
+        "append": "append",
+        "forward_only": "build (forward-only)",
+        "refresh": "refresh",
+        "restore": "rebuild",
+    }
     for m in plan.models.values():
         pend, failed = m.checks_in("pending"), m.checks_in("failed")
-        checks = ", ".join(filter(None, [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""]))
-        fp = m.fingerprint[:10] if m.previous_fingerprint in (None, m.fingerprint) else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
+        checks = ", ".join(
+            filter(
+                None,
+                [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""],
+            )
+        )
+        fp = (
+            m.fingerprint[:10]
+            if m.previous_fingerprint in (None, m.fingerprint)
+            else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
+        )
         action = labels.get(m.mode, m.action) if m.action == "build" else m.action
-        table.add_row(m.name, m.kind, f"[{colors[m.action]}]{action}[/]", fp, escape(m.reason), checks or ("ok" if m.checks else ""))
+        table.add_row(
+            m.name,
+            m.kind,
+            f"[{colors[m.action]}]{action}[/]",
+            fp,
+            escape(m.reason),
+            checks or ("ok" if m.checks else ""),
+        )
     for name in plan.removed:
         table.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(table)
     audits = sum(len(v) for v in plan.to_audit.values())
-    console.print(f"{len(plan.to_build)} to build, {len(plan.models) - len(plan.to_build)} reused, "
-                  f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove")
+    console.print(
+        f"{len(plan.to_build)} to build, {len(plan.models) - len(plan.to_build)} reused, "
+        f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove"
+    )
 
 
 @main.command()
@@ -161,7 +197,12 @@ def _target(obj: Ctx, ref: str | None, env_name: str | None):
 def _listen():
     from gitops_data import progress
 
-    icons = {"building": "[dim]…[/]", "built": "[green]✓[/]", "check_passed": "  [green]✓[/]", "check_failed": "  [red]✗[/]"}
+    icons = {
+        "building": "[dim]…[/]",
+        "built": "[green]✓[/]",
+        "check_passed": "  [green]✓[/]",
+        "check_failed": "  [red]✗[/]",
+    }
 
     def show(event: str, model: str, detail: str) -> None:
         if event == "check_passed":
@@ -229,10 +270,16 @@ def sync(obj: Ctx, ref: str | None) -> None:
         return
     pub = result.publish
     if pub.previous_commit is None:
-        console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema} (new): {len(pub.changed)} view(s) created")
+        console.print(
+            f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema} (new): "
+            f"{len(pub.changed)} view(s) created"
+        )
         return
-    console.print(f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
-                  f"{len(pub.changed)} view(s) changed, {len(pub.removed)} removed (previous {_short(pub.previous_commit)})")
+    console.print(
+        f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema}: "
+        f"{len(pub.changed)} view(s) changed, {len(pub.removed)} removed "
+        f"(previous {_short(pub.previous_commit)})"
+    )
 
 
 @main.command()
@@ -259,16 +306,23 @@ def status(obj: Ctx) -> None:
         pub = envs.get(name)
         head = heads.get(name)
         st = statuses.get(name)
-        schema = pub[1] if pub else environment_schema(settings.external_schema, name, settings.production_ref)
+        schema = (
+            pub[1] if pub else environment_schema(settings.external_schema, name, settings.production_ref)
+        )
         drifted = any(d.env == name or name in d.env.split(", ") for d in drifts)
         if head is None:
             state = "[red]branch deleted[/] (views remain until the sensor drops them)"
         elif pub and pub[2] == head:
             state = "[green]up to date[/]" + (" [red](drift, see below)[/]" if drifted else "")
         elif st and st.commit == head:
-            state = {"building": "[yellow]building[/]", "blocked": "[red]blocked[/]", "invalid": "[red]invalid project[/]",
-                     "failed": "[red]build failed[/]", "superseded": "superseded",
-                     "rolled_back": "[yellow]rolled back[/]"}.get(st.status, st.status)
+            state = {
+                "building": "[yellow]building[/]",
+                "blocked": "[red]blocked[/]",
+                "invalid": "[red]invalid project[/]",
+                "failed": "[red]build failed[/]",
+                "superseded": "superseded",
+                "rolled_back": "[yellow]rolled back[/]",
+            }.get(st.status, st.status)
             state += f": {escape(' '.join(st.reason.split())[:300])}" if st.reason else ""
         else:
             state = "[yellow]not synced yet[/]"
@@ -277,7 +331,9 @@ def status(obj: Ctx) -> None:
     for d in drifts[:20]:
         console.print(f"[red]drift[/]: {escape(str(d))}")
     if drifts:
-        console.print(f"{len(drifts)} change(s) outside Git: `gitops-data repair` restores the published state")
+        console.print(
+            f"{len(drifts)} change(s) outside Git: `gitops-data repair` restores the published state"
+        )
 
 
 def _settings_and_catalog(obj: Ctx):
@@ -301,10 +357,17 @@ def history(obj: Ctx, env_name: str | None, limit: int) -> None:
         table.add_column(col)
     for r in rows:
         changed = r["changed"]
-        table.add_row(f"{r['published_at']:%Y-%m-%d %H:%M:%S}", r["publish_id"], _short(r["commit"]), _short(r["previous_commit"]),
-                      (f"rollback to {r['rollback_of']}; " if r.get("rollback_of") else "")
-                      + f"{len(changed)}: " + ", ".join(changed[:8]) + (" ..." if len(changed) > 8 else ""),
-                      ", ".join(r["removed"]))
+        table.add_row(
+            f"{r['published_at']:%Y-%m-%d %H:%M:%S}",
+            r["publish_id"],
+            _short(r["commit"]),
+            _short(r["previous_commit"]),
+            (f"rollback to {r['rollback_of']}; " if r.get("rollback_of") else "")
+            + f"{len(changed)}: "
+            + ", ".join(changed[:8])
+            + (" ..." if len(changed) > 8 else ""),
+            ", ".join(r["removed"]),
+        )
     console.print(table)
 
 
@@ -323,14 +386,22 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
     settings, conn = _settings_and_catalog(obj)
     env_name = env_name or settings.production_ref
     with conn as cat:
-        matches = [r for r in cat.history(env_name, 1000)
-                   if r["publish_id"].startswith(target) or r["commit"].startswith(target)]
+        matches = [
+            r
+            for r in cat.history(env_name, 1000)
+            if r["publish_id"].startswith(target) or r["commit"].startswith(target)
+        ]
         if not matches:
-            raise GitopsError(f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`")
+            raise GitopsError(
+                f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`"
+            )
         head = gitrepo.branch_heads(obj.ws.repo, env_name).get(env_name)
         record = republish(cat, env_name, matches[0]["publish_id"], settings.internal_schema, head)
-    console.print(f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} (commit {_short(record.commit)}): "
-                  f"{len(record.changed)} view(s) changed")
+    console.print(
+        f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} "
+        f"(commit {_short(record.commit)}): "
+        f"{len(record.changed)} view(s) changed"
+    )
 
 
 @main.command()
@@ -351,13 +422,23 @@ def diff(obj: Ctx, env_a: str, env_b: str) -> None:
     for col in ("model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"):
         table.add_column(col)
     for d in diffs:
-        schema = "; ".join(filter(None, [
-            "+" + ", +".join(d.columns_added) if d.columns_added else "",
-            "-" + ", -".join(d.columns_removed) if d.columns_removed else "",
-            ", ".join(d.columns_retyped),
-        ]))
-        table.add_row(d.model, d.state, str(d.rows_a if d.rows_a is not None else "-"),
-                      str(d.rows_b if d.rows_b is not None else "-"), schema)
+        schema = "; ".join(
+            filter(
+                None,
+                [
+                    "+" + ", +".join(d.columns_added) if d.columns_added else "",
+                    "-" + ", -".join(d.columns_removed) if d.columns_removed else "",
+                    ", ".join(d.columns_retyped),
+                ],
+            )
+        )
+        table.add_row(
+            d.model,
+            d.state,
+            str(d.rows_a if d.rows_a is not None else "-"),
+            str(d.rows_b if d.rows_b is not None else "-"),
+            schema,
+        )
     console.print(table)
 
 
@@ -373,7 +454,9 @@ def gc(obj: Ctx, dry_run: bool) -> None:
         report = collect_garbage(cat, settings, dry_run)
     verb = "would drop" if dry_run else "dropped"
     for b in report.dropped:
-        console.print(f"{verb} {settings.internal_schema}.{b.table} (commit {_short(b.commit)}, {b.row_count} rows)")
+        console.print(
+            f"{verb} {settings.internal_schema}.{b.table} (commit {_short(b.commit)}, {b.row_count} rows)"
+        )
     console.print(f"{verb} {len(report.dropped)} build(s); kept {report.kept}")
     for t in report.orphans:
         console.print(f"[yellow]not in the catalog[/] (left alone): {settings.internal_schema}.{t}")
@@ -391,9 +474,13 @@ def drift(obj: Ctx) -> None:
     for d in found:
         console.print(f"[red]drift[/]: {escape(str(d))}")
     if any(d.kind != "invalid_build_served" for d in found):
-        raise DriftFound(f"{len(found)} change(s) outside Git; `gitops-data repair` restores the published views")
+        raise DriftFound(
+            f"{len(found)} change(s) outside Git; `gitops-data repair` restores the published views"
+        )
     if found:
-        raise DriftFound(f"{len(found)} build(s) await their rebuild: run `gitops-data sync` for the environment(s) above")
+        raise DriftFound(
+            f"{len(found)} build(s) await their rebuild: run `gitops-data sync` for the environment(s) above"
+        )
     console.print("no drift: the warehouse matches what was published")
 
 
@@ -411,7 +498,10 @@ def repair(obj: Ctx) -> None:
         do_repair(cat, found)
     for d in found:
         fixed = d.kind != "table_changed"
-        console.print(("[green]restored[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ") + escape(str(d)))
+        console.print(
+            ("[green]restored[/]: " if fixed else "[yellow]marked for rebuild (run sync)[/]: ")
+            + escape(str(d))
+        )
     console.print(f"{len(found)} drift(s) handled")
 
 

@@ -36,7 +36,9 @@ def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
     elif node.kind in ("seed", "source"):
         body = [node.content_digest, node.data_format]
     elif node.kind == "snapshot":
-        body = node.snapshot.model_dump(include={"unique_key", "strategy", "updated_at", "check_cols", "invalidate_hard_deletes"})
+        body = node.snapshot.model_dump(
+            include={"unique_key", "strategy", "updated_at", "check_cols", "invalidate_hard_deletes"}
+        )
     else:
         body = node.table
     if node.incremental is not None:

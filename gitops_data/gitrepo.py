@@ -17,7 +17,9 @@ def open_repo(path: str) -> Iterator[git.Repo]:
     try:
         repo = git.Repo(path)
     except (git.exc.NoSuchPathError, git.exc.InvalidGitRepositoryError) as exc:
-        raise GitError(f"{path} is not a Git repository ({type(exc).__name__}); pass --repo or set GITOPS_DATA_REPO") from None
+        raise GitError(
+            f"{path} is not a Git repository ({type(exc).__name__}); pass --repo or set GITOPS_DATA_REPO"
+        ) from None
     try:
         yield repo
     finally:

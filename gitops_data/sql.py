@@ -21,9 +21,25 @@ DIALECT = "duckdb"
 # sqlite_scan, glob, ...) can reach files or other systems and is refused.
 _ALLOWED_TABLE_FUNCTIONS = (exp.GenerateSeries, exp.Unnest, exp.ExplodingGenerateSeries)
 _FORBIDDEN_FUNCTIONS = {
-    "read_csv", "read_csv_auto", "read_parquet", "parquet_scan", "read_json", "read_json_auto",
-    "read_ndjson", "read_text", "read_blob", "glob", "sqlite_scan", "postgres_scan", "mysql_scan",
-    "iceberg_scan", "delta_scan", "getenv", "load_extension", "query", "query_table",
+    "read_csv",
+    "read_csv_auto",
+    "read_parquet",
+    "parquet_scan",
+    "read_json",
+    "read_json_auto",
+    "read_ndjson",
+    "read_text",
+    "read_blob",
+    "glob",
+    "sqlite_scan",
+    "postgres_scan",
+    "mysql_scan",
+    "iceberg_scan",
+    "delta_scan",
+    "getenv",
+    "load_extension",
+    "query",
+    "query_table",
 }
 
 
@@ -53,7 +69,11 @@ def _is_cte_reference(table: exp.Table) -> bool:
             visible = ctes if node.args.get("recursive") else ctes[:idx]
             if name in {c.alias_or_name.lower() for c in visible}:
                 return True
-        elif isinstance(node, exp.Query) and node.args.get("with_") is not None and prev is not node.args["with_"]:
+        elif (
+            isinstance(node, exp.Query)
+            and node.args.get("with_") is not None
+            and prev is not node.args["with_"]
+        ):
             if name in {c.alias_or_name.lower() for c in node.args["with_"].expressions}:
                 return True
         prev, node = node, node.parent
@@ -102,6 +122,7 @@ def parse_query(sql: str) -> ParsedSql:
 
 def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
     """SQL text with each referenced node (lower-case name -> quoted physical name) swapped in."""
+
     def swap(node: exp.Expression) -> exp.Expression:
         if (
             isinstance(node, exp.Table)
@@ -127,7 +148,13 @@ def canonical_type(name: str) -> str | None:
     """The canonical DuckDB rendering of a column type (bigint, decimal(12,2), varchar[],
     struct(...)), or None if `name` is not exactly one type. Only this rendering is ever put into
     SQL, so a type cannot smuggle in statements (`int; drop table x`)."""
-    if not isinstance(name, str) or not name.strip() or any(c in name for c in ";'\"") or "--" in name or "/*" in name:
+    if (
+        not isinstance(name, str)
+        or not name.strip()
+        or any(c in name for c in ";'\"")
+        or "--" in name
+        or "/*" in name
+    ):
         return None
     try:
         statements = sqlglot.parse(f"select cast(null as {name})", dialect=DIALECT)
@@ -149,7 +176,11 @@ def parse_expression(text: str) -> ParsedSql:
         statements = sqlglot.parse(f"select 1 where {text}", dialect=DIALECT)
     except (ParseError, RecursionError) as exc:
         raise ValueError(f"cannot parse expression {text!r}: {str(exc).splitlines()[0]}") from None
-    if len(statements) != 1 or not isinstance(statements[0], exp.Select) or statements[0].args.get("where") is None:
+    if (
+        len(statements) != 1
+        or not isinstance(statements[0], exp.Select)
+        or statements[0].args.get("where") is None
+    ):
         raise ValueError(f"expression {text!r} must be one boolean SQL expression")
     tree = statements[0].args["where"].this.copy()  # detached: its own subqueries are the outermost
     refs: set[str] = set()

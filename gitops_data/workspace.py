@@ -66,7 +66,9 @@ class Workspace:
 
     @classmethod
     def from_env(cls, repo: str | None = None, warehouse: str | None = None) -> Workspace:
-        return cls(str(Path(repo or default_repo()).resolve()), str(Path(warehouse or default_warehouse()).resolve()))
+        return cls(
+            str(Path(repo or default_repo()).resolve()), str(Path(warehouse or default_warehouse()).resolve())
+        )
 
     def resolve(self, ref: str) -> str:
         return gitrepo.resolve(self.repo, ref)
@@ -118,8 +120,10 @@ class Workspace:
             sha = self.resolve("HEAD")
         tree = GitTree(self.repo, sha)
         if not tree.exists(SETTINGS_FILE):
-            raise GitopsError(f"{self.repo} is not a gitops-data repository ({SETTINGS_FILE} is missing at "
-                              f"{sha[:10]}); pass --repo or set GITOPS_DATA_REPO")
+            raise GitopsError(
+                f"{self.repo} is not a gitops-data repository ({SETTINGS_FILE} is missing at "
+                f"{sha[:10]}); pass --repo or set GITOPS_DATA_REPO"
+            )
         settings = read_settings(tree)
         if production_ref is None and settings.production_ref != "main":
             return self.production_settings(settings.production_ref)

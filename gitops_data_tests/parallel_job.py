@@ -25,11 +25,13 @@ JOB_NAME = "parallel_build"
 def parallel_build_job() -> dg.JobDefinition:
     ws = Workspace.from_env()
     base = build_definitions(ws, json.loads(os.environ["GITOPS_DATA_TEST_PINS"]))
-    executor = dg.multiprocess_executor.configured({
-        "max_concurrent": int(os.environ.get("GITOPS_DATA_TEST_MAX_CONCURRENT", "4")),
-        # step workers fork from a server that already imported Dagster and this project
-        "start_method": {"forkserver": {"preload_modules": ["dagster", __name__]}},
-    })
+    executor = dg.multiprocess_executor.configured(
+        {
+            "max_concurrent": int(os.environ.get("GITOPS_DATA_TEST_MAX_CONCURRENT", "4")),
+            # step workers fork from a server that already imported Dagster and this project
+            "start_method": {"forkserver": {"preload_modules": ["dagster", __name__]}},
+        }
+    )
     job = dg.define_asset_job(JOB_NAME, selection=dg.AssetSelection.all(), executor_def=executor)
     defs = dg.Definitions(
         assets=base.assets, asset_checks=base.asset_checks, resources=base.resources, jobs=[job]

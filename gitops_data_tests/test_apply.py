@@ -24,8 +24,6 @@ from gitops_data_tests.conftest import query as q
 ANALYTICS_B_V1 = [(1, 20), (2, 40), (3, 60)]
 
 
-
-
 def served_commit(ws: Workspace, env: str = "main") -> str | None:
     rows = q(ws, "select commit from gitops_meta.environments where env = ?", [env])
     return rows[0][0] if rows else None
@@ -41,11 +39,17 @@ def builds_count(ws: Workspace) -> int:
 
 def orphan_tables(ws: Workspace) -> list[str]:
     """Internal tables with no catalog row: a build that half-happened."""
-    return [r[0] for r in q(ws, """
+    return [
+        r[0]
+        for r in q(
+            ws,
+            """
         select t.table_name from duckdb_tables() t
         where t.schema_name = 'gitops_internal'
           and t.table_name not in (select table_name from gitops_meta.builds
-                                   union all select table_name from gitops_meta.segments)""")]
+                                   union all select table_name from gitops_meta.segments)""",
+        )
+    ]
 
 
 def assert_serves(ws: Workspace, sha: str, env: str = "main", schema: str = "analytics") -> None:
@@ -53,9 +57,15 @@ def assert_serves(ws: Workspace, sha: str, env: str = "main", schema: str = "ana
     assert served_commit(ws, env) == sha
     fps = ws.fingerprints(sha)
     project = ws.project(sha)
-    views = dict(q(ws, "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]))
-    rows = q(ws, """select v.model, b.table_name, v.definition from gitops_meta.env_views v
-                    join gitops_meta.builds b using (build_id) where v.env = ?""", [env])
+    views = dict(
+        q(ws, "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema])
+    )
+    rows = q(
+        ws,
+        """select v.model, b.table_name, v.definition from gitops_meta.env_views v
+                    join gitops_meta.builds b using (build_id) where v.env = ?""",
+        [env],
+    )
     recorded = {model: table for model, table, _ in rows}
     assert set(views) == set(recorded) == {n for n, nd in project.nodes.items() if nd.built}
     for model, table, definition in rows:
@@ -93,19 +103,27 @@ def test_blocking_failure_is_not_published_and_next_good_commit_is(make_repo, wa
     assert q(ws, "select count(*) from gitops_meta.publishes") == [(1,)]
 
     # the failed build stays in the internal schema for inspection
-    (build_id, table), = q(ws, "select build_id, table_name from gitops_meta.builds where model = 'a' and commit = ?", [bad])
+    ((build_id, table),) = q(
+        ws, "select build_id, table_name from gitops_meta.builds where model = 'a' and commit = ?", [bad]
+    )
     assert q(ws, f'select id, v from gitops_internal."{table}" order by id') == [(1, 10), (2, -5), (3, 30)]
     assert build_id not in views_v1.values()
 
     # the audit recorded the failure with the number of failing rows and a sample of them
-    rows = q(ws, """select passed, severity, failed_rows, sample, table_rows from gitops_meta.audits
-                    where build_id = ? and check_name = 'v__ge'""", [build_id])
+    rows = q(
+        ws,
+        """select passed, severity, failed_rows, sample, table_rows from gitops_meta.audits
+                    where build_id = ? and check_name = 'v__ge'""",
+        [build_id],
+    )
     assert len(rows) == 1
     passed, severity, failed_rows, sample, table_rows = rows[0]
     assert (passed, severity, failed_rows, table_rows) == (False, "error", 1, 3)
     assert [str(x) for x in json.loads(sample)] == ["-5"]
     # the other checks of that build ran and passed
-    assert q(ws, "select count(*) from gitops_meta.audits where build_id = ? and passed", [build_id]) == [(3,)]
+    assert q(ws, "select count(*) from gitops_meta.audits where build_id = ? and passed", [build_id]) == [
+        (3,)
+    ]
 
     # the plan of the bad commit is not ready and names the failure
     plan = ws.plan(bad, ws.environment("main", ws.project(bad).settings))
@@ -156,8 +174,11 @@ def test_warn_failure_publishes_and_is_reported(make_repo, warehouse, instance):
     assert_serves(ws, repo.head())
     assert q(ws, "select total from analytics.b") == [(60,)]
 
-    (passed, severity, failed_rows), = q(ws, """select passed, severity, failed_rows from gitops_meta.audits
-                                              where check_name = 'v__ge'""")
+    ((passed, severity, failed_rows),) = q(
+        ws,
+        """select passed, severity, failed_rows from gitops_meta.audits
+                                              where check_name = 'v__ge'""",
+    )
     assert (passed, severity, failed_rows) == (False, "warn", 1)
 
     key = dg.AssetCheckKey(dg.AssetKey(["analytics", "a"]), "v__ge")
@@ -168,7 +189,9 @@ def test_warn_failure_publishes_and_is_reported(make_repo, warehouse, instance):
     assert evaluation.severity == dg.AssetCheckSeverity.WARN
     assert evaluation.metadata["failed_rows"].value == 1
 
-    ok = instance.get_latest_asset_check_evaluation_record(dg.AssetCheckKey(dg.AssetKey(["analytics", "a"]), "id__unique"))
+    ok = instance.get_latest_asset_check_evaluation_record(
+        dg.AssetCheckKey(dg.AssetKey(["analytics", "a"]), "id__unique")
+    )
     assert ok.event.dagster_event.event_specific_data.passed is True
 
 
@@ -185,8 +208,11 @@ def test_check_only_change_reaudits_without_building(make_repo, warehouse, insta
     views_v1 = env_views(ws)
 
     # a new check on b (no SQL change): same fingerprints, one check to run on the existing build
-    repo.replace("project.yml", "    sql: select id, v * 2 as v2 from a\n",
-                 "    sql: select id, v * 2 as v2 from a\n    checks: [not_empty, {row_count: {min: 3}}]\n")
+    repo.replace(
+        "project.yml",
+        "    sql: select id, v * 2 as v2 from a\n",
+        "    sql: select id, v * 2 as v2 from a\n    checks: [not_empty, {row_count: {min: 3}}]\n",
+    )
     c2 = repo.commit("more checks")
     plan = ws.plan(c2, ws.environment("main", ws.project(c2).settings))
     assert plan.to_build == []
@@ -198,7 +224,9 @@ def test_check_only_change_reaudits_without_building(make_repo, warehouse, insta
     new = q(ws, "select check_name, passed, build_id from gitops_meta.audits order by check_name")
     assert len(new) == n_audits + 2
     assert {(c, p, b) for c, p, b in new if c in ("not_empty", "row_count")} == {
-        ("not_empty", True, views_v1["b"]), ("row_count", True, views_v1["b"])}
+        ("not_empty", True, views_v1["b"]),
+        ("row_count", True, views_v1["b"]),
+    }
     assert env_views(ws) == views_v1
     assert_serves(ws, c2)
 
@@ -216,7 +244,7 @@ def test_check_only_change_reaudits_without_building(make_repo, warehouse, insta
 # --------------------------------------------------------------------------------------------------
 # Python models
 
-PY_MODEL = '''
+PY_MODEL = """
 import polars as pl
 
 
@@ -228,7 +256,7 @@ def prices(items: pl.LazyFrame) -> pl.DataFrame:
         "day": ["2024-01-02", "2024-02-03", "2024-03-04"],
         "label": ["x", "y", "z"],
     })
-'''
+"""
 
 PY_PROJECT = {
     "gitops_data.yaml": "name: t\n",
@@ -260,8 +288,11 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
     ws = Workspace(str(repo.path), warehouse)
     c1 = repo.head()
     assert sync(ws, "main", instance).status == "published"
-    types = q(ws, """select column_name, data_type from duckdb_columns()
-                     where schema_name = 'analytics' and table_name = 'prices' order by column_index""")
+    types = q(
+        ws,
+        """select column_name, data_type from duckdb_columns()
+                     where schema_name = 'analytics' and table_name = 'prices' order by column_index""",
+    )
     assert types == [("id", "BIGINT"), ("price", "DECIMAL(10,2)"), ("day", "DATE"), ("label", "VARCHAR")]
     assert q(ws, "select * from analytics.prices order by id") == [
         (1, Decimal("1.50"), date(2024, 1, 2), "x"),
@@ -269,7 +300,9 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
         (3, Decimal("4.00"), date(2024, 3, 4), "z"),
     ]
     # the type checks the column types imply ran and passed
-    assert q(ws, "select count(*) from gitops_meta.audits where check_name like '%__type' and passed") == [(4,)]
+    assert q(ws, "select count(*) from gitops_meta.audits where check_name like '%__type' and passed") == [
+        (4,)
+    ]
     assert q(ws, "select n, s from analytics.total") == [(3, Decimal("7.75"))]
     served = env_views(ws)
 
@@ -292,12 +325,22 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
         return msg
 
     # the user's own traceback: their file, the line and function, and the code on that line
-    failing("    raise ValueError('boom in model')\n", "ValueError", "boom in model",
-            'models/prices.py @ ', 'line 6, in prices', "raise ValueError('boom in model')")
+    failing(
+        "    raise ValueError('boom in model')\n",
+        "ValueError",
+        "boom in model",
+        "models/prices.py @ ",
+        "line 6, in prices",
+        "raise ValueError('boom in model')",
+    )
     failing("    return {'id': [1]}\n", "returned dict", "polars DataFrame")
     # a value that cannot be cast to the declared type fails the build in DuckDB
-    failing('    df = items.collect().sort("id")\n    return df.with_columns(price=pl.lit(1.0), day=pl.lit("soon"), label=pl.lit("l"))\n',
-            "Conversion Error", "soon")
+    failing(
+        '    df = items.collect().sort("id")\n'
+        '    return df.with_columns(price=pl.lit(1.0), day=pl.lit("soon"), label=pl.lit("l"))\n',
+        "Conversion Error",
+        "soon",
+    )
     assert orphan_tables(ws) == []
 
 
@@ -346,8 +389,11 @@ def test_removed_model_view_is_dropped(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)
-    c_table = q(ws, """select b.table_name from gitops_meta.env_views v join gitops_meta.builds b using (build_id)
-                       where v.model = 'c'""")[0][0]
+    c_table = q(
+        ws,
+        """select b.table_name from gitops_meta.env_views v join gitops_meta.builds b using (build_id)
+                       where v.model = 'c'""",
+    )[0][0]
     n_builds = builds_count(ws)
 
     repo.replace("project.yml", "  - name: c\n    sql: select count(*) as n from b\n", "")
@@ -358,13 +404,17 @@ def test_removed_model_view_is_dropped(make_repo, warehouse, instance):
     result = sync(ws, "main", instance)
     assert result.status == "published"
     assert result.publish.removed == ("c",) and result.publish.changed == ()
-    assert q(ws, "select count(*) from duckdb_views() where schema_name = 'analytics' and view_name = 'c'") == [(0,)]
+    assert q(
+        ws, "select count(*) from duckdb_views() where schema_name = 'analytics' and view_name = 'c'"
+    ) == [(0,)]
     assert set(env_views(ws)) == {"nums", "a", "b"}
     assert_serves(ws, c2)
     assert builds_count(ws) == n_builds
     # the build itself stays (rollback, gc decides)
     assert q(ws, f'select n from gitops_internal."{c_table}"') == [(3,)]
-    models_changed = json.loads(q(ws, "select models_changed from gitops_meta.publishes order by published_at desc limit 1")[0][0])
+    models_changed = json.loads(
+        q(ws, "select models_changed from gitops_meta.publishes order by published_at desc limit 1")[0][0]
+    )
     assert models_changed == {"changed": [], "removed": ["c"], "rollback_of": None}
 
 
@@ -378,8 +428,13 @@ def test_materializations_carry_build_metadata(make_repo, warehouse, instance):
     c1 = repo.head()
     result = sync(ws, "main", instance)
     fps = ws.fingerprints(c1)
-    tables = dict(q(ws, """select v.model, b.table_name from gitops_meta.env_views v
-                           join gitops_meta.builds b using (build_id) where v.env = 'main'"""))
+    tables = dict(
+        q(
+            ws,
+            """select v.model, b.table_name from gitops_meta.env_views v
+                           join gitops_meta.builds b using (build_id) where v.env = 'main'""",
+        )
+    )
     for model in ("nums", "a", "b", "c"):
         event = instance.get_latest_materialization_event(dg.AssetKey(["analytics", model]))
         assert event is not None and event.run_id == result.run_id, model
@@ -388,8 +443,12 @@ def test_materializations_carry_build_metadata(make_repo, warehouse, instance):
         assert md["fingerprint"].value == fps[model]
         assert md["physical_table"].value == f"gitops_internal.{tables[model]}"
         assert md["dagster/row_count"].value == q(ws, f"select count(*) from analytics.{model}")[0][0]
-        columns = q(ws, """select column_name, data_type from duckdb_columns()
-                           where schema_name = 'gitops_internal' and table_name = ? order by column_index""", [tables[model]])
+        columns = q(
+            ws,
+            """select column_name, data_type from duckdb_columns()
+                           where schema_name = 'gitops_internal' and table_name = ? order by column_index""",
+            [tables[model]],
+        )
         schema = md["dagster/column_schema"].value
         assert [(c.name, c.type) for c in schema.columns] == columns, model
 
@@ -450,13 +509,24 @@ def test_sync_with_rebuild_publishes_the_refreshed_builds(make_repo, warehouse, 
 
 
 def _cli(tmp_path: Path, repo, *args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DAGSTER_HOME": str(tmp_path / "cli_dagster_home"), "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(tmp_path / "cli_dagster_home"),
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
     env.pop("GITOPS_DATA_REPO", None)
     env.pop("GITOPS_DATA_WAREHOUSE", None)
     (tmp_path / "cli_dagster_home").mkdir(exist_ok=True)
     exe = Path(sys.executable).parent / "gitops-data"
-    return subprocess.run([str(exe), "--repo", str(repo.path), "--warehouse", str(tmp_path / "cli.duckdb"), *args],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [str(exe), "--repo", str(repo.path), "--warehouse", str(tmp_path / "cli.duckdb"), *args],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def _no_traceback(p: subprocess.CompletedProcess) -> str:

@@ -33,66 +33,205 @@ POLARS = """'pl.col("lo") <= pl.col("hi")'"""
 
 # (model, declaration, passing SQL, failing SQL, check name, severity, failed rows of the failing SQL)
 CASES = [
-    ("chk_type", "columns: {v: {type: bigint}}",
-     "select id as v from nums", "select id::integer as v from nums", "v__type", "error", 1),
-    ("chk_not_null", "columns: {v: {nullable: false}}",
-     "select id as v from nums", "select case when id <= 2 then null else id end as v from nums",
-     "v__not_null", "error", 2),
-    ("chk_unique", "columns: {v: {unique: true}}",  # every row of a duplicated value counts: 8, 8, 8
-     "select id as v from nums", "select least(id, 8) as v from nums", "v__unique", "error", 3),
-    ("chk_ge", "columns: {v: {checks: [{ge: 0}]}}",
-     "select id - 1 as v from nums", "select id - 3 as v from nums", "v__ge", "error", 2),
-    ("chk_gt", "columns: {v: {checks: [{gt: 0}]}}",
-     "select id as v from nums", "select id - 3 as v from nums", "v__gt", "error", 3),
-    ("chk_le", "columns: {v: {checks: [{le: 10}]}}",
-     "select id as v from nums", "select id + 2 as v from nums", "v__le", "error", 2),
-    ("chk_lt", "columns: {v: {checks: [{lt: 10}]}}",
-     "select id - 1 as v from nums", "select id + 1 as v from nums", "v__lt", "error", 2),
-    ("chk_between", "columns: {v: {checks: [{between: {min: 1, max: 10}}]}}",
-     "select id as v from nums", "select id * 2 - 5 as v from nums", "v__between", "error", 5),
-    ("chk_isin", "columns: {v: {checks: [{isin: [a, b, c]}]}}",
-     "select ['a', 'b', 'c'][id % 3 + 1] as v from nums",
-     "select ['a', 'b', 'x'][id % 3 + 1] as v from nums", "v__isin", "error", 3),
-    ("chk_notin", "columns: {v: {checks: [{notin: [x, y]}]}}",
-     "select 'a' as v from nums", "select case when id > 6 then 'x' else 'a' end as v from nums",
-     "v__notin", "error", 4),
-    ("chk_str_matches", f"columns: {{v: {{checks: [{{str_matches: {EMAIL}}}]}}}}",
-     "select 'user@example.com' as v from nums",
-     "select case when id % 5 = 0 then 'no-at.com' else 'user@example.com' end as v from nums",
-     "v__str_matches", "error", 2),
-    ("chk_str_length", "columns: {v: {checks: [{str_length: {min: 2, max: 4}}]}}",
-     "select repeat('a', id % 3 + 2) as v from nums", "select repeat('a', id % 6) as v from nums",
-     "v__str_length", "error", 4),  # lengths 1 2 3 4 5 0 1 2 3 4
-    ("chk_row_count", "checks: [{row_count: {min: 5, max: 10}}]",
-     "select * from nums", "select * from nums where id <= 3", "row_count", "error", 1),
-    ("chk_unique_cols", "checks: [{unique: [a, b]}]",
-     "select id % 5 as a, id // 5 as b from nums",
-     "select id % 5 as a, least(id // 5, 1) as b from nums", "unique_combination", "error", 2),
-    ("chk_not_empty", "checks: [not_empty]",
-     "select * from nums", "select * from nums where false", "not_empty", "error", 1),
-    ("chk_relationship", "checks: [{relationship: {column: pid, to: rel_parent, field: id}}]",
-     "select id as pid from rel_parent", "select id + 3 as pid from rel_parent", "relationship", "error", 3),
-    ("chk_expr_sql", "checks: [{expression: {sql: 'lo <= hi'}}]",
-     "select id as lo, id + 1 as hi from nums", "select id as lo, 8 - id as hi from nums",
-     "expression", "error", 6),
-    ("chk_expr_polars", f"checks: [{{expression: {{polars: {POLARS}}}}}]",
-     "select id as lo, id as hi from nums", "select id as lo, 9 - id as hi from nums",
-     "expression", "error", 6),
-    ("chk_freshness", "checks: [{freshness: {column: ts, max_age: 1d}}]",
-     "select id, timezone('UTC', now()) - id * interval 1 minute as ts from nums",
-     "select id, timestamp '2000-01-01' + id * interval 1 minute as ts from nums", "freshness", "error", 1),
-    ("chk_warn", "columns: {v: {checks: [{ge: 0, severity: warn}]}}",
-     "select id as v from nums", "select id - 4 as v from nums", "v__ge", "warn", 3),
+    (
+        "chk_type",
+        "columns: {v: {type: bigint}}",
+        "select id as v from nums",
+        "select id::integer as v from nums",
+        "v__type",
+        "error",
+        1,
+    ),
+    (
+        "chk_not_null",
+        "columns: {v: {nullable: false}}",
+        "select id as v from nums",
+        "select case when id <= 2 then null else id end as v from nums",
+        "v__not_null",
+        "error",
+        2,
+    ),
+    (
+        "chk_unique",
+        "columns: {v: {unique: true}}",  # every row of a duplicated value counts: 8, 8, 8
+        "select id as v from nums",
+        "select least(id, 8) as v from nums",
+        "v__unique",
+        "error",
+        3,
+    ),
+    (
+        "chk_ge",
+        "columns: {v: {checks: [{ge: 0}]}}",
+        "select id - 1 as v from nums",
+        "select id - 3 as v from nums",
+        "v__ge",
+        "error",
+        2,
+    ),
+    (
+        "chk_gt",
+        "columns: {v: {checks: [{gt: 0}]}}",
+        "select id as v from nums",
+        "select id - 3 as v from nums",
+        "v__gt",
+        "error",
+        3,
+    ),
+    (
+        "chk_le",
+        "columns: {v: {checks: [{le: 10}]}}",
+        "select id as v from nums",
+        "select id + 2 as v from nums",
+        "v__le",
+        "error",
+        2,
+    ),
+    (
+        "chk_lt",
+        "columns: {v: {checks: [{lt: 10}]}}",
+        "select id - 1 as v from nums",
+        "select id + 1 as v from nums",
+        "v__lt",
+        "error",
+        2,
+    ),
+    (
+        "chk_between",
+        "columns: {v: {checks: [{between: {min: 1, max: 10}}]}}",
+        "select id as v from nums",
+        "select id * 2 - 5 as v from nums",
+        "v__between",
+        "error",
+        5,
+    ),
+    (
+        "chk_isin",
+        "columns: {v: {checks: [{isin: [a, b, c]}]}}",
+        "select ['a', 'b', 'c'][id % 3 + 1] as v from nums",
+        "select ['a', 'b', 'x'][id % 3 + 1] as v from nums",
+        "v__isin",
+        "error",
+        3,
+    ),
+    (
+        "chk_notin",
+        "columns: {v: {checks: [{notin: [x, y]}]}}",
+        "select 'a' as v from nums",
+        "select case when id > 6 then 'x' else 'a' end as v from nums",
+        "v__notin",
+        "error",
+        4,
+    ),
+    (
+        "chk_str_matches",
+        f"columns: {{v: {{checks: [{{str_matches: {EMAIL}}}]}}}}",
+        "select 'user@example.com' as v from nums",
+        "select case when id % 5 = 0 then 'no-at.com' else 'user@example.com' end as v from nums",
+        "v__str_matches",
+        "error",
+        2,
+    ),
+    (
+        "chk_str_length",
+        "columns: {v: {checks: [{str_length: {min: 2, max: 4}}]}}",
+        "select repeat('a', id % 3 + 2) as v from nums",
+        "select repeat('a', id % 6) as v from nums",
+        "v__str_length",
+        "error",
+        4,
+    ),  # lengths 1 2 3 4 5 0 1 2 3 4
+    (
+        "chk_row_count",
+        "checks: [{row_count: {min: 5, max: 10}}]",
+        "select * from nums",
+        "select * from nums where id <= 3",
+        "row_count",
+        "error",
+        1,
+    ),
+    (
+        "chk_unique_cols",
+        "checks: [{unique: [a, b]}]",
+        "select id % 5 as a, id // 5 as b from nums",
+        "select id % 5 as a, least(id // 5, 1) as b from nums",
+        "unique_combination",
+        "error",
+        2,
+    ),
+    (
+        "chk_not_empty",
+        "checks: [not_empty]",
+        "select * from nums",
+        "select * from nums where false",
+        "not_empty",
+        "error",
+        1,
+    ),
+    (
+        "chk_relationship",
+        "checks: [{relationship: {column: pid, to: rel_parent, field: id}}]",
+        "select id as pid from rel_parent",
+        "select id + 3 as pid from rel_parent",
+        "relationship",
+        "error",
+        3,
+    ),
+    (
+        "chk_expr_sql",
+        "checks: [{expression: {sql: 'lo <= hi'}}]",
+        "select id as lo, id + 1 as hi from nums",
+        "select id as lo, 8 - id as hi from nums",
+        "expression",
+        "error",
+        6,
+    ),
+    (
+        "chk_expr_polars",
+        f"checks: [{{expression: {{polars: {POLARS}}}}}]",
+        "select id as lo, id as hi from nums",
+        "select id as lo, 9 - id as hi from nums",
+        "expression",
+        "error",
+        6,
+    ),
+    (
+        "chk_freshness",
+        "checks: [{freshness: {column: ts, max_age: 1d}}]",
+        "select id, timezone('UTC', now()) - id * interval 1 minute as ts from nums",
+        "select id, timestamp '2000-01-01' + id * interval 1 minute as ts from nums",
+        "freshness",
+        "error",
+        1,
+    ),
+    (
+        "chk_warn",
+        "columns: {v: {checks: [{ge: 0, severity: warn}]}}",
+        "select id as v from nums",
+        "select id - 4 as v from nums",
+        "v__ge",
+        "warn",
+        3,
+    ),
 ]
 CASE_IDS = [f"{c[0]}.{c[4]}" for c in CASES]
 
 
 def _project(failing: set[str]) -> dict[str, str]:
-    yml = ["seeds:", "  - name: nums", "    path: seeds/nums.csv", "models:",
-           "  - name: rel_parent", "    sql: select id from nums where id <= 7"]
+    yml = [
+        "seeds:",
+        "  - name: nums",
+        "    path: seeds/nums.csv",
+        "models:",
+        "  - name: rel_parent",
+        "    sql: select id from nums where id <= 7",
+    ]
     for model, decl, good, bad, *_ in CASES:
-        yml += [f"  - name: {model}", f"    sql: {json.dumps(bad if model in failing else good)}",
-                f"    {decl}"]
+        yml += [
+            f"  - name: {model}",
+            f"    sql: {json.dumps(bad if model in failing else good)}",
+            f"    {decl}",
+        ]
     return {"gitops_data.yaml": "name: t\n", "seeds/nums.csv": SEED, "project.yml": "\n".join(yml) + "\n"}
 
 
@@ -153,8 +292,9 @@ def test_check_passes(run, model, check, severity):
     assert run["pass"]["audits"].get((model, check)) == [True, severity, 0]
 
 
-@pytest.mark.parametrize(("model", "check", "severity", "failed_rows"),
-                         [(c[0], c[4], c[5], c[6]) for c in CASES], ids=CASE_IDS)
+@pytest.mark.parametrize(
+    ("model", "check", "severity", "failed_rows"), [(c[0], c[4], c[5], c[6]) for c in CASES], ids=CASE_IDS
+)
 def test_check_fails(run, model, check, severity, failed_rows):
     assert run["fail"]["audits"].get((model, check)) == [False, severity, failed_rows]
 
@@ -183,10 +323,14 @@ def test_failing_warn_check_publishes_and_is_reported(run):
 # --------------------------------------------------------------------------------------------------
 # checks that read other models, and time zones
 
+
 def _mini(models: str) -> dict[str, str]:
     """A project of the seed `nums` and `models` (entries of its models: list)."""
-    return {"gitops_data.yaml": "name: t\n", "seeds/nums.csv": SEED,
-            "project.yml": "seeds:\n  - name: nums\n    path: seeds/nums.csv\nmodels:\n" + models}
+    return {
+        "gitops_data.yaml": "name: t\n",
+        "seeds/nums.csv": SEED,
+        "project.yml": "seeds:\n  - name: nums\n    path: seeds/nums.csv\nmodels:\n" + models,
+    }
 
 
 def _served(warehouse: str) -> list[tuple]:
@@ -194,8 +338,10 @@ def _served(warehouse: str) -> list[tuple]:
 
 
 # `child` checks a relationship to a model it does not read in its SQL (as in the README's example)
-CHILD = "  - name: child\n    sql: select id as pid from nums\n" \
-        "    checks: [{relationship: {column: pid, to: PARENT, field: id}}]\n"
+CHILD = (
+    "  - name: child\n    sql: select id as pid from nums\n"
+    "    checks: [{relationship: {column: pid, to: PARENT, field: id}}]\n"
+)
 PARENT = "  - name: PARENT\n    sql: select id from nums\n"
 
 
@@ -229,7 +375,11 @@ def tz_tokyo(monkeypatch):
 
 
 def test_freshness_of_a_timestamptz_outside_utc(make_repo, warehouse, instance, tz_tokyo):
-    repo = make_repo(_mini("  - name: stale\n    sql: select now() - interval 5 hour as ts\n"
-                           "    checks: [{freshness: {column: ts, max_age: 1h}}]\n"))
+    repo = make_repo(
+        _mini(
+            "  - name: stale\n    sql: select now() - interval 5 hour as ts\n"
+            "    checks: [{freshness: {column: ts, max_age: 1h}}]\n"
+        )
+    )
     with pytest.raises(PublishBlocked, match="stale.freshness"):
         _sync(repo, warehouse, instance)

@@ -16,16 +16,29 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
         cat = Catalog(engine, "gitops_meta")
         engine.create_schema("gitops_internal")
         engine.create_table_as("gitops_internal", plan.models["dim"].build.table, "select 1 as id")
-        rec = BuildRecord("d1", "dim", "f" * 64, plan.models["dim"].build.table, "c" * 40, "run1", 1,
-                          inputs={}, version="f" * 64)
+        rec = BuildRecord(
+            "d1",
+            "dim",
+            "f" * 64,
+            plan.models["dim"].build.table,
+            "c" * 40,
+            "run1",
+            1,
+            inputs={},
+            version="f" * 64,
+        )
         cat.record_build(rec, "sql", "main", {"id": "INTEGER"})
         assert cat.build("d1").inputs == {} and cat.build("nope") is None
         # a recorded build whose table is gone does not exist for planning or gating
         assert cat.existing_builds("gitops_internal", ["d1", "f1"]) == {"d1"}
 
-        result = SimpleNamespace(name="v__ge", hash="h1", passed=False, severity="error", failed_rows=2, sample=[-1])
+        result = SimpleNamespace(
+            name="v__ge", hash="h1", passed=False, severity="error", failed_rows=2, sample=[-1]
+        )
         cat.record_audits("f1", "run1", [result], 3)
-        cat.record_audits("f1", "run2", [SimpleNamespace(**{**vars(result), "passed": True, "failed_rows": 0})], 3)
+        cat.record_audits(
+            "f1", "run2", [SimpleNamespace(**{**vars(result), "passed": True, "failed_rows": 0})], 3
+        )
         latest = cat.latest_audits(["f1"])["f1"]["v__ge"]
         assert (latest.passed, latest.failed_rows, latest.check_hash) == (True, 0, "h1")
 
@@ -45,10 +58,12 @@ def test_a_catalog_of_an_earlier_version_is_migrated(warehouse):
     with open_warehouse(warehouse) as engine:
         engine.execute("create schema old_meta")
         engine.execute("""create table old_meta.builds (build_id varchar, model varchar, kind varchar,
-                          fingerprint varchar, commit varchar, env varchar, run_id varchar, table_name varchar,
-                          row_count bigint, columns json, created_at timestamp)""")
-        engine.execute("insert into old_meta.builds values ('b1', 'm', 'sql', 'fp', 'c', 'main', null, 't', 1, "
-                       "'{}', now())")
+            fingerprint varchar, commit varchar, env varchar, run_id varchar, table_name varchar,
+            row_count bigint, columns json, created_at timestamp)""")
+        engine.execute(
+            "insert into old_meta.builds values ('b1', 'm', 'sql', 'fp', 'c', 'main', null, 't', 1, "
+            "'{}', now())"
+        )
         cat = Catalog(engine, "old_meta")
         assert {"plans", "segments", "ref_status"} <= set(engine.objects("old_meta"))
         assert cat.build("b1").version is None and cat.build("b1").data_version == "fp"

@@ -20,8 +20,10 @@ def _tamper(ws: Workspace) -> str:
         con.execute("create table analytics.by_hand as select 42 as answer")
         con.execute("create or replace view analytics.b as select 1 as id, 2 as v2")
         con.execute("drop view analytics.c")
-        table = con.execute("select b.table_name from gitops_meta.env_views v join gitops_meta.builds b "
-                            "using (build_id) where v.model = 'a'").fetchall()[0][0]
+        table = con.execute(
+            "select b.table_name from gitops_meta.env_views v join gitops_meta.builds b "
+            "using (build_id) where v.model = 'a'"
+        ).fetchall()[0][0]
         con.execute(f"delete from gitops_internal.{table} where id = 1")
         return table
     finally:
@@ -45,7 +47,9 @@ def test_drift_detected_then_repaired(make_repo, warehouse, instance):
     # views are restored at once; the changed build is marked invalid and still served until rebuilt
     assert _drift(ws) == [("invalid_build_served", f"gitops_internal.{table}")]
     con = duckdb.connect(ws.warehouse, read_only=True)
-    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'analytics'").fetchall() == [(0,)]
+    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'analytics'").fetchall() == [
+        (0,)
+    ]
     assert con.execute("select count(*) from analytics.c").fetchall() == [(1,)]
     con.close()
     result = sync(ws, "main", instance)  # rebuilds only `a`; b and c keep their builds

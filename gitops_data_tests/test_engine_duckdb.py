@@ -24,7 +24,9 @@ def test_views_resolve_when_the_file_is_attached_under_another_name(make_repo, w
     ro.close()
 
 
-def test_a_reader_holding_the_file_makes_writers_wait_then_report_busy(make_repo, warehouse, instance, monkeypatch):
+def test_a_reader_holding_the_file_makes_writers_wait_then_report_busy(
+    make_repo, warehouse, instance, monkeypatch
+):
     repo = make_repo(SMALL_PROJECT)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)

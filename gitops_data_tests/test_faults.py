@@ -70,8 +70,6 @@ M7 = "  - name: m7\n    sql: select count(*) as n, sum(v) as v from m6\n"
 M8 = "  - name: m8\n    sql: select max(v) as top from m4\n"
 
 
-
-
 def seed_at(repo, sha: str) -> list[tuple[int, int]]:
     text = repo.git("show", f"{sha}:seeds/nums.csv")
     return sorted((int(r["id"]), int(r["v"])) for r in csv.DictReader(io.StringIO(text)))
@@ -90,10 +88,16 @@ def expected_data(repo, sha: str) -> dict[str, list[tuple]]:
 
 def orphan_tables(ws: Workspace) -> list[str]:
     """Internal tables no catalog row knows: what a build that half-happened would leave."""
-    return [r[0] for r in q(ws, """
+    return [
+        r[0]
+        for r in q(
+            ws,
+            """
         select table_name from duckdb_tables() where schema_name = 'gitops_internal'
           and table_name not in (select table_name from gitops_meta.builds
-                                 union all select table_name from gitops_meta.segments)""")]
+                                 union all select table_name from gitops_meta.segments)""",
+        )
+    ]
 
 
 def assert_consistent(ws: Workspace, repo, env: str = "main", schema: str = "analytics") -> str:
@@ -106,16 +110,22 @@ def assert_consistent(ws: Workspace, repo, env: str = "main", schema: str = "ana
     fps = ws.fingerprints(commit)
     built = {n for n, nd in project.nodes.items() if nd.built}
 
-    views = dict(q(ws, "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]))
+    views = dict(
+        q(ws, "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema])
+    )
     tables = q(ws, "select table_name from duckdb_tables() where schema_name = ?", [schema])
     assert tables == [], f"tables in the external schema: {tables}"
     assert set(views) == built, (sorted(views), sorted(built))
     for name in views:  # every view resolves
         q(ws, f'select count(*) from "{schema}"."{name}"')
 
-    catalog = q(ws, """select v.model, v.build_id, v.view_sql, v.definition, b.table_name, b.fingerprint
+    catalog = q(
+        ws,
+        """select v.model, v.build_id, v.view_sql, v.definition, b.table_name, b.fingerprint
                        from gitops_meta.env_views v left join gitops_meta.builds b using (build_id)
-                       where v.env = ?""", [env])
+                       where v.env = ?""",
+        [env],
+    )
     assert {r[0] for r in catalog} == built
     for model, build_id, view_sql, definition, table, fp in catalog:
         assert table is not None, f"env_views of {model} names unknown build {build_id}"
@@ -187,13 +197,19 @@ def test_sigkill_inside_publish_transaction(tmp_path, make_repo, warehouse, inst
     served = content_a
     for label, kill_at in kill_points.items():
         before = q(ws, "select count(*) from gitops_meta.publishes")[0][0]
-        p = subprocess.run([sys.executable, str(script), str(repo.path), ws.warehouse, str(kill_at)],
-                           capture_output=True, text=True, timeout=120)
+        p = subprocess.run(
+            [sys.executable, str(script), str(repo.path), ws.warehouse, str(kill_at)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
         assert p.returncode == -signal.SIGKILL, (label, p.returncode, p.stdout, p.stderr)
 
         assert assert_consistent(ws, repo) == served, label
         assert q(ws, "select count(*) from gitops_meta.publishes")[0][0] == before, label
-        assert q(ws, "select status, commit from gitops_meta.ref_status where env = 'main'") == [("published", served)]
+        assert q(ws, "select status, commit from gitops_meta.ref_status where env = 'main'") == [
+            ("published", served)
+        ]
 
         # a rerun publishes the target (its builds exist: no Dagster run needed)
         result = sync(ws, "main", instance)
@@ -238,8 +254,14 @@ class Child:
         if prewarmed is not None:
             args = [sys.executable, str(prewarmed), *args[1:]]
         self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                     stdin=subprocess.PIPE if prewarmed else subprocess.DEVNULL)
+        self.proc = subprocess.Popen(
+            args,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            stdin=subprocess.PIPE if prewarmed else subprocess.DEVNULL,
+        )
         self.lines: list[tuple[float, str]] = []
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -272,7 +294,13 @@ class Child:
 def _cli_env(tmp_path: Path) -> dict:
     home = tmp_path / "dagster_home_cli"
     home.mkdir(exist_ok=True)
-    env = {**os.environ, "DAGSTER_HOME": str(home), "PYTHONUNBUFFERED": "1", "COLUMNS": "200", "NO_COLOR": "1"}
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "PYTHONUNBUFFERED": "1",
+        "COLUMNS": "200",
+        "NO_COLOR": "1",
+    }
     env.pop("GITOPS_DATA_REPO", None)
     env.pop("GITOPS_DATA_WAREHOUSE", None)
     return env
@@ -364,8 +392,11 @@ def test_sigkill_at_random_moments_of_sync(tmp_path, make_repo, warehouse, monke
     assert warm is None
 
     with capsys.disabled():
-        print(f"\n{TRIALS} kill trials in {time.monotonic() - started:.1f}s (a full sync takes {duration:.1f}s; "
-              f"{in_children:.1f}s in killed children, {in_reruns:.1f}s in reruns); kill points hit:")
+        print(
+            f"\n{TRIALS} kill trials in {time.monotonic() - started:.1f}s "
+            f"(a full sync takes {duration:.1f}s; "
+            f"{in_children:.1f}s in killed children, {in_reruns:.1f}s in reruns); kill points hit:"
+        )
         for point, n in sorted(hits.items()):
             print(f"  {n:3d}  {point}")
     assert sum(hits.values()) == TRIALS
@@ -376,20 +407,30 @@ def test_sigkill_at_random_moments_of_sync(tmp_path, make_repo, warehouse, monke
 # concurrency
 
 N_PARALLEL = 20
-LOCK_ERRORS = re.compile(r"conflicting lock|could not set lock|database is locked|stayed locked|WarehouseBusy|"
-                         r"held open by another", re.IGNORECASE)
+LOCK_ERRORS = re.compile(
+    r"conflicting lock|could not set lock|database is locked|stayed locked|WarehouseBusy|"
+    r"held open by another",
+    re.IGNORECASE,
+)
 
 
-def test_multiprocess_executor_builds_20_models_without_lock_errors(tmp_path, make_repo, warehouse, monkeypatch):
+def test_multiprocess_executor_builds_20_models_without_lock_errors(
+    tmp_path, make_repo, warehouse, monkeypatch
+):
     from gitops_data_tests.parallel_job import JOB_NAME, parallel_build_job
 
-    models = "".join(f"  - name: p{i:02d}\n    sql: select id, v * {i} as v, {i} as k from nums\n"
-                     for i in range(N_PARALLEL))
-    repo = make_repo({
-        "gitops_data.yaml": "name: parallel\n",
-        "seeds/nums.csv": "id,v\n1,10\n2,20\n3,30\n",
-        "project.yml": f"seeds:\n  - name: nums\n    path: seeds/nums.csv\n    checks: [not_empty]\nmodels:\n{models}",
-    })
+    models = "".join(
+        f"  - name: p{i:02d}\n    sql: select id, v * {i} as v, {i} as k from nums\n"
+        for i in range(N_PARALLEL)
+    )
+    repo = make_repo(
+        {
+            "gitops_data.yaml": "name: parallel\n",
+            "seeds/nums.csv": "id,v\n1,10\n2,20\n3,30\n",
+            "project.yml": "seeds:\n  - name: nums\n    path: seeds/nums.csv\n    checks: [not_empty]\n"
+            f"models:\n{models}",
+        }
+    )
     ws = Workspace(str(repo.path), warehouse)
     sha = repo.head()
     monkeypatch.setenv("GITOPS_DATA_REPO", str(repo.path))
@@ -452,8 +493,11 @@ def test_two_branch_syncs_at_the_same_time(tmp_path, make_repo, warehouse):
     warm_script = tmp_path / "prewarmed_cli.py"
     warm_script.write_text(PREWARMED)
     children = {
-        branch: Child([GITOPS_DATA, "--repo", str(repo.path), "--warehouse", warehouse, "sync", "--ref", branch],
-                      env, warm_script)
+        branch: Child(
+            [GITOPS_DATA, "--repo", str(repo.path), "--warehouse", warehouse, "sync", "--ref", branch],
+            env,
+            warm_script,
+        )
         for branch in ("left", "right")
     }
     for child in children.values():  # both imported: start them at the same moment
@@ -467,7 +511,11 @@ def test_two_branch_syncs_at_the_same_time(tmp_path, make_repo, warehouse):
 
     for branch, factor in (("left", 3), ("right", 5)):
         assert assert_consistent(ws, repo, branch, f"analytics__{branch}") == repo.head(branch)
-        assert q(ws, f"select v2 from analytics__{branch}.b order by id") == [(10 * factor,), (20 * factor,), (30 * factor,)]
+        assert q(ws, f"select v2 from analytics__{branch}.b order by id") == [
+            (10 * factor,),
+            (20 * factor,),
+            (30 * factor,),
+        ]
     # nothing else was published
     assert q(ws, "select count(*) from gitops_meta.environments") == [(2,)]
     assert q(ws, "select count(*) from duckdb_views() where schema_name = 'analytics'") == [(0,)]
@@ -494,16 +542,28 @@ def test_concurrent_first_use_of_dagster_home(tmp_path):
     for trial in range(5):  # a race: stop at the first failure (a trial fails ~70% of the time)
         home = tmp_path / f"home{trial}"
         env = {**os.environ, "DAGSTER_HOME": str(home)}
-        procs = [subprocess.Popen([sys.executable, str(script)], env=env, stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+        procs = [
+            subprocess.Popen(
+                [sys.executable, str(script)],
+                env=env,
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for _ in range(3)
+        ]
         for p in procs:
             assert p.stdout.readline().strip() == "ready"
         for p in procs:  # release all three at the same moment
             p.stdin.write("go\n")
             p.stdin.flush()
         results = [(p.communicate(timeout=120), p.returncode) for p in procs]
-        errors = [next((line for line in reversed(err.splitlines()) if "Error" in line), err[-300:])
-                  for (_, err), rc in results if rc != 0]
+        errors = [
+            next((line for line in reversed(err.splitlines()) if "Error" in line), err[-300:])
+            for (_, err), rc in results
+            if rc != 0
+        ]
         assert errors == [], f"trial {trial}: {errors}"
         # and the home stays usable afterwards
         later = dg.DagsterInstance.from_config(str(home))

@@ -46,8 +46,12 @@ def test_fingerprints_are_stable_for_the_same_commit(small):
 def test_whitespace_and_comments_do_not_change_fingerprints(small):
     repo, _, fps = small
     first = repo.head()
-    repo.replace("project.yml", A_SQL,
-                 "    sql: |\n      -- the same query\n      SELECT id,\n             v   /* value */\n      FROM   nums\n")
+    repo.replace(
+        "project.yml",
+        A_SQL,
+        "    sql: |\n      -- the same query\n      SELECT id,\n"
+        "             v   /* value */\n      FROM   nums\n",
+    )
     second = repo.commit("reformat a")
     assert second != first
     project2, fps2 = _fps(repo)
@@ -68,7 +72,9 @@ def test_upstream_change_changes_downstream_only(make_repo):
     files["other.yml"] = "models:\n  - name: d\n    sql: select count(*) as n from nums\n"
     repo = make_repo(files)
     _, fps = _fps(repo)
-    repo.replace("project.yml", "    sql: select id, v * 2 as v2 from a\n", "    sql: select id, v * 3 as v2 from a\n")
+    repo.replace(
+        "project.yml", "    sql: select id, v * 2 as v2 from a\n", "    sql: select id, v * 3 as v2 from a\n"
+    )
     repo.commit("change b")
     _, fps2 = _fps(repo)
     assert _changed(fps, fps2) == {"b", "c"}
@@ -84,7 +90,11 @@ def test_metadata_changes_keep_fingerprints_but_checks_change_check_hashes(small
     assert sorted(hashes) == ["id__not_null", "id__type", "id__unique", "v__ge"]
 
     # description, tags and owner: neither fingerprints nor check hashes move
-    repo.replace("project.yml", "  - name: a\n", "  - name: a\n    description: doubled\n    tags: [core, x]\n    owner: me\n")
+    repo.replace(
+        "project.yml",
+        "  - name: a\n",
+        "  - name: a\n    description: doubled\n    tags: [core, x]\n    owner: me\n",
+    )
     repo.commit("metadata")
     project2, fps2 = _fps(repo)
     assert project2.nodes["a"].tags == ("core", "x")
@@ -102,8 +112,11 @@ def test_metadata_changes_keep_fingerprints_but_checks_change_check_hashes(small
     assert hashes3["v__ge"] == check_hash({"kind": "ge", "column": "v", "args": 1})
 
     # a new model-level check: fingerprints unchanged, one more declared check
-    repo.replace("project.yml", "    sql: select count(*) as n from b\n",
-                 "    sql: select count(*) as n from b\n    checks: [{row_count: {min: 1}}]\n")
+    repo.replace(
+        "project.yml",
+        "    sql: select count(*) as n from b\n",
+        "    sql: select count(*) as n from b\n    checks: [{row_count: {min: 1}}]\n",
+    )
     repo.commit("new check")
     project4, fps4 = _fps(repo)
     assert fps4 == fps
@@ -164,7 +177,9 @@ def test_old_commit_keeps_its_fingerprints(small):
 
 def test_python_model_fingerprint_follows_its_file(make_repo):
     files = dict(SMALL_PROJECT)
-    files["py.yml"] = "models:\n  - name: p\n    python: models/p.py:model\n  - name: q\n    sql: select * from p\n"
+    files["py.yml"] = (
+        "models:\n  - name: p\n    python: models/p.py:model\n  - name: q\n    sql: select * from p\n"
+    )
     files["models/p.py"] = "def model(a):\n    return a\n"
     repo = make_repo(files)
     project, fps = _fps(repo)

@@ -63,9 +63,12 @@ def published_state(path: str | Path) -> dict:
     """What consumers see: the views of `analytics`, the rows of `analytics.b`, the environments."""
     con = duckdb.connect(str(path))  # read-write: a killed CLI may have left a WAL to replay
     try:
-        views = sorted(con.execute(
-            "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [MAIN_SCHEMA]
-        ).fetchall())
+        views = sorted(
+            con.execute(
+                "select view_name, sql from duckdb_views() where schema_name = ? and not internal",
+                [MAIN_SCHEMA],
+            ).fetchall()
+        )
         b = sorted(con.execute(f'select * from "{MAIN_SCHEMA}".b').fetchall())
         envs = sorted(con.execute("select * from gitops_meta.environments").fetchall(), key=repr)
     finally:
@@ -93,8 +96,11 @@ def published(tmp_path_factory) -> Published:
         mp.setenv("DAGSTER_HOME", str(home))
         mp.delenv("GITOPS_DATA_REPO", raising=False)
         mp.delenv("GITOPS_DATA_WAREHOUSE", raising=False)
-        mp.setattr(sys, "argv", ["gitops-data", "--repo", str(repo.path), "--warehouse", str(warehouse),
-                                 "sync", "--ref", "main"])
+        mp.setattr(
+            sys,
+            "argv",
+            ["gitops-data", "--repo", str(repo.path), "--warehouse", str(warehouse), "sync", "--ref", "main"],
+        )
         assert cli.entry() == 0
     state = published_state(warehouse)
     assert {v for v, _ in state["views"]} == MODELS
@@ -107,9 +113,11 @@ def published(tmp_path_factory) -> Published:
 def tally(request):
     yield
     tried, rejected = TALLY["tried"], set(TALLY["rejected"])
-    line = (f"hostile inputs: {len(tried)} tried, {len(rejected)} rejected cleanly, "
-            f"{len(tried) - len(rejected)} not (known bugs, xfail): "
-            + ", ".join(t for t in tried if t not in rejected))
+    line = (
+        f"hostile inputs: {len(tried)} tried, {len(rejected)} rejected cleanly, "
+        f"{len(tried) - len(rejected)} not (known bugs, xfail): "
+        + ", ".join(t for t in tried if t not in rejected)
+    )
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     if capture is None:
         print(line)
@@ -158,7 +166,9 @@ def ctx(published, tmp_path, monkeypatch) -> Ctx:
 
 def run_cli(ctx: Ctx, capsys, *args: str) -> tuple[int, str, str]:
     capsys.readouterr()
-    ctx.mp.setattr(sys, "argv", ["gitops-data", "--repo", str(ctx.repo.path), "--warehouse", ctx.warehouse, *args])
+    ctx.mp.setattr(
+        sys, "argv", ["gitops-data", "--repo", str(ctx.repo.path), "--warehouse", ctx.warehouse, *args]
+    )
     code = cli.entry()
     out, err = capsys.readouterr()
     return code, out, err
@@ -179,6 +189,7 @@ def add(rel: str, text: str | bytes) -> Callable[[Ctx], None]:
     def change(ctx: Ctx) -> None:
         ctx.repo.write(rel, text)
         ctx.repo.commit(f"add {rel}")
+
     return change
 
 
@@ -191,6 +202,7 @@ def edit(old: str, new: str, rel: str = "project.yml") -> Callable[[Ctx], None]:
     def change(ctx: Ctx) -> None:
         ctx.repo.replace(rel, old, new)
         ctx.repo.commit(f"edit {rel}")
+
     return change
 
 
@@ -207,6 +219,7 @@ def python_model(source: str) -> Callable[[Ctx], None]:
         ctx.repo.write("extra.yml", models("  - name: p\n    python: models/p.py:model\n"))
         ctx.repo.write("models/p.py", source)
         ctx.repo.commit("python model")
+
     return change
 
 
@@ -219,12 +232,14 @@ def symlink(target: str, link: str, yaml: str | None) -> Callable[[Ctx], None]:
             ctx.repo.write("extra.yml", yaml)
         ctx.repo.commit("link")
         assert ctx.repo.git("ls-files", "-s", link).startswith("120000")
+
     return change
 
 
 def ref(name: str) -> Callable[[Ctx], None]:
     def change(ctx: Ctx) -> None:
         ctx.ref = name
+
     return change
 
 
@@ -326,8 +341,12 @@ with warehouse_lock(sys.argv[1], 30):
 
 def warehouse_locked(ctx: Ctx) -> None:
     b_changes(ctx)
-    child = subprocess.Popen([sys.executable, "-c", LOCK_HOLDER, ctx.warehouse], stdin=subprocess.PIPE,
-                             stdout=subprocess.PIPE, text=True)
+    child = subprocess.Popen(
+        [sys.executable, "-c", LOCK_HOLDER, ctx.warehouse],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
 
     def release() -> None:
         child.stdin.close()
@@ -340,18 +359,24 @@ def warehouse_locked(ctx: Ctx) -> None:
 
 def type_injection_in_cast(ctx: Ctx) -> None:
     """A seed column type closes the CAST of builder.with_casts and appends its own statements."""
-    payload = ('bigint) as "id") from (select 1 as "id"); drop view analytics.c; '
-               f"copy (select 42 as x) to '{ctx.pwned}'; --")
-    ctx.repo.replace("project.yml", "    path: seeds/nums.csv\n",
-                     "    path: seeds/nums.csv\n    columns:\n      id: {type: "
-                     + "'" + payload.replace("'", "''") + "'}\n")
+    payload = (
+        'bigint) as "id") from (select 1 as "id"); drop view analytics.c; '
+        f"copy (select 42 as x) to '{ctx.pwned}'; --"
+    )
+    ctx.repo.replace(
+        "project.yml",
+        "    path: seeds/nums.csv\n",
+        "    path: seeds/nums.csv\n    columns:\n      id: {type: "
+        + "'"
+        + payload.replace("'", "''")
+        + "'}\n",
+    )
     ctx.repo.commit("inject through a seed column type")
 
 
 def type_injection_in_type_check(ctx: Ctx) -> None:
     """A model column type closes the `typeof(cast(null as <type>))` of the type check."""
-    payload = (f"bigint)) as t; drop view analytics.c; copy (select 42 as x) to '{ctx.pwned}'; "
-               "select ((1")
+    payload = f"bigint)) as t; drop view analytics.c; copy (select 42 as x) to '{ctx.pwned}'; select ((1"
     ctx.repo.replace("project.yml", "id: {type: bigint,", "id: {type: '" + payload.replace("'", "''") + "',")
     ctx.repo.commit("inject through a column type")
 
@@ -384,57 +409,144 @@ BAD_NAMES = {
 CASES = [
     # YAML that is not what it should be
     Bad("malformed_yaml", extra("  - name: x\n\tsql: select 1\n"), 2, ("extra.yml:3", "YAML syntax error")),
-    Bad("malformed_project_yml", edit("  - name: c\n", "  - name: c\n  oops: [\n"), 2, ("project.yml", "YAML")),
-    Bad("duplicate_yaml_key", extra("  - name: x\n    sql: select 1\n    sql: select 2\n"), 2,
-        ("extra.yml:4", "duplicate key 'sql'")),
+    Bad(
+        "malformed_project_yml", edit("  - name: c\n", "  - name: c\n  oops: [\n"), 2, ("project.yml", "YAML")
+    ),
+    Bad(
+        "duplicate_yaml_key",
+        extra("  - name: x\n    sql: select 1\n    sql: select 2\n"),
+        2,
+        ("extra.yml:4", "duplicate key 'sql'"),
+    ),
     Bad("wrong_type_tags", extra("  - name: x\n    sql: select 1\n    tags: 5\n"), 2, (X4, "tags:")),
-    Bad("wrong_type_columns_list", extra("  - name: x\n    sql: select 1 as a\n    columns: [a]\n"), 2,
-        (X4, "columns:")),
-    Bad("wrong_type_unique", edit("unique: true", "unique: maybe"), 2, ("project.yml", "[a]", "columns.id.unique")),
-    Bad("unknown_key", extra("  - name: x\n    sql: select 1\n    colums: {}\n"), 2, (X4, "unknown key 'colums'")),
-    Bad("unknown_top_level_key", add(X, "modles:\n  - name: x\n    sql: select 1\n"), 2,
-        ("extra.yml:1", "'modles'", "did you mean 'models'")),
-    Bad("top_level_list", add(X, "- name: x\n  sql: select 1\n"), 2, ("extra.yml:1", "top level must be a mapping")),
+    Bad(
+        "wrong_type_columns_list",
+        extra("  - name: x\n    sql: select 1 as a\n    columns: [a]\n"),
+        2,
+        (X4, "columns:"),
+    ),
+    Bad(
+        "wrong_type_unique",
+        edit("unique: true", "unique: maybe"),
+        2,
+        ("project.yml", "[a]", "columns.id.unique"),
+    ),
+    Bad(
+        "unknown_key",
+        extra("  - name: x\n    sql: select 1\n    colums: {}\n"),
+        2,
+        (X4, "unknown key 'colums'"),
+    ),
+    Bad(
+        "unknown_top_level_key",
+        add(X, "modles:\n  - name: x\n    sql: select 1\n"),
+        2,
+        ("extra.yml:1", "'modles'", "did you mean 'models'"),
+    ),
+    Bad(
+        "top_level_list",
+        add(X, "- name: x\n  sql: select 1\n"),
+        2,
+        ("extra.yml:1", "top level must be a mapping"),
+    ),
     Bad("empty_sql", extra("  - name: x\n    sql: ''\n"), 2, (X3, "SQL is empty")),
     Bad("null_sql", extra("  - name: x\n    sql:\n"), 2, (X2, "exactly one of `sql`")),
     Bad("blank_sql", extra("  - name: x\n    sql: '   \n\n   '\n"), 2, (X3, "SQL is empty")),
-    Bad("huge_yaml_file", add(X, "models:\n" + "".join(
-        f"  - name: m{i}\n    description: {'x' * 80}\n    sql: select 1\n" for i in range(40_000))), 2,
-        (X, "YAML files are limited to 5000000 bytes")),
-    Bad("not_utf8_yaml", add(X, b"models:\n  - name: x\n    description: caf\xe9\n    sql: select 1\n"), 2,
-        (X, "invalid continuation byte")),
+    Bad(
+        "huge_yaml_file",
+        add(
+            X,
+            "models:\n"
+            + "".join(
+                f"  - name: m{i}\n    description: {'x' * 80}\n    sql: select 1\n" for i in range(40_000)
+            ),
+        ),
+        2,
+        (X, "YAML files are limited to 5000000 bytes"),
+    ),
+    Bad(
+        "not_utf8_yaml",
+        add(X, b"models:\n  - name: x\n    description: caf\xe9\n    sql: select 1\n"),
+        2,
+        (X, "invalid continuation byte"),
+    ),
     Bad("nul_byte_in_yaml", add(X, b"models:\n  - name: x\x00\n    sql: select 1\n"), 2, (X, "#x0000")),
-    Bad("settings_malformed", add("gitops_data.yaml", "name: [t\n"), 2, ("gitops_data.yaml", "YAML syntax error")),
-    Bad("settings_external_is_internal", add("gitops_data.yaml", "name: t\nexternal_schema: gitops_internal\n"), 2,
-        ("gitops_data.yaml", "must all differ")),
-    Bad("settings_schema_injection", add("gitops_data.yaml", 'name: t\nexternal_schema: \'a"; drop schema x; --\'\n'),
-        2, ("gitops_data.yaml:2", "external_schema")),
-    Bad("settings_missing", settings_missing, 2,
-        ("gitops_data.yaml is missing",)),
+    Bad(
+        "settings_malformed",
+        add("gitops_data.yaml", "name: [t\n"),
+        2,
+        ("gitops_data.yaml", "YAML syntax error"),
+    ),
+    Bad(
+        "settings_external_is_internal",
+        add("gitops_data.yaml", "name: t\nexternal_schema: gitops_internal\n"),
+        2,
+        ("gitops_data.yaml", "must all differ"),
+    ),
+    Bad(
+        "settings_schema_injection",
+        add("gitops_data.yaml", "name: t\nexternal_schema: 'a\"; drop schema x; --'\n"),
+        2,
+        ("gitops_data.yaml:2", "external_schema"),
+    ),
+    Bad("settings_missing", settings_missing, 2, ("gitops_data.yaml is missing",)),
     # names
     *[Bad(k, named(v), 2, ("extra.yml:2", "name " + repr(v))) for k, v in BAD_NAMES.items()],
-    Bad("name_differs_only_in_case", extra("  - name: B\n    sql: select 1\n"), 2,
-        ("project.yml:", "extra.yml:2", "duplicate name")),
+    Bad(
+        "name_differs_only_in_case",
+        extra("  - name: B\n    sql: select 1\n"),
+        2,
+        ("project.yml:", "extra.yml:2", "duplicate name"),
+    ),
     # paths that leave the repository
-    Bad("source_path_dotdot", add(X, "sources:\n  - name: s\n    path: ../../etc/passwd\n"), 2,
-        ("extra.yml:3 [s]", "points outside the repository")),
-    Bad("source_path_absolute", add(X, "sources:\n  - name: s\n    path: /etc/passwd\n    format: csv\n"), 2,
-        ("extra.yml:3 [s]", "is absolute")),
-    Bad("sql_file_outside", extra("  - name: x\n    sql_file: ../../../etc/passwd\n"), 2,
-        (X3, "points outside the repository")),
-    Bad("python_file_outside", extra("  - name: x\n    python: ../../outside.py:model\n"), 2,
-        (X3, "points outside the repository")),
-    Bad("seed_symlink_leaving_repo",
-        symlink("/etc/passwd", "seeds/leak.csv", "seeds:\n  - name: leak\n    path: seeds/leak.csv\n"), 2,
-        ("extra.yml:3 [leak]", "symbolic link")),
-    Bad("yaml_symlink_leaving_repo", symlink("/etc/passwd", "evil.yml", None), 2, ("evil.yml", "symbolic link")),
-    Bad("directory_symlink_leaving_repo",
-        symlink("/etc", "etc", "sources:\n  - name: s\n    path: etc/passwd\n    format: csv\n"), 2,
-        ("extra.yml:3 [s]", "symbolic link")),
+    Bad(
+        "source_path_dotdot",
+        add(X, "sources:\n  - name: s\n    path: ../../etc/passwd\n"),
+        2,
+        ("extra.yml:3 [s]", "points outside the repository"),
+    ),
+    Bad(
+        "source_path_absolute",
+        add(X, "sources:\n  - name: s\n    path: /etc/passwd\n    format: csv\n"),
+        2,
+        ("extra.yml:3 [s]", "is absolute"),
+    ),
+    Bad(
+        "sql_file_outside",
+        extra("  - name: x\n    sql_file: ../../../etc/passwd\n"),
+        2,
+        (X3, "points outside the repository"),
+    ),
+    Bad(
+        "python_file_outside",
+        extra("  - name: x\n    python: ../../outside.py:model\n"),
+        2,
+        (X3, "points outside the repository"),
+    ),
+    Bad(
+        "seed_symlink_leaving_repo",
+        symlink("/etc/passwd", "seeds/leak.csv", "seeds:\n  - name: leak\n    path: seeds/leak.csv\n"),
+        2,
+        ("extra.yml:3 [leak]", "symbolic link"),
+    ),
+    Bad(
+        "yaml_symlink_leaving_repo",
+        symlink("/etc/passwd", "evil.yml", None),
+        2,
+        ("evil.yml", "symbolic link"),
+    ),
+    Bad(
+        "directory_symlink_leaving_repo",
+        symlink("/etc", "etc", "sources:\n  - name: s\n    path: etc/passwd\n    format: csv\n"),
+        2,
+        ("extra.yml:3 [s]", "symbolic link"),
+    ),
     # SQL that is not one plain query over the project
     Bad("sql_syntax_error", sql_model("select (1 from nums"), 2, (X3, "cannot parse SQL")),
     Bad("sql_two_statements", sql_model("select 1; select 2"), 2, (X3, "found 2 statements")),
-    Bad("sql_query_then_drop", sql_model("select * from nums; drop table nums"), 2, (X3, "found 2 statements")),
+    Bad(
+        "sql_query_then_drop", sql_model("select * from nums; drop table nums"), 2, (X3, "found 2 statements")
+    ),
     Bad("sql_drop", sql_model("drop table gitops_meta.environments"), 2, (X3, "found DROP")),
     Bad("sql_attach", sql_model("attach 'x' as y"), 2, (X3, "found ATTACH")),
     Bad("sql_copy_to_file", sql_model("copy (select 1) to 'x.csv'"), 2, (X3, "found COPY")),
@@ -442,46 +554,119 @@ CASES = [
     Bad("sql_pragma", sql_model("pragma database_list"), 2, (X3, "found PRAGMA")),
     Bad("sql_set", sql_model("set threads = 1"), 2, (X3, "found SET")),
     Bad("sql_create_table_as", sql_model("create table y as select 1"), 2, (X3, "found CREATE")),
-    Bad("sql_reads_file_by_name", sql_model("select * from 'data.csv'"), 2, (X2, "unknown reference 'data.csv'")),
-    Bad("sql_reads_seed_file_by_name", sql_model("select * from 'seeds/nums.csv'"), 2,
-        (X2, "unknown reference 'seeds/nums.csv'")),
+    Bad(
+        "sql_reads_file_by_name",
+        sql_model("select * from 'data.csv'"),
+        2,
+        (X2, "unknown reference 'data.csv'"),
+    ),
+    Bad(
+        "sql_reads_seed_file_by_name",
+        sql_model("select * from 'seeds/nums.csv'"),
+        2,
+        (X2, "unknown reference 'seeds/nums.csv'"),
+    ),
     Bad("sql_read_csv", sql_model("select * from read_csv('seeds/nums.csv')"), 2, (X3, "is not allowed")),
-    Bad("sql_read_text_in_subquery", sql_model("select (select content from read_text('/etc/passwd')) as t"), 2,
-        (X3, "is not allowed")),
+    Bad(
+        "sql_read_text_in_subquery",
+        sql_model("select (select content from read_text('/etc/passwd')) as t"),
+        2,
+        (X3, "is not allowed"),
+    ),
     Bad("sql_getenv", sql_model("select getenv('HOME') as h"), 2, (X3, "getenv() is not allowed")),
-    Bad("sql_reads_catalog", sql_model("select * from gitops_meta.environments"), 2,
-        (X3, "qualified name 'gitops_meta.environments'")),
-    Bad("sql_reads_internal_build", sql_model("select * from gitops_internal.whatever"), 2,
-        (X3, "qualified name")),
-    Bad("cycle", extra("  - name: x\n    sql: select * from y\n  - name: y\n    sql: select * from x\n"), 2,
-        (X2, "dependency cycle: x -> y -> x")),
-    Bad("cycle_through_published_model", edit("select id, v from nums", "select id, v from c"), 2,
-        ("project.yml", "dependency cycle")),
+    Bad(
+        "sql_reads_catalog",
+        sql_model("select * from gitops_meta.environments"),
+        2,
+        (X3, "qualified name 'gitops_meta.environments'"),
+    ),
+    Bad(
+        "sql_reads_internal_build",
+        sql_model("select * from gitops_internal.whatever"),
+        2,
+        (X3, "qualified name"),
+    ),
+    Bad(
+        "cycle",
+        extra("  - name: x\n    sql: select * from y\n  - name: y\n    sql: select * from x\n"),
+        2,
+        (X2, "dependency cycle: x -> y -> x"),
+    ),
+    Bad(
+        "cycle_through_published_model",
+        edit("select id, v from nums", "select id, v from c"),
+        2,
+        ("project.yml", "dependency cycle"),
+    ),
     Bad("self_reference", sql_model("select * from X"), 2, (X2, "model references itself")),
-    Bad("unknown_reference", sql_model("select * from bb"), 2, (X2, "unknown reference 'bb'; did you mean 'b'?")),
+    Bad(
+        "unknown_reference",
+        sql_model("select * from bb"),
+        2,
+        (X2, "unknown reference 'bb'; did you mean 'b'?"),
+    ),
     # valid for sqlglot, refused by DuckDB at build time
-    Bad("sql_unknown_column", edit("select id, v * 2 as v2 from a", "select id, nope * 2 as v2 from a"), 4,
-        ("'b'", "nope")),
+    Bad(
+        "sql_unknown_column",
+        edit("select id, v * 2 as v2 from a", "select id, nope * 2 as v2 from a"),
+        4,
+        ("'b'", "nope"),
+    ),
     Bad("sql_unknown_function", sql_model("select no_such_fn(id) as z from a"), 4, ("'x'", "no_such_fn")),
     Bad("sql_runtime_error", sql_model("select cast('abc' as integer) as z from a"), 4, ("'x'", "abc")),
     # Python models that misbehave
-    Bad("python_raises", python_model("def model(b):\n    raise ValueError('boom in model')\n"), 4,
-        ("'p'", "models/p.py", "boom in model")),
-    Bad("python_returns_dict", python_model("def model(b):\n    return {'a': 1}\n"), 4,
-        ("'p'", "returned dict")),
-    Bad("python_returns_no_columns", python_model("import polars as pl\n\n\ndef model(b):\n    return pl.DataFrame()\n"),
-        4, ("'p'", "no columns")),
-    Bad("python_import_fails", python_model("raise RuntimeError('at import')\n\n\ndef model(b):\n    return b\n"), 4,
-        ("models/p.py", "'p'", "at import")),
-    Bad("python_lazy_frame_fails", python_model(
-        "import polars as pl\n\n\ndef model(b):\n    return b.select(pl.col('nope'))\n"), 4, ("'p'", "nope")),
-    Bad("python_calls_sys_exit", python_model("import sys\n\n\ndef model(b):\n    sys.exit(3)\n"), 4, ("analytics__p",)),
+    Bad(
+        "python_raises",
+        python_model("def model(b):\n    raise ValueError('boom in model')\n"),
+        4,
+        ("'p'", "models/p.py", "boom in model"),
+    ),
+    Bad(
+        "python_returns_dict",
+        python_model("def model(b):\n    return {'a': 1}\n"),
+        4,
+        ("'p'", "returned dict"),
+    ),
+    Bad(
+        "python_returns_no_columns",
+        python_model("import polars as pl\n\n\ndef model(b):\n    return pl.DataFrame()\n"),
+        4,
+        ("'p'", "no columns"),
+    ),
+    Bad(
+        "python_import_fails",
+        python_model("raise RuntimeError('at import')\n\n\ndef model(b):\n    return b\n"),
+        4,
+        ("models/p.py", "'p'", "at import"),
+    ),
+    Bad(
+        "python_lazy_frame_fails",
+        python_model("import polars as pl\n\n\ndef model(b):\n    return b.select(pl.col('nope'))\n"),
+        4,
+        ("'p'", "nope"),
+    ),
+    Bad(
+        "python_calls_sys_exit",
+        python_model("import sys\n\n\ndef model(b):\n    sys.exit(3)\n"),
+        4,
+        ("analytics__p",),
+    ),
     # checks that cannot pass
-    Bad("check_on_missing_column", extra("  - name: x\n    sql: select id from b\n    columns:\n"
-                                         "      'x\"; drop table y; --': {nullable: false}\n"), 3,
-        ("x.", "blocking check")),
-    Bad("check_expression_unparseable",
-            extra("  - name: x\n    sql: select id from b\n    checks:\n      - expression: 'id >'\n"), 2, (X, "[x]")),
+    Bad(
+        "check_on_missing_column",
+        extra(
+            "  - name: x\n    sql: select id from b\n    columns:\n"
+            "      'x\"; drop table y; --': {nullable: false}\n"
+        ),
+        3,
+        ("x.", "blocking check"),
+    ),
+    Bad(
+        "check_expression_unparseable",
+        extra("  - name: x\n    sql: select id from b\n    checks:\n      - expression: 'id >'\n"),
+        2,
+        (X, "[x]"),
+    ),
     # nesting that blows Python's stack
     Bad("deeply_nested_yaml", add(X, "models: " + "[" * 1000 + "]" * 1000 + "\n"), 2, (X,)),
     Bad("deeply_nested_sql", sql_model("select " + "(" * 200 + "1" + ")" * 200 + " as v"), 2, (X3,)),
@@ -500,17 +685,29 @@ CASES = [
     Bad("ref_moved_while_building", ref_moved_while_building, 6, ("feature/y moved past",)),
     # the warehouse
     Bad("warehouse_unreadable", warehouse_unreadable, 1, ("cannot open warehouse",)),
-    Bad("warehouse_garbage_bytes", warehouse_garbage, 1, ("garbage.duckdb", "not a valid DuckDB database file")),
+    Bad(
+        "warehouse_garbage_bytes",
+        warehouse_garbage,
+        1,
+        ("garbage.duckdb", "not a valid DuckDB database file"),
+    ),
     Bad("warehouse_truncated", warehouse_truncated, 1, ("truncated.duckdb",)),
     Bad("warehouse_parent_is_a_file", warehouse_under_a_file, 1, ("not_a_dir",)),
     Bad("disk_full_on_connect", disk_full_on_connect, 1, ("No space left on device",)),
-    Bad("disk_full_while_writing_a_build", disk_full_while_writing_a_build, 4, ("analytics__b", "No space left on device")),
+    Bad(
+        "disk_full_while_writing_a_build",
+        disk_full_while_writing_a_build,
+        4,
+        ("analytics__b", "No space left on device"),
+    ),
     Bad("warehouse_locked_by_another_process", warehouse_locked, 5, ("stayed locked",)),
 ]
 
 
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
-def test_bad_input_is_rejected_and_nothing_published_changes(case: Bad, ctx: Ctx, published: Published, capsys):
+def test_bad_input_is_rejected_and_nothing_published_changes(
+    case: Bad, ctx: Ctx, published: Published, capsys
+):
     TALLY["tried"].append(case.id)
     case.change(ctx)
     code, out, err = sync(ctx, capsys)
@@ -534,12 +731,17 @@ YAML_BOMB_LEVELS = 8  # 10**8 scalars from a 700-byte file
 def _yaml_bomb() -> str:
     lines = ["l0: &l0 [a, a, a, a, a, a, a, a, a, a]"]
     lines += [f"l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 10) + "]" for i in range(1, YAML_BOMB_LEVELS + 1)]
-    return (models("  - name: x\n    sql: select 'a' as v\n    meta:\n")
-            + "".join(f"      {line}\n" for line in lines)
-            + f"    columns:\n      v:\n        checks:\n          - isin: *l{YAML_BOMB_LEVELS}\n")
+    return (
+        models("  - name: x\n    sql: select 'a' as v\n    meta:\n")
+        + "".join(f"      {line}\n" for line in lines)
+        + f"    columns:\n      v:\n        checks:\n          - isin: *l{YAML_BOMB_LEVELS}\n"
+    )
 
 
-SYNC_SCRIPT = "import sys\nfrom gitops_data.cli import cli_main\nsys.argv = ['gitops-data', *sys.argv[1:]]\ncli_main()\n"
+SYNC_SCRIPT = (
+    "import sys\nfrom gitops_data.cli import cli_main\n"
+    "sys.argv = ['gitops-data', *sys.argv[1:]]\ncli_main()\n"
+)
 
 
 def test_yaml_alias_bomb_is_rejected_quickly(ctx: Ctx, published: Published):
@@ -550,9 +752,25 @@ def test_yaml_alias_bomb_is_rejected_quickly(ctx: Ctx, published: Published):
     env = {**os.environ, "DAGSTER_HOME": str(ctx.tmp / "dagster_home"), "COLUMNS": "1000", "NO_COLOR": "1"}
     t0 = time.monotonic()
     child = subprocess.Popen(
-        [sys.executable, "-c", SYNC_SCRIPT, "--repo", str(ctx.repo.path), "--warehouse", ctx.warehouse,
-         "sync", "--ref", "main"],
-        cwd=ctx.tmp, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        [
+            sys.executable,
+            "-c",
+            SYNC_SCRIPT,
+            "--repo",
+            str(ctx.repo.path),
+            "--warehouse",
+            ctx.warehouse,
+            "sync",
+            "--ref",
+            "main",
+        ],
+        cwd=ctx.tmp,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     try:
         out, err = child.communicate(timeout=15)
     except subprocess.TimeoutExpired:
@@ -560,7 +778,9 @@ def test_yaml_alias_bomb_is_rejected_quickly(ctx: Ctx, published: Published):
         child.communicate()
         out, err = "", ""
     assert published_state(ctx.published) == published.state
-    assert child.returncode == 2, f"exit {child.returncode} after {time.monotonic() - t0:.0f}s (killed at 15s)"
+    assert child.returncode == 2, (
+        f"exit {child.returncode} after {time.monotonic() - t0:.0f}s (killed at 15s)"
+    )
     assert "Traceback" not in out + err
     assert "extra.yml" in err
     TALLY["rejected"].append("yaml_alias_bomb")
@@ -569,8 +789,11 @@ def test_yaml_alias_bomb_is_rejected_quickly(ctx: Ctx, published: Published):
 # --- inputs that look odd but are fine ---------------------------------------------------------------
 
 
-@pytest.mark.parametrize("text", ["", "# nothing here yet\n", "---\n", "models:\n", "models: []\n"],
-                         ids=["empty", "comment_only", "document_marker", "empty_section", "empty_list"])
+@pytest.mark.parametrize(
+    "text",
+    ["", "# nothing here yet\n", "---\n", "models:\n", "models: []\n"],
+    ids=["empty", "comment_only", "document_marker", "empty_section", "empty_list"],
+)
 def test_empty_yaml_file_is_fine(text: str, ctx: Ctx, published: Published, capsys):
     """An empty YAML file is not an error: exit 0, the new commit is published, no view changes."""
     ctx.repo.write(X, text)
@@ -587,13 +810,18 @@ def test_empty_yaml_file_is_fine(text: str, ctx: Ctx, published: Published, caps
 def _views(path: str, schema: str) -> dict[str, str]:
     con = duckdb.connect(path, read_only=True)
     try:
-        return dict(con.execute("select view_name, sql from duckdb_views() where schema_name = ? and not internal",
-                                [schema]).fetchall())
+        return dict(
+            con.execute(
+                "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]
+            ).fetchall()
+        )
     finally:
         con.close()
 
 
-def test_awkward_branch_names_get_distinct_schemas_and_leave_main_alone(ctx: Ctx, published: Published, capsys):
+def test_awkward_branch_names_get_distinct_schemas_and_leave_main_alone(
+    ctx: Ctx, published: Published, capsys
+):
     branches = ["feature/x", "a.b", "ünïcode", "feature-x", "Feature/X", "feature_x"]
     for name in branches:
         ctx.repo.git("branch", name)

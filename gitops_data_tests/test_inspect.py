@@ -19,8 +19,10 @@ def _gc(ws: Workspace, dry_run: bool = False):
 
 def _views_resolve(ws: Workspace) -> None:
     con = duckdb.connect(ws.warehouse, read_only=True)
-    for schema, view in con.execute("select schema_name, view_name from duckdb_views() where not internal "
-                                    "and schema_name like 'analytics%'").fetchall():
+    for schema, view in con.execute(
+        "select schema_name, view_name from duckdb_views() where not internal "
+        "and schema_name like 'analytics%'"
+    ).fetchall():
         con.execute(f'select count(*) from "{schema}"."{view}"').fetchall()
     con.close()
 
@@ -31,8 +33,12 @@ def test_gc_respects_retention_and_never_drops_served_builds(make_repo, warehous
     repo = make_repo(files)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)
-    first = {r[0] for r in duckdb.connect(ws.warehouse, read_only=True).execute(
-        "select build_id from gitops_meta.builds where model = 'c'").fetchall()}
+    first = {
+        r[0]
+        for r in duckdb.connect(ws.warehouse, read_only=True)
+        .execute("select build_id from gitops_meta.builds where model = 'c'")
+        .fetchall()
+    }
     for factor in (3, 4, 5):
         repo.replace("project.yml", f"v * {factor - 1} as v2", f"v * {factor} as v2")
         repo.commit(f"x{factor}")

@@ -38,8 +38,13 @@ def _audits(project, builds, fail: dict[str, int] | None = None) -> dict[str, di
     out = {}
     for name, build in builds.items():
         out[build.build_id] = {
-            c.name: AuditRecord(build.build_id, c.name, c.hash, f"{name}.{c.name}" not in fail,
-                                fail.get(f"{name}.{c.name}", 0))
+            c.name: AuditRecord(
+                build.build_id,
+                c.name,
+                c.hash,
+                f"{name}.{c.name}" not in fail,
+                fail.get(f"{name}.{c.name}", 0),
+            )
             for c in declared_checks(project.nodes[name])
         }
     return out
@@ -109,8 +114,9 @@ def test_all_reuse(make_repo):
 def test_reuse_of_a_build_made_for_another_commit(make_repo):
     _, project, fps = _load(make_repo)
     builds = _builds(project, fps, commit="abcdef1234" + "0" * 30, tag="other")
-    state = CatalogState(candidates={(n, b.fingerprint): (b,) for n, b in builds.items()},
-                         audits=_audits(project, builds))
+    state = CatalogState(
+        candidates={(n, b.fingerprint): (b,) for n, b in builds.items()}, audits=_audits(project, builds)
+    )
     plan = _plan(project, fps, state)
     assert plan.to_build == []
     assert plan.models["a"].reason == "reuses build other_a made for commit abcdef1234"
@@ -129,8 +135,12 @@ def test_changed_model_rebuilds_it_and_its_downstream_only(make_repo):
     assert plan.models["b"].reason == f"fingerprint changed ({fps['b'][:10]} -> {fps2['b'][:10]})"
     assert plan.models["b"].previous_fingerprint == fps["b"]
     assert plan.models["a"].build is state.published["a"]
-    assert plan.views == {"nums": state.published["nums"].table, "a": state.published["a"].table,
-                          "b": f"b__{fps2['b'][:12]}__new00000", "c": f"c__{fps2['c'][:12]}__new00001"}
+    assert plan.views == {
+        "nums": state.published["nums"].table,
+        "a": state.published["a"].table,
+        "b": f"b__{fps2['b'][:12]}__new00000",
+        "c": f"c__{fps2['c'][:12]}__new00001",
+    }
     assert f'"gitops_internal"."{state.published["a"].table}"' in plan.models["b"].sql
     assert not plan.ready
     assert plan.previous_commit == C1
@@ -152,8 +162,13 @@ def test_checks_only_change_reuses_with_pending_checks(make_repo):
     # once the new definition is audited on the build, the plan is ready
     build = state.published["a"]
     new = next(c for c in declared_checks(project2.nodes["a"]) if c.name == "v__ge")
-    audits = {**state.audits, build.build_id: {**state.audits[build.build_id],
-                                               "v__ge": AuditRecord(build.build_id, "v__ge", new.hash, True, 0)}}
+    audits = {
+        **state.audits,
+        build.build_id: {
+            **state.audits[build.build_id],
+            "v__ge": AuditRecord(build.build_id, "v__ge", new.hash, True, 0),
+        },
+    }
     plan2 = _plan(project2, fps2, CatalogState(state.candidates, audits, state.published, C1))
     assert plan2.to_audit == {} and plan2.ready
 
@@ -197,7 +212,9 @@ def test_audit_of_an_old_check_definition_counts_as_pending(make_repo):
     state = _published_state(project, fps)
     build_id = state.published["a"].build_id
     stale = {**state.audits[build_id], "id__unique": AuditRecord(build_id, "id__unique", "0" * 16, True, 0)}
-    plan = _plan(project, fps, CatalogState(state.candidates, {**state.audits, build_id: stale}, state.published, C1))
+    plan = _plan(
+        project, fps, CatalogState(state.candidates, {**state.audits, build_id: stale}, state.published, C1)
+    )
     assert plan.to_audit == {"a": ["id__unique"]}
     assert not plan.ready
 
@@ -233,8 +250,10 @@ def test_rebuild_forces_the_model_and_its_downstream(make_repo):
 
 def test_external_tables_are_never_built_but_rebuild_refreshes_readers(make_repo):
     files = dict(SMALL_PROJECT)
-    files["ext.yml"] = ("sources:\n  - name: ext\n    table: main.ext_orders\n"
-                        "models:\n  - name: e\n    sql: select * from ext\n")
+    files["ext.yml"] = (
+        "sources:\n  - name: ext\n    table: main.ext_orders\n"
+        "models:\n  - name: e\n    sql: select * from ext\n"
+    )
     _, project, fps = _load(make_repo, files)
     state = _published_state(project, fps)
     assert "ext" not in state.published

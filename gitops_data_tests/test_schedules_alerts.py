@@ -84,9 +84,19 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(make_repo, wareho
 
     sensor = defs.get_sensor_def("publish_scheduled_runs")
     run = instance.get_run_by_id(outcome.run_id)
-    event = instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS).records[0].event_log_entry.dagster_event
-    sensor(dg.build_run_status_sensor_context(sensor_name="publish_scheduled_runs", dagster_instance=instance,
-                                             dagster_run=run, dagster_event=event))
+    event = (
+        instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
+        .records[0]
+        .event_log_entry.dagster_event
+    )
+    sensor(
+        dg.build_run_status_sensor_context(
+            sensor_name="publish_scheduled_runs",
+            dagster_instance=instance,
+            dagster_run=run,
+            dagster_event=event,
+        )
+    )
     after = dict(d.query("select model, build_id from gitops_meta.env_views where env = 'main'"))
     assert after["a"] == before["a"] and after["nums"] == before["nums"]
     assert after["b"] != before["b"] and after["c"] != before["c"]

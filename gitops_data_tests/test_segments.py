@@ -36,8 +36,11 @@ models:
 
 def _segments(ws: Workspace) -> list[int]:
     """Row counts of the segments of the build that main serves for events_inc."""
-    rows = _q(ws, """select s.table_name from gitops_meta.segments s join gitops_meta.env_views v
-                     on v.build_id = s.build_id where v.env = 'main' and v.model = 'events_inc' order by s.seq""")
+    rows = _q(
+        ws,
+        """select s.table_name from gitops_meta.segments s join gitops_meta.env_views v
+           on v.build_id = s.build_id where v.env = 'main' and v.model = 'events_inc' order by s.seq""",
+    )
     return [_q(ws, f'select count(*) from gitops_internal."{t}"')[0][0] for (t,) in rows]
 
 
@@ -52,7 +55,9 @@ def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, war
     repo.write("data/events.csv", _events(range(1, 151)))
     c2 = repo.commit("50 new events")
     plan = ws.plan(c2, ws.environment("main", ws.project(c2).settings))
-    assert plan.models["events_inc"].mode == "append" and "appends a segment" in plan.models["events_inc"].reason
+    assert (
+        plan.models["events_inc"].mode == "append" and "appends a segment" in plan.models["events_inc"].reason
+    )
     sync(ws, "main", instance)
     assert _segments(ws) == [100, 50]  # only the new rows were written
     assert _q(ws, "select * from analytics.total") == [(150, sum(range(1, 151)))]
@@ -83,7 +88,9 @@ def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, war
         republish(cat, "main", first_publish, "gitops_internal")
     assert _q(ws, "select * from analytics.events_inc order by id") == snapshot_1
     assert _q(ws, "select * from analytics.total") == [(100, sum(range(1, 101)))]
-    assert _q(ws, "select count(*) from duckdb_tables() where schema_name = 'gitops_internal'") == tables_before
+    assert (
+        _q(ws, "select count(*) from duckdb_tables() where schema_name = 'gitops_internal'") == tables_before
+    )
 
 
 def test_git_revert_of_an_incremental_input_is_exact_and_builds_nothing(make_repo, warehouse, instance):
@@ -104,8 +111,9 @@ def test_git_revert_of_an_incremental_input_is_exact_and_builds_nothing(make_rep
 
 def test_forward_only_change_keeps_history(make_repo, warehouse, instance):
     files = dict(INCREMENTAL)
-    files["p.yml"] = files["p.yml"].replace("incremental: {column: id, compact_after: 3}",
-                                            "incremental: {column: id, forward_only: true}")
+    files["p.yml"] = files["p.yml"].replace(
+        "incremental: {column: id, compact_after: 3}", "incremental: {column: id, forward_only: true}"
+    )
     repo = make_repo(files)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)
@@ -149,15 +157,24 @@ def test_snapshot_history_over_four_commits(make_repo, warehouse, instance):
     repo.write("data/people.csv", "id,name,city\n1,ann,paris\n3,cid,quito\n2,bob,rome\n")  # update 3
     repo.commit("4")
     sync(ws, "main", instance)
-    hist = _q(ws, """select id, name, city, valid_to is null, is_current from analytics.people_history
-                     order by id, valid_from""")
+    hist = _q(
+        ws,
+        """select id, name, city, valid_to is null, is_current from analytics.people_history
+                     order by id, valid_from""",
+    )
     assert hist == [
-        (1, "ann", "oslo", False, False), (1, "ann", "paris", True, True),
-        (2, "bob", "rome", False, False), (2, "bob", "rome", True, True),
-        (3, "cid", "lima", False, False), (3, "cid", "quito", True, True),
+        (1, "ann", "oslo", False, False),
+        (1, "ann", "paris", True, True),
+        (2, "bob", "rome", False, False),
+        (2, "bob", "rome", True, True),
+        (3, "cid", "lima", False, False),
+        (3, "cid", "quito", True, True),
     ]
-    closed = _q(ws, """select a.valid_to = b.valid_from from analytics.people_history a join analytics.people_history b
-                       on a.id = b.id and a.valid_to is not null and b.valid_from > a.valid_from and a.id in (1, 3)""")
+    closed = _q(
+        ws,
+        """select a.valid_to = b.valid_from from analytics.people_history a join analytics.people_history b
+           on a.id = b.id and a.valid_to is not null and b.valid_from > a.valid_from and a.id in (1, 3)""",
+    )
     assert closed and all(ok for (ok,) in closed)
     # the deletion of 2 closed its first version; it has no current row in between
     assert _q(ws, "select count(*) from analytics.people_history where id = 2 and is_current") == [(1,)]
@@ -170,8 +187,11 @@ def test_snapshot_twice_on_unchanged_input_adds_nothing(make_repo, warehouse, in
     segments = _q(ws, "select count(*) from gitops_meta.segments")[0][0]
     sync(ws, "main", instance, rebuild=frozenset({"people_history"}))  # a scheduled run on the same input
     assert _q(ws, "select count(*) from analytics.people_history") == [(2,)]
-    latest = _q(ws, """select count(*) from gitops_meta.segments where build_id =
-                       (select build_id from gitops_meta.builds where model = 'people_history' order by created_at desc limit 1)""")
+    latest = _q(
+        ws,
+        """select count(*) from gitops_meta.segments where build_id = (select build_id
+           from gitops_meta.builds where model = 'people_history' order by created_at desc limit 1)""",
+    )
     assert latest == [(1,)]  # the new build reuses the one segment: no rows added
     assert _q(ws, "select count(*) from gitops_meta.segments")[0][0] == segments + 1
 

@@ -55,7 +55,12 @@ def _models(body: str) -> str:
 CASES = [
     Case(
         "yaml_syntax",
-        {"extra.yml": _models("  - name: x\n    sql: select 1\n  - name: y\n\tsql: select 2\n  - name: z\n    sql: select 3\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1\n  - name: y\n\tsql: select 2\n"
+                "  - name: z\n    sql: select 3\n"
+            )
+        },
         [Want("extra.yml", 5, None, "YAML syntax error: while scanning for the next token")],
     ),
     Case(
@@ -70,7 +75,11 @@ CASES = [
     ),
     Case(
         "unknown_key_in_column",
-        {"extra.yml": _models("  - name: x\n    sql: select 1 as c\n    columns:\n      c:\n        typ: int\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as c\n    columns:\n      c:\n        typ: int\n"
+            )
+        },
         [Want("extra.yml", 6, "x", "columns.c: unknown key 'typ'")],
     ),
     Case(
@@ -118,15 +127,21 @@ CASES = [
     ),
     Case(
         "dependency_cycle",
-        {"extra.yml": _models("  - name: a\n    sql: select * from b\n  - name: b\n    sql: select * from a\n")},
+        {
+            "extra.yml": _models(
+                "  - name: a\n    sql: select * from b\n  - name: b\n    sql: select * from a\n"
+            )
+        },
         [Want("extra.yml", 2, "a", "dependency cycle: a -> b -> a")],
     ),
     Case(
         "three_model_cycle",
-        {"extra.yml": _models(
-            "  - name: a\n    sql: select * from c\n  - name: b\n    sql: select * from a\n"
-            "  - name: c\n    sql: select * from b\n"
-        )},
+        {
+            "extra.yml": _models(
+                "  - name: a\n    sql: select * from c\n  - name: b\n    sql: select * from a\n"
+                "  - name: c\n    sql: select * from b\n"
+            )
+        },
         [Want("extra.yml", 2, "a", "dependency cycle: a -> c -> b -> a")],
     ),
     Case(
@@ -161,7 +176,11 @@ CASES = [
     ),
     Case(
         "sql_read_text_in_subquery",
-        {"extra.yml": _models("  - name: x\n    sql: \"select (select count(*) from read_text('/etc/passwd')) as n\"\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: \"select (select count(*) from read_text('/etc/passwd')) as n\"\n"
+            )
+        },
         [Want("extra.yml", 3, "x", "is not allowed")],
     ),
     Case(
@@ -176,7 +195,10 @@ CASES = [
     ),
     Case(
         "sql_file_with_bad_sql",
-        {"extra.yml": _models("  - name: x\n    sql_file: models/x.sql\n"), "models/x.sql": "-- two\nselect 1;\nselect 2\n"},
+        {
+            "extra.yml": _models("  - name: x\n    sql_file: models/x.sql\n"),
+            "models/x.sql": "-- two\nselect 1;\nselect 2\n",
+        },
         [Want("models/x.sql", None, "x", "found 2 statements")],
     ),
     Case(
@@ -204,7 +226,10 @@ CASES = [
     ),
     Case(
         "python_entry_without_function",
-        {"extra.yml": _models("  - name: x\n    python: models/p.py\n"), "models/p.py": "def x(nums):\n    return nums\n"},
+        {
+            "extra.yml": _models("  - name: x\n    python: models/p.py\n"),
+            "models/p.py": "def x(nums):\n    return nums\n",
+        },
         [Want("extra.yml", 3, "x", "must look like 'path/to/file.py:function'")],
     ),
     Case(
@@ -255,30 +280,52 @@ CASES = [
     ),
     Case(
         "check_ge_with_list",
-        {"extra.yml": _models("  - name: x\n    sql: select 1 as v\n    columns:\n      v:\n        checks:\n          - {ge: [1, 2]}\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as v\n    columns:\n      v:\n"
+                "        checks:\n          - {ge: [1, 2]}\n"
+            )
+        },
         [Want("extra.yml", 7, "x", "columns.v.checks.0: ge takes one value")],
     ),
     Case(
         "check_unknown_kind",
-        {"extra.yml": _models(
-            "  - name: x\n    sql: select 1 as v\n    columns:\n      v:\n        checks:\n"
-            "          - {ge: 0}\n          - {foo: 1}\n"
-        )},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as v\n    columns:\n      v:\n        checks:\n"
+                "          - {ge: 0}\n          - {foo: 1}\n"
+            )
+        },
         [Want("extra.yml", 8, "x", "columns.v.checks.1: unknown check 'foo'; expected one of: between, ge,")],
     ),
     Case(
         "check_bad_regex",
-        {"extra.yml": _models("  - name: x\n    sql: select 'a' as v\n    columns:\n      v:\n        checks: [{str_matches: '('}]\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 'a' as v\n    columns:\n"
+                "      v:\n        checks: [{str_matches: '('}]\n"
+            )
+        },
         [Want("extra.yml", 6, "x", "invalid regular expression")],
     ),
     Case(
         "model_check_two_kinds",
-        {"extra.yml": _models("  - name: x\n    sql: select 1 as v\n    checks:\n      - {not_empty: true, row_count: {min: 1}}\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as v\n    checks:\n"
+                "      - {not_empty: true, row_count: {min: 1}}\n"
+            )
+        },
         [Want("extra.yml", 5, "x", "a check names exactly one kind")],
     ),
     Case(
         "relationship_to_unknown_model",
-        {"extra.yml": _models("  - name: x\n    sql: select 1 as v\n    checks:\n      - relationship: {column: v, to: nope}\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as v\n    checks:\n"
+                "      - relationship: {column: v, to: nope}\n"
+            )
+        },
         [Want("extra.yml", 2, "x", "checks: relationship reads unknown model 'nope'")],
     ),
     Case(
@@ -323,7 +370,11 @@ CASES = [
     ),
     Case(
         "wrong_type_unique",
-        {"extra.yml": _models("  - name: x\n    sql: select 1 as c\n    columns:\n      c: {unique: maybe}\n")},
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1 as c\n    columns:\n      c: {unique: maybe}\n"
+            )
+        },
         [Want("extra.yml", 5, "x", "columns.c.unique: Input should be a valid boolean")],
     ),
     Case(
@@ -400,7 +451,9 @@ def test_invalid_project(make_repo, case: Case, kind: str):
 
 
 def test_error_message_lists_every_issue_with_location(make_repo):
-    repo = _write_project(make_repo, {"extra.yml": _models("  - name: x\n    sql: select 1\n    colums: {}\n")})
+    repo = _write_project(
+        make_repo, {"extra.yml": _models("  - name: x\n    sql: select 1\n    colums: {}\n")}
+    )
     with pytest.raises(ProjectError) as info:
         load_project(GitTree(str(repo.path), repo.head()))
     text = str(info.value)
@@ -410,13 +463,16 @@ def test_error_message_lists_every_issue_with_location(make_repo):
 
 
 def test_all_errors_are_reported_at_once(make_repo):
-    repo = _write_project(make_repo, {
-        "extra.yml": _models(
-            "  - name: x\n    sql: select 1\n    colums: {}\n"          # unknown key, line 4
-            "  - name: y\n    sql: select (1\n"                         # bad SQL, line 6
-        ),
-        "sources.yml": "sources:\n  - name: s\n    path: data/nope.csv\n",  # missing file, line 3
-    })
+    repo = _write_project(
+        make_repo,
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 1\n    colums: {}\n"  # unknown key, line 4
+                "  - name: y\n    sql: select (1\n"  # bad SQL, line 6
+            ),
+            "sources.yml": "sources:\n  - name: s\n    path: data/nope.csv\n",  # missing file, line 3
+        },
+    )
     for kind in ("dir", "git"):
         issues = _load_errors(_tree(kind, repo))
         assert len(issues) == 3, issues
@@ -428,36 +484,53 @@ def test_all_errors_are_reported_at_once(make_repo):
 
 
 def test_errors_in_several_files_and_sections_are_all_reported(make_repo):
-    repo = _write_project(make_repo, {
-        "gitops_data.yaml": "name: t\nproduction_rf: main\n",
-        "a.yml": "models:\n  - name: bad name\n    sql: select 1\n",
-        "b.yml": "models:\n  - name: ok\n    sql: select * from nums\n    tags: 5\n",
-        "c.yml": "models: [\n",
-    })
+    repo = _write_project(
+        make_repo,
+        {
+            "gitops_data.yaml": "name: t\nproduction_rf: main\n",
+            "a.yml": "models:\n  - name: bad name\n    sql: select 1\n",
+            "b.yml": "models:\n  - name: ok\n    sql: select * from nums\n    tags: 5\n",
+            "c.yml": "models: [\n",
+        },
+    )
     issues = _load_errors(DirTree(str(repo.path)))
     assert sorted((i.file, i.line) for i in issues) == [
-        ("a.yml", 2), ("b.yml", 4), ("c.yml", 2), ("gitops_data.yaml", 2),
+        ("a.yml", 2),
+        ("b.yml", 4),
+        ("c.yml", 2),
+        ("gitops_data.yaml", 2),
     ]
 
 
 def test_reference_to_invalid_model_is_not_reported_as_unknown(make_repo):
-    repo = _write_project(make_repo, {
-        "extra.yml": _models("  - name: x\n    sql: select (1\n  - name: y\n    sql: select * from x\n"),
-    })
+    repo = _write_project(
+        make_repo,
+        {
+            "extra.yml": _models("  - name: x\n    sql: select (1\n  - name: y\n    sql: select * from x\n"),
+        },
+    )
     issues = _load_errors(DirTree(str(repo.path)))
     assert [(i.line, i.model) for i in issues] == [(3, "x")], [str(i) for i in issues]
 
 
 def test_alert_on_key_unquoted(make_repo):
-    repo = _write_project(make_repo, {"extra.yml": "alerts:\n  - name: a1\n    on: [blocked]\n    file: alerts.log\n"})
+    repo = _write_project(
+        make_repo, {"extra.yml": "alerts:\n  - name: a1\n    on: [blocked]\n    file: alerts.log\n"}
+    )
     project = load_project(DirTree(str(repo.path)))
     assert [a.on for a in project.alerts] == [["blocked"]]
 
 
 def test_isin_values_are_not_turned_into_booleans(make_repo):
-    repo = _write_project(make_repo, {
-        "extra.yml": _models("  - name: x\n    sql: select 'NO' as c\n    columns:\n      c: {checks: [{isin: [DE, NO]}]}\n"),
-    })
+    repo = _write_project(
+        make_repo,
+        {
+            "extra.yml": _models(
+                "  - name: x\n    sql: select 'NO' as c\n    columns:\n"
+                "      c: {checks: [{isin: [DE, NO]}]}\n"
+            ),
+        },
+    )
     project = load_project(DirTree(str(repo.path)))
     assert project.nodes["x"].columns["c"].checks[0].args == ["DE", "NO"]
 
@@ -486,10 +559,13 @@ def test_symlink_pointing_outside_is_refused_as_seed_path(make_repo, tmp_path, k
 
 
 def test_symlinked_sql_file_in_git_is_refused(make_repo, tmp_path):
-    repo = _write_project(make_repo, {
-        "extra.yml": _models("  - name: x\n    sql_file: models/x.sql\n"),
-        "models/real.sql": "select 1 as one\n",
-    })
+    repo = _write_project(
+        make_repo,
+        {
+            "extra.yml": _models("  - name: x\n    sql_file: models/x.sql\n"),
+            "models/real.sql": "select 1 as one\n",
+        },
+    )
     os.symlink("real.sql", repo.path / "models" / "x.sql")  # relative link, inside the repo
     repo.commit("link")
     issues = _load_errors(GitTree(str(repo.path), repo.head()))
@@ -526,11 +602,15 @@ def _cli(cwd, *args: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "COLUMNS": "250", "NO_COLOR": "1"}
     env.pop("GITOPS_DATA_REPO", None)
     env.pop("GITOPS_DATA_WAREHOUSE", None)
-    return subprocess.run([sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 BROKEN = {
-    "extra.yml": _models("  - name: x\n    sql: select 1\n    colums: {}\n  - name: y\n    sql: drop table nums\n"),
+    "extra.yml": _models(
+        "  - name: x\n    sql: select 1\n    colums: {}\n  - name: y\n    sql: drop table nums\n"
+    ),
 }
 
 

@@ -83,8 +83,13 @@ def test_cte_shadowing_a_model_keeps_the_reference():
 def con():
     c = duckdb.connect()
     c.execute("create schema internal")
-    c.execute('create table internal."nums__aaa__1" as select * from (values (1, 10), (2, 20), (3, 30)) t(id, v)')
-    c.execute('create table internal."labels__bbb__1" as select * from (values (1, \'one\'), (3, \'three\')) t(id, label)')
+    c.execute(
+        'create table internal."nums__aaa__1" as select * from (values (1, 10), (2, 20), (3, 30)) t(id, v)'
+    )
+    c.execute(
+        'create table internal."labels__bbb__1" as '
+        "select * from (values (1, 'one'), (3, 'three')) t(id, label)"
+    )
     yield c
     c.close()
 
@@ -136,12 +141,15 @@ def test_rewrite_does_not_change_the_parsed_tree():
 
 def test_canonical_ignores_whitespace_comments_and_keyword_case():
     a = parse_query("select id, v from nums where v > 1")
-    b = parse_query("-- a comment\nSELECT\n    id,   /* inline */\n    v\nFROM nums\n\n  WHERE v > 1  -- trailing\n")
+    b = parse_query(
+        "-- a comment\nSELECT\n    id,   /* inline */\n    v\nFROM nums\n\n  WHERE v > 1  -- trailing\n"
+    )
     assert a.canonical == b.canonical == "SELECT id, v FROM nums WHERE v > 1"
 
 
 def test_canonical_differs_for_different_queries():
-    assert parse_query("select id from nums where v > 1").canonical != parse_query(
-        "select id from nums where v > 2"
-    ).canonical
+    assert (
+        parse_query("select id from nums where v > 1").canonical
+        != parse_query("select id from nums where v > 2").canonical
+    )
     assert parse_query("select 'a  b' as s").canonical != parse_query("select 'a b' as s").canonical

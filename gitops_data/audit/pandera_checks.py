@@ -8,7 +8,19 @@ import polars as pl
 from gitops_data.spec.checks import DeclaredCheck
 
 # Column checks that pandera runs on a Polars frame of that one column.
-PANDERA_KINDS = {"not_null", "unique", "ge", "gt", "le", "lt", "between", "isin", "notin", "str_matches", "str_length"}
+PANDERA_KINDS = {
+    "not_null",
+    "unique",
+    "ge",
+    "gt",
+    "le",
+    "lt",
+    "between",
+    "isin",
+    "notin",
+    "str_matches",
+    "str_length",
+}
 
 
 def _value_check(chk: DeclaredCheck) -> pa.Check | None:

@@ -56,14 +56,23 @@ def _run_pandera(engine: Engine, table: str, chk: DeclaredCheck) -> tuple[int, l
         return cases.height, cases["failure_case"].head(SAMPLE_SIZE).to_list()
 
 
-def run_check(engine: Engine, schema: str, table_name: str, chk: DeclaredCheck, columns: dict[str, str],
-              reads: dict[str, str], check_hash: str | None = None) -> CheckResult:
+def run_check(
+    engine: Engine,
+    schema: str,
+    table_name: str,
+    chk: DeclaredCheck,
+    columns: dict[str, str],
+    reads: dict[str, str],
+    check_hash: str | None = None,
+) -> CheckResult:
     """Run one check on `schema.table_name`. `reads`: lower-case model name -> the qualified table
     the plan picked for each other model the check reads; `check_hash` the hash to record."""
     table = qualified(schema, table_name)
 
     def result(failed: int, message: str, sample: list | None = None) -> CheckResult:
-        return CheckResult(chk.name, check_hash or chk.hash, chk.severity, failed == 0, failed, message, sample or [])
+        return CheckResult(
+            chk.name, check_hash or chk.hash, chk.severity, failed == 0, failed, message, sample or []
+        )
 
     if chk.column is not None and chk.column not in columns:
         return result(1, f"column {chk.column!r} is not in the table (columns: {', '.join(columns)})")
@@ -86,13 +95,21 @@ def run_check(engine: Engine, schema: str, table_name: str, chk: DeclaredCheck, 
             dup = f"(select {cols}, count(*) as n from {table} group by all having count(*) > 1)"
             failed = engine.scalar(f"select coalesce(sum(n), 0) from {dup}")
             sample = engine.fetchall(f"select * from {dup} limit {SAMPLE_SIZE}")
-            return result(int(failed), f"{failed} row(s) share ({', '.join(a)}) with another row", [list(r) for r in sample])
+            return result(
+                int(failed),
+                f"{failed} row(s) share ({', '.join(a)}) with another row",
+                [list(r) for r in sample],
+            )
         if chk.kind == "relationship":
             other = reads[a["to"].lower()]
-            where = (f"{quote(a['column'])} is not null and {quote(a['column'])} not in "
-                     f"(select {quote(a['field'])} from {other} where {quote(a['field'])} is not null)")
+            where = (
+                f"{quote(a['column'])} is not null and {quote(a['column'])} not in "
+                f"(select {quote(a['field'])} from {other} where {quote(a['field'])} is not null)"
+            )
             failed, sample = _failures(engine, table, where, quote(a["column"]))
-            return result(failed, f"{failed} row(s) have {a['column']} missing from {a['to']}.{a['field']}", sample)
+            return result(
+                failed, f"{failed} row(s) have {a['column']} missing from {a['to']}.{a['field']}", sample
+            )
         if chk.kind == "expression":
             expr = rewrite(parse_expression(a["sql"]), reads)
             failed, sample = _failures(engine, table, f"not coalesce(({expr}), true)")
@@ -100,12 +117,17 @@ def run_check(engine: Engine, schema: str, table_name: str, chk: DeclaredCheck, 
         if chk.kind == "freshness":
             col = quote(a["column"])
             # a timestamptz is read in UTC (a plain cast would read it in the session's time zone)
-            utc = (f"timezone('UTC', max({col}))" if columns.get(a["column"], "").upper() == "TIMESTAMP WITH TIME ZONE"
-                   else f"cast(max({col}) as timestamp)")
+            utc = (
+                f"timezone('UTC', max({col}))"
+                if columns.get(a["column"], "").upper() == "TIMESTAMP WITH TIME ZONE"
+                else f"cast(max({col}) as timestamp)"
+            )
             latest = engine.scalar(f"select {utc} from {table}")
             limit = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=a["max_age"])
             ok = latest is not None and latest >= limit
-            return result(0 if ok else 1, f"latest {a['column']} is {latest}; must be after {limit:%Y-%m-%d %H:%M:%S}")
+            return result(
+                0 if ok else 1, f"latest {a['column']} is {latest}; must be after {limit:%Y-%m-%d %H:%M:%S}"
+            )
     except Exception as exc:  # an engine error, or a Polars expression that does not evaluate
         return result(1, f"check failed to evaluate: {' '.join(str(exc).split())[:500]}")
     raise ValueError(f"unknown check kind {chk.kind!r}")

@@ -64,9 +64,14 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
             raise _Retry() from None
 
     try:
-        _with_backoff(take, timeout, 0.005, 0.5,
-                      f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
-                      "try again when the running build or publish has finished")
+        _with_backoff(
+            take,
+            timeout,
+            0.005,
+            0.5,
+            f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
+            "try again when the running build or publish has finished",
+        )
         yield
     finally:
         os.close(fd)  # closing the descriptor releases the flock
@@ -81,9 +86,14 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
                 raise GitopsError(f"cannot open warehouse {path}: {exc}") from None
             raise _Retry(str(exc)) from None
 
-    return _with_backoff(attempt, timeout, 0.02, 1.0,
-                         f"warehouse {path} is held open by another program ({{why}}); consumers should use "
-                         "short-lived read-only connections (see README, 'Concurrency and consumers')")
+    return _with_backoff(
+        attempt,
+        timeout,
+        0.02,
+        1.0,
+        f"warehouse {path} is held open by another program ({{why}}); consumers should use "
+        "short-lived read-only connections (see README, 'Concurrency and consumers')",
+    )
 
 
 class DuckDBEngine(Engine):
@@ -103,17 +113,26 @@ class DuckDBEngine(Engine):
 
     def objects(self, schema: str) -> dict[str, str]:
         tables = self.fetchall("select table_name from duckdb_tables() where schema_name = ?", [schema])
-        views = self.fetchall("select view_name from duckdb_views() where schema_name = ? and not internal", [schema])
+        views = self.fetchall(
+            "select view_name from duckdb_views() where schema_name = ? and not internal", [schema]
+        )
         return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
 
     def columns(self, schema: str, name: str) -> dict[str, str]:
-        return dict(self.fetchall(
-            "select column_name, data_type from duckdb_columns() where schema_name = ? and table_name = ? "
-            "order by column_index", [schema, name]))
+        return dict(
+            self.fetchall(
+                "select column_name, data_type from duckdb_columns() "
+                "where schema_name = ? and table_name = ? order by column_index",
+                [schema, name],
+            )
+        )
 
     def view_definitions(self, schema: str) -> dict[str, str]:
-        return dict(self.fetchall(
-            "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]))
+        return dict(
+            self.fetchall(
+                "select view_name, sql from duckdb_views() where schema_name = ? and not internal", [schema]
+            )
+        )
 
     def query_columns(self, select: str) -> list[str]:
         return [r[0] for r in self.fetchall(f"describe {select}")]

@@ -25,7 +25,14 @@ from gitops_data.workspace import Environment, Workspace
 
 IO_MANAGER = "gitops_io"
 UI_PLAN_PREFIX = "run-"  # the plan of a run started without a plan (from the UI) is "run-<run id>"
-_KIND = {"sql": "sql", "python": "python", "seed": "csv", "source": "file", "table": "table", "snapshot": "snapshot"}
+_KIND = {
+    "sql": "sql",
+    "python": "python",
+    "seed": "csv",
+    "source": "file",
+    "table": "table",
+    "snapshot": "snapshot",
+}
 
 
 def asset_key(env: Environment, model: str) -> dg.AssetKey:
@@ -46,7 +53,9 @@ def _stored_plan(warehouse: str, meta: str, plan_id: str) -> Plan | None:
         return Catalog(engine, meta).plan(plan_id)
 
 
-def planned_step(context, ws: Workspace, env: Environment, default_commit: str, name: str) -> tuple[Plan, ModelStep]:
+def planned_step(
+    context, ws: Workspace, env: Environment, default_commit: str, name: str
+) -> tuple[Plan, ModelStep]:
     """The plan of this run and its step for `name`. A run without a plan tag (started from the UI)
     gets one plan, made for the environment's commit the first time one of its steps asks."""
     tags = context.run.tags
@@ -73,18 +82,27 @@ def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep,
     key = asset_key(env, step.name)
     build = step.build
     for r in results:
-        progress.emit("check_" + ("passed" if r.passed else "not_run" if r.not_run else "failed"),
-                      step.name, f"{r.name}: {r.message}")
+        progress.emit(
+            "check_" + ("passed" if r.passed else "not_run" if r.not_run else "failed"),
+            step.name,
+            f"{r.name}: {r.message}",
+        )
         yield dg.AssetCheckResult(
-            asset_key=key, check_name=r.name, passed=r.passed,
-            severity=dg.AssetCheckSeverity.ERROR if r.severity == "error" and not r.not_run else dg.AssetCheckSeverity.WARN,
+            asset_key=key,
+            check_name=r.name,
+            passed=r.passed,
+            severity=dg.AssetCheckSeverity.ERROR
+            if r.severity == "error" and not r.not_run
+            else dg.AssetCheckSeverity.WARN,
             description=r.message,
             metadata={
                 "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
                 "message": dg.MetadataValue.text(r.message),
                 "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
                 "build_id": dg.MetadataValue.text(build.build_id if build else ""),
-                "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{build.table if build else ''}"),
+                "physical_table": dg.MetadataValue.text(
+                    f"{plan.internal_schema}.{build.table if build else ''}"
+                ),
                 "commit": dg.MetadataValue.text(plan.commit),
                 "model_file": dg.MetadataValue.text(step.location),
             },
@@ -93,8 +111,15 @@ def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep,
     for n in names:
         if n not in known:
             yield dg.AssetCheckResult(
-                asset_key=key, check_name=n, passed=False, severity=dg.AssetCheckSeverity.WARN,
-                metadata={"message": dg.MetadataValue.text(f"check {n!r} is not declared at commit {plan.commit[:10]}")},
+                asset_key=key,
+                check_name=n,
+                passed=False,
+                severity=dg.AssetCheckSeverity.WARN,
+                metadata={
+                    "message": dg.MetadataValue.text(
+                        f"check {n!r} is not declared at commit {plan.commit[:10]}"
+                    )
+                },
             )
 
 
@@ -105,17 +130,28 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> li
     metadata = {"gitops/kind": node.kind, "gitops/file": f"{node.file}:{node.line}", "gitops/commit": sha}
     if node.columns:
         metadata["dagster/column_schema"] = dg.TableSchema(
-            columns=[dg.TableColumn(c, spec.type or "?", description=spec.description) for c, spec in node.columns.items()]
+            columns=[
+                dg.TableColumn(c, spec.type or "?", description=spec.description)
+                for c, spec in node.columns.items()
+            ]
         )
     spec = dg.AssetSpec(
-        key, deps=[asset_key(env, d) for d in node.deps],
-        group_name=env.key_prefix, description=node.description, kinds={"duckdb", _KIND[node.kind]},
-        code_version=fingerprint, metadata=metadata, owners=[node.owner] if node.owner and "@" in node.owner else None,
+        key,
+        deps=[asset_key(env, d) for d in node.deps],
+        group_name=env.key_prefix,
+        description=node.description,
+        kinds={"duckdb", _KIND[node.kind]},
+        code_version=fingerprint,
+        metadata=metadata,
+        owners=[node.owner] if node.owner and "@" in node.owner else None,
         tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
     ).with_io_manager_key(IO_MANAGER)
     checks = declared_checks(node)
-    own = [dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
-           for c in checks if not cross_model(node, c)]
+    own = [
+        dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
+        for c in checks
+        if not cross_model(node, c)
+    ]
 
     @dg.multi_asset(specs=[spec], check_specs=own, can_subset=True, name=f"{env.key_prefix}__{node.name}")
     def _step(context: dg.AssetExecutionContext, gitops: GitopsResource):
@@ -124,7 +160,9 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> li
             plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:
                 # the IO manager writes the build as soon as it is yielded, before the checks run
-                yield dg.Output(StepWork(plan, step), output_name=context.assets_def.get_output_name_for_asset_key(key))
+                yield dg.Output(
+                    StepWork(plan, step), output_name=context.assets_def.get_output_name_for_asset_key(key)
+                )
             selected = sorted(k.name for k in context.selected_asset_check_keys)
             if selected:
                 yield from audit(context, ws, env, plan, step, selected)
@@ -137,8 +175,13 @@ def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> 
     may be downstream of the model, and blocking would make a cycle); publishing still waits for it."""
     key = asset_key(env, node.name)
 
-    @dg.asset_check(asset=key, name=chk.name, description=chk.description, blocking=False,
-                    additional_deps=[asset_key(env, m) for m in cross_model(node, chk)])
+    @dg.asset_check(
+        asset=key,
+        name=chk.name,
+        description=chk.description,
+        blocking=False,
+        additional_deps=[asset_key(env, m) for m in cross_model(node, chk)],
+    )
     def _check(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
         ws = gitops.workspace
         with step_connection(ws.warehouse):
@@ -158,8 +201,11 @@ class StepWork:
 
 def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
     return dg.AssetSpec(
-        asset_key(env, node.name), description=node.description or f"external table {node.table}",
-        group_name=env.key_prefix, kinds={"duckdb", "table"}, metadata={"table": node.table},
+        asset_key(env, node.name),
+        description=node.description or f"external table {node.table}",
+        group_name=env.key_prefix,
+        kinds={"duckdb", "table"},
+        metadata={"table": node.table},
     )
 
 

@@ -26,7 +26,9 @@ def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused
         "build_id": dg.MetadataValue.text(rec.build_id),
         "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{rec.table}"),
         "reused": dg.MetadataValue.bool(reused),
-        "dagster/column_schema": dg.TableSchema(columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]),
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]
+        ),
     }
     if rec.row_count is not None:
         meta["dagster/row_count"] = dg.MetadataValue.int(rec.row_count)
@@ -54,9 +56,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         context.add_output_metadata(build_metadata(plan, rec, columns, reused=not written))
         how = ""
         if step.base is not None and rec.row_count is not None:
-            how = f", {rec.row_count - (step.base.row_count or 0):+,} on build {step.base.build_id} (new segment)"
-        progress.emit("built" if written else "reused", step.name,
-                      f"{rec.row_count or 0:,} rows{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)")
+            added = rec.row_count - (step.base.row_count or 0)
+            how = f", {added:+,} on build {step.base.build_id} (new segment)"
+        progress.emit(
+            "built" if written else "reused",
+            step.name,
+            f"{rec.row_count or 0:,} rows{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
+        )
 
     def load_input(self, context: dg.InputContext):
-        raise NotImplementedError("model steps read their upstream builds themselves, as their plan step says")
+        raise NotImplementedError(
+            "model steps read their upstream builds themselves, as their plan step says"
+        )

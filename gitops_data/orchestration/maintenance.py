@@ -16,7 +16,9 @@ def collect_builds(context: dg.OpExecutionContext, gitops: GitopsResource) -> dg
         report = collect_garbage(cat, settings)
     for b in report.dropped:
         context.log.info(f"dropped {settings.internal_schema}.{b.table}")
-    return dg.Output(None, metadata={"dropped": len(report.dropped), "kept": report.kept, "orphans": report.orphans})
+    return dg.Output(
+        None, metadata={"dropped": len(report.dropped), "kept": report.kept, "orphans": report.orphans}
+    )
 
 
 @dg.job(name="gitops_gc", executor_def=dg.in_process_executor, description="gitops-data gc")
@@ -25,6 +27,8 @@ def gc_job():
 
 
 gc_schedule = dg.ScheduleDefinition(
-    name="gitops_gc_daily", job=gc_job, cron_schedule=os.environ.get("GITOPS_DATA_GC_CRON", "0 3 * * *"),
+    name="gitops_gc_daily",
+    job=gc_job,
+    cron_schedule=os.environ.get("GITOPS_DATA_GC_CRON", "0 3 * * *"),
     default_status=dg.DefaultScheduleStatus.RUNNING,
 )

@@ -14,8 +14,13 @@ from gitops_data.plan import Plan
 from gitops_data.workspace import Environment, Workspace
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-_ACTIVE = {dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
-           dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.CANCELING}
+_ACTIVE = {
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+}
 
 
 def resources(ws: Workspace) -> dict:
@@ -33,22 +38,32 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
     return dg.RunRequest(
         run_key=plan_id,
         asset_selection=[asset_key(env, m) for m in plan.to_build],
-        asset_check_keys=[dg.AssetCheckKey(asset_key(env, m), c) for m, cs in plan.pending_checks.items() for c in cs],
-        tags={T.PLAN: plan_id, T.COMMIT: plan.commit, T.ENV: plan.env, T.REF: plan.env, T.SCHEMA: plan.schema,
-              T.TRIGGER: trigger},
+        asset_check_keys=[
+            dg.AssetCheckKey(asset_key(env, m), c) for m, cs in plan.pending_checks.items() for c in cs
+        ],
+        tags={
+            T.PLAN: plan_id,
+            T.COMMIT: plan.commit,
+            T.ENV: plan.env,
+            T.REF: plan.env,
+            T.SCHEMA: plan.schema,
+            T.TRIGGER: trigger,
+        },
     )
 
 
 def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
     if plan_id.startswith(UI_PLAN_PREFIX):  # a run started from the UI: its plan is named after it
-        run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX):])
+        run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX) :])
         runs = [run] if run is not None else []
     else:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
     if not runs:
         return None
     status = runs[0].status
-    return "active" if status in _ACTIVE else "success" if status == dg.DagsterRunStatus.SUCCESS else "failure"
+    return (
+        "active" if status in _ACTIVE else "success" if status == dg.DagsterRunStatus.SUCCESS else "failure"
+    )
 
 
 def _root_cause(event) -> str:
@@ -68,8 +83,15 @@ def _materialize(objs: list, res: dict, request: dg.RunRequest, instance: dg.Dag
     selection = dg.AssetSelection.assets(*(request.asset_selection or []))
     if request.asset_check_keys:
         selection = selection | dg.AssetSelection.checks(*request.asset_check_keys)
-    result = dg.materialize(objs, instance=instance, resources=res, tags=request.tags, selection=selection,
-                            raise_on_error=False, run_config=_QUIET)
+    result = dg.materialize(
+        objs,
+        instance=instance,
+        resources=res,
+        tags=request.tags,
+        selection=selection,
+        raise_on_error=False,
+        run_config=_QUIET,
+    )
     if result.success:
         return Execution(True, result.run_id)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
@@ -112,6 +134,8 @@ class RequestingExecutor:
         return run_state(self.instance, plan_id)
 
 
-def execute_run_request(defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance) -> Execution:
+def execute_run_request(
+    defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance
+) -> Execution:
     """Run a sensor's or schedule's RunRequest in-process against `defs`, as the daemon would launch it."""
     return _materialize([*defs.assets, *(defs.asset_checks or [])], dict(defs.resources), request, instance)

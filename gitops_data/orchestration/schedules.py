@@ -16,14 +16,25 @@ def schedule_models(project: Project, selectors: list[str]) -> list[str]:
     return [n for n, node in project.nodes.items() if n in chosen and node.built]
 
 
-def _schedule(ws: Workspace, spec, models: list[str], keys: list[dg.AssetKey], ref: str,
-              loaded: dict[str, str]) -> dg.ScheduleDefinition:
-    @dg.schedule(name=spec.name, cron_schedule=spec.cron, execution_timezone=spec.timezone,
-                 target=dg.AssetSelection.assets(*keys), description=spec.description,
-                 default_status=dg.DefaultScheduleStatus.RUNNING)
+def _schedule(
+    ws: Workspace, spec, models: list[str], keys: list[dg.AssetKey], ref: str, loaded: dict[str, str]
+) -> dg.ScheduleDefinition:
+    @dg.schedule(
+        name=spec.name,
+        cron_schedule=spec.cron,
+        execution_timezone=spec.timezone,
+        target=dg.AssetSelection.assets(*keys),
+        description=spec.description,
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+    )
     def _tick(context: dg.ScheduleEvaluationContext):
-        result = apply(ws, ref, RequestingExecutor(context.instance, loaded), trigger="schedule",
-                       rebuild=frozenset(models))
+        result = apply(
+            ws,
+            ref,
+            RequestingExecutor(context.instance, loaded),
+            trigger="schedule",
+            rebuild=frozenset(models),
+        )
         if result.request is not None:
             return result.request
         return dg.SkipReason(f"{ref}: {result.status} {result.detail}".strip())
@@ -31,7 +42,9 @@ def _schedule(ws: Workspace, spec, models: list[str], keys: list[dg.AssetKey], r
     return _tick
 
 
-def yaml_schedules(ws: Workspace, project: Project, envs: dict[str, tuple[Environment, str]]) -> list[dg.ScheduleDefinition]:
+def yaml_schedules(
+    ws: Workspace, project: Project, envs: dict[str, tuple[Environment, str]]
+) -> list[dg.ScheduleDefinition]:
     """One Dagster schedule per YAML schedule whose environment is loaded (`envs`: ref -> (env, sha))."""
     out = []
     loaded = {ref: sha for ref, (_, sha) in envs.items()}

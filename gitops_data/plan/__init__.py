@@ -5,5 +5,20 @@ from gitops_data.plan.planner import make_plan, new_build_id
 from gitops_data.plan.records import AuditRecord, BuildRecord, CatalogState, Status
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
 
-__all__ = ["Action", "AuditRecord", "BuildRecord", "CatalogState", "CheckState", "Mode", "ModelStep", "Plan",
-           "PlannedCheck", "Read", "Status", "Verdict", "gate", "make_plan", "new_build_id"]
+__all__ = [
+    "Action",
+    "AuditRecord",
+    "BuildRecord",
+    "CatalogState",
+    "CheckState",
+    "Mode",
+    "ModelStep",
+    "Plan",
+    "PlannedCheck",
+    "Read",
+    "Status",
+    "Verdict",
+    "gate",
+    "make_plan",
+    "new_build_id",
+]

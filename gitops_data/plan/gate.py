@@ -45,5 +45,10 @@ def gate(plan: Plan, existing: set[str], audits: dict[str, dict[str, AuditRecord
                 checks.append(replace(pc, state=state, failed_rows=rec.failed_rows))
         models[name] = replace(step, checks=tuple(checks))
     concluded = replace(plan, models=models)
-    return Verdict(concluded, missing, concluded.failures(blocking=True), concluded.failures(blocking=False),
-                   [nr for nr in not_run if nr[0] not in missing])
+    return Verdict(
+        concluded,
+        missing,
+        concluded.failures(blocking=True),
+        concluded.failures(blocking=False),
+        [nr for nr in not_run if nr[0] not in missing],
+    )

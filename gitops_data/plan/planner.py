@@ -23,8 +23,12 @@ def new_build_id() -> str:
     return uuid.uuid4().hex[:8]
 
 
-def _planned_checks(checks: list[DeclaredCheck], build: BuildRecord | None, state: CatalogState,
-                    read_of: Callable[[str], Read]) -> tuple[PlannedCheck, ...]:
+def _planned_checks(
+    checks: list[DeclaredCheck],
+    build: BuildRecord | None,
+    state: CatalogState,
+    read_of: Callable[[str], Read],
+) -> tuple[PlannedCheck, ...]:
     """Each check with the builds it reads and whether it already ran on `build` (None: a new build).
     A check that reads other models counts as run only for the data versions it read then."""
     done = state.audits.get(build.build_id, {}) if build else {}
@@ -42,18 +46,38 @@ def _planned_checks(checks: list[DeclaredCheck], build: BuildRecord | None, stat
     return tuple(out)
 
 
-def _build_reason(node: Node, fp: str, prev: BuildRecord | None, options: tuple[BuildRecord, ...],
-                  upstream_built: list[str], forced: bool, had_publish: bool) -> tuple[Mode, str, BuildRecord | None]:
+def _build_reason(
+    node: Node,
+    fp: str,
+    prev: BuildRecord | None,
+    options: tuple[BuildRecord, ...],
+    upstream_built: list[str],
+    forced: bool,
+    had_publish: bool,
+) -> tuple[Mode, str, BuildRecord | None]:
     """(mode, reason, base) of a model that needs a new build."""
-    why = ("scheduled refresh" if forced else
-           f"upstream {', '.join(upstream_built)} rebuilt" if upstream_built else "inputs changed")
+    why = (
+        "scheduled refresh"
+        if forced
+        else f"upstream {', '.join(upstream_built)} rebuilt"
+        if upstream_built
+        else "inputs changed"
+    )
     if node.segmented:
         if options:
             return Mode.APPEND, f"appends a segment to build {options[0].build_id} ({why})", options[0]
         if node.incremental is not None and node.incremental.forward_only and prev is not None:
-            return Mode.FORWARD_ONLY, f"forward-only change: continues the history of build {prev.build_id}", prev
+            return (
+                Mode.FORWARD_ONLY,
+                f"forward-only change: continues the history of build {prev.build_id}",
+                prev,
+            )
         if prev is not None and prev.fingerprint != fp:
-            return Mode.FULL, f"definition changed ({prev.fingerprint[:10]} -> {fp[:10]}): full build, new history", None
+            return (
+                Mode.FULL,
+                f"definition changed ({prev.fingerprint[:10]} -> {fp[:10]}): full build, new history",
+                None,
+            )
         return Mode.FULL, "first build" if not had_publish else "new model", None
     if options:
         return Mode.REFRESH, why, None
@@ -61,7 +85,11 @@ def _build_reason(node: Node, fp: str, prev: BuildRecord | None, options: tuple[
         return Mode.FULL, "new model" if had_publish else "first build", None
     if prev.fingerprint != fp:
         return Mode.FULL, f"fingerprint changed ({prev.fingerprint[:10]} -> {fp[:10]})", None
-    return Mode.RESTORE, "no valid build of this definition (dropped or changed outside Git); rebuilding", None
+    return (
+        Mode.RESTORE,
+        "no valid build of this definition (dropped or changed outside Git); rebuilding",
+        None,
+    )
 
 
 def _step_sql(node: Node, reads: tuple[Read, ...]) -> str | None:
@@ -104,43 +132,88 @@ def make_plan(
             return Read(step.name, project.nodes[step.name].table or "")
         b = step.build
         assert b is not None
-        return Read(step.name, qualified(internal, b.table), b.build_id, b.data_version, step.action == Action.BUILD)
+        return Read(
+            step.name, qualified(internal, b.table), b.build_id, b.data_version, step.action == Action.BUILD
+        )
 
     for name, node in project.nodes.items():
         fp = fingerprints[name]
         if not node.built:
-            models[name] = ModelStep(name, node.kind, fp, Action.EXTERNAL, f"external table {node.table}",
-                                     file=node.file, line=node.line)
+            models[name] = ModelStep(
+                name,
+                node.kind,
+                fp,
+                Action.EXTERNAL,
+                f"external table {node.table}",
+                file=node.file,
+                line=node.line,
+            )
             continue
         prev = state.published.get(name)
         prev_fp = prev.fingerprint if prev else None
         options = state.candidates.get((name, fp), ())
         reads = tuple(read_of(d) for d in node.deps)
         # a restored upstream has the same data as before: it does not invalidate its downstream
-        upstream_built = [d for d in node.deps if models[d].action == Action.BUILD and models[d].mode != Mode.RESTORE]
+        upstream_built = [
+            d for d in node.deps if models[d].action == Action.BUILD and models[d].mode != Mode.RESTORE
+        ]
         want = {r.model: r.version for r in reads if r.build_id is not None}
         # forced: a scheduled refresh of this node, or of the external table it reads
-        forced = name in rebuild or any(d in rebuild and models[d].action == Action.EXTERNAL for d in node.deps)
+        forced = name in rebuild or any(
+            d in rebuild and models[d].action == Action.EXTERNAL for d in node.deps
+        )
         match = None
         if not forced and not upstream_built:
-            match = next((b for b in options if b.inputs is None
-                          or all(b.inputs.get(d) == v for d, v in want.items())), None)
+            match = next(
+                (
+                    b
+                    for b in options
+                    if b.inputs is None or all(b.inputs.get(d) == v for d, v in want.items())
+                ),
+                None,
+            )
         where = {"file": node.file, "line": node.line}
         if match is not None:
-            reason = ("unchanged" if prev is not None and prev.build_id == match.build_id
-                      else f"reuses build {match.build_id} made for commit {match.commit[:10]}")
-            models[name] = ModelStep(name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, **where)
+            reason = (
+                "unchanged"
+                if prev is not None and prev.build_id == match.build_id
+                else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
+            )
+            models[name] = ModelStep(
+                name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, **where
+            )
             continue
-        mode, reason, base = _build_reason(node, fp, prev, options, upstream_built, forced,
-                                           state.published_commit is not None)
+        mode, reason, base = _build_reason(
+            node, fp, prev, options, upstream_built, forced, state.published_commit is not None
+        )
         build_id = new_id()
         # the data follows from the fingerprint unless an external table or accumulated history feeds it
         deterministic = not node.segmented and all(
-            r.build_id is not None and r.version == models[r.model].fingerprint for r in reads)
-        build = BuildRecord(build_id, name, fp, physical_table(name, fp, build_id), commit,
-                            inputs=want, version=fp if deterministic else build_id)
-        models[name] = ModelStep(name, node.kind, fp, Action.BUILD, reason, build, prev_fp, mode=mode, base=base,
-                                 reads=reads, sql=_step_sql(node, reads), **where)
+            r.build_id is not None and r.version == models[r.model].fingerprint for r in reads
+        )
+        build = BuildRecord(
+            build_id,
+            name,
+            fp,
+            physical_table(name, fp, build_id),
+            commit,
+            inputs=want,
+            version=fp if deterministic else build_id,
+        )
+        models[name] = ModelStep(
+            name,
+            node.kind,
+            fp,
+            Action.BUILD,
+            reason,
+            build,
+            prev_fp,
+            mode=mode,
+            base=base,
+            reads=reads,
+            sql=_step_sql(node, reads),
+            **where,
+        )
     for name, step in models.items():
         if step.action != Action.EXTERNAL:
             checks = declared_checks(project.nodes[name])
@@ -148,4 +221,3 @@ def make_plan(
             models[name] = replace(step, checks=_planned_checks(checks, reused, state, read_of))
     removed = tuple(sorted(set(state.published) - set(models)))
     return Plan(env, schema, commit, internal, models, removed, state.published_commit)
-

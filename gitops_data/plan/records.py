@@ -39,8 +39,12 @@ class BuildRecord:
     run_id: str | None = None
     row_count: int | None = None
     created_at: datetime | None = None
-    inputs: dict[str, str] | None = None  # upstream model -> data version it was computed from (None: unknown)
-    version: str | None = None  # data version: the fingerprint when the data follows from it, else the build id
+    inputs: dict[str, str] | None = (
+        None  # upstream model -> data version it was computed from (None: unknown)
+    )
+    version: str | None = (
+        None  # data version: the fingerprint when the data follows from it, else the build id
+    )
 
     @property
     def data_version(self) -> str:

@@ -39,6 +39,9 @@ def retained_builds(
             young = retention.days is not None and now - p.published_at <= timedelta(days=retention.days)
             if i < retention.publishes or young:
                 keep |= p.builds
-    keep |= {b.build_id for b in builds if b.commit in protected_commits
-             or (b.created_at is not None and now - b.created_at < grace)}
+    keep |= {
+        b.build_id
+        for b in builds
+        if b.commit in protected_commits or (b.created_at is not None and now - b.created_at < grace)
+    }
     return keep

@@ -107,8 +107,11 @@ class Plan:
     @property
     def pending_checks(self) -> dict[str, list[str]]:
         """model -> checks to run: all checks of a new build, pending ones of a reused build."""
-        return {m.name: m.checks_in(CheckState.PENDING) for m in self.models.values()
-                if m.checks_in(CheckState.PENDING)}
+        return {
+            m.name: m.checks_in(CheckState.PENDING)
+            for m in self.models.values()
+            if m.checks_in(CheckState.PENDING)
+        }
 
     @property
     def to_audit(self) -> dict[str, list[str]]:
@@ -120,21 +123,28 @@ class Plan:
         return bool(self.to_build or self.pending_checks)
 
     def failures(self, blocking: bool = True) -> list[tuple[str, str, int | None]]:
-        return [(m.name, c.name, c.failed_rows) for m in self.models.values() for c in m.checks
-                if c.state == CheckState.FAILED and c.check.blocking == blocking]
+        return [
+            (m.name, c.name, c.failed_rows)
+            for m in self.models.values()
+            for c in m.checks
+            if c.state == CheckState.FAILED and c.check.blocking == blocking
+        ]
 
     def blocked_reason(self) -> str:
         return "blocking checks failed: " + ", ".join(
             f"{m}.{c}" + (f" ({n} rows)" if n else "") + f" at {self.models[m].location}"
-            for m, c, n in self.failures(blocking=True))
+            for m, c, n in self.failures(blocking=True)
+        )
 
     @property
     def ready(self) -> bool:
         """Every model has a build and every blocking check of every build passed."""
         return all(
             m.action == Action.EXTERNAL
-            or (m.action == Action.REUSE
-                and all(c.state == CheckState.PASSED or not c.check.blocking for c in m.checks))
+            or (
+                m.action == Action.REUSE
+                and all(c.state == CheckState.PASSED or not c.check.blocking for c in m.checks)
+            )
             for m in self.models.values()
         )
 
@@ -146,9 +156,14 @@ class Plan:
     @property
     def unchanged(self) -> bool:
         """Same commit as served, and every model serves the build it serves now."""
-        return self.commit == self.previous_commit and not self.removed and all(
-            m.action == Action.EXTERNAL or (m.action == Action.REUSE and m.reason == "unchanged")
-            for m in self.models.values())
+        return (
+            self.commit == self.previous_commit
+            and not self.removed
+            and all(
+                m.action == Action.EXTERNAL or (m.action == Action.REUSE and m.reason == "unchanged")
+                for m in self.models.values()
+            )
+        )
 
     def to_json(self) -> str:
         return _ADAPTER.dump_json(self).decode()

@@ -61,7 +61,9 @@ def check_reads(kind: str, args: Any) -> tuple[str, ...]:
 
 def declared_checks(node: Node) -> list[DeclaredCheck]:
     """Every check `node` declares, column checks first, in YAML order; names are unique."""
-    raw: list[tuple[str | None, str, str | None, Any, str]] = []  # (explicit name, kind, column, args, severity)
+    raw: list[
+        tuple[str | None, str, str | None, Any, str]
+    ] = []  # (explicit name, kind, column, args, severity)
     for col, spec in node.columns.items():
         if spec.type:
             raw.append((None, "type", col, spec.type, spec.severity))

@@ -30,10 +30,19 @@ from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, line_of, pars
 from gitops_data.sql import canonical_type, parse_query
 
 MAX_YAML_BYTES = 5_000_000
-_FORMATS = {".csv": "csv", ".tsv": "csv", ".parquet": "parquet", ".json": "json", ".ndjson": "json", ".jsonl": "json"}
+_FORMATS = {
+    ".csv": "csv",
+    ".tsv": "csv",
+    ".parquet": "parquet",
+    ".json": "json",
+    ".ndjson": "json",
+    ".jsonl": "json",
+}
 
 
-def _pydantic_issues(exc: ValidationError, data: Any, file: str, model: str | None, prefix: tuple = ()) -> list[Issue]:
+def _pydantic_issues(
+    exc: ValidationError, data: Any, file: str, model: str | None, prefix: tuple = ()
+) -> list[Issue]:
     out = []
     for err in exc.errors():
         loc = tuple(p for p in err["loc"] if p not in ("function-after",))
@@ -65,7 +74,9 @@ class _Collector:
             self.issues.extend(_pydantic_issues(exc, data, file, model))
             return None
 
-    def read_text(self, path: str, file: str, line: int | None, model: str | None, what: str) -> tuple[str, str] | None:
+    def read_text(
+        self, path: str, file: str, line: int | None, model: str | None, what: str
+    ) -> tuple[str, str] | None:
         try:
             norm = normalize(path)
             return norm, self.tree.read(norm).decode("utf-8")
@@ -130,12 +141,19 @@ def _yaml_entries(c: _Collector, settings: Settings) -> list[tuple[str, str, Lin
         if data is None:
             continue
         if not isinstance(data, dict):
-            c.add(path, "top level must be a mapping with keys " + ", ".join(SECTIONS), getattr(data, "line", 1))
+            c.add(
+                path, "top level must be a mapping with keys " + ", ".join(SECTIONS), getattr(data, "line", 1)
+            )
             continue
         for key, value in data.items():
             if key not in SECTIONS:
                 hint = difflib.get_close_matches(key, list(SECTIONS), n=1)
-                extra = f"; did you mean {hint[0]!r}?" if hint else f" (expected {', '.join(SECTIONS)}; or list the file under `exclude` in {SETTINGS_FILE})"
+                extra = (
+                    f"; did you mean {hint[0]!r}?"
+                    if hint
+                    else f" (expected {', '.join(SECTIONS)}; "
+                    f"or list the file under `exclude` in {SETTINGS_FILE})"
+                )
                 c.add(path, f"unknown top-level key {key!r}{extra}", data.key_lines.get(key))
                 continue
             if value is None:
@@ -169,23 +187,38 @@ def _python_entry(c: _Collector, spec: ModelSpec, file: str, line: int | None) -
     defs = {n.name: n for n in module.body if isinstance(n, ast.FunctionDef)}
     if func not in defs:
         hint = difflib.get_close_matches(func, list(defs), n=1)
-        c.add(file, f"python: {norm} has no top-level function {func!r}" + (f"; did you mean {hint[0]!r}?" if hint else ""), line, spec.name)
+        c.add(
+            file,
+            f"python: {norm} has no top-level function {func!r}"
+            + (f"; did you mean {hint[0]!r}?" if hint else ""),
+            line,
+            spec.name,
+        )
         return None
     args = defs[func].args
     if args.vararg or args.kwarg:
-        c.add(norm, f"{func}() may not take *args/**kwargs: its parameters name its inputs", defs[func].lineno, spec.name)
+        c.add(
+            norm,
+            f"{func}() may not take *args/**kwargs: its parameters name its inputs",
+            defs[func].lineno,
+            spec.name,
+        )
     params = tuple(a.arg for a in args.posonlyargs + args.args + args.kwonlyargs)
     return {"python_file": norm, "python_function": func, "python_source": source, "deps": params}
 
 
-def _data_file(c: _Collector, path: str, file: str, line: int | None, name: str, fmt: str | None) -> dict | None:
+def _data_file(
+    c: _Collector, path: str, file: str, line: int | None, name: str, fmt: str | None
+) -> dict | None:
     try:
         norm = normalize(path)
     except UnsafePath as exc:
         c.add(file, f"path: {exc}", line, name)
         return None
     if not c.tree.exists(norm):
-        c.add(file, f"path: file {path!r} does not exist in the repository (or is a symbolic link)", line, name)
+        c.add(
+            file, f"path: file {path!r} does not exist in the repository (or is a symbolic link)", line, name
+        )
         return None
     fmt = fmt or _FORMATS.get(posixpath.splitext(norm)[1].lower())
     if fmt is None:
@@ -201,23 +234,44 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
         return None
     line = raw.line
     common: dict[str, Any] = dict(
-        name=spec.name, file=file, line=line, description=spec.description, tags=tuple(spec.tags),
-        owner=spec.owner, columns=dict(spec.columns), checks=tuple(spec.checks),
+        name=spec.name,
+        file=file,
+        line=line,
+        description=spec.description,
+        tags=tuple(spec.tags),
+        owner=spec.owner,
+        columns=dict(spec.columns),
+        checks=tuple(spec.checks),
     )
     for col, col_spec in spec.columns.items():
         if not col or not col.strip() or any(ord(ch) < 32 for ch in col):
-            c.add(file, f"columns: column name {col!r} is empty or has control characters", line_of(raw, ("columns",)), spec.name)
+            c.add(
+                file,
+                f"columns: column name {col!r} is empty or has control characters",
+                line_of(raw, ("columns",)),
+                spec.name,
+            )
         if col_spec.type:
             canonical = canonical_type(col_spec.type)
             if canonical is None:
-                c.add(file, f"columns.{col}.type: {col_spec.type!r} is not a DuckDB type", line_of(raw, ("columns", col)), spec.name)
+                c.add(
+                    file,
+                    f"columns.{col}.type: {col_spec.type!r} is not a DuckDB type",
+                    line_of(raw, ("columns", col)),
+                    spec.name,
+                )
                 return None
             common["columns"][col] = col_spec.model_copy(update={"type": canonical})
     if isinstance(spec, SourceSpec):
         if spec.table is not None:
             parts = spec.table.split(".")
             if not 1 <= len(parts) <= 3 or any(identifier_problem(p) for p in parts):
-                c.add(file, f"table: {spec.table!r} must be [catalog.][schema.]table of plain identifiers", line_of(raw, ("table",)), spec.name)
+                c.add(
+                    file,
+                    f"table: {spec.table!r} must be [catalog.][schema.]table of plain identifiers",
+                    line_of(raw, ("table",)),
+                    spec.name,
+                )
                 return None
             return Node(kind="table", table=spec.table, **common)
         data = _data_file(c, spec.path, file, line_of(raw, ("path",)), spec.name, spec.format)
@@ -243,7 +297,9 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     except SqlError as exc:
         c.add(sql_where, str(exc), line_of(raw, ("sql",)) if sql_where == file else None, spec.name)
         return None
-    return Node(kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common)
+    return Node(
+        kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common
+    )
 
 
 def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[str, Node]:
@@ -260,7 +316,12 @@ def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[st
             if target is None:
                 hint = difflib.get_close_matches(dep.lower(), list(lower), n=1)
                 what = "input" if node.kind == "python" else "reference"
-                c.add(node.file, f"unknown {what} {dep!r}" + (f"; did you mean {lower[hint[0]]!r}?" if hint else ""), node.line, name)
+                c.add(
+                    node.file,
+                    f"unknown {what} {dep!r}" + (f"; did you mean {lower[hint[0]]!r}?" if hint else ""),
+                    node.line,
+                    name,
+                )
             elif target == name:
                 c.add(node.file, "model references itself", node.line, name)
             else:
@@ -275,7 +336,7 @@ def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[st
         stack.append(name)
         for dep in resolved[name].deps:
             if state.get(dep) == 1:
-                cycle = stack[stack.index(dep):] + [dep]
+                cycle = stack[stack.index(dep) :] + [dep]
                 key = frozenset(cycle)
                 if key not in reported:
                     reported.add(key)
@@ -322,7 +383,12 @@ def load_project(tree: FileTree) -> Project:
                 continue
             if name.lower() in seen:
                 other_file, other_line = seen[name.lower()]
-                c.add(file, f"duplicate name {name!r}: also declared at {other_file}:{other_line}", raw.line, name)
+                c.add(
+                    file,
+                    f"duplicate name {name!r}: also declared at {other_file}:{other_line}",
+                    raw.line,
+                    name,
+                )
                 continue
             seen[name.lower()] = (file, raw.line)
         node = _node(c, section, file, raw)
@@ -334,7 +400,12 @@ def load_project(tree: FileTree) -> Project:
         for check in node.checks:
             for target in check_reads(check.kind, check.args):
                 if target.lower() not in lower:
-                    c.add(node.file, f"checks: {check.kind} reads unknown model {target!r}", node.line, node.name)
+                    c.add(
+                        node.file,
+                        f"checks: {check.kind} reads unknown model {target!r}",
+                        node.line,
+                        node.name,
+                    )
     for sched in schedules:
         for sel in sched.select:
             if not sel.startswith("tag:") and sel not in ordered:
@@ -342,4 +413,6 @@ def load_project(tree: FileTree) -> Project:
                 c.add(file, f"schedule {sched.name!r} selects unknown model {sel!r}", line)
     if c.issues:
         raise ProjectError(c.issues, where=f"project at {tree.label}")
-    return Project(settings=settings, nodes=ordered, schedules=tuple(schedules), alerts=tuple(alerts), commit=tree.commit)
+    return Project(
+        settings=settings, nodes=ordered, schedules=tuple(schedules), alerts=tuple(alerts), commit=tree.commit
+    )

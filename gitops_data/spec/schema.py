@@ -80,7 +80,11 @@ def _true(kind: str, args: Any) -> bool:
 
 
 def _relationship(kind: str, args: Any) -> dict:
-    if not isinstance(args, dict) or not {"column", "to"} <= set(args) or not set(args) <= {"column", "to", "field"}:
+    if (
+        not isinstance(args, dict)
+        or not {"column", "to"} <= set(args)
+        or not set(args) <= {"column", "to", "field"}
+    ):
         raise ValueError("relationship takes {column: ..., to: <model>, field: <column of that model>}")
     return {"column": args["column"], "to": args["to"], "field": args.get("field", args["column"])}
 
@@ -139,16 +143,26 @@ class _CheckBase(_Strict):
 
 class ColumnCheck(_CheckBase):
     KINDS: ClassVar[dict[str, Any]] = {
-        "ge": _scalar, "gt": _scalar, "le": _scalar, "lt": _scalar,
-        "between": _min_max, "isin": _values, "notin": _values,
-        "str_matches": _regex, "str_length": _min_max,
+        "ge": _scalar,
+        "gt": _scalar,
+        "le": _scalar,
+        "lt": _scalar,
+        "between": _min_max,
+        "isin": _values,
+        "notin": _values,
+        "str_matches": _regex,
+        "str_length": _min_max,
     }
 
 
 class ModelCheck(_CheckBase):
     KINDS: ClassVar[dict[str, Any]] = {
-        "row_count": _min_max, "unique": _column_list, "not_empty": _true,
-        "relationship": _relationship, "expression": _expression, "freshness": _freshness,
+        "row_count": _min_max,
+        "unique": _column_list,
+        "not_empty": _true,
+        "relationship": _relationship,
+        "expression": _expression,
+        "freshness": _freshness,
     }
 
 
@@ -198,10 +212,18 @@ class IncrementalSpec(_Strict):
     """An incremental model: each run appends what is new since the last build (a segment)."""
 
     column: str = Field(description="time or id column; rows above the last build's maximum are new")
-    lookback: float | str | None = Field(default=None, description="re-read this much before the maximum: a number, or a duration like '2h' for time columns")
+    lookback: float | str | None = Field(
+        default=None,
+        description="re-read this much before the maximum: a number, or a duration like '2h' "
+        "for time columns",
+    )
     unique_key: Columns = Field(default_factory=list, description="upsert: the latest row per key wins")
-    forward_only: bool = Field(default=False, description="a change of the model keeps the history instead of rebuilding")
-    compact_after: int = Field(default=10, ge=2, description="merge the segments into one table when there are more")
+    forward_only: bool = Field(
+        default=False, description="a change of the model keeps the history instead of rebuilding"
+    )
+    compact_after: int = Field(
+        default=10, ge=2, description="merge the segments into one table when there are more"
+    )
 
     @model_validator(mode="after")
     def _lookback_needs_key(self) -> IncrementalSpec:
@@ -224,7 +246,8 @@ class ModelSpec(_NodeSpec):
         if len(given) != 1:
             raise ValueError(
                 "a model needs exactly one of `sql`, `sql_file` or `python` (got "
-                + (", ".join(given) or "none") + ")"
+                + (", ".join(given) or "none")
+                + ")"
             )
         if self.incremental is not None and self.python is not None:
             raise ValueError("incremental models are SQL models (`sql` or `sql_file`)")
@@ -238,7 +261,9 @@ class SnapshotSpec(_NodeSpec):
     unique_key: Columns
     strategy: Literal["timestamp", "check"]
     updated_at: str | None = None
-    check_cols: list[str] | None = Field(default=None, description="columns compared by `check` (default: all)")
+    check_cols: list[str] | None = Field(
+        default=None, description="columns compared by `check` (default: all)"
+    )
     invalidate_hard_deletes: bool = True
     compact_after: int = Field(default=20, ge=2)
 
@@ -247,9 +272,13 @@ class SnapshotSpec(_NodeSpec):
         if not self.unique_key:
             raise ValueError("unique_key needs at least one column")
         if self.strategy == "timestamp" and not self.updated_at:
-            raise ValueError("strategy timestamp needs `updated_at` (the column that changes with each update)")
+            raise ValueError(
+                "strategy timestamp needs `updated_at` (the column that changes with each update)"
+            )
         if self.strategy == "check" and self.updated_at:
-            raise ValueError("`updated_at` goes with strategy timestamp; strategy check compares `check_cols`")
+            raise ValueError(
+                "`updated_at` goes with strategy timestamp; strategy check compares `check_cols`"
+            )
         return self
 
 
@@ -298,8 +327,12 @@ class AlertSpec(_Strict):
 
 
 class Retention(_Strict):
-    publishes: int = Field(default=10, ge=1, description="publishes per environment whose builds stay for rollback")
-    days: float | None = Field(default=None, gt=0, description="also keep the builds of publishes younger than this")
+    publishes: int = Field(
+        default=10, ge=1, description="publishes per environment whose builds stay for rollback"
+    )
+    days: float | None = Field(
+        default=None, gt=0, description="also keep the builds of publishes younger than this"
+    )
     gc_after_publish: bool = Field(default=True, description="collect garbage right after each publish")
 
 

@@ -47,8 +47,9 @@ def with_casts(engine: Engine, select: str, types: dict[str, str]) -> str:
     return f"select * replace ({', '.join(casts)}) from ({select})"
 
 
-def write_build(catalog: Catalog, target: BuildTarget, select: str,
-                cast_types: dict[str, str] | None = None) -> tuple[BuildRecord, dict[str, str]]:
+def write_build(
+    catalog: Catalog, target: BuildTarget, select: str, cast_types: dict[str, str] | None = None
+) -> tuple[BuildRecord, dict[str, str]]:
     """CREATE TABLE <planned physical table> AS <select>, recorded in the catalog, in one transaction."""
     engine, internal = catalog.engine, target.internal_schema
     engine.create_schema(internal)

@@ -49,15 +49,27 @@ create table if not exists {m}.plans (
   reason varchar, created_at timestamp, updated_at timestamp);
 """
 
-_BUILD_COLUMNS = ("b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
-                  "b.inputs, b.version")
+_BUILD_COLUMNS = (
+    "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
+    "b.inputs, b.version"
+)
 _ensured: set[tuple] = set()
 
 
 def _build(row: tuple) -> BuildRecord:
     build_id, model, fp, table, commit, run_id, rows, created, inputs, version = row
-    return BuildRecord(build_id, model, fp, table, commit, run_id, rows, created,
-                       json.loads(inputs) if inputs is not None else None, version)
+    return BuildRecord(
+        build_id,
+        model,
+        fp,
+        table,
+        commit,
+        run_id,
+        rows,
+        created,
+        json.loads(inputs) if inputs is not None else None,
+        version,
+    )
 
 
 @dataclass(frozen=True)
@@ -115,11 +127,26 @@ class Catalog:
 
     # -- builds -----------------------------------------------------------------------------
     def record_build(self, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]) -> None:
-        self._q("""insert into {m}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
-                   row_count, columns, created_at, inputs, version) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                [rec.build_id, rec.model, kind, rec.fingerprint, rec.commit, env, rec.run_id, rec.table,
-                 rec.row_count, json.dumps(columns), rec.created_at or now(),
-                 json.dumps(rec.inputs) if rec.inputs is not None else None, rec.version])
+        self._q(
+            """insert into {m}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
+                   row_count, columns, created_at, inputs, version)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+            [
+                rec.build_id,
+                rec.model,
+                kind,
+                rec.fingerprint,
+                rec.commit,
+                env,
+                rec.run_id,
+                rec.table,
+                rec.row_count,
+                json.dumps(columns),
+                rec.created_at or now(),
+                json.dumps(rec.inputs) if rec.inputs is not None else None,
+                rec.version,
+            ],
+        )
 
     def builds(self) -> list[BuildRecord]:
         return [_build(r) for r in self._q(f"select {_BUILD_COLUMNS} from {{m}}.builds b")]
@@ -131,20 +158,29 @@ class Catalog:
     def present_builds(self, internal: str, models: list[str]) -> list[BuildRecord]:
         """Valid builds of `models` whose physical table still exists, newest first."""
         present = set(self.engine.objects(internal))
-        rows = self._q(f"""select {_BUILD_COLUMNS} from {{m}}.builds b where list_contains(?, b.model)
-                           and b.invalid_reason is null order by b.created_at desc""", [models])
+        rows = self._q(
+            f"""select {_BUILD_COLUMNS} from {{m}}.builds b where list_contains(?, b.model)
+                           and b.invalid_reason is null order by b.created_at desc""",
+            [models],
+        )
         return [b for b in map(_build, rows) if b.table in present]
 
     def existing_builds(self, internal: str, build_ids: list[str]) -> set[str]:
         """Those of `build_ids` that are recorded, valid, and whose table exists."""
         present = set(self.engine.objects(internal))
-        rows = self._q("select build_id, table_name from {m}.builds where list_contains(?, build_id) "
-                       "and invalid_reason is null", [build_ids])
+        rows = self._q(
+            "select build_id, table_name from {m}.builds where list_contains(?, build_id) "
+            "and invalid_reason is null",
+            [build_ids],
+        )
         return {b for b, t in rows if t in present}
 
     def tables_of(self, build_ids: list[str]) -> dict[str, str]:
-        return dict(self._q("select build_id, table_name from {m}.builds where list_contains(?, build_id)",
-                            [build_ids]))
+        return dict(
+            self._q(
+                "select build_id, table_name from {m}.builds where list_contains(?, build_id)", [build_ids]
+            )
+        )
 
     def mark_invalid(self, table: str, reason: str) -> None:
         self._q("update {m}.builds set invalid_reason = ? where table_name = ?", [reason, table])
@@ -155,12 +191,18 @@ class Catalog:
 
     # -- segments ---------------------------------------------------------------------------
     def segments_of(self, build_id: str) -> list[str]:
-        return [r[0] for r in self._q("select table_name from {m}.segments where build_id = ? order by seq",
-                                      [build_id])]
+        return [
+            r[0]
+            for r in self._q(
+                "select table_name from {m}.segments where build_id = ? order by seq", [build_id]
+            )
+        ]
 
     def add_segments(self, build_id: str, tables: list[str]) -> None:
-        self.engine.executemany(f"insert into {self.m}.segments values (?, ?, ?)",
-                                [[build_id, i, t] for i, t in enumerate(tables, 1)])
+        self.engine.executemany(
+            f"insert into {self.m}.segments values (?, ?, ?)",
+            [[build_id, i, t] for i, t in enumerate(tables, 1)],
+        )
 
     def all_segments(self) -> dict[str, list[str]]:
         out: dict[str, list[str]] = {}
@@ -169,18 +211,37 @@ class Catalog:
         return out
 
     # -- audits -----------------------------------------------------------------------------
-    def record_audits(self, build_id: str, run_id: str | None, results: list[Any], table_rows: int | None) -> None:
+    def record_audits(
+        self, build_id: str, run_id: str | None, results: list[Any], table_rows: int | None
+    ) -> None:
         """Store check results (objects with name, hash, passed, severity, failed_rows, sample)."""
         ts = now()
         self.engine.executemany(
             f"insert into {self.m}.audits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [[build_id, r.name, r.hash, r.passed, r.severity, r.failed_rows, json.dumps(r.sample, default=str),
-              run_id, ts, table_rows] for r in results])
+            [
+                [
+                    build_id,
+                    r.name,
+                    r.hash,
+                    r.passed,
+                    r.severity,
+                    r.failed_rows,
+                    json.dumps(r.sample, default=str),
+                    run_id,
+                    ts,
+                    table_rows,
+                ]
+                for r in results
+            ],
+        )
 
     def latest_audits(self, build_ids: list[str]) -> dict[str, dict[str, AuditRecord]]:
-        rows = self._q("""select build_id, check_name, check_hash, passed, failed_rows from {m}.audits
+        rows = self._q(
+            """select build_id, check_name, check_hash, passed, failed_rows from {m}.audits
                           where list_contains(?, build_id) qualify row_number() over
-                          (partition by build_id, check_name order by audited_at desc) = 1""", [build_ids])
+                          (partition by build_id, check_name order by audited_at desc) = 1""",
+            [build_ids],
+        )
         out: dict[str, dict[str, AuditRecord]] = {}
         for build_id, check, chash, passed, failed in rows:
             out.setdefault(build_id, {})[check] = AuditRecord(build_id, check, chash, bool(passed), failed)
@@ -189,7 +250,10 @@ class Catalog:
     # -- environments -----------------------------------------------------------------------
     def published_builds(self, env: str | None = None) -> dict[str, dict[str, BuildRecord]]:
         """env -> model -> build it currently serves."""
-        sql = f"select v.env, {_BUILD_COLUMNS} from {{m}}.env_views v join {{m}}.builds b on b.build_id = v.build_id"
+        sql = (
+            f"select v.env, {_BUILD_COLUMNS} from {{m}}.env_views v "
+            "join {m}.builds b on b.build_id = v.build_id"
+        )
         rows = self._q(sql + (" where v.env = ?" if env else ""), [env] if env else [])
         out: dict[str, dict[str, BuildRecord]] = {}
         for row in rows:
@@ -197,23 +261,35 @@ class Catalog:
         return out
 
     def served(self, env: str | None = None) -> list[ServedBuild]:
-        rows = self._q("""select v.env, v.model, b.build_id, b.table_name, b.row_count, b.columns, b.invalid_reason
+        rows = self._q(
+            """select v.env, v.model, b.build_id, b.table_name, b.row_count, b.columns, b.invalid_reason
                           from {m}.env_views v join {m}.builds b on b.build_id = v.build_id"""
-                       + (" where v.env = ?" if env else "") + " order by v.model, v.env", [env] if env else [])
+            + (" where v.env = ?" if env else "")
+            + " order by v.model, v.env",
+            [env] if env else [],
+        )
         return [ServedBuild(e, mo, b, t, n, json.loads(c), r) for e, mo, b, t, n, c, r in rows]
 
     def environments(self) -> dict[str, tuple[str, str, datetime]]:
         """env -> (schema, published commit, published at)."""
-        return {e: (s, c, t) for e, s, c, t in self._q(
-            "select env, schema_name, commit, published_at from {m}.environments")}
+        return {
+            e: (s, c, t)
+            for e, s, c, t in self._q("select env, schema_name, commit, published_at from {m}.environments")
+        }
 
     def env_views(self, env: str) -> dict[str, tuple[str, str | None, str]]:
         """model -> (view sql, definition stored after publishing, build id) of what `env` serves."""
-        return {mo: (sql, d, b) for mo, sql, d, b in self._q(
-            "select model, view_sql, definition, build_id from {m}.env_views where env = ?", [env])}
+        return {
+            mo: (sql, d, b)
+            for mo, sql, d, b in self._q(
+                "select model, view_sql, definition, build_id from {m}.env_views where env = ?", [env]
+            )
+        }
 
     def set_view_definition(self, env: str, model: str, definition: str | None) -> None:
-        self._q("update {m}.env_views set definition = ? where env = ? and model = ?", [definition, env, model])
+        self._q(
+            "update {m}.env_views set definition = ? where env = ? and model = ?", [definition, env, model]
+        )
 
     def state(self, internal: str, env: str, fingerprints: dict[str, str]) -> CatalogState:
         """What the planner needs: reusable builds per (model, fingerprint), their audits, and what
@@ -235,17 +311,41 @@ class Catalog:
         env_row = self.environments().get(env)
         return CatalogState(candidates, self.latest_audits(ids), published, env_row[1] if env_row else None)
 
-    def record_publish(self, publish_id: str, env: str, schema: str, commit: str, previous: str | None,
-                       views: dict[str, tuple[str, str, str | None]], changes: dict, run_id: str | None,
-                       ts: datetime, held_head: str | None = None, held_reason: str = "") -> None:
+    def record_publish(
+        self,
+        publish_id: str,
+        env: str,
+        schema: str,
+        commit: str,
+        previous: str | None,
+        views: dict[str, tuple[str, str, str | None]],
+        changes: dict,
+        run_id: str | None,
+        ts: datetime,
+        held_head: str | None = None,
+        held_reason: str = "",
+    ) -> None:
         """The catalog half of a publish (inside the caller's transaction). `views`: model ->
         (build id, view sql, stored definition)."""
         self._q("delete from {m}.env_views where env = ?", [env])
-        self.engine.executemany(f"insert into {self.m}.env_views values (?, ?, ?, ?, ?)",
-                                [[env, n, b, sql, d] for n, (b, sql, d) in views.items()])
-        self._q("insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [publish_id, env, schema, commit, previous, json.dumps({n: v[0] for n, v in views.items()}),
-                 json.dumps(changes), run_id, ts])
+        self.engine.executemany(
+            f"insert into {self.m}.env_views values (?, ?, ?, ?, ?)",
+            [[env, n, b, sql, d] for n, (b, sql, d) in views.items()],
+        )
+        self._q(
+            "insert into {m}.publishes values (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                publish_id,
+                env,
+                schema,
+                commit,
+                previous,
+                json.dumps({n: v[0] for n, v in views.items()}),
+                json.dumps(changes),
+                run_id,
+                ts,
+            ],
+        )
         self._q("delete from {m}.environments where env = ?", [env])
         self._q("insert into {m}.environments values (?, ?, ?, ?, ?)", [env, schema, commit, publish_id, ts])
         if held_head is None:
@@ -255,29 +355,50 @@ class Catalog:
 
     def publish_row(self, env: str, publish_id: str) -> tuple[str, str, dict[str, str]] | None:
         """(schema, commit, model -> build id) of one publish."""
-        rows = self._q("select schema_name, commit, builds from {m}.publishes where env = ? and publish_id = ?",
-                       [env, publish_id])
+        rows = self._q(
+            "select schema_name, commit, builds from {m}.publishes where env = ? and publish_id = ?",
+            [env, publish_id],
+        )
         return (rows[0][0], rows[0][1], json.loads(rows[0][2])) if rows else None
 
     def publishes(self) -> list[tuple[str, datetime, frozenset[str]]]:
         """(env, published at, build ids) of every publish (for retention)."""
-        return [(e, t, frozenset(json.loads(b).values()))
-                for e, t, b in self._q("select env, published_at, builds from {m}.publishes")]
+        return [
+            (e, t, frozenset(json.loads(b).values()))
+            for e, t, b in self._q("select env, published_at, builds from {m}.publishes")
+        ]
 
     def history(self, env: str, limit: int = 50) -> list[dict]:
-        rows = self._q("""select published_at, commit, previous_commit, models_changed, run_id, publish_id
-                          from {m}.publishes where env = ? order by published_at desc limit ?""", [env, limit])
-        return [{"published_at": r[0], "commit": r[1], "previous_commit": r[2], **json.loads(r[3]),
-                 "run_id": r[4], "publish_id": r[5]} for r in rows]
+        rows = self._q(
+            """select published_at, commit, previous_commit, models_changed, run_id, publish_id
+                          from {m}.publishes where env = ? order by published_at desc limit ?""",
+            [env, limit],
+        )
+        return [
+            {
+                "published_at": r[0],
+                "commit": r[1],
+                "previous_commit": r[2],
+                **json.loads(r[3]),
+                "run_id": r[4],
+                "publish_id": r[5],
+            }
+            for r in rows
+        ]
 
     def forget_environment(self, env: str) -> None:
         for table in ("env_views", "environments", "ref_status"):
             self._q(f"delete from {{m}}.{table} where env = ?", [env])
 
     # -- statuses ---------------------------------------------------------------------------
-    def _set_status(self, env: str, schema: str, commit: str, status: Status, reason: str, ts: datetime) -> None:
+    def _set_status(
+        self, env: str, schema: str, commit: str, status: Status, reason: str, ts: datetime
+    ) -> None:
         self._q("delete from {m}.ref_status where env = ?", [env])
-        self._q("insert into {m}.ref_status values (?, ?, ?, ?, ?, ?)", [env, schema, commit, str(status), reason, ts])
+        self._q(
+            "insert into {m}.ref_status values (?, ?, ?, ?, ?, ?)",
+            [env, schema, commit, str(status), reason, ts],
+        )
 
     def set_ref_status(self, env: str, schema: str, commit: str, status: Status, reason: str = "") -> None:
         with self.engine.transaction():
@@ -291,11 +412,15 @@ class Catalog:
     def save_plan(self, plan_id: str, plan: Plan, trigger: str) -> None:
         """Store a plan to execute; it supersedes the open plans of the same environment and commit."""
         ts = now()
-        self._q("""update {m}.plans set status = ?, reason = ?, updated_at = ?
+        self._q(
+            """update {m}.plans set status = ?, reason = ?, updated_at = ?
                    where env = ? and commit = ? and status = 'open'""",
-                [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit])
-        self._q("insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
-                [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts])
+            [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit],
+        )
+        self._q(
+            "insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
+            [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts],
+        )
 
     def plan(self, plan_id: str) -> Plan | None:
         rows = self._q("select body from {m}.plans where plan_id = ?", [plan_id])
@@ -303,11 +428,15 @@ class Catalog:
 
     def open_plan(self, env: str, commit: str) -> PlanRow | None:
         """The newest plan of `env` at `commit` that has not been concluded."""
-        rows = self._q("""select plan_id, env, commit, trigger, status, created_at from {m}.plans
-                          where env = ? and commit = ? and status = 'open' order by created_at desc limit 1""",
-                       [env, commit])
+        rows = self._q(
+            """select plan_id, env, commit, trigger, status, created_at from {m}.plans
+               where env = ? and commit = ? and status = 'open' order by created_at desc limit 1""",
+            [env, commit],
+        )
         return PlanRow(*rows[0]) if rows else None
 
     def conclude_plan(self, plan_id: str, status: Status, reason: str = "") -> None:
-        self._q("update {m}.plans set status = ?, reason = ?, updated_at = ? where plan_id = ?",
-                [str(status), reason, now(), plan_id])
+        self._q(
+            "update {m}.plans set status = ?, reason = ?, updated_at = ? where plan_id = ?",
+            [str(status), reason, now(), plan_id],
+        )

@@ -35,7 +35,11 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
         actual = engine.view_definitions(schema)
         for name, kind in sorted(objects.items()):
             if name not in expected:
-                out.append(Drift(env, schema, "unexpected_object", name, f"{kind.lower()} not published by gitops-data"))
+                out.append(
+                    Drift(
+                        env, schema, "unexpected_object", name, f"{kind.lower()} not published by gitops-data"
+                    )
+                )
             elif kind != "VIEW":
                 out.append(Drift(env, schema, "view_changed", name, "replaced by a table"))
             elif actual.get(name) != expected[name][1]:
@@ -50,11 +54,20 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
         first, envs = served[0], ", ".join(sorted({s.env for s in served}))
         where = f"{internal}.{table}"
         if first.invalid_reason is not None:
-            out.append(Drift(envs, internal, "invalid_build_served", where,
-                             f"{first.model} awaits its rebuild (sync) after: {first.invalid_reason}"))
+            out.append(
+                Drift(
+                    envs,
+                    internal,
+                    "invalid_build_served",
+                    where,
+                    f"{first.model} awaits its rebuild (sync) after: {first.invalid_reason}",
+                )
+            )
             continue
         if table not in tables:
-            out.append(Drift(envs, internal, "table_changed", where, f"physical table of {first.model} is gone"))
+            out.append(
+                Drift(envs, internal, "table_changed", where, f"physical table of {first.model} is gone")
+            )
             continue
         try:
             now_rows = engine.count(qualified(internal, table))
@@ -63,9 +76,16 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
             continue
         now_cols = engine.columns(internal, table)
         if now_rows != first.row_count or now_cols != first.columns:
-            out.append(Drift(envs, internal, "table_changed", where,
-                             f"{first.model}: built with {first.row_count} rows / {len(first.columns)} columns, "
-                             f"now {now_rows} / {len(now_cols)}"))
+            out.append(
+                Drift(
+                    envs,
+                    internal,
+                    "table_changed",
+                    where,
+                    f"{first.model}: built with {first.row_count} rows / {len(first.columns)} columns, "
+                    f"now {now_rows} / {len(now_cols)}",
+                )
+            )
     return out
 
 

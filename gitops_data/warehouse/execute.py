@@ -22,8 +22,9 @@ def _missing_upstreams(catalog: Catalog, plan: Plan, step: ModelStep) -> list[st
     return [r.model for r in planned if r.build_id not in present]
 
 
-def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run_id: str | None,
-                  repo: str) -> tuple[BuildRecord, bool]:
+def execute_build(
+    catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run_id: str | None, repo: str
+) -> tuple[BuildRecord, bool]:
     """Write the build `step` plans for `node`; returns (build, whether it was written now)."""
     assert step.action == Action.BUILD and step.build is not None
     done = catalog.build(step.build.build_id)
@@ -31,8 +32,10 @@ def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run
         return done, False
     missing = _missing_upstreams(catalog, plan, step)
     if missing:
-        raise BuildError(f"model {step.name!r} ({step.location}): upstream {', '.join(missing)} has no build for "
-                         f"commit {plan.commit[:10]} (its step failed or was not part of this run)")
+        raise BuildError(
+            f"model {step.name!r} ({step.location}): upstream {', '.join(missing)} has no build for "
+            f"commit {plan.commit[:10]} (its step failed or was not part of this run)"
+        )
     target = BuildTarget(step.build, node.kind, plan.env, run_id, plan.internal_schema, step.location)
     engine, internal = catalog.engine, plan.internal_schema
     types = node.declared_types
@@ -42,7 +45,9 @@ def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run
             select = snapshot_select(engine, step.sql or "", node.snapshot, base_view)
         else:
             select = incremental_select(engine, step.sql or "", node.incremental, base_view)
-        rec, _ = write_segmented(catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types)
+        rec, _ = write_segmented(
+            catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types
+        )
     elif node.kind == "sql":  # declared types of an SQL model are checked, not cast: the query owns them
         rec, _ = write_build(catalog, target, step.sql or "")
     elif node.kind == "python":
@@ -54,13 +59,16 @@ def execute_build(catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run
     return rec, True
 
 
-def execute_checks(catalog: Catalog, plan: Plan, step: ModelStep, names: list[str],
-                   run_id: str | None) -> list[CheckResult]:
+def execute_checks(
+    catalog: Catalog, plan: Plan, step: ModelStep, names: list[str], run_id: str | None
+) -> list[CheckResult]:
     """Run the checks `names` of `step` on its build, record the results (not the ones that could
     not run: they stay pending and run next time)."""
     build = step.build
     if build is None or not catalog.existing_builds(plan.internal_schema, [build.build_id]):
-        raise BuildError(f"model {step.name!r} ({step.location}) has no build for commit {plan.commit[:10]} to audit")
+        raise BuildError(
+            f"model {step.name!r} ({step.location}) has no build for commit {plan.commit[:10]} to audit"
+        )
     engine, internal = catalog.engine, plan.internal_schema
     columns = engine.columns(internal, build.table)
     wanted = set(names)
@@ -72,11 +80,19 @@ def execute_checks(catalog: Catalog, plan: Plan, step: ModelStep, names: list[st
         present = catalog.existing_builds(internal, targets) if targets else set()
         absent = [r.model for r in pc.reads if r.build_id and r.build_id not in present]
         if absent:
-            results.append(not_run(pc.check, pc.hash, f"{', '.join(absent)} has no build for commit {plan.commit[:10]} yet"))
+            results.append(
+                not_run(
+                    pc.check, pc.hash, f"{', '.join(absent)} has no build for commit {plan.commit[:10]} yet"
+                )
+            )
             continue
         reads = {r.model.lower(): r.table for r in pc.reads}
         results.append(run_check(engine, internal, build.table, pc.check, columns, reads, pc.hash))
     recorded = catalog.build(build.build_id)
-    catalog.record_audits(build.build_id, run_id, [r for r in results if not r.not_run],
-                          recorded.row_count if recorded else None)
+    catalog.record_audits(
+        build.build_id,
+        run_id,
+        [r for r in results if not r.not_run],
+        recorded.row_count if recorded else None,
+    )
     return results

@@ -28,7 +28,9 @@ def diff_envs(catalog: Catalog, env_a: str, env_b: str) -> list[ModelDiff]:
     known = catalog.environments()
     for env in (env_a, env_b):
         if env not in known:
-            raise GitopsError(f"no environment {env!r}; environments: {', '.join(sorted(known)) or 'none yet'}")
+            raise GitopsError(
+                f"no environment {env!r}; environments: {', '.join(sorted(known)) or 'none yet'}"
+            )
     a = {s.model: s for s in catalog.served(env_a)}
     b = {s.model: s for s in catalog.served(env_b)}
     out = []
@@ -39,11 +41,17 @@ def diff_envs(catalog: Catalog, env_a: str, env_b: str) -> list[ModelDiff]:
             out.append(ModelDiff(model, "only_in_b", None, b[model].row_count))
         elif a[model].build_id != b[model].build_id:
             ca, cb = a[model].columns, b[model].columns
-            out.append(ModelDiff(
-                model, "changed", a[model].row_count, b[model].row_count,
-                tuple(c for c in cb if c not in ca), tuple(c for c in ca if c not in cb),
-                tuple(f"{c}: {ca[c]} -> {cb[c]}" for c in ca if c in cb and ca[c] != cb[c]),
-            ))
+            out.append(
+                ModelDiff(
+                    model,
+                    "changed",
+                    a[model].row_count,
+                    b[model].row_count,
+                    tuple(c for c in cb if c not in ca),
+                    tuple(c for c in ca if c not in cb),
+                    tuple(f"{c}: {ca[c]} -> {cb[c]}" for c in ca if c in cb and ca[c] != cb[c]),
+                )
+            )
     return out
 
 
@@ -54,8 +62,13 @@ class GcReport:
     orphans: list[str]  # tables in the internal schema that no catalog row describes
 
 
-def collect_garbage(catalog: Catalog, s: Settings, dry_run: bool = False,
-                    grace: timedelta = timedelta(minutes=10), protected_commits: frozenset[str] = frozenset()) -> GcReport:
+def collect_garbage(
+    catalog: Catalog,
+    s: Settings,
+    dry_run: bool = False,
+    grace: timedelta = timedelta(minutes=10),
+    protected_commits: frozenset[str] = frozenset(),
+) -> GcReport:
     """Drop builds no environment serves and no retained publish needs (see plan/retention.py)."""
     engine = catalog.engine
     builds = catalog.builds()
@@ -66,7 +79,9 @@ def collect_garbage(catalog: Catalog, s: Settings, dry_run: bool = False,
     present = engine.objects(s.internal_schema)
     segments = catalog.all_segments()
     still_used = {t for b in builds if b.build_id in keep for t in segments.get(b.build_id, [])}
-    doomed = {b.table for b in drop} | {t for b in drop for t in segments.get(b.build_id, []) if t not in still_used}
+    doomed = {b.table for b in drop} | {
+        t for b in drop for t in segments.get(b.build_id, []) if t not in still_used
+    }
     known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
     orphans = sorted(set(present) - known)
     if not dry_run and drop:

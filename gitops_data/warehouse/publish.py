@@ -44,7 +44,9 @@ class PublishTarget:
     hold_head: str | None = None  # a rollback holds until the branch moves past this head
 
 
-def publish_builds(catalog: Catalog, target: PublishTarget, internal: str, run_id: str | None = None) -> PublishRecord:
+def publish_builds(
+    catalog: Catalog, target: PublishTarget, internal: str, run_id: str | None = None
+) -> PublishRecord:
     """The one publish transaction: views, drops, env_views, publish record, environment row."""
     engine = catalog.engine
     env, schema = target.env, target.schema
@@ -67,15 +69,29 @@ def publish_builds(catalog: Catalog, target: PublishTarget, internal: str, run_i
             engine.drop(existing[name], schema, name)
         definitions = engine.view_definitions(schema)
         views = {n: (builds[n], view_sql(internal, tables[n]), definitions.get(n)) for n in tables}
-        held = (f"rolled back to publish {target.rollback_of} (commit {target.commit[:10]}); "
-                "the next commit on the branch publishes")
-        catalog.record_publish(publish_id, env, schema, target.commit, previous, views,
-                               {"changed": list(changed), "removed": list(stale), "rollback_of": target.rollback_of},
-                               run_id, ts, target.hold_head, held)
+        held = (
+            f"rolled back to publish {target.rollback_of} (commit {target.commit[:10]}); "
+            "the next commit on the branch publishes"
+        )
+        catalog.record_publish(
+            publish_id,
+            env,
+            schema,
+            target.commit,
+            previous,
+            views,
+            {"changed": list(changed), "removed": list(stale), "rollback_of": target.rollback_of},
+            run_id,
+            ts,
+            target.hold_head,
+            held,
+        )
     return PublishRecord(publish_id, env, schema, target.commit, previous, changed, stale, ts)
 
 
-def republish(catalog: Catalog, env: str, publish_id: str, internal: str, hold_head: str | None = None) -> PublishRecord:
+def republish(
+    catalog: Catalog, env: str, publish_id: str, internal: str, hold_head: str | None = None
+) -> PublishRecord:
     """Serve exactly what an earlier publish served (zero copy; incremental models and snapshots
     included, whose builds a commit alone does not pin). With `hold_head`, that head is not
     published again until the branch moves."""
@@ -87,9 +103,16 @@ def republish(catalog: Catalog, env: str, publish_id: str, internal: str, hold_h
     tables = {b: t for b, t in catalog.tables_of(list(ids.values())).items() if t in present}
     missing = sorted(model for model, b in ids.items() if b not in tables)
     if missing:
-        raise GitopsError(f"publish {publish_id} can no longer be restored: builds of {', '.join(missing)} were collected")
-    return publish_builds(catalog, PublishTarget(env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()},
-                                                 publish_id, hold_head), internal)
+        raise GitopsError(
+            f"publish {publish_id} can no longer be restored: builds of {', '.join(missing)} were collected"
+        )
+    return publish_builds(
+        catalog,
+        PublishTarget(
+            env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}, publish_id, hold_head
+        ),
+        internal,
+    )
 
 
 def unpublish(catalog: Catalog, env: str, schema: str) -> list[str]:

@@ -23,8 +23,10 @@ def load_function(node: Node, commit: str):
         code = compile(node.python_source or "", module.__file__, "exec")
         exec(code, module.__dict__)  # noqa: S102 - the project's own code, like a dbt Python model
     except Exception as exc:
-        raise BuildError(f"{node.python_file}: importing the module of model {node.name!r} failed: {exc!r}"
-                         + _user_frames(exc, module.__file__)) from None
+        raise BuildError(
+            f"{node.python_file}: importing the module of model {node.name!r} failed: {exc!r}"
+            + _user_frames(exc, module.__file__)
+        ) from None
     return getattr(module, node.python_function)
 
 
@@ -42,16 +44,21 @@ def run_python_model(node: Node, commit: str, inputs: dict[str, pl.LazyFrame]) -
     try:
         out = fn(**inputs)
     except Exception as exc:
-        raise BuildError(f"python model {node.name!r} ({node.python_file}:{node.python_function}) raised {exc!r}"
-                         + _user_frames(exc, f"{node.python_file} @ {commit[:10]}")) from None
+        raise BuildError(
+            f"python model {node.name!r} ({node.python_file}:{node.python_function}) raised {exc!r}"
+            + _user_frames(exc, f"{node.python_file} @ {commit[:10]}")
+        ) from None
     if isinstance(out, pl.LazyFrame):
         try:
             out = out.collect()
         except Exception as exc:
-            raise BuildError(f"python model {node.name!r}: collecting its LazyFrame failed: {exc!r}") from None
+            raise BuildError(
+                f"python model {node.name!r}: collecting its LazyFrame failed: {exc!r}"
+            ) from None
     if not isinstance(out, pl.DataFrame):
         raise BuildError(
-            f"python model {node.name!r} returned {type(out).__name__}; it must return a polars DataFrame or LazyFrame"
+            f"python model {node.name!r} returned {type(out).__name__}; "
+            "it must return a polars DataFrame or LazyFrame"
         )
     if out.width == 0:
         raise BuildError(f"python model {node.name!r} returned a frame with no columns")

@@ -48,16 +48,20 @@ def _keys(keys: tuple[str, ...]) -> str:
 
 
 def _union(internal: str, segments: list[str], with_seq: bool) -> str:
-    parts = [f"select *{f', {i} as {SEQ}' if with_seq else ''} from {qualified(internal, t)}"
-             for i, t in enumerate(segments, 1)]
+    parts = [
+        f"select *{f', {i} as {SEQ}' if with_seq else ''} from {qualified(internal, t)}"
+        for i, t in enumerate(segments, 1)
+    ]
     return " union all by name ".join(parts)
 
 
 def raw_rows(internal: str, segments: list[str], layout: Layout) -> str:
     """All stored rows of a build, latest row per key for upserts (what compaction keeps)."""
     if layout.kind == "upsert":
-        return (f"select * exclude ({SEQ}) from ({_union(internal, segments, True)}) "
-                f"qualify row_number() over (partition by {_keys(layout.keys)} order by {SEQ} desc) = 1")
+        return (
+            f"select * exclude ({SEQ}) from ({_union(internal, segments, True)}) "
+            f"qualify row_number() over (partition by {_keys(layout.keys)} order by {SEQ} desc) = 1"
+        )
     if layout.kind == "scd2":
         return f"select * exclude ({SEQ}) from ({_union(internal, segments, True)})"
     return _union(internal, segments, False)
@@ -68,9 +72,10 @@ def view_sql(internal: str, segments: list[str], layout: Layout) -> str:
     if layout.kind != "scd2":
         return raw_rows(internal, segments, layout)
     return (
-        f"select * exclude (_valid_from, _deleted, _next, {SEQ}), _valid_from as valid_from, _next as valid_to, "
-        "_next is null as is_current from ("
-        f"select *, lead(_valid_from) over (partition by {_keys(layout.keys)} order by _valid_from, {SEQ}) as _next "
+        f"select * exclude (_valid_from, _deleted, _next, {SEQ}), _valid_from as valid_from, "
+        "_next as valid_to, _next is null as is_current from ("
+        f"select *, lead(_valid_from) over (partition by {_keys(layout.keys)} "
+        f"order by _valid_from, {SEQ}) as _next "
         f"from ({_union(internal, segments, True)})) where not _deleted"
     )
 
@@ -88,8 +93,9 @@ def literal(value: object) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def incremental_select(engine: Engine, model_select: str, spec: IncrementalSpec,
-                       base_view: str | None) -> str:
+def incremental_select(
+    engine: Engine, model_select: str, spec: IncrementalSpec, base_view: str | None
+) -> str:
     """The model's query restricted to rows past the base build's maximum of `spec.column`
     (minus the lookback). DuckDB pushes the filter through the query down to the scans."""
     if base_view is None:
@@ -108,7 +114,9 @@ def incremental_select(engine: Engine, model_select: str, spec: IncrementalSpec,
 
 def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
     """New row versions (and deletion markers) of `source` since the base build's current state."""
-    valid_from = f"cast(s.{quote(spec.updated_at)} as timestamp)" if spec.strategy == "timestamp" else "localtimestamp"
+    valid_from = (
+        f"cast(s.{quote(spec.updated_at)} as timestamp)" if spec.strategy == "timestamp" else "localtimestamp"
+    )
     first = f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s"
     if base_view is None:
         return first
@@ -124,16 +132,26 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
         changed = " or ".join(f"s.{quote(c)} is distinct from c.{quote(c)}" for c in watch) or "false"
     current = f"(select * exclude (valid_from, valid_to, is_current) from {base_view} where is_current)"
     first_key = quote(spec.unique_key[0])
-    sql = (f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s "
-           f"left join {current} c on {join} where c.{first_key} is null or {changed}")
+    sql = (
+        f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s "
+        f"left join {current} c on {join} where c.{first_key} is null or {changed}"
+    )
     if spec.invalidate_hard_deletes:
-        sql += (f" union all by name select c.*, localtimestamp as _valid_from, true as _deleted "
-                f"from {current} c anti join {source} s on {join}")
+        sql += (
+            f" union all by name select c.*, localtimestamp as _valid_from, true as _deleted "
+            f"from {current} c anti join {source} s on {join}"
+        )
     return sql
 
 
-def write_segmented(catalog: Catalog, target: BuildTarget, delta_select: str, base: BuildRecord | None,
-                    layout: Layout, cast_types: dict[str, str]) -> tuple[BuildRecord, dict[str, str]]:
+def write_segmented(
+    catalog: Catalog,
+    target: BuildTarget,
+    delta_select: str,
+    base: BuildRecord | None,
+    layout: Layout,
+    cast_types: dict[str, str],
+) -> tuple[BuildRecord, dict[str, str]]:
     """A new build = base's segments + one segment of `delta_select` (none if empty), compacted
     when too many; all in one transaction with its catalog rows."""
     engine, internal = catalog.engine, target.internal_schema
