@@ -138,9 +138,8 @@ class _Apply:
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
         kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
-        if (
-            v.failures
-        ):  # what it stopped downstream (Dagster skips the steps after a blocking failure) is moot
+        # a blocking failure comes first: what it stopped downstream (Dagster skips those steps) is moot
+        if v.failures:
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
         if v.missing:
             why = run_error or "the run ended without building them"

@@ -25,20 +25,22 @@ def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
 
 def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str | None = None,
              rebuild: list[str] | None = None) -> dict:
-    """One measured `gitops_data.sync.sync` of `ref` (imports and the instance are set up first);
-    `name` names the step's profile (default `sync_<ref>`); `rebuild` forces a refresh of those
-    models, as a scheduled run does."""
+    """One measured sync of `ref`, as `gitops-data sync` does it: `apply` with an in-process Dagster
+    run (imports, the instance and the executor are set up first); `name` names the step's profile
+    (default `sync_<ref>`); `rebuild` forces a refresh of those models, as a scheduled run does.
+    Raises, like the CLI, if the commit was not published."""
     from bench.measure import step
-    from gitops_data.sync import sync
+    from gitops_data.apply import apply
+    from gitops_data.orchestration.run import InProcessExecutor
     from gitops_data.workspace import Workspace
 
     inst = instance(home)
     ws = Workspace(repo, warehouse)
-    import gitops_data.orchestration.run  # noqa: F401 - imported by sync on demand; not part of the step
+    executor = InProcessExecutor(ws, inst)
 
     with step(name or f"sync_{ref.replace('/', '_')}") as m:
-        result = sync(ws, ref, inst, rebuild=frozenset(rebuild or ()))
+        result = apply(ws, ref, executor, rebuild=frozenset(rebuild or ())).raise_for_status()
     built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
-    return {**m, "status": result.status, "built": sorted(r[0] for r in built),
+    return {**m, "status": str(result.status), "built": sorted(r[0] for r in built),
             "changed": list(result.publish.changed) if result.publish else [],
             "builds_total": query(warehouse, "select count(*) from gitops_meta.builds")[0][0]}

@@ -50,18 +50,22 @@ def prepare(folder: Path, rows: int) -> tuple[Path, Path]:
 
 
 def ours(project: str, warehouse: str) -> dict:
+    """The check runner on the declared checks, as a check step runs them: read the table's columns
+    once, then run_check for each check (none of them reads another model)."""
     import duckdb
 
+    from gitops_data.audit.runner import run_check
+    from gitops_data.engines.duckdb import DuckDBEngine
     from gitops_data.spec.checks import declared_checks
-    from gitops_data.audit.runner import run_checks
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import DirTree
 
     checks = declared_checks(load_project(DirTree(project)).nodes["facts"])
-    con = duckdb.connect(warehouse, read_only=True)
+    engine = DuckDBEngine(duckdb.connect(warehouse, read_only=True))
     with step("audit_ours") as m:
-        results = run_checks(con, SCHEMA, TABLE, checks, lambda model: model)
-    con.close()
+        columns = engine.columns(SCHEMA, TABLE)
+        results = [run_check(engine, SCHEMA, TABLE, chk, columns, {}) for chk in checks]
+    engine.close()
     m["checks"] = {r.name: r.failed_rows for r in results}
     m["messages"] = [r.message for r in results if not r.passed]
     return m

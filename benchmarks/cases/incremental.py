@@ -7,7 +7,7 @@ the file, CREATE TABLE AS the model). Both syncs reload the whole file (a repo-f
 
 9c: the source is an external warehouse table (`table: main.raw_ledger`) that an ingestion tool fills
 outside gitops-data; the new rows are an INSERT into it, and the timed step is the scheduled-refresh
-path, `sync(..., rebuild={model})`, on the same commit. Baseline: raw DuckDB CREATE TABLE AS of the
+path, `apply(..., rebuild={model})`, on the same commit. Baseline: raw DuckDB CREATE TABLE AS of the
 model over the whole table, in the same warehouse file."""
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ def run_external_table(ctx) -> list[Row]:
                       "vs raw DuckDB rebuild", ours["seconds"], raw["seconds"], target="<< 1x",
             ours_mb=ours["peak_mb"], baseline_mb=raw["peak_mb"], details=details,
             notes=f"target: ratio << 1 (no number). Source `table: {EXTERNAL_TABLE}` (created and appended "
-                  f"to outside gitops-data); ours: sync(main, rebuild={{{MODEL}}}) on the same commit; baseline: "
+                  f"to outside gitops-data); ours: apply(main, rebuild={{{MODEL}}}) on the same commit; baseline: "
                   f"CTAS {MODEL} over the {rows + added:,}-row table in the same warehouse file, one connection; "
                   f"asserted: new segment {added:,} rows, view {rows + added:,} rows "
                   f"(first sync {first['seconds']:.1f} s)"),

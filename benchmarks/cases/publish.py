@@ -19,18 +19,20 @@ ID = "5"
 TITLE = "publish 200 views"
 INTERNAL, META, EXTERNAL, RAW = "gitops_internal", "gitops_meta", "analytics", "raw_views"
 COMMITS = {"A": "a" * 40, "B": "b" * 40}
+COLUMNS = {"id": "BIGINT", "k": "UBIGINT", "s": "VARCHAR"}
 
 
 def prepare(warehouse: Path, rows: int, views: int, tables: int) -> None:
     """Physical tables, and 200 catalog builds per commit pointing at them (round robin)."""
     import duckdb
 
+    from gitops_data.engines.duckdb import DuckDBEngine
     from gitops_data.plan import BuildRecord
-    from gitops_data.warehouse.catalog import ensure_catalog, now, record_build
+    from gitops_data.warehouse.catalog import Catalog, now
 
     warehouse.unlink(missing_ok=True)
     con = duckdb.connect(str(warehouse))
-    ensure_catalog(con, META)
+    cat = Catalog(DuckDBEngine(con), META)
     con.execute(f"create schema {INTERNAL}")
     per_commit = max(tables // 2, 1)
     for label, commit in COMMITS.items():
@@ -40,37 +42,35 @@ def prepare(warehouse: Path, rows: int, views: int, tables: int) -> None:
         for i in range(views):
             rec = BuildRecord(f"{label.lower()}{i:07d}", f"m{i:03d}", f"{label}{i:063d}", names[i % per_commit],
                               commit, None, rows, now())
-            record_build(con, META, rec, "sql", "main", {"id": "BIGINT", "k": "UBIGINT", "s": "VARCHAR"})
+            cat.record_build(rec, "sql", "main", COLUMNS)
     con.close()
 
 
-def _plans(con) -> dict:
-    from gitops_data.plan import BuildRecord, ModelPlan, Plan
-    from gitops_data.warehouse.catalog import BUILD_COLUMNS, build_from_row
+def _targets(cat) -> dict:
+    """Per commit, what a ready plan of it publishes: model -> (build id, physical table)."""
+    from gitops_data.warehouse.publish import PublishTarget
 
-    plans = {}
-    for label, commit in COMMITS.items():
-        rows = con.execute(f"select {BUILD_COLUMNS} from {META}.builds b where b.commit = ? order by b.model", [commit])
-        builds: list[BuildRecord] = [build_from_row(r) for r in rows.fetchall()]
-        other = COMMITS["B" if label == "A" else "A"]
-        models = {b.model: ModelPlan(b.model, "sql", b.fingerprint, "reuse", "bench", b) for b in builds}
-        plans[label] = Plan("main", EXTERNAL, commit, models, (), other)
-    return plans
+    builds = sorted(cat.builds(), key=lambda b: b.model)
+    return {label: PublishTarget("main", EXTERNAL, commit,
+                                 {b.model: (b.build_id, b.table) for b in builds if b.commit == commit})
+            for label, commit in COMMITS.items()}
 
 
 def ours(warehouse: str, repeats: int) -> dict:
-    """publish() as publish_if_ready does it: open the warehouse (lock + connect), publish, close."""
-    from gitops_data.warehouse.connection import open_warehouse
-    from gitops_data.warehouse.publish import publish
+    """publish_builds() as publish_plan does it: open the warehouse (lock + connect) and its catalog,
+    publish, close."""
+    from gitops_data.engines import open_warehouse
+    from gitops_data.warehouse.catalog import Catalog
+    from gitops_data.warehouse.publish import publish_builds
 
-    with open_warehouse(warehouse) as con:
-        plans = _plans(con)
+    with open_warehouse(warehouse) as engine:
+        targets = _targets(Catalog(engine, META))
     inner: list[float] = []
 
     def flip(label: str) -> dict:
-        with step(f"publish_{label}") as m, open_warehouse(warehouse) as con:
+        with step(f"publish_{label}") as m, open_warehouse(warehouse) as engine:
             t0 = time.perf_counter()
-            record = publish(con, plans[label], INTERNAL, META)
+            record = publish_builds(Catalog(engine, META), targets[label], INTERNAL)
             inner.append(time.perf_counter() - t0)
         m["changed"] = len(record.changed)
         return m
@@ -124,7 +124,7 @@ def _rows_for(size: int, mine: dict, base: dict, letter: iter) -> list[Row]:
     for step_name, label in (("first", "first publish"), ("promote", "promote (A->B)"), ("rollback", "rollback (B->A)")):
         o, b = mine[step_name], base[step_name]
         notes = "median of the repeats" if step_name != "first" else (
-            "ours: lock + connect + publish() + close (as publish_if_ready); baseline: connect + "
+            "ours: lock + connect + publish_builds() + close (as publish_plan); baseline: connect + "
             f"{o['changed']} CREATE OR REPLACE VIEW in one transaction + close")
         out.append(Row(f"{ID}{next(letter)}", f"{label}, {o['changed']} views, {size:,} rows/table", o["seconds"],
                        b["seconds"], ours_mb=o["peak_mb"], baseline_mb=b["peak_mb"], notes=notes))

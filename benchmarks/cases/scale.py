@@ -43,36 +43,41 @@ def project_files(models: int) -> dict[str, str]:
 
 def publish_everything(repo: str, warehouse: str) -> str:
     """Craft a catalog in which every node of main's head is built, audited and published."""
-    from gitops_data.spec.checks import declared_checks
     from gitops_data.audit.runner import CheckResult
+    from gitops_data.engines import open_warehouse
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.naming import physical_table, qualified
     from gitops_data.plan import BuildRecord, make_plan
+    from gitops_data.spec.checks import declared_checks
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import GitTree
-    from gitops_data.warehouse.catalog import catalog_state, ensure_catalog, now, record_audits, record_build
-    from gitops_data.warehouse.connection import open_warehouse
-    from gitops_data.warehouse.publish import publish
+    from gitops_data.warehouse.catalog import Catalog, now
+    from gitops_data.warehouse.publish import PublishTarget, publish_builds
 
     sha = DataRepo(repo).head("main")
     project = load_project(GitTree(repo, sha))
     fps, s = project_fingerprints(project), project.settings
-    with open_warehouse(warehouse) as con:
-        ensure_catalog(con, s.meta_schema)
-        con.execute(f"create schema if not exists {s.internal_schema}")
-        con.execute("begin")
-        for name, node in project.nodes.items():
-            rec = BuildRecord(f"{len(name):02d}{name}", name, fps[name], physical_table(name, fps[name], "00000001"),
-                              sha, None, 100, now())
-            con.execute(f"create table {qualified(s.internal_schema, rec.table)} (id bigint, v bigint, k bigint)")
-            record_build(con, s.meta_schema, rec, node.kind, "main", {"id": "BIGINT", "v": "BIGINT", "k": "BIGINT"})
-            results = [CheckResult(c.name, c.hash, c.severity, True, 0, "") for c in declared_checks(node)]
-            if results:
-                record_audits(con, s.meta_schema, rec.build_id, None, results, 100)
-        con.execute("commit")
-        state = catalog_state(con, s.meta_schema, s.internal_schema, "main", fps)
+    with open_warehouse(warehouse) as engine:
+        cat = Catalog(engine, s.meta_schema)
+        engine.create_schema(s.internal_schema)
+        with engine.transaction():
+            for name, node in project.nodes.items():
+                rec = BuildRecord(f"{len(name):02d}{name}", name, fps[name],
+                                  physical_table(name, fps[name], "00000001"), sha, None, 100, now())
+                table = qualified(s.internal_schema, rec.table)
+                engine.execute(f"create table {table} (id bigint, v bigint, k bigint)")
+                cat.record_build(rec, node.kind, "main", {"id": "BIGINT", "v": "BIGINT", "k": "BIGINT"})
+                results = [CheckResult(c.name, c.hash, c.severity, True, 0, "")
+                           for c in declared_checks(node)]
+                if results:
+                    cat.record_audits(rec.build_id, None, results, 100)
+        built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
+        state = cat.state(s.internal_schema, "main", built)
         plan = make_plan(project, fps, state, "main", s.external_schema, sha)
-        publish(con, plan, s.internal_schema, s.meta_schema)
+        if plan.has_work or not plan.ready:
+            raise AssertionError("the crafted catalog should leave nothing to build or audit")
+        builds = {n: (m.build.build_id, m.build.table) for n, m in plan.models.items() if m.build is not None}
+        publish_builds(cat, PublishTarget(plan.env, plan.schema, plan.commit, builds), s.internal_schema)
     return sha
 
 
@@ -80,14 +85,13 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     """Run in a child: each stage timed on its own, in the order a code server meets them."""
     import dagster as dg
 
+    from gitops_data.engines import open_warehouse
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.orchestration.definitions import build_definitions
     from gitops_data.plan import make_plan
-    from gitops_data.reconcile import production_settings, tracked_heads
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import GitTree
-    from gitops_data.warehouse.catalog import catalog_state
-    from gitops_data.warehouse.connection import open_warehouse
+    from gitops_data.warehouse.catalog import Catalog
     from gitops_data.workspace import Workspace
 
     ws = Workspace(repo, warehouse)
@@ -97,11 +101,12 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     with step("scale_fingerprints") as fingerprints:
         fps = project_fingerprints(project)
     s = project.settings
-    with step("scale_plan") as plan_m:
-        with open_warehouse(warehouse) as con:
-            state = catalog_state(con, s.meta_schema, s.internal_schema, "main", fps)
+    with step("scale_plan") as plan_m:  # what Workspace.plan does, on the project loaded above
+        built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
+        with open_warehouse(warehouse) as engine:
+            state = Catalog(engine, s.meta_schema).state(s.internal_schema, "main", built)
         plan = make_plan(project, fps, state, "main", s.external_schema, sha)
-    if not plan.ready or plan.to_build or plan.to_audit:
+    if not plan.ready or plan.has_work:
         raise AssertionError("the crafted catalog should make the plan a no-op")
     ws.project(sha), ws.fingerprints(sha)  # what a code server has cached by now
     with step("scale_definitions") as defs_m:
@@ -109,7 +114,7 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
         repo_def = defs.get_repository_def()
     defs_m["assets"] = len(repo_def.asset_graph.get_all_asset_keys())
     sensor = defs.get_sensor_def("git_refs")
-    heads = tracked_heads(ws, production_settings(ws))
+    heads = ws.tracked_heads(ws.production_settings())
     cursor = json.dumps({"heads": heads, "pending": []})
     instance = dg.DagsterInstance.ephemeral()
 
@@ -144,7 +149,7 @@ def run(ctx) -> list[Row]:
     return [
         row("a", f"load + validate {n:,} nodes (GitTree + load_project)", out["load"], per_model(out["load"])),
         row("b", f"fingerprints, {n:,} nodes", out["fingerprints"], per_model(out["fingerprints"])),
-        row("c", f"plan, {n:,} nodes all published (no-op)", out["plan"], "catalog_state + make_plan"),
+        row("c", f"plan, {n:,} nodes all published (no-op)", out["plan"], "Catalog.state + make_plan (as Workspace.plan)"),
         row("d", f"build_definitions, {n:,} nodes", out["definitions"],
             f"{out['definitions']['assets']} asset keys; project already loaded (7a+7b come on top at a cold start)"),
         row("e", f"sensor tick, {out['refs']} branches, nothing new", out["tick"],

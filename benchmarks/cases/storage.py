@@ -32,25 +32,26 @@ def commits_and_gc(repo: str, warehouse: str, home: str, commits: int) -> dict:
     from datetime import timedelta
 
     from bench.steps import instance
-    from gitops_data.reconcile import production_settings
-    from gitops_data.sync import sync
-    from gitops_data.warehouse.connection import open_warehouse
+    from gitops_data.apply import apply
+    from gitops_data.orchestration.run import InProcessExecutor
     from gitops_data.warehouse.inspect import collect_garbage
     from gitops_data.workspace import Workspace
 
     inst, ws, data = instance(home), Workspace(repo, warehouse), DataRepo(repo)
+    executor = InProcessExecutor(ws, inst)
     models, per_commit = list(MODELS), []
     with step("storage_syncs") as m:
         for i, (name, _) in enumerate(MODELS[:commits]):
             models = wrapped(models, name, i + 1)
             data.write("models.yml", models_yaml(models))
             data.commit(f"change {name}")
-            result = sync(ws, "main", inst)
-            per_commit.append({"model": name, "status": result.status, **database_size(warehouse)})
+            result = apply(ws, "main", executor).raise_for_status()
+            per_commit.append({"model": name, "status": str(result.status), **database_size(warehouse)})
     after = database_size(warehouse)
-    with open_warehouse(warehouse) as con:
-        report = collect_garbage(con, production_settings(ws), dry_run=False, grace=timedelta(0))
-        con.execute("checkpoint")
+    settings = ws.production_settings()
+    with ws.catalog(settings.meta_schema) as cat:
+        report = collect_garbage(cat, settings, dry_run=False, grace=timedelta(0))
+        cat.engine.execute("checkpoint")
     return {**m, "per_commit": per_commit, "after": after, "after_gc": database_size(warehouse),
             "gc_dropped": len(report.dropped)}
 
