@@ -649,7 +649,7 @@ CASES = [
         "python_calls_sys_exit",
         python_model("import sys\n\n\ndef model(b):\n    sys.exit(3)\n"),
         4,
-        ("analytics__p",),
+        ("python model 'p'", "SystemExit"),
     ),
     # checks that cannot pass
     Bad(
@@ -698,7 +698,7 @@ CASES = [
         "disk_full_while_writing_a_build",
         disk_full_while_writing_a_build,
         4,
-        ("analytics__b", "No space left on device"),
+        ("model 'b'", "No space left on device"),
     ),
     Bad("warehouse_locked_by_another_process", warehouse_locked, 5, ("stayed locked",)),
 ]

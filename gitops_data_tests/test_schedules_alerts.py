@@ -78,25 +78,11 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(make_repo, wareho
     schedule = defs.get_schedule_def("nightly_b")
     with dg.build_schedule_context(instance=instance) as ctx:
         request = schedule.evaluate_tick(ctx).run_requests[0]
-    assert {k.path[-1] for k in request.asset_selection} == {"b", "c"}  # the selection and its downstream
-    outcome = execute_run_request(defs, request, instance)
-    assert outcome.error is None
-
-    sensor = defs.get_sensor_def("publish_scheduled_runs")
-    run = instance.get_run_by_id(outcome.run_id)
-    event = (
-        instance.get_records_for_run(outcome.run_id, of_type=dg.DagsterEventType.RUN_SUCCESS)
-        .records[0]
-        .event_log_entry.dagster_event
-    )
-    sensor(
-        dg.build_run_status_sensor_context(
-            sensor_name="publish_scheduled_runs",
-            dagster_instance=instance,
-            dagster_run=run,
-            dagster_event=event,
-        )
-    )
+    with d.ws.catalog("gitops_meta") as cat:
+        plan = cat.plan(request.tags["gitops/plan"])
+    assert plan.to_build == ["b", "c"]  # the selection and its downstream
+    assert execute_run_request(defs, request, instance).error is None
+    assert "published" in d.settle()  # the Git-ref sensor's next tick gates and publishes the refresh
     after = dict(d.query("select model, build_id from gitops_meta.env_views where env = 'main'"))
     assert after["a"] == before["a"] and after["nums"] == before["nums"]
     assert after["b"] != before["b"] and after["c"] != before["c"]
@@ -139,9 +125,11 @@ def test_run_failed_alert_only_for_broken_runs_not_for_blocked_ones(make_repo, w
     repo.write("seeds/nums.csv", "id,v\n1,-1\n2,20\n3,30\n")  # breaks a blocking check
     repo.commit("bad data")
     d.settle()
-    assert d.runs[-1].error and only_blocked_by_checks(instance, d.runs[-1].run_id)
+    assert d.runs[-1].error is None  # blocked is not broken: the run succeeded, publishing was refused
+    assert d.query("select status from gitops_meta.ref_status") == [("blocked",)]
     repo.replace("project.yml", "select count(*) as n from b", "select count(*) as n, sum(nope) from b")
     repo.write("seeds/nums.csv", "id,v\n1,1\n2,20\n3,30\n")
     repo.commit("sql error")
     d.settle()
-    assert d.runs[-1].error and not only_blocked_by_checks(instance, d.runs[-1].run_id)
+    assert "building 'c' (project.yml:" in d.runs[-1].error  # a real failure names the model's file
+    assert not only_blocked_by_checks(instance, d.runs[-1].run_id)

@@ -18,9 +18,10 @@ from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.orchestration.assets import IO_MANAGER, environment_assets
 from gitops_data.orchestration.io_manager import WarehouseIOManager
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
+from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.orchestration.schedules import yaml_schedules
-from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor, refresh_publisher
+from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor
 from gitops_data.workspace import Environment, Workspace
 
 log = logging.getLogger("gitops_data.definitions")
@@ -77,11 +78,10 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     return dg.Definitions(
         assets=assets,
-        jobs=[gc_job],
-        schedules=[gc_schedule, *(yaml_schedules(ws, prod_project, envs) if prod_project else [])],
+        jobs=[gc_job, plan_job],
+        schedules=[gc_schedule, *(yaml_schedules(ws, prod_project, set(envs)) if prod_project else [])],
         sensors=[
             git_ref_sensor(ws, dict(pins), prod_project, location),
-            refresh_publisher(ws, prod_project),
             failure_alerts(ws, prod_project),
             drift_guard(ws, prod_project),
         ],

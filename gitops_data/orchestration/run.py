@@ -1,5 +1,6 @@
 """Executors of plans through Dagster: in-process runs (the CLI, tests) and run requests (sensors,
-schedules). Both tag the run with its plan id; the steps execute exactly that plan."""
+schedules). Both run the plan job (orchestration/plan_job.py) tagged with the plan id; it executes
+exactly that plan, whatever asset graph the code location has loaded."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import dagster as dg
 
 from gitops_data.apply import Execution, RunState
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key, environment_assets
+from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
 from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan
-from gitops_data.workspace import Environment, Workspace
+from gitops_data.workspace import Workspace
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -33,14 +35,10 @@ def resources(ws: Workspace) -> dict:
 
 
 def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
-    """The run that executes `plan`: its build steps and the checks it still needs."""
-    env = Environment(plan.env, plan.schema)
+    """The run of the plan job that executes `plan`."""
     return dg.RunRequest(
         run_key=plan_id,
-        asset_selection=[asset_key(env, m) for m in plan.to_build],
-        asset_check_keys=[
-            dg.AssetCheckKey(asset_key(env, m), c) for m, cs in plan.pending_checks.items() for c in cs
-        ],
+        job_name=PLAN_JOB,
         tags={
             T.PLAN: plan_id,
             T.COMMIT: plan.commit,
@@ -48,6 +46,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
             T.REF: plan.env,
             T.SCHEMA: plan.schema,
             T.TRIGGER: trigger,
+            "dagster/run_name": f"{plan.env}@{plan.commit[:10]} ({trigger})",
         },
     )
 
@@ -79,18 +78,11 @@ def _root_cause(event) -> str:
     return message.removeprefix(ours) if message.startswith(ours) else f"{event.step_key}: {message}"
 
 
-def _materialize(objs: list, res: dict, request: dg.RunRequest, instance: dg.DagsterInstance) -> Execution:
-    selection = dg.AssetSelection.assets(*(request.asset_selection or []))
-    if request.asset_check_keys:
-        selection = selection | dg.AssetSelection.checks(*request.asset_check_keys)
-    result = dg.materialize(
-        objs,
-        instance=instance,
-        resources=res,
-        tags=request.tags,
-        selection=selection,
-        raise_on_error=False,
-        run_config=_QUIET,
+def _execute(
+    job: dg.JobDefinition, request: dg.RunRequest, instance: dg.DagsterInstance, res: dict | None
+) -> Execution:
+    result = job.execute_in_process(
+        instance=instance, resources=res, tags=request.tags, raise_on_error=False, run_config=_QUIET
     )
     if result.success:
         return Execution(True, result.run_id)
@@ -100,7 +92,7 @@ def _materialize(objs: list, res: dict, request: dg.RunRequest, instance: dg.Dag
 
 
 class InProcessExecutor:
-    """Runs a plan as a real Dagster run in this process (the CLI)."""
+    """Runs a plan as a real Dagster run (of the plan job) in this process (the CLI)."""
 
     synchronous = True
 
@@ -108,26 +100,21 @@ class InProcessExecutor:
         self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
-        env = Environment(plan.env, plan.schema)
-        objs = environment_assets(self.ws, env, plan.commit, self.ws.project(plan.commit))
-        return _materialize(objs, resources(self.ws), plan_request(plan, plan_id, trigger), self.instance)
+        return _execute(plan_job, plan_request(plan, plan_id, trigger), self.instance, resources(self.ws))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
 
 
 class RequestingExecutor:
-    """Hands back a RunRequest for the daemon (sensors, schedules). `loaded`: ref -> commit the code
-    location shows; a run is only requested for a commit whose assets it has."""
+    """Hands back a RunRequest of the plan job for the daemon (sensors, schedules)."""
 
     synchronous = False
 
-    def __init__(self, instance: dg.DagsterInstance, loaded: dict[str, str] | None = None):
-        self.instance, self.loaded = instance, loaded
+    def __init__(self, instance: dg.DagsterInstance):
+        self.instance = instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
-        if self.loaded is not None and self.loaded.get(plan.env) != plan.commit:
-            return Execution(False, reload=True)
         return Execution(False, request=plan_request(plan, plan_id, trigger))
 
     def run_state(self, plan_id: str) -> RunState | None:
@@ -138,4 +125,4 @@ def execute_run_request(
     defs: dg.Definitions, request: dg.RunRequest, instance: dg.DagsterInstance
 ) -> Execution:
     """Run a sensor's or schedule's RunRequest in-process against `defs`, as the daemon would launch it."""
-    return _materialize([*defs.assets, *(defs.asset_checks or [])], dict(defs.resources), request, instance)
+    return _execute(defs.resolve_job_def(request.job_name or PLAN_JOB), request, instance, None)

@@ -1,13 +1,14 @@
 """`schedules:` from YAML -> Dagster schedules that rebuild a selection for fresh data: each tick
-applies the schedule's ref with the selection forced to rebuild (same plan, audit and publish path)."""
+applies the schedule's ref with the selection forced to rebuild, as a run of the plan job (same
+plan, audit and publish path as a commit; the Git-ref sensor publishes it once it is audited)."""
 
 import dagster as dg
 
 from gitops_data.apply import apply
-from gitops_data.orchestration.assets import asset_key
+from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.spec.project import Project
-from gitops_data.workspace import Environment, Workspace
+from gitops_data.workspace import Workspace
 
 
 def schedule_models(project: Project, selectors: list[str]) -> list[str]:
@@ -16,25 +17,18 @@ def schedule_models(project: Project, selectors: list[str]) -> list[str]:
     return [n for n, node in project.nodes.items() if n in chosen and node.built]
 
 
-def _schedule(
-    ws: Workspace, spec, models: list[str], keys: list[dg.AssetKey], ref: str, loaded: dict[str, str]
-) -> dg.ScheduleDefinition:
+def _schedule(ws: Workspace, spec, models: list[str], ref: str) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=spec.name,
         cron_schedule=spec.cron,
         execution_timezone=spec.timezone,
-        target=dg.AssetSelection.assets(*keys),
-        description=spec.description,
+        job=plan_job,
+        description=spec.description or f"refresh {', '.join(models)} on {ref}",
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def _tick(context: dg.ScheduleEvaluationContext):
-        result = apply(
-            ws,
-            ref,
-            RequestingExecutor(context.instance, loaded),
-            trigger="schedule",
-            rebuild=frozenset(models),
-        )
+        executor = RequestingExecutor(context.instance)
+        result = apply(ws, ref, executor, trigger="schedule", rebuild=frozenset(models))
         if result.request is not None:
             return result.request
         return dg.SkipReason(f"{ref}: {result.status} {result.detail}".strip())
@@ -42,16 +36,12 @@ def _schedule(
     return _tick
 
 
-def yaml_schedules(
-    ws: Workspace, project: Project, envs: dict[str, tuple[Environment, str]]
-) -> list[dg.ScheduleDefinition]:
-    """One Dagster schedule per YAML schedule whose environment is loaded (`envs`: ref -> (env, sha))."""
-    out = []
-    loaded = {ref: sha for ref, (_, sha) in envs.items()}
-    for spec in project.schedules:
-        ref = spec.ref or project.settings.production_ref
-        if ref in envs:
-            env, _ = envs[ref]
-            models = schedule_models(project, spec.select)
-            out.append(_schedule(ws, spec, models, [asset_key(env, m) for m in models], ref, loaded))
-    return out
+def yaml_schedules(ws: Workspace, project: Project, refs: set[str]) -> list[dg.ScheduleDefinition]:
+    """One Dagster schedule per YAML schedule of the production project whose ref is tracked."""
+    return [
+        _schedule(
+            ws, spec, schedule_models(project, spec.select), spec.ref or project.settings.production_ref
+        )
+        for spec in project.schedules
+        if (spec.ref or project.settings.production_ref) in refs
+    ]

@@ -435,6 +435,9 @@ class Catalog:
         )
         return PlanRow(*rows[0]) if rows else None
 
+    def open_plan_count(self) -> int:
+        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where status = 'open'"))
+
     def conclude_plan(self, plan_id: str, status: Status, reason: str = "") -> None:
         self._q(
             "update {m}.plans set status = ?, reason = ?, updated_at = ? where plan_id = ?",

@@ -22,7 +22,7 @@ def load_function(node: Node, commit: str):
     try:
         code = compile(node.python_source or "", module.__file__, "exec")
         exec(code, module.__dict__)  # noqa: S102 - the project's own code, like a dbt Python model
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
         raise BuildError(
             f"{node.python_file}: importing the module of model {node.name!r} failed: {exc!r}"
             + _user_frames(exc, module.__file__)
@@ -43,7 +43,7 @@ def run_python_model(node: Node, commit: str, inputs: dict[str, pl.LazyFrame]) -
     fn = load_function(node, commit)
     try:
         out = fn(**inputs)
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
         raise BuildError(
             f"python model {node.name!r} ({node.python_file}:{node.python_function}) raised {exc!r}"
             + _user_frames(exc, f"{node.python_file} @ {commit[:10]}")
@@ -51,7 +51,7 @@ def run_python_model(node: Node, commit: str, inputs: dict[str, pl.LazyFrame]) -
     if isinstance(out, pl.LazyFrame):
         try:
             out = out.collect()
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
             raise BuildError(
                 f"python model {node.name!r}: collecting its LazyFrame failed: {exc!r}"
             ) from None

@@ -1,0 +1,103 @@
+"""The plan job: one Dagster run executes a whole stored plan (for the Git-ref sensor, schedules and
+the CLI).
+
+It does not depend on the asset graph the code location loaded: the plan comes from the catalog by
+the run's `gitops/plan` tag, so a commit made after the location loaded is built without a reload
+and without a webserver. Each build is reported as a materialization of the environment's asset and
+each check as an asset check evaluation, so the UI shows them per asset; the whole plan is one step,
+which also saves Dagster's per-step cost.
+"""
+
+import dagster as dg
+
+from gitops_data import progress
+from gitops_data.orchestration import tags as T
+from gitops_data.orchestration.assets import asset_key
+from gitops_data.orchestration.io_manager import build_metadata
+from gitops_data.orchestration.resources import GitopsResource
+from gitops_data.plan import Plan
+from gitops_data.warehouse.execute import StepEvent, run_plan
+from gitops_data.workspace import Environment
+
+PLAN_JOB = "gitops_plan"
+
+
+def _check_evaluation(plan: Plan, env: Environment, ev: StepEvent, r) -> dg.AssetCheckEvaluation:
+    error = r.severity == "error" and not r.not_run
+    return dg.AssetCheckEvaluation(
+        asset_key=asset_key(env, ev.step.name),
+        check_name=r.name,
+        passed=r.passed,
+        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
+        description=r.message,
+        metadata={
+            "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
+            "message": dg.MetadataValue.text(r.message),
+            "build_id": dg.MetadataValue.text(ev.build.build_id if ev.build else ""),
+            "commit": dg.MetadataValue.text(plan.commit),
+            "model_file": dg.MetadataValue.text(ev.step.location),
+        },
+    )
+
+
+def _reporter(context: dg.OpExecutionContext, plan: Plan):
+    env = Environment(plan.env, plan.schema)
+
+    def report(ev: StepEvent) -> None:
+        name = ev.step.name
+        if ev.kind in ("built", "reused"):
+            rec = ev.build
+            context.log_event(
+                dg.AssetMaterialization(
+                    asset_key=asset_key(env, name),
+                    description=ev.step.reason,
+                    metadata=build_metadata(plan, rec, ev.columns or {}, reused=ev.kind == "reused"),
+                )
+            )
+            progress.emit(ev.kind, name, f"{rec.row_count or 0:,} rows -> {rec.table}")
+        elif ev.kind == "checked":
+            for r in ev.results:
+                context.log_event(_check_evaluation(plan, env, ev, r))
+                state = "passed" if r.passed else "not_run" if r.not_run else "failed"
+                progress.emit("check_" + state, name, f"{r.name}: {r.message}")
+        elif ev.kind == "failed":
+            context.log.error(ev.detail)
+            progress.emit("failed", name, ev.detail)
+        else:
+            context.log.warning(f"{name}: skipped: {ev.detail}")
+            progress.emit("skipped", name, ev.detail)
+
+    return report
+
+
+@dg.op(name="execute_plan", description="Build and audit every step of the run's plan (tag gitops/plan).")
+def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None:
+    tags = context.run.tags
+    plan_id, sha = tags.get(T.PLAN), tags.get(T.COMMIT)
+    if not plan_id or not sha:
+        raise dg.Failure(
+            "this job executes a stored plan: it is started by `gitops-data sync`, the git_refs sensor or a "
+            "schedule (run tags gitops/plan and gitops/commit); to build from the UI, materialize assets"
+        )
+    ws = gitops.workspace
+    meta = ws.project(sha).settings.meta_schema
+    with ws.catalog(meta) as cat:
+        plan = cat.plan(plan_id)
+    if plan is None:
+        raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
+    context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
+    errors = run_plan(
+        lambda: ws.catalog(meta),
+        plan,
+        ws.project(plan.commit),
+        context.run.run_id,
+        ws.repo,
+        _reporter(context, plan),
+    )
+    if errors:
+        raise dg.Failure(description="; ".join(errors))
+
+
+@dg.job(name=PLAN_JOB, executor_def=dg.in_process_executor, description="gitops-data: execute one plan")
+def plan_job():
+    execute_plan()
