@@ -81,3 +81,43 @@ def deliver(
             log.warning(msg)
             errors.append(msg)
     return errors
+
+
+def apply_events(
+    status: str,
+    env: str,
+    schema: str,
+    commit: str | None,
+    detail: str,
+    changed: list[str],
+    failed: list[tuple[str, str, int | None]],
+) -> list[AlertEvent]:
+    """The alert events of one apply's outcome: published, blocked, and the checks that failed."""
+    events = []
+    if status == "published":
+        events.append(
+            AlertEvent(
+                "published",
+                env,
+                commit,
+                f"{schema} now serves {(commit or '')[:10]}: {detail}",
+                {"changed": changed},
+            )
+        )
+    if status == "blocked":
+        events.append(AlertEvent("blocked", env, commit, detail))
+    if failed:
+        checks = [{"model": m, "check": c, "failed_rows": n} for m, c, n in failed]
+        events.append(
+            AlertEvent("check_failed", env, commit, f"{len(failed)} check(s) failed", {"checks": checks})
+        )
+    return events
+
+
+def send(
+    alerts: tuple[AlertSpec, ...] | list[AlertSpec], events: list[AlertEvent], project: str, base_dir: str
+) -> None:
+    """Deliver `events`; a failed delivery is logged, never raised."""
+    for event in events:
+        for problem in deliver(alerts, event, project, base_dir):
+            log.warning(problem)

@@ -9,12 +9,14 @@ finished, gates exactly that plan by reading the audit results its steps recorde
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal, Protocol
 
 from gitops_data import gitrepo
+from gitops_data.alerts import apply_events, send
 from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, Status, Verdict, gate
 from gitops_data.spec.loader import read_settings
@@ -126,7 +128,7 @@ class _Apply:
     def conclude(
         self, plan: Plan, plan_id: str | None, run_id: str | None, run_error: str | None
     ) -> ApplyResult:
-        """Gate `plan` on what its steps left, and publish it if every blocking check passed."""
+        """Gate `plan` on what its steps left, publish it if every blocking check passed, alert."""
         ids = [m.build.build_id for m in plan.models.values() if m.build is not None]
         with self.ws.catalog(self.s.meta_schema) as cat:
             verdict = gate(plan, cat.existing_builds(plan.internal_schema, ids), cat.latest_audits(ids))
@@ -134,7 +136,18 @@ class _Apply:
         if plan_id is not None:
             with self.ws.catalog(self.s.meta_schema) as cat:
                 cat.conclude_plan(plan_id, result.status, result.detail)
+        self.alert(result)
         return result
+
+    def alert(self, r: ApplyResult) -> None:
+        """The alerts the project at this commit declares, for what this apply decided."""
+        project = self.ws.project(self.sha)
+        if project.alerts:
+            changed = list(r.publish.changed) if r.publish else []
+            events = apply_events(
+                r.status, r.env.name, r.env.schema, r.commit, r.detail, changed, r.failures + r.warnings
+            )
+            send(project.alerts, events, project.settings.name, os.path.dirname(self.ws.warehouse))
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
         kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
@@ -215,7 +228,7 @@ def apply(
         with ws.catalog(s.meta_schema) as cat:
             cat.conclude_plan(open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again")
     plan = ws.plan(sha, env, rebuild)
-    if not plan.has_work:
+    if not plan.has_work or plan.failures():  # reused builds already failed their blocking checks
         return run.conclude(plan, None, None, None)
     plan_id = uuid.uuid4().hex[:12]
     with ws.catalog(s.meta_schema) as cat:
@@ -284,3 +297,17 @@ def apply_all(
             )
         )
     return out
+
+
+def conclude_run(ws: Workspace, plan_id: str, run_id: str | None, error: str | None) -> ApplyResult | None:
+    """Gate and publish a stored plan at the end of the run that executed it (sensor and schedule
+    runs publish themselves, one sensor tick sooner); None if the plan is gone or already concluded."""
+    settings = ws.production_settings()
+    with ws.catalog(settings.meta_schema) as cat:
+        row = cat.plan_row(plan_id)
+        plan = cat.plan(plan_id) if row is not None and row.status == "open" else None
+    if plan is None:
+        return None
+    s = ws.project(plan.commit).settings
+    run = _Apply(ws, plan.env, Environment(plan.env, plan.schema), plan.commit, s)
+    return run.conclude(plan, plan_id, run_id, error)

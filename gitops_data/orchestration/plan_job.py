@@ -5,12 +5,14 @@ It does not depend on the asset graph the code location loaded: the plan comes f
 the run's `gitops/plan` tag, so a commit made after the location loaded is built without a reload
 and without a webserver. Each build is reported as a materialization of the environment's asset and
 each check as an asset check evaluation, so the UI shows them per asset; the whole plan is one step,
-which also saves Dagster's per-step cost.
+which also saves Dagster's per-step cost. A run requested by a sensor or schedule then gates and
+publishes its plan itself (the CLI, which waits for its run, does that in `apply`).
 """
 
 import dagster as dg
 
 from gitops_data import progress
+from gitops_data.apply import conclude_run
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key
 from gitops_data.orchestration.io_manager import build_metadata
@@ -94,6 +96,10 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         ws.repo,
         _reporter(context, plan),
     )
+    if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
+        result = conclude_run(ws, plan_id, context.run.run_id, "; ".join(errors) or None)
+        if result is not None:
+            context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
     if errors:
         raise dg.Failure(description="; ".join(errors))
 

@@ -6,8 +6,9 @@ import os
 
 import dagster as dg
 
-from gitops_data.alerts import AlertEvent, deliver
-from gitops_data.apply import ApplyResult, apply_all
+from gitops_data.alerts import AlertEvent
+from gitops_data.alerts import send as deliver_all
+from gitops_data.apply import apply_all
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
@@ -19,42 +20,9 @@ from gitops_data.workspace import Workspace
 log = logging.getLogger("gitops_data.sensors")
 
 
-def outcome_alerts(o: ApplyResult) -> list[AlertEvent]:
-    """Alert events an apply result raises."""
-    events = []
-    if o.status == Status.PUBLISHED:
-        events.append(
-            AlertEvent(
-                "published",
-                o.env.name,
-                o.commit,
-                f"{o.env.schema} now serves {o.commit[:10]}: {o.detail}",
-                {"changed": list(o.publish.changed) if o.publish else []},
-            )
-        )
-    if o.status == Status.BLOCKED:
-        events.append(AlertEvent("blocked", o.env.name, o.commit, o.detail))
-    failed = o.failures + o.warnings
-    if failed:
-        events.append(
-            AlertEvent(
-                "check_failed",
-                o.env.name,
-                o.commit,
-                f"{len(failed)} check(s) failed",
-                {"checks": [{"model": m, "check": c, "failed_rows": n} for m, c, n in failed]},
-            )
-        )
-    return events
-
-
 def send(project: Project | None, ws: Workspace, events: list[AlertEvent]) -> None:
-    if project is None or not project.alerts:
-        return
-    base = os.path.dirname(ws.warehouse)
-    for event in events:
-        for problem in deliver(project.alerts, event, project.settings.name, base):
-            log.warning(problem)
+    if project is not None and project.alerts:
+        deliver_all(project.alerts, events, project.settings.name, os.path.dirname(ws.warehouse))
 
 
 def request_reload(location: str) -> str | None:
@@ -119,7 +87,6 @@ def git_ref_sensor(
             problem = request_reload(location)
             if problem:
                 context.log.warning(problem)
-        send(prod_project, ws, [e for o in outcomes for e in outcome_alerts(o)])
         pending = sorted(o.ref for o in outcomes if o.status in (Status.BUILDING, Status.SUPERSEDED))
         new_cursor = json.dumps({"heads": heads, "pending": pending, "reloaded_for": reloaded_for})
         if requests:

@@ -426,6 +426,13 @@ class Catalog:
         rows = self._q("select body from {m}.plans where plan_id = ?", [plan_id])
         return Plan.from_json(rows[0][0]) if rows else None
 
+    def plan_row(self, plan_id: str) -> PlanRow | None:
+        rows = self._q(
+            "select plan_id, env, commit, trigger, status, created_at from {m}.plans where plan_id = ?",
+            [plan_id],
+        )
+        return PlanRow(*rows[0]) if rows else None
+
     def open_plan(self, env: str, commit: str) -> PlanRow | None:
         """The newest plan of `env` at `commit` that has not been concluded."""
         rows = self._q(

@@ -1,0 +1,175 @@
+"""Deployment end to end, with real processes: the warehouse follows Git with only the Dagster daemon
+and a long-running code server (no webserver anywhere), and under `dagster dev` on a non-default
+port. Commits on main and on a branch are built, audited and published by the sensor alone."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from gitops_data_tests.conftest import SMALL_PROJECT
+
+pytestmark = pytest.mark.slow
+BIN = Path(sys.executable).parent
+INTERVAL = 3  # GITOPS_DATA_SENSOR_INTERVAL for these tests
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _served(warehouse: str, env: str) -> str | None:
+    """The commit `env` serves, read like a consumer (short read-only connections; retried while a
+    writer holds the file)."""
+    if not os.path.exists(warehouse):
+        return None
+    try:
+        con = duckdb.connect(warehouse, read_only=True)
+    except duckdb.Error:
+        return None
+    try:
+        rows = con.execute("select commit from gitops_meta.environments where env = ?", [env]).fetchall()
+        return rows[0][0] if rows else None
+    except duckdb.Error:
+        return None
+    finally:
+        con.close()
+
+
+def _wait_published(warehouse: str, env: str, sha: str, procs: list, timeout: float = 150) -> float:
+    """Seconds until `env` serves `sha`."""
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < timeout:
+        if _served(warehouse, env) == sha:
+            return time.monotonic() - t0
+        for p in procs:
+            assert p.poll() is None, f"{p.args[0]} exited with {p.returncode}"
+        time.sleep(0.5)
+    logs = "\n".join(Path(p.args_log).read_text()[-3000:] for p in procs)
+    raise AssertionError(
+        f"{env} does not serve {sha[:10]} after {timeout}s; serves {_served(warehouse, env)}\n{logs}"
+    )
+
+
+class Processes:
+    """Background processes with their output in files; all stopped at the end."""
+
+    def __init__(self, tmp: Path, env: dict):
+        self.tmp, self.env, self.procs = tmp, env, []
+
+    def start(self, name: str, *args: str) -> subprocess.Popen:
+        log = self.tmp / f"{name}.log"
+        p = subprocess.Popen(
+            list(args),
+            env=self.env,
+            cwd=self.tmp,
+            stdout=log.open("w"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        p.args_log = str(log)
+        self.procs.append(p)
+        return p
+
+    def stop(self) -> None:
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                os.killpg(p.pid, 15)
+        for p in self.procs:
+            try:
+                p.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(p.pid, 9)
+
+
+@pytest.fixture
+def deployment(tmp_path, make_repo):
+    repo = make_repo(SMALL_PROJECT)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+    warehouse = str(tmp_path / "warehouse.duckdb")
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "GITOPS_DATA_REPO": str(repo.path),
+        "GITOPS_DATA_WAREHOUSE": warehouse,
+        "GITOPS_DATA_SENSOR_INTERVAL": str(INTERVAL),
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    procs = Processes(tmp_path, env)
+    yield repo, warehouse, procs
+    procs.stop()
+
+
+def _follow_main_and_a_branch(repo, warehouse: str, procs: Processes) -> dict[str, float]:
+    first = _wait_published(warehouse, "main", repo.head(), procs.procs, timeout=240)
+    repo.replace("project.yml", "v * 2 as v2", "v * 4 as v2")
+    change = _wait_published(warehouse, "main", repo.commit("b times 4"), procs.procs)
+    repo.git("checkout", "-q", "-b", "feature/x")
+    repo.replace("project.yml", "v * 4 as v2", "v * 5 as v2")
+    branch_head = repo.commit("b times 5 on a branch")
+    repo.git("checkout", "-q", "main")
+    branch = _wait_published(warehouse, "feature/x", branch_head, procs.procs)
+    repo.git("merge", "-q", "--ff-only", "feature/x")  # a merge needs no build: a view flip
+    merge = _wait_published(warehouse, "main", repo.head(), procs.procs)
+    times = {"first": first, "one_model_change": change, "new_branch": branch, "merge": merge}
+    print(
+        f"\ncommit -> published (s), sensor interval {INTERVAL}s: "
+        + ", ".join(f"{k} {v:.1f}" for k, v in times.items())
+    )
+    return times
+
+
+def test_daemon_and_code_server_without_any_webserver(deployment):
+    repo, warehouse, procs = deployment
+    port = _free_port()
+    workspace = procs.tmp / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: gitops_data}}\n"
+    )
+    procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = "off"
+    procs.start(
+        "code_server",
+        str(BIN / "dagster"),
+        "code-server",
+        "start",
+        "-m",
+        "gitops_data.orchestration.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    )
+    procs.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", str(workspace))
+    times = _follow_main_and_a_branch(repo, warehouse, procs)
+    # within two sensor intervals plus the build (a few seconds here), with slack for a busy machine
+    assert times["merge"] < 4 * INTERVAL + 20
+
+
+def test_dagster_dev_on_a_non_default_port(deployment):
+    repo, warehouse, procs = deployment
+    port = _free_port()
+    # the webserver is not where GITOPS_DATA_DAGSTER_WEBSERVER says (default localhost:3000): a warning
+    procs.start(
+        "dagster_dev",
+        str(BIN / "dagster"),
+        "dev",
+        "-w",
+        str(Path(__file__).resolve().parent.parent / "workspace.yaml"),
+        "-p",
+        str(port),
+        "-h",
+        "127.0.0.1",
+    )
+    _follow_main_and_a_branch(repo, warehouse, procs)
