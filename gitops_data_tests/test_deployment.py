@@ -19,7 +19,7 @@ from gitops_data_tests.conftest import SMALL_PROJECT
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-INTERVAL = 3  # GITOPS_DATA_SENSOR_INTERVAL for these tests
+INTERVAL = int(os.environ.get("GITOPS_DATA_TEST_SENSOR_INTERVAL", "3"))  # the sensor interval here
 
 
 def _free_port() -> int:
