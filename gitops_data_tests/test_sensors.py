@@ -135,3 +135,36 @@ def test_cross_model_checks_publish_in_one_tick_and_block_on_a_violation(make_re
     message = d.settle()
     assert "blocked" in message and "fct_orders.relationship (1 rows)" in message
     assert d.query("select count(*) from analytics.zz_dim_customer") == [(3,)]  # last good state served
+
+
+def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
+    make_repo, warehouse, instance
+):
+    import dagster as dg
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    before = _view_builds(d, "main")
+    repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
+    head = repo.commit("b times 7")
+    defs = d.definitions()
+    # "Materialize all" on the production group, as a user clicks it: no gitops tags on the run
+    result = dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        instance=instance,
+        resources=dict(defs.resources),
+        selection=dg.AssetSelection.groups("analytics"),
+        raise_on_error=False,
+    )
+    assert result.success
+    assert _view_builds(d, "main") == before  # built and audited, not published by the run itself
+    d.settle()
+    after = _view_builds(d, "main")
+    assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
+    assert after["a"] == before["a"] and after["nums"] == before["nums"]  # reused, not rebuilt
+    assert after["b"] != before["b"] and d.query("select v2 from analytics.b order by id") == [
+        (70,),
+        (140,),
+        (210,),
+    ]

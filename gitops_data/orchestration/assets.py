@@ -15,6 +15,7 @@ import dagster as dg
 
 from gitops_data import progress
 from gitops_data.engines import step_connection
+from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import ModelStep, Plan
@@ -53,11 +54,21 @@ def _stored_plan(warehouse: str, meta: str, plan_id: str) -> Plan | None:
         return Catalog(engine, meta).plan(plan_id)
 
 
+def _valid_head(ws: Workspace, ref: str) -> str | None:
+    try:
+        sha = ws.resolve(ref)
+        ws.project(sha)
+        return sha
+    except GitopsError:
+        return None
+
+
 def planned_step(
     context, ws: Workspace, env: Environment, default_commit: str, name: str
 ) -> tuple[Plan, ModelStep]:
     """The plan of this run and its step for `name`. A run without a plan tag (started from the UI)
-    gets one plan, made for the environment's commit the first time one of its steps asks."""
+    gets one plan, made for its environment's current head (the commit the location shows if the
+    head is not valid) the first time one of its steps asks."""
     tags = context.run.tags
     sha = tags.get(T.COMMIT, default_commit)
     meta = ws.project(sha).settings.meta_schema
@@ -65,7 +76,10 @@ def planned_step(
     plan = _stored_plan(ws.warehouse, meta, plan_id)
     if plan is None:
         _stored_plan.cache_clear()
-        plan = ws.plan(sha, Environment(tags.get(T.ENV, env.name), env.schema))
+        env = Environment(tags.get(T.ENV, env.name), env.schema)
+        if T.COMMIT not in tags:
+            sha = _valid_head(ws, env.name) or sha
+        plan = ws.plan(sha, env)
         with ws.catalog(meta) as cat:
             cat.save_plan(plan_id, plan, "ui")
     step = plan.models.get(name)
