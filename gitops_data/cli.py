@@ -80,6 +80,18 @@ def _short(sha: str | None) -> str:
     return sha[:10] if sha else "-"
 
 
+def _format_option(*choices: str):
+    """`--format`: `table` for people (the default), `json` (stable fields, see README) or `markdown`."""
+    return click.option(
+        "--format",
+        "fmt",
+        type=click.Choice(["table", *choices]),
+        default="table",
+        show_default=True,
+        help="Output: table for people, " + " or ".join(choices) + " for programs and pull-request comments.",
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--repo",
@@ -104,17 +116,41 @@ def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
 @main.command()
 @click.argument("path", required=False)
 @click.option("--ref", help="Validate this commit/branch/tag of --repo instead of a folder.")
+@_format_option("json")
 @click.pass_obj
-def validate(obj: Ctx, path: str | None, ref: str | None) -> None:
-    """Check a project (a folder, or --ref of the repo): syntax, keys, references, cycles, SQL, Python."""
+def validate(obj: Ctx, path: str | None, ref: str | None, fmt: str) -> None:
+    """Check a project (a folder, or --ref of the repo): syntax, keys, references, cycles, SQL, Python.
+
+    Exit codes: 0 valid, 2 invalid (every issue with file, line and model)."""
+    from gitops_data.errors import ProjectError
+    from gitops_data.render import to_json
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import DirTree, GitTree
 
     tree = GitTree(obj.ws.repo, obj.ws.resolve(ref), label=ref) if ref else DirTree(path or obj.ws.repo)
-    project = load_project(tree)
+    try:
+        project = load_project(tree)
+    except ProjectError as exc:
+        if fmt == "json":
+            issues = [
+                {"file": i.file, "line": i.line, "model": i.model, "message": i.message} for i in exc.issues
+            ]
+            print(to_json("validate", {"target": tree.label, "valid": False, "issues": issues}))
+        raise
     kinds: dict[str, int] = {}
     for n in project.nodes.values():
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
+    if fmt == "json":
+        body = {
+            "target": tree.label,
+            "valid": True,
+            "issues": [],
+            "nodes": kinds,
+            "schedules": len(project.schedules),
+            "alerts": len(project.alerts),
+        }
+        print(to_json("validate", body))
+        return
     summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
     console.print(
         f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
@@ -174,11 +210,20 @@ def _print_plan(plan) -> None:
 @main.command()
 @click.option("--ref", default=None, help="Branch, tag or commit. [default: the production ref]")
 @_env_option
+@_format_option("json", "markdown")
 @click.pass_obj
-def plan(obj: Ctx, ref: str | None, env_name: str | None) -> None:
-    """Show, per model, whether the commit needs a new build or reuses one, and why."""
+def plan(obj: Ctx, ref: str | None, env_name: str | None, fmt: str) -> None:
+    """Show, per model, whether the commit needs a new build or reuses one, and why. Writes nothing."""
+    from gitops_data import render
+
     ref, sha, env = _target(obj, ref, env_name)
-    _print_plan(obj.ws.plan(sha, env))
+    p = obj.ws.plan(sha, env)
+    if fmt == "json":
+        print(render.to_json("plan", render.plan_body(p)))
+    elif fmt == "markdown":
+        print(render.plan_markdown(p))
+    else:
+        _print_plan(p)
 
 
 def _target(obj: Ctx, ref: str | None, env_name: str | None):
@@ -283,8 +328,9 @@ def sync(obj: Ctx, ref: str | None) -> None:
 
 
 @main.command()
+@_format_option("json")
 @click.pass_obj
-def status(obj: Ctx) -> None:
+def status(obj: Ctx, fmt: str) -> None:
     """Per environment: published commit, the ref's latest commit, and why they differ."""
     from gitops_data.spec.loader import read_settings
     from gitops_data.spec.tree import GitTree
@@ -299,9 +345,10 @@ def status(obj: Ctx) -> None:
         drifts = detect_drift(cat, settings.internal_schema)
     table = Table(title=f"environments of {ws.repo}")
     for col in ("env (branch)", "schema", "published", "latest", "state"):
-        table.add_column(col)
+        table.add_column(col, no_wrap=col != "state", overflow="fold")
     from gitops_data.naming import environment_schema
 
+    rows = []
     for name in sorted(set(heads) | set(envs), key=lambda n: (n != settings.production_ref, n)):
         pub = envs.get(name)
         head = heads.get(name)
@@ -327,6 +374,22 @@ def status(obj: Ctx) -> None:
         else:
             state = "[yellow]not synced yet[/]"
         table.add_row(name, schema, _short(pub[2]) if pub else "-", _short(head), state)
+        rows.append(
+            {
+                "env": name,
+                "schema": schema,
+                "published": pub[2] if pub else None,
+                "head": head,
+                "state": _plain_state(pub, head, st),
+                "reason": st.reason if st and st.commit == head else "",
+                "drift": drifted,
+            }
+        )
+    if fmt == "json":
+        from gitops_data.render import to_json
+
+        print(to_json("status", {"environments": rows, "drift": [d.__dict__ for d in drifts]}))
+        return
     console.print(table)
     for d in drifts[:20]:
         console.print(f"[red]drift[/]: {escape(str(d))}")
@@ -334,6 +397,17 @@ def status(obj: Ctx) -> None:
         console.print(
             f"{len(drifts)} change(s) outside Git: `gitops-data repair` restores the published state"
         )
+
+
+def _plain_state(pub, head: str | None, st) -> str:
+    """One word for an environment's state (json): the same decision as the table's."""
+    if head is None:
+        return "branch_deleted"
+    if pub and pub[2] == head:
+        return "up_to_date"
+    if st and st.commit == head:
+        return str(st.status)
+    return "not_synced"
 
 
 def _settings_and_catalog(obj: Ctx):
@@ -344,14 +418,20 @@ def _settings_and_catalog(obj: Ctx):
 @main.command()
 @click.option("--env", "env_name", default=None, help="Environment (branch). [default: the production ref]")
 @click.option("--limit", default=20, show_default=True)
+@_format_option("json")
 @click.pass_obj
-def history(obj: Ctx, env_name: str | None, limit: int) -> None:
+def history(obj: Ctx, env_name: str | None, limit: int, fmt: str) -> None:
     """Publishes of an environment: when, which commit, which models changed."""
 
     settings, conn = _settings_and_catalog(obj)
     env_name = env_name or settings.production_ref
     with conn as cat:
         rows = cat.history(env_name, limit)
+    if fmt == "json":
+        from gitops_data.render import to_json
+
+        print(to_json("history", {"env": env_name, "publishes": rows}))
+        return
     table = Table(title=f"publishes of {env_name}")
     for col in ("published at (UTC)", "publish id", "commit", "previous", "changed", "removed"):
         table.add_column(col)
@@ -407,14 +487,22 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
 @main.command()
 @click.argument("env_a")
 @click.argument("env_b")
+@_format_option("json", "markdown")
 @click.pass_obj
-def diff(obj: Ctx, env_a: str, env_b: str) -> None:
+def diff(obj: Ctx, env_a: str, env_b: str, fmt: str) -> None:
     """Which models differ between two environments (branches), with row count and schema changes."""
+    from gitops_data import render
     from gitops_data.warehouse.inspect import diff_envs
 
     settings, conn = _settings_and_catalog(obj)
     with conn as cat:
         diffs = diff_envs(cat, env_a, env_b)
+    if fmt == "json":
+        print(render.to_json("diff", render.diff_body(env_a, env_b, diffs)))
+        return
+    if fmt == "markdown":
+        print(render.diff_markdown(env_a, env_b, diffs))
+        return
     if not diffs:
         console.print(f"{env_a} and {env_b} serve the same builds")
         return
@@ -463,16 +551,22 @@ def gc(obj: Ctx, dry_run: bool) -> None:
 
 
 @main.command()
+@_format_option("json")
 @click.pass_obj
-def drift(obj: Ctx) -> None:
+def drift(obj: Ctx, fmt: str) -> None:
     """Report changes made to the warehouse outside Git (exit 7 if there are any)."""
     from gitops_data.warehouse.drift import detect_drift
 
     settings, conn = _settings_and_catalog(obj)
     with conn as cat:
         found = detect_drift(cat, settings.internal_schema)
-    for d in found:
-        console.print(f"[red]drift[/]: {escape(str(d))}")
+    if fmt == "json":
+        from gitops_data.render import to_json
+
+        print(to_json("drift", {"drift": [d.__dict__ for d in found]}))
+    else:
+        for d in found:
+            console.print(f"[red]drift[/]: {escape(str(d))}")
     if any(d.kind != "invalid_build_served" for d in found):
         raise DriftFound(
             f"{len(found)} change(s) outside Git; `gitops-data repair` restores the published views"
@@ -481,7 +575,8 @@ def drift(obj: Ctx) -> None:
         raise DriftFound(
             f"{len(found)} build(s) await their rebuild: run `gitops-data sync` for the environment(s) above"
         )
-    console.print("no drift: the warehouse matches what was published")
+    if fmt != "json":
+        console.print("no drift: the warehouse matches what was published")
 
 
 @main.command()

@@ -48,6 +48,10 @@ class IdentifierError(GitopsError):
 class SqlError(GitopsError):
     """A model's SQL cannot be parsed or does something a model may not do."""
 
+    def __init__(self, message: str, sql_line: int | None = None):
+        super().__init__(message)
+        self.sql_line = sql_line  # the line within the SQL text, when the parser knows it
+
 
 class WarehouseBusy(GitopsError):
     """The warehouse lock could not be taken in time."""

@@ -7,6 +7,7 @@ databases, no DDL. That is the boundary that keeps a model from reaching outside
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import sqlglot
@@ -80,6 +81,42 @@ def _is_cte_reference(table: exp.Table) -> bool:
     return False
 
 
+_QUERY_STARTS = (
+    "select",
+    "with",
+    "values",
+    "from",
+    "(",
+    "table",
+    "pivot",
+    "unpivot",
+    "describe",
+    "summarize",
+)
+
+
+def _parse_error_message(sql: str, err: dict) -> str:
+    """sqlglot's parse error in the user's words: what was expected where, at which line of the SQL."""
+    where = f" (SQL line {err['line']}, column {err['col']})" if err.get("line") else ""
+    first_word = (sql.strip().split(None, 1) or [""])[0].lower()
+    description = err.get("description", "")
+    near = (err.get("highlight") or "").strip()
+    if not first_word.startswith(_QUERY_STARTS):
+        return (
+            f"cannot parse SQL{where}: a query starts with SELECT, WITH, FROM or VALUES, not {first_word!r}"
+        )
+    missing = re.match(r"Required keyword: '(\w+)' missing for <class '[\w.]+\.(\w+)'>", description)
+    if missing:
+        part = {"Where": "WHERE needs a condition", "Having": "HAVING needs a condition"}.get(
+            missing.group(2), f"{missing.group(2).upper()} is incomplete"
+        )
+        return f"cannot parse SQL{where}: {part} (near {near!r})"
+    if description == "Invalid expression / Unexpected token":
+        before = err.get("start_context", "").strip()[-40:]
+        return f"cannot parse SQL{where}: unexpected {near!r} after {before!r}"
+    return f"cannot parse SQL{where}: {description}" + (f" (near {near!r})" if near else "")
+
+
 def parse_query(sql: str) -> ParsedSql:
     """Parse one model query; raise SqlError on anything else."""
     if not isinstance(sql, str) or not sql.strip():
@@ -90,8 +127,7 @@ def parse_query(sql: str) -> ParsedSql:
         raise SqlError("SQL is nested too deeply to parse") from None
     except ParseError as exc:
         first = exc.errors[0] if exc.errors else {}
-        where = f" (line {first.get('line')}, col {first.get('col')})" if first.get("line") else ""
-        raise SqlError(f"cannot parse SQL{where}: {first.get('description', exc)}") from None
+        raise SqlError(_parse_error_message(sql, first), sql_line=first.get("line")) from None
     if len(statements) != 1:
         raise SqlError(f"a model holds exactly one query; found {len(statements)} statements")
     tree = statements[0]

@@ -155,6 +155,16 @@ CASES = [
         [Want("extra.yml", 3, "x", "cannot parse SQL")],
     ),
     Case(
+        "sql_error_on_the_second_line_of_a_block",
+        {"extra.yml": _models("  - name: x\n    sql: |\n      select id\n      from nums where\n")},
+        [Want("extra.yml", 5, "x", "WHERE needs a condition")],
+    ),
+    Case(
+        "sql_typo_in_the_first_word",
+        {"extra.yml": _models("  - name: x\n    sql: selct id from nums\n")},
+        [Want("extra.yml", 3, "x", "a query starts with SELECT, WITH, FROM or VALUES, not 'selct'")],
+    ),
+    Case(
         "sql_two_statements",
         {"extra.yml": _models("  - name: x\n    sql: select 1; select 2\n")},
         [Want("extra.yml", 3, "x", "exactly one query; found 2 statements")],

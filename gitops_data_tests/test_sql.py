@@ -43,7 +43,9 @@ def test_references(sql, refs):
     [
         ("", "SQL is empty"),
         ("   \n ", "SQL is empty"),
-        ("select (1", "cannot parse SQL (line 1"),
+        ("select (1", "cannot parse SQL (SQL line 1, column 9): Expecting )"),
+        ("selct 1", "a query starts with SELECT, WITH, FROM or VALUES, not 'selct'"),
+        ("select a from t where", "WHERE needs a condition"),
         ("select 1; select 2", "found 2 statements"),
         ("drop table x", "found DROP"),
         ("create table x as select 1", "found CREATE"),

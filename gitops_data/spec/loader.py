@@ -295,11 +295,26 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
     try:
         parsed = parse_query(sql)
     except SqlError as exc:
-        c.add(sql_where, str(exc), line_of(raw, ("sql",)) if sql_where == file else None, spec.name)
+        c.add(
+            sql_where,
+            str(exc),
+            _sql_error_line(exc, line_of(raw, ("sql",)) if sql_where == file else 0, sql),
+            spec.name,
+        )
         return None
     return Node(
         kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common
     )
+
+
+def _sql_error_line(exc: SqlError, key_line: int | None, sql: str) -> int | None:
+    """The line of the file an SQL error is on: in an .sql file its own line; in YAML the `sql:` key's
+    line, plus the SQL line for a block scalar (`sql: |`, whose text starts on the next line)."""
+    if exc.sql_line is None or key_line is None:
+        return key_line or None
+    if key_line == 0:  # a separate .sql file
+        return exc.sql_line
+    return key_line + exc.sql_line if "\n" in sql.strip("\n") or sql.endswith("\n") else key_line
 
 
 def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[str, Node]:

@@ -1,0 +1,131 @@
+"""Machine-readable renderings of what the CLI shows: JSON documents (stable field names, see the
+README's "Machine-readable output") and Markdown for pull-request comments. Pure: data in, text out."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from datetime import datetime
+from typing import Any
+
+from gitops_data.plan import Action, Plan
+
+SCHEMA_VERSION = 1
+
+
+def to_json(kind: str, body: dict[str, Any]) -> str:
+    """One JSON document: `{"kind": ..., "version": 1, ...body}`."""
+
+    def default(value: Any) -> Any:
+        if isinstance(value, datetime):
+            return value.isoformat()
+        return str(value)
+
+    return json.dumps({"kind": kind, "version": SCHEMA_VERSION, **body}, indent=2, default=default)
+
+
+def plan_body(plan: Plan) -> dict[str, Any]:
+    models = []
+    for m in plan.models.values():
+        models.append(
+            {
+                "model": m.name,
+                "kind": m.kind,
+                "action": str(m.action),
+                "mode": str(m.mode) if m.mode else None,
+                "reason": m.reason,
+                "fingerprint": m.fingerprint,
+                "previous_fingerprint": m.previous_fingerprint,
+                "build_id": m.build.build_id if m.build else None,
+                "table": m.build.table if m.build else None,
+                "file": m.location,
+                "checks": [
+                    {
+                        "check": c.name,
+                        "state": str(c.state),
+                        "blocking": c.check.blocking,
+                        "failed_rows": c.failed_rows,
+                    }
+                    for c in m.checks
+                ],
+            }
+        )
+    return {
+        "env": plan.env,
+        "schema": plan.schema,
+        "commit": plan.commit,
+        "previous_commit": plan.previous_commit,
+        "models": models,
+        "removed": list(plan.removed),
+        "summary": {
+            "to_build": len(plan.to_build),
+            "reused": sum(1 for m in plan.models.values() if m.action == Action.REUSE),
+            "checks_to_rerun": sum(len(v) for v in plan.to_audit.values()),
+            "removed": len(plan.removed),
+            "blocking_failures": len(plan.failures()),
+        },
+    }
+
+
+def _md_table(header: list[str], rows: list[list[Any]]) -> str:
+    def cell(v: Any) -> str:
+        return str("" if v is None else v).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plan_markdown(plan: Plan) -> str:
+    body = plan_body(plan)
+    s = body["summary"]
+    rows = [
+        [
+            f"`{m['model']}`",
+            m["mode"] or m["action"],
+            m["reason"],
+            ", ".join(f"{c['check']}: {c['state']}" for c in m["checks"] if c["state"] != "passed") or "",
+        ]
+        for m in body["models"]
+        if m["action"] != "reuse" or any(c["state"] != "passed" for c in m["checks"])
+    ]
+    rows += [[f"`{name}`", "remove", "not in this commit", ""] for name in plan.removed]
+    head = (
+        f"### gitops-data plan: `{plan.env}` at `{plan.commit[:10]}` (schema `{plan.schema}`)\n\n"
+        f"{s['to_build']} to build, {s['reused']} reused, {s['checks_to_rerun']} check(s) to re-run, "
+        f"{s['removed']} to remove"
+        + (f", **{s['blocking_failures']} blocking check(s) failing**" if s["blocking_failures"] else "")
+    )
+    return head + (
+        "\n\n" + _md_table(["model", "action", "why", "checks"], rows) if rows else "\n\nNothing changes."
+    )
+
+
+def diff_body(env_a: str, env_b: str, diffs: list) -> dict[str, Any]:
+    return {"env_a": env_a, "env_b": env_b, "models": [asdict(d) for d in diffs]}
+
+
+def diff_markdown(env_a: str, env_b: str, diffs: list) -> str:
+    rows = [
+        [
+            f"`{d.model}`",
+            d.state,
+            d.rows_a,
+            d.rows_b,
+            "; ".join(
+                filter(
+                    None,
+                    [
+                        ", ".join("+" + c for c in d.columns_added),
+                        ", ".join("-" + c for c in d.columns_removed),
+                        ", ".join(d.columns_retyped),
+                    ],
+                )
+            ),
+        ]
+        for d in diffs
+    ]
+    title = f"### gitops-data diff: `{env_a}` -> `{env_b}`\n\n"
+    if not rows:
+        return title + "Both serve the same builds."
+    return title + _md_table(["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], rows)

@@ -1,0 +1,89 @@
+"""The CLI's machine-readable output: every `--format json` document parses, with its stable fields;
+`--format markdown` renders a plan and a diff for a pull-request comment."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+
+from gitops_data.cli import entry
+from gitops_data_tests.conftest import SMALL_PROJECT
+
+
+@pytest.fixture
+def cli(tmp_path, make_repo, monkeypatch, capsys):
+    repo = make_repo(SMALL_PROJECT)
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    (tmp_path / "dagster_home").mkdir()
+    base = ["gitops-data", "--repo", str(repo.path), "--warehouse", str(tmp_path / "wh.duckdb")]
+
+    def run(*args: str) -> tuple[int, str, str]:
+        monkeypatch.setattr(sys, "argv", [*base, *args])
+        code = entry()
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def doc(*args: str, code: int = 0) -> dict:
+        got, out, err = run(*args, "--format", "json")
+        assert got == code, err
+        parsed = json.loads(out)
+        assert parsed["kind"] == args[0] and parsed["version"] == 1
+        return parsed
+
+    run.repo, run.doc = repo, doc
+    return run
+
+
+def test_json_documents_of_every_command(cli):
+    repo = cli.repo
+    v = cli.doc("validate", "--ref", "main")
+    assert v["valid"] and v["nodes"] == {"seed": 1, "sql": 3} and v["issues"] == []
+
+    p = cli.doc("plan")
+    assert p["summary"]["to_build"] == 4 and [m["model"] for m in p["models"]] == ["nums", "a", "b", "c"]
+    a = next(m for m in p["models"] if m["model"] == "a")
+    assert a["action"] == "build" and a["mode"] == "full" and a["file"] == "project.yml:6"
+    assert {c["check"]: c["state"] for c in a["checks"]}["v__ge"] == "pending"
+
+    assert cli("sync")[0] == 0
+    s = cli.doc("status")
+    assert s["environments"][0] | {"published": None} == {
+        "env": "main",
+        "schema": "analytics",
+        "published": None,
+        "head": repo.head(),
+        "state": "up_to_date",
+        "reason": "",
+        "drift": False,
+    }
+    h = cli.doc("history")
+    assert h["env"] == "main" and h["publishes"][0]["commit"] == repo.head() and h["publishes"][0]["changed"]
+
+    repo.git("checkout", "-q", "-b", "feature/x")
+    repo.replace("project.yml", "v * 2 as v2", "v * 3 as v2")
+    repo.commit("triple")
+    assert cli("sync", "--ref", "feature/x")[0] == 0
+    d = cli.doc("diff", "main", "feature/x")
+    assert [(m["model"], m["state"]) for m in d["models"]] == [("b", "changed"), ("c", "changed")]
+    assert cli.doc("drift") == {"kind": "drift", "version": 1, "drift": []}
+
+    repo.write("bad.yml", "models:\n  - name: x\n    sql: selct 1\n")
+    repo.commit("typo")
+    bad = cli.doc("validate", "--ref", "feature/x", code=2)
+    assert not bad["valid"] and bad["issues"][0]["file"] == "bad.yml" and bad["issues"][0]["model"] == "x"
+
+
+def test_markdown_plan_and_diff_for_a_pull_request(cli):
+    repo = cli.repo
+    assert cli("sync")[0] == 0
+    repo.git("checkout", "-q", "-b", "feature/y")
+    repo.replace("project.yml", "v * 2 as v2", "v * 3 as v2")
+    repo.commit("triple")
+    code, out, _ = cli("plan", "--ref", "feature/y", "--format", "markdown")
+    assert code == 0 and out.startswith("### gitops-data plan: `feature/y`")
+    assert "2 to build, 2 reused" in out and "| `b` | full | first build |" in out
+    assert cli("sync", "--ref", "feature/y")[0] == 0
+    code, out, _ = cli("diff", "main", "feature/y", "--format", "markdown")
+    assert code == 0 and "| `b` | changed | 3 | 3 |" in out
