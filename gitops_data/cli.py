@@ -13,10 +13,21 @@ from rich.table import Table
 
 from gitops_data.errors import DriftFound, GitopsError
 
-console = Console(highlight=False)
+# outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
 
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 100_000)
+
+
+def _table(title: str, columns: list[str], keys: int) -> Table:
+    """One row per item; the first `keys` columns (names, schemas, states) are never cut or wrapped,
+    the others fold when the terminal is narrow."""
+    table = Table(title=title)
+    for i, col in enumerate(columns):
+        table.add_column(col, no_wrap=i < keys, overflow="fold", min_width=len(col) if i < keys else None)
+    return table
+
 
 _DAGSTER_YAML = """# written by gitops-data: local SQLite storage, no telemetry
 telemetry:
@@ -165,9 +176,8 @@ def _env_option(f):
 
 
 def _print_plan(plan) -> None:
-    table = Table(title=f"plan for {plan.env} ({plan.schema}) at {_short(plan.commit)}")
-    for col in ("model", "kind", "action", "fingerprint", "reason", "checks"):
-        table.add_column(col)
+    title = f"plan for {plan.env} ({plan.schema}) at {_short(plan.commit)}"
+    table = _table(title, ["model", "kind", "action", "fingerprint", "reason", "checks"], 3)
     colors = {"build": "yellow", "reuse": "green", "external": "dim"}
     labels = {
         "append": "append",
@@ -343,9 +353,9 @@ def status(obj: Ctx, fmt: str) -> None:
         envs = {e: (e, *v) for e, v in cat.environments().items()}
         statuses = cat.ref_statuses()
         drifts = detect_drift(cat, settings.internal_schema)
-    table = Table(title=f"environments of {ws.repo}")
-    for col in ("env (branch)", "schema", "published", "latest", "state"):
-        table.add_column(col, no_wrap=col != "state", overflow="fold")
+    table = _table(
+        f"environments of {ws.repo}", ["env (branch)", "schema", "published", "latest", "state"], 4
+    )
     from gitops_data.naming import environment_schema
 
     rows = []
@@ -432,9 +442,8 @@ def history(obj: Ctx, env_name: str | None, limit: int, fmt: str) -> None:
 
         print(to_json("history", {"env": env_name, "publishes": rows}))
         return
-    table = Table(title=f"publishes of {env_name}")
-    for col in ("published at (UTC)", "publish id", "commit", "previous", "changed", "removed"):
-        table.add_column(col)
+    columns = ["published at (UTC)", "publish id", "commit", "previous", "changed", "removed"]
+    table = _table(f"publishes of {env_name}", columns, 4)
     for r in rows:
         changed = r["changed"]
         table.add_row(
@@ -444,8 +453,7 @@ def history(obj: Ctx, env_name: str | None, limit: int, fmt: str) -> None:
             _short(r["previous_commit"]),
             (f"rollback to {r['rollback_of']}; " if r.get("rollback_of") else "")
             + f"{len(changed)}: "
-            + ", ".join(changed[:8])
-            + (" ..." if len(changed) > 8 else ""),
+            + ", ".join(changed),
             ", ".join(r["removed"]),
         )
     console.print(table)
@@ -506,9 +514,9 @@ def diff(obj: Ctx, env_a: str, env_b: str, fmt: str) -> None:
     if not diffs:
         console.print(f"{env_a} and {env_b} serve the same builds")
         return
-    table = Table(title=f"{env_a} -> {env_b}")
-    for col in ("model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"):
-        table.add_column(col)
+    table = _table(
+        f"{env_a} -> {env_b}", ["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], 2
+    )
     for d in diffs:
         schema = "; ".join(
             filter(
