@@ -39,7 +39,7 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
         cat.record_audits(
             "f1", "run2", [SimpleNamespace(**{**vars(result), "passed": True, "failed_rows": 0})], 3
         )
-        latest = cat.latest_audits(["f1"])["f1"]["v__ge"]
+        latest = cat.latest_audits(["f1"])["f1"][("v__ge", "h1")]
         assert (latest.passed, latest.failed_rows, latest.check_hash) == (True, 0, "h1")
 
         cat.save_plan("p1", plan, "cli")

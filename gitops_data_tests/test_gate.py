@@ -53,8 +53,10 @@ def _plan() -> Plan:
     return Plan("main", "analytics", "c" * 40, "gitops_internal", {"dim": dim, "fct": fct})
 
 
-def _audits(**passed: tuple[bool, str]) -> dict[str, dict[str, AuditRecord]]:
-    return {"f1": {name: AuditRecord("f1", name, h, ok, 0 if ok else 2) for name, (ok, h) in passed.items()}}
+def _audits(**passed: tuple[bool, str]) -> dict:
+    return {
+        "f1": {(name, h): AuditRecord("f1", name, h, ok, 0 if ok else 2) for name, (ok, h) in passed.items()}
+    }
 
 
 def test_all_built_and_passed_is_ready_warn_failures_reported():

@@ -32,13 +32,13 @@ def _builds(project, fps, commit=C1, tag="b") -> dict[str, BuildRecord]:
     }
 
 
-def _audits(project, builds, fail: dict[str, int] | None = None) -> dict[str, dict[str, AuditRecord]]:
+def _audits(project, builds, fail: dict[str, int] | None = None) -> dict:
     """An audit record for every declared check of every build; checks in `fail` failed with n rows."""
     fail = fail or {}
     out = {}
     for name, build in builds.items():
         out[build.build_id] = {
-            c.name: AuditRecord(
+            (c.name, c.hash): AuditRecord(
                 build.build_id,
                 c.name,
                 c.hash,
@@ -166,7 +166,7 @@ def test_checks_only_change_reuses_with_pending_checks(make_repo):
         **state.audits,
         build.build_id: {
             **state.audits[build.build_id],
-            "v__ge": AuditRecord(build.build_id, "v__ge", new.hash, True, 0),
+            ("v__ge", new.hash): AuditRecord(build.build_id, "v__ge", new.hash, True, 0),
         },
     }
     plan2 = _plan(project2, fps2, CatalogState(state.candidates, audits, state.published, C1))
@@ -201,7 +201,7 @@ def test_pending_warn_check_does_not_block_but_is_audited(make_repo):
     _, project, fps = _load(make_repo, files)
     state = _published_state(project, fps)
     build_id = state.published["a"].build_id
-    audits = {**state.audits, build_id: {k: v for k, v in state.audits[build_id].items() if k != "v__ge"}}
+    audits = {**state.audits, build_id: {k: v for k, v in state.audits[build_id].items() if k[0] != "v__ge"}}
     plan = _plan(project, fps, CatalogState(state.candidates, audits, state.published, C1))
     assert plan.to_audit == {"a": ["v__ge"]}
     assert plan.ready
@@ -211,7 +211,10 @@ def test_audit_of_an_old_check_definition_counts_as_pending(make_repo):
     _, project, fps = _load(make_repo)
     state = _published_state(project, fps)
     build_id = state.published["a"].build_id
-    stale = {**state.audits[build_id], "id__unique": AuditRecord(build_id, "id__unique", "0" * 16, True, 0)}
+    stale = {k: v for k, v in state.audits[build_id].items() if k[0] != "id__unique"}
+    stale[("id__unique", "0" * 16)] = AuditRecord(
+        build_id, "id__unique", "0" * 16, True, 0
+    )  # an old definition
     plan = _plan(
         project, fps, CatalogState(state.candidates, {**state.audits, build_id: stale}, state.published, C1)
     )

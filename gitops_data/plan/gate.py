@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from gitops_data.plan.records import AuditRecord
+from gitops_data.plan.records import Audits, audit_of
 from gitops_data.plan.steps import Action, CheckState, Plan
 
 
@@ -22,8 +22,8 @@ class Verdict:
         return not (self.missing or self.failures or self.not_run)
 
 
-def gate(plan: Plan, existing: set[str], audits: dict[str, dict[str, AuditRecord]]) -> Verdict:
-    """`existing`: build ids of the plan that exist now; `audits`: build id -> check -> latest result."""
+def gate(plan: Plan, existing: set[str], audits: Audits) -> Verdict:
+    """`existing`: build ids of the plan that exist now; `audits`: the results recorded for them."""
     models = {}
     missing, not_run = [], []
     for name, step in plan.models.items():
@@ -32,11 +32,10 @@ def gate(plan: Plan, existing: set[str], audits: dict[str, dict[str, AuditRecord
             continue
         if step.build.build_id not in existing:
             missing.append(name)
-        done = audits.get(step.build.build_id, {})
         checks = []
         for pc in step.checks:
-            rec = done.get(pc.name)
-            if rec is None or rec.check_hash != pc.hash:
+            rec = audit_of(audits, step.build.build_id, pc.name, pc.hash)
+            if rec is None:
                 checks.append(replace(pc, state=CheckState.PENDING))
                 if pc.check.blocking:
                     not_run.append((name, pc.name))

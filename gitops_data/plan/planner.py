@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from gitops_data.naming import physical_table, qualified
-from gitops_data.plan.records import BuildRecord, CatalogState
+from gitops_data.plan.records import BuildRecord, CatalogState, audit_of
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
 from gitops_data.spec.checks import DeclaredCheck, check_hash, declared_checks
 from gitops_data.spec.project import Node, Project
@@ -31,14 +31,13 @@ def _planned_checks(
 ) -> tuple[PlannedCheck, ...]:
     """Each check with the builds it reads and whether it already ran on `build` (None: a new build).
     A check that reads other models counts as run only for the data versions it read then."""
-    done = state.audits.get(build.build_id, {}) if build else {}
     out = []
     for chk in checks:
         reads = tuple(read_of(m) for m in chk.reads)
         versions = [(r.model, r.version) for r in reads if r.version is not None]
         effective = check_hash([chk.hash, versions]) if versions else chk.hash
-        rec = done.get(chk.name)
-        if rec is None or rec.check_hash != effective:
+        rec = audit_of(state.audits, build.build_id, chk.name, effective) if build else None
+        if rec is None:
             out.append(PlannedCheck(chk, CheckState.PENDING, effective, reads))
         else:
             state_ = CheckState.PASSED if rec.passed else CheckState.FAILED

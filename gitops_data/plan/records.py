@@ -64,12 +64,21 @@ class AuditRecord:
     failed_rows: int | None = None
 
 
+# build id -> (check name, check hash) -> the latest result of that check with that definition and
+# those inputs on that build (environments that read other builds through a check keep their own)
+Audits = dict[str, dict[tuple[str, str], AuditRecord]]
+
+
+def audit_of(audits: Audits, build_id: str, check: str, check_hash: str) -> AuditRecord | None:
+    return audits.get(build_id, {}).get((check, check_hash))
+
+
 @dataclass(frozen=True)
 class CatalogState:
     """What the planner needs from the catalog, for one environment."""
 
     # (model, fp) -> reusable builds, best first (published in this env, published elsewhere, newest)
     candidates: dict[tuple[str, str], tuple[BuildRecord, ...]] = field(default_factory=dict)
-    audits: dict[str, dict[str, AuditRecord]] = field(default_factory=dict)  # build id -> check -> latest
+    audits: Audits = field(default_factory=dict)
     published: dict[str, BuildRecord] = field(default_factory=dict)  # model -> currently published build
     published_commit: str | None = None

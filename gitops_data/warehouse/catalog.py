@@ -15,6 +15,7 @@ from typing import Any
 from gitops_data.engines.base import Engine
 from gitops_data.naming import quote
 from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, Plan, Status
+from gitops_data.plan.records import Audits
 
 
 def now() -> datetime:
@@ -235,16 +236,20 @@ class Catalog:
             ],
         )
 
-    def latest_audits(self, build_ids: list[str]) -> dict[str, dict[str, AuditRecord]]:
+    def latest_audits(self, build_ids: list[str]) -> Audits:
+        """The latest result per build, check and check hash (a check that reads other models has one
+        hash per set of builds it read, so environments sharing a build keep their own results)."""
         rows = self._q(
             """select build_id, check_name, check_hash, passed, failed_rows from {m}.audits
-                          where list_contains(?, build_id) qualify row_number() over
-                          (partition by build_id, check_name order by audited_at desc) = 1""",
+               where list_contains(?, build_id) qualify row_number() over
+               (partition by build_id, check_name, check_hash order by audited_at desc) = 1""",
             [build_ids],
         )
-        out: dict[str, dict[str, AuditRecord]] = {}
+        out: Audits = {}
         for build_id, check, chash, passed, failed in rows:
-            out.setdefault(build_id, {})[check] = AuditRecord(build_id, check, chash, bool(passed), failed)
+            out.setdefault(build_id, {})[(check, chash)] = AuditRecord(
+                build_id, check, chash, bool(passed), failed
+            )
         return out
 
     # -- environments -----------------------------------------------------------------------
