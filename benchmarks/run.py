@@ -1,6 +1,7 @@
 """gitops-data benchmarks: one command, one table.
 
-    python benchmarks/run.py [--quick] [--only 1,3,cli] [--out benchmarks/results] [--with-sqlmesh] [--profile]
+    python benchmarks/run.py [--quick] [--only 1,3,cli] [--out benchmarks/results]
+                             [--with-sqlmesh] [--profile]
 
 Generates its own data, runs every case (each measured side in its own child process), prints one
 table and writes results.json and results.csv to --out. --quick uses CI-sized data and asserts
@@ -31,21 +32,32 @@ from bench.context import BENCH_DIR, Ctx  # noqa: E402
 from bench.report import Row, show, write  # noqa: E402
 
 console = Console(highlight=False)
-MEMORY_METHOD = ("peak RSS (VmHWM) of the child process that runs the step, reset via /proc/self/clear_refs "
-                 "just before the step; includes what the process already had resident (interpreter, imports); "
-                 "CLI rows: whole-process peak RSS from wait4")
+MEMORY_METHOD = (
+    "peak RSS (VmHWM) of the child process that runs the step, reset via /proc/self/clear_refs "
+    "just before the step; includes what the process already had resident (interpreter, imports); "
+    "CLI rows: whole-process peak RSS from wait4"
+)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true", help="CI-sized data (seconds, not minutes); no timing asserts")
-    p.add_argument("--only", default="", help="comma-separated case ids: " + ",".join(c.ID for c in cases.ALL))
+    p.add_argument(
+        "--quick", action="store_true", help="CI-sized data (seconds, not minutes); no timing asserts"
+    )
+    p.add_argument(
+        "--only", default="", help="comma-separated case ids: " + ",".join(c.ID for c in cases.ALL)
+    )
     p.add_argument("--out", default=str(BENCH_DIR / "results"), help="folder for results.json / results.csv")
-    p.add_argument("--work", default=None, help="scratch folder (default: a temporary folder, removed afterwards)")
+    p.add_argument(
+        "--work", default=None, help="scratch folder (default: a temporary folder, removed afterwards)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
     p.add_argument("--with-sqlmesh", action="store_true", help="run case 8 in --quick mode too")
-    p.add_argument("--profile", action="store_true",
-                   help="run measured steps under pyinstrument; text profiles go to <out>/profiles (slows them down)")
+    p.add_argument(
+        "--profile",
+        action="store_true",
+        help="run measured steps under pyinstrument; text profiles go to <out>/profiles (slows them down)",
+    )
     return p.parse_args(argv)
 
 
@@ -68,7 +80,14 @@ def run_case(case, ctx: Ctx) -> list[Row]:
         trace = ctx.folder("logs") / f"case_{case.ID}_error.txt"
         trace.write_text(traceback.format_exc())
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        rows = [Row(case.ID, case.TITLE, status="error", notes=f"{type(exc).__name__}: {first[:200]} (see {trace})")]
+        rows = [
+            Row(
+                case.ID,
+                case.TITLE,
+                status="error",
+                notes=f"{type(exc).__name__}: {first[:200]} (see {trace})",
+            )
+        ]
     load = max(load_before, os.getloadavg()[0])
     for row in rows:
         row.details["load_average"] = load
@@ -87,11 +106,19 @@ def _version(module: str) -> str:
 
 def meta(ctx: Ctx, seconds: float, pkg: dict) -> dict:
     return {
-        "mode": "quick" if ctx.quick else "full", "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "runtime_seconds": round(seconds, 1), "sizes": dataclasses.asdict(ctx.sizes), "package": pkg,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version()},
+        "mode": "quick" if ctx.quick else "full",
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "runtime_seconds": round(seconds, 1),
+        "sizes": dataclasses.asdict(ctx.sizes),
+        "package": pkg,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+            "python": platform.python_version(),
+        },
         "versions": {m: _version(m) for m in ("duckdb", "polars", "dagster", "sqlglot", "pyarrow")},
-        "memory": MEMORY_METHOD, "profiled": ctx.profile,
+        "memory": MEMORY_METHOD,
+        "profiled": ctx.profile,
     }
 
 
@@ -100,10 +127,14 @@ def main(argv: list[str] | None = None) -> int:
     chosen = selected(args.only)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gitops-bench-"))
     work.mkdir(parents=True, exist_ok=True)
-    ctx = Ctx(quick=args.quick, work=work, out=Path(args.out), with_sqlmesh=args.with_sqlmesh, profile=args.profile)
+    ctx = Ctx(
+        quick=args.quick, work=work, out=Path(args.out), with_sqlmesh=args.with_sqlmesh, profile=args.profile
+    )
     pkg = package.freeze(work)
-    console.print(f"measuring gitops_data from {pkg['source']} (commit {pkg['commit']}"
-                  f"{', with uncommitted changes' if pkg['uncommitted_changes'] else ''}), copied to {work}/package")
+    console.print(
+        f"measuring gitops_data from {pkg['source']} (commit {pkg['commit']}"
+        f"{', with uncommitted changes' if pkg['uncommitted_changes'] else ''}), copied to {work}/package"
+    )
     t0 = time.perf_counter()
     try:
         rows = [row for case in chosen for row in run_case(case, ctx)]
@@ -117,7 +148,10 @@ def main(argv: list[str] | None = None) -> int:
     json_path, csv_path = write(rows, ctx.out, info)
     console.print(f"memory: {MEMORY_METHOD}")
     if pkg["changed_during_run"]:
-        console.print("[yellow]note[/]: gitops_data changed during the run; these numbers are for the copy made at its start")
+        console.print(
+            "[yellow]note[/]: gitops_data changed during the run; "
+            "these numbers are for the copy made at its start"
+        )
     console.print(f"wrote {json_path} and {csv_path}")
     errors = [r for r in rows if r.status == "error"]
     return 1 if errors else 0

@@ -7,8 +7,12 @@ import shutil
 import subprocess
 from pathlib import Path
 
-_GIT_ENV = {"GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "bench@example.com",
-            "GIT_COMMITTER_NAME": "bench", "GIT_COMMITTER_EMAIL": "bench@example.com"}
+_GIT_ENV = {
+    "GIT_AUTHOR_NAME": "bench",
+    "GIT_AUTHOR_EMAIL": "bench@example.com",
+    "GIT_COMMITTER_NAME": "bench",
+    "GIT_COMMITTER_EMAIL": "bench@example.com",
+}
 DAGSTER_YAML = "telemetry:\n  enabled: false\n"
 
 
@@ -18,8 +22,9 @@ class DataRepo:
 
     def git(self, *args: str) -> str:
         env = {**os.environ, **_GIT_ENV}
-        return subprocess.run(["git", *args], cwd=self.path, env=env, check=True,
-                              capture_output=True, text=True).stdout.strip()
+        return subprocess.run(
+            ["git", *args], cwd=self.path, env=env, check=True, capture_output=True, text=True
+        ).stdout.strip()
 
     def write(self, rel: str, text: str) -> None:
         p = self.path / rel

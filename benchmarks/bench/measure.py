@@ -79,8 +79,11 @@ def repeat(fn: Callable[[], object], times: int, name: str = "step") -> dict:
         with step(f"{name}_{i}" if times > 1 else name) as m:
             fn()
         runs.append(m)
-    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs),
-            "all_seconds": [r["seconds"] for r in runs]}
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_mb": max(r["peak_mb"] for r in runs),
+        "all_seconds": [r["seconds"] for r in runs],
+    }
 
 
 def spawn(cmd: list[str], log: Path | None = None, timeout: float | None = None, **kwargs) -> dict:
@@ -117,12 +120,17 @@ def wall(cmd: list[str], times: int, **kwargs) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         result = Path(tmp) / "timed.json"
         for _ in range(times):
-            outer = spawn([sys.executable, str(Path(__file__).with_name("timed.py")), str(result), *cmd], **kwargs)
+            outer = spawn(
+                [sys.executable, str(Path(__file__).with_name("timed.py")), str(result), *cmd], **kwargs
+            )
             if outer["returncode"] != 0:
                 raise RuntimeError(f"timing wrapper exited {outer['returncode']} for {' '.join(cmd)}")
             runs.append(json.loads(result.read_text()))
     bad = [r for r in runs if r["returncode"] != 0]
     if bad:
         raise RuntimeError(f"{' '.join(cmd)} exited {bad[0]['returncode']}")
-    return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs),
-            "all_seconds": [r["seconds"] for r in runs]}
+    return {
+        "seconds": statistics.median(r["seconds"] for r in runs),
+        "peak_mb": max(r["peak_mb"] for r in runs),
+        "all_seconds": [r["seconds"] for r in runs],
+    }

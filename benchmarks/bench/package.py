@@ -40,8 +40,12 @@ def freeze(work: Path) -> dict:
     sys.path.insert(0, str(target))
     os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(target), os.environ.get("PYTHONPATH")]))
     dirty = _git(source, "status", "--porcelain", "--", ".")
-    return {"source": str(source), "commit": _git(source, "rev-parse", "--short", "HEAD"),
-            "uncommitted_changes": bool(dirty), "digest": _digest(target / "gitops_data")}
+    return {
+        "source": str(source),
+        "commit": _git(source, "rev-parse", "--short", "HEAD"),
+        "uncommitted_changes": bool(dirty),
+        "digest": _digest(target / "gitops_data"),
+    }
 
 
 def changed_since(identity: dict) -> bool:

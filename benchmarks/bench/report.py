@@ -61,15 +61,32 @@ def _verdict(row: Row) -> str:
 
 def table(rows: list[Row], title: str) -> Table:
     t = Table(title=title, show_lines=False)
-    for col, kw in [("case", {}), ("what", {"max_width": 38}), ("ours", {"justify": "right"}),
-                    ("baseline", {"justify": "right"}), ("ratio", {"justify": "right"}), ("target", {}), ("", {}),
-                    ("peak MB ours / base", {"justify": "right"}), ("notes", {"max_width": 70})]:
+    for col, kw in [
+        ("case", {}),
+        ("what", {"max_width": 38}),
+        ("ours", {"justify": "right"}),
+        ("baseline", {"justify": "right"}),
+        ("ratio", {"justify": "right"}),
+        ("target", {}),
+        ("", {}),
+        ("peak MB ours / base", {"justify": "right"}),
+        ("notes", {"max_width": 70}),
+    ]:
         t.add_column(col, **kw)
     for r in rows:
         mem = f"{_num(r.ours_mb)} / {_num(r.baseline_mb)}" if r.ours_mb or r.baseline_mb else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
-        t.add_row(r.case, escape(r.name), _num(r.ours, r.unit), _num(r.baseline, r.unit), ratio, r.target, _verdict(r),
-                  mem, escape(r.notes))
+        t.add_row(
+            r.case,
+            escape(r.name),
+            _num(r.ours, r.unit),
+            _num(r.baseline, r.unit),
+            ratio,
+            r.target,
+            _verdict(r),
+            mem,
+            escape(r.notes),
+        )
     return t
 
 
@@ -80,9 +97,23 @@ def show(rows: list[Row], title: str) -> None:
 def write(rows: list[Row], out: Path, meta: dict) -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     json_path, csv_path = out / "results.json", out / "results.csv"
-    json_path.write_text(json.dumps({"meta": meta, "rows": [r.record() for r in rows]}, indent=2, default=str))
-    columns = ["case", "name", "ours", "baseline", "unit", "ratio", "target", "met", "ours_mb", "baseline_mb",
-               "status", "notes"]
+    json_path.write_text(
+        json.dumps({"meta": meta, "rows": [r.record() for r in rows]}, indent=2, default=str)
+    )
+    columns = [
+        "case",
+        "name",
+        "ours",
+        "baseline",
+        "unit",
+        "ratio",
+        "target",
+        "met",
+        "ours_mb",
+        "baseline_mb",
+        "status",
+        "notes",
+    ]
     with csv_path.open("w", newline="") as fh:
         w = csv.DictWriter(fh, fieldnames=columns, extrasaction="ignore")
         w.writeheader()

@@ -23,8 +23,14 @@ def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
         con.close()
 
 
-def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str | None = None,
-             rebuild: list[str] | None = None) -> dict:
+def sync_ref(
+    repo: str,
+    warehouse: str,
+    home: str,
+    ref: str = "main",
+    name: str | None = None,
+    rebuild: list[str] | None = None,
+) -> dict:
     """One measured sync of `ref`, as `gitops-data sync` does it: `apply` with an in-process Dagster
     run (imports, the instance and the executor are set up first); `name` names the step's profile
     (default `sync_<ref>`); `rebuild` forces a refresh of those models, as a scheduled run does.
@@ -41,6 +47,10 @@ def sync_ref(repo: str, warehouse: str, home: str, ref: str = "main", name: str 
     with step(name or f"sync_{ref.replace('/', '_')}") as m:
         result = apply(ws, ref, executor, rebuild=frozenset(rebuild or ())).raise_for_status()
     built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
-    return {**m, "status": str(result.status), "built": sorted(r[0] for r in built),
-            "changed": list(result.publish.changed) if result.publish else [],
-            "builds_total": query(warehouse, "select count(*) from gitops_meta.builds")[0][0]}
+    return {
+        **m,
+        "status": str(result.status),
+        "built": sorted(r[0] for r in built),
+        "changed": list(result.publish.changed) if result.publish else [],
+        "builds_total": query(warehouse, "select count(*) from gitops_meta.builds")[0][0],
+    }

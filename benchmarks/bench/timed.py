@@ -18,8 +18,14 @@ def main() -> None:
     _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - t0
     with open(result_path, "w") as fh:
-        json.dump({"seconds": seconds, "returncode": os.waitstatus_to_exitcode(status),
-                   "peak_mb": usage.ru_maxrss / 1024}, fh)
+        json.dump(
+            {
+                "seconds": seconds,
+                "returncode": os.waitstatus_to_exitcode(status),
+                "peak_mb": usage.ru_maxrss / 1024,
+            },
+            fh,
+        )
 
 
 if __name__ == "__main__":

@@ -112,11 +112,23 @@ def run(ctx) -> list[Row]:
     sql = ctx.child("cases.audit:duckdb_sql", warehouse=str(warehouse))
     for side in (mine, pol, sql):
         if any(side["checks"].values()) or len(side["checks"]) != 6:
-            raise AssertionError(f"every check should pass on the generated data: {side['checks']} {side.get('messages')}")
+            raise AssertionError(
+                f"every check should pass on the generated data: {side['checks']} {side.get('messages')}"
+            )
     fastest = min((pol, "Polars"), (sql, "DuckDB SQL"), key=lambda s: s[0]["seconds"])
-    return [Row(ID, f"{TITLE}, {rows:,} rows", mine["seconds"], fastest[0]["seconds"], target="<= 2x", limit=2.0,
-                ours_mb=mine["peak_mb"], baseline_mb=fastest[0]["peak_mb"],
-                notes=f"baseline = faster of Polars {pol['seconds']:.2f} s ({pol['peak_mb']:.0f} MB) and one "
-                      f"DuckDB query {sql['seconds']:.2f} s ({sql['peak_mb']:.0f} MB); checks: "
-                      + ", ".join(mine["checks"]),
-                details={"polars": pol, "duckdb": sql})]
+    return [
+        Row(
+            ID,
+            f"{TITLE}, {rows:,} rows",
+            mine["seconds"],
+            fastest[0]["seconds"],
+            target="<= 2x",
+            limit=2.0,
+            ours_mb=mine["peak_mb"],
+            baseline_mb=fastest[0]["peak_mb"],
+            notes=f"baseline = faster of Polars {pol['seconds']:.2f} s ({pol['peak_mb']:.0f} MB) and one "
+            f"DuckDB query {sql['seconds']:.2f} s ({sql['peak_mb']:.0f} MB); checks: "
+            + ", ".join(mine["checks"]),
+            details={"polars": pol, "duckdb": sql},
+        )
+    ]

@@ -23,14 +23,16 @@ ID = "9"
 TITLE = "incremental"
 SOURCE, SOURCE_PATH, MODEL = "ledger", "data/ledger.parquet", "ledger_facts"
 EXTERNAL_TABLE = "main.raw_ledger"  # 9c: the source is this warehouse table, filled outside gitops-data
-MODEL_SELECT = ("select id, user_id, amount, round(amount * 1.19, 2) as gross, kind = 'purchase' as is_purchase, "
-                "upper(kind) as kind_code, id % 1000 as bucket from ")
+MODEL_SELECT = (
+    "select id, user_id, amount, round(amount * 1.19, 2) as gross, kind = 'purchase' as is_purchase, "
+    "upper(kind) as kind_code, id % 1000 as bucket from "
+)
 MODEL_SQL = MODEL_SELECT + SOURCE
 META = "gitops_meta"
 
 
 def project_files(incremental: bool = True, external: bool = False) -> dict[str, str]:
-    model = f"  - name: {MODEL}\n    sql: \"{MODEL_SQL}\"\n"
+    model = f'  - name: {MODEL}\n    sql: "{MODEL_SQL}"\n'
     if incremental:
         model += "    incremental: {column: id}\n"
     location = f"table: {EXTERNAL_TABLE}" if external else f"path: {SOURCE_PATH}"
@@ -91,12 +93,18 @@ def raw_rebuild(warehouse: str, parquet: str) -> dict:
 
 def published_state(warehouse: str) -> dict:
     """The published build of the model: its segments with their row counts, and the view's rows."""
-    segments = query(warehouse, f"""
+    segments = query(
+        warehouse,
+        f"""
         select s.seq, s.table_name, t.schema_name from {META}.segments s
         join {META}.env_views v on v.build_id = s.build_id
         join duckdb_tables() t on t.table_name = s.table_name
-        where v.env = 'main' and v.model = ? order by s.seq""", [MODEL])
-    counts = [query(warehouse, f'select count(*) from "{schema}"."{table}"')[0][0] for _, table, schema in segments]
+        where v.env = 'main' and v.model = ? order by s.seq""",
+        [MODEL],
+    )
+    counts = [
+        query(warehouse, f'select count(*) from "{schema}"."{table}"')[0][0] for _, table, schema in segments
+    ]
     schema = query(warehouse, f"select schema_name from {META}.environments where env = 'main'")[0][0]
     view_rows = query(warehouse, f'select count(*) from "{schema}"."{MODEL}"')[0][0]
     return {"segment_rows": counts, "view_rows": view_rows}
@@ -117,7 +125,10 @@ def run_file_source(ctx) -> list[Row]:
         raise RuntimeError(f"first sync did not build {SOURCE} and {MODEL}: {first}")
 
     full = Scenario(copy_scenario(sc.root, ctx.work / "incremental_full"))
-    for s, message in ((sc, f"append {added:,} rows"), (full, f"append {added:,} rows; {MODEL} not incremental")):
+    for s, message in (
+        (sc, f"append {added:,} rows"),
+        (full, f"append {added:,} rows; {MODEL} not incremental"),
+    ):
         write_ledger_parquet(s.repo.path / SOURCE_PATH, rows + added)
         if s is full:
             s.repo.write("models.yml", project_files(incremental=False)["models.yml"])
@@ -127,36 +138,68 @@ def run_file_source(ctx) -> list[Row]:
     state = published_state(str(sc.warehouse))
     if ours["status"] != "published" or set(ours["built"]) != {SOURCE, MODEL}:
         raise AssertionError(f"second sync should rebuild {SOURCE} and append to {MODEL}: {ours}")
-    if len(state["segment_rows"]) != 2 or state["segment_rows"][-1] != added or state["view_rows"] != rows + added:
-        raise AssertionError(f"expected segments [{rows}, {added}] and {rows + added} rows in the view, got {state}")
+    if (
+        len(state["segment_rows"]) != 2
+        or state["segment_rows"][-1] != added
+        or state["view_rows"] != rows + added
+    ):
+        raise AssertionError(
+            f"expected segments [{rows}, {added}] and {rows + added} rows in the view, got {state}"
+        )
 
-    rebuilt = ctx.child("bench.steps:sync_ref", ref="main", name="incremental_full_rebuild_sync",
-                        **full.kwargs())
+    rebuilt = ctx.child(
+        "bench.steps:sync_ref", ref="main", name="incremental_full_rebuild_sync", **full.kwargs()
+    )
     rebuilt_rows = published_state(str(full.warehouse))["view_rows"]
     if rebuilt["status"] != "published" or rebuilt_rows != rows + added:
-        raise AssertionError(f"full rebuild: {rebuilt['status']}, {rebuilt_rows} rows (expected {rows + added})")
+        raise AssertionError(
+            f"full rebuild: {rebuilt['status']}, {rebuilt_rows} rows (expected {rows + added})"
+        )
 
     raw_wh = ctx.fresh("incremental_raw") / "raw.duckdb"
-    raw = ctx.child("cases.incremental:raw_rebuild", warehouse=str(raw_wh), parquet=str(sc.repo.path / SOURCE_PATH))
+    raw = ctx.child(
+        "cases.incremental:raw_rebuild", warehouse=str(raw_wh), parquet=str(sc.repo.path / SOURCE_PATH)
+    )
     if query(str(raw_wh), f"select count(*) from {MODEL}")[0][0] != rows + added:
         raise AssertionError("raw rebuild has the wrong row count")
 
     name = f"{TITLE}: +{added:,} rows to {rows:,}, second sync"
-    checked = (f"asserted: new segment {added:,} rows, view {rows + added:,} rows; "
-               f"both syncs also reload the {rows + added:,}-row source file (first sync {first['seconds']:.1f} s)")
-    details = {"first_sync_seconds": first["seconds"], "segment_rows": state["segment_rows"],
-               "raw_source_load_seconds": raw["seconds"] - raw["model_seconds"],
-               "raw_model_ctas_seconds": raw["model_seconds"]}
+    checked = (
+        f"asserted: new segment {added:,} rows, view {rows + added:,} rows; "
+        f"both syncs also reload the {rows + added:,}-row source file (first sync {first['seconds']:.1f} s)"
+    )
+    details = {
+        "first_sync_seconds": first["seconds"],
+        "segment_rows": state["segment_rows"],
+        "raw_source_load_seconds": raw["seconds"] - raw["model_seconds"],
+        "raw_model_ctas_seconds": raw["model_seconds"],
+    }
     return [
-        Row(f"{ID}a", f"{name} vs full rebuild (sync)", ours["seconds"], rebuilt["seconds"], target="<< 1x",
-            ours_mb=ours["peak_mb"], baseline_mb=rebuilt["peak_mb"], details=details,
-            notes=f"target: ratio << 1 (no number). Baseline: the same commit with the incremental block removed, "
-                  f"synced (full rebuild of {MODEL}); {checked}"),
-        Row(f"{ID}b", f"{name} vs raw DuckDB rebuild", ours["seconds"], raw["seconds"], target="<< 1x",
-            ours_mb=ours["peak_mb"], baseline_mb=raw["peak_mb"], details=details,
+        Row(
+            f"{ID}a",
+            f"{name} vs full rebuild (sync)",
+            ours["seconds"],
+            rebuilt["seconds"],
+            target="<< 1x",
+            ours_mb=ours["peak_mb"],
+            baseline_mb=rebuilt["peak_mb"],
+            details=details,
+            notes="target: ratio << 1 (no number). Baseline: the same commit with the incremental block "
+            f"removed, synced (full rebuild of {MODEL}); {checked}",
+        ),
+        Row(
+            f"{ID}b",
+            f"{name} vs raw DuckDB rebuild",
+            ours["seconds"],
+            raw["seconds"],
+            target="<< 1x",
+            ours_mb=ours["peak_mb"],
+            baseline_mb=raw["peak_mb"],
+            details=details,
             notes=f"target: ratio << 1 (no number). Baseline: one DuckDB connection, load the file "
-                  f"({raw['seconds'] - raw['model_seconds']:.2f} s) + CTAS {MODEL} ({raw['model_seconds']:.2f} s); "
-                  "ours also reloads the whole file (a repo-file source is copied into a table when it changes)"),
+            f"({raw['seconds'] - raw['model_seconds']:.2f} s) + CTAS {MODEL} ({raw['model_seconds']:.2f} s); "
+            "ours also reloads the whole file (a repo-file source is copied into a table when it changes)",
+        ),
     ]
 
 
@@ -171,27 +214,45 @@ def run_external_table(ctx) -> list[Row]:
         raise RuntimeError(f"first sync did not build {MODEL} (and only it): {first}")
 
     ingest(str(sc.warehouse), rows, rows + added)
-    ours = ctx.child("bench.steps:sync_ref", ref="main", name="incremental_table_refresh", rebuild=[MODEL],
-                     **sc.kwargs())
+    ours = ctx.child(
+        "bench.steps:sync_ref", ref="main", name="incremental_table_refresh", rebuild=[MODEL], **sc.kwargs()
+    )
     state = published_state(str(sc.warehouse))
     if ours["status"] != "published" or set(ours["built"]) != {MODEL}:
         raise AssertionError(f"the refresh should append to {MODEL} (and build nothing else): {ours}")
-    if len(state["segment_rows"]) != 2 or state["segment_rows"][-1] != added or state["view_rows"] != rows + added:
-        raise AssertionError(f"expected segments [{rows}, {added}] and {rows + added} rows in the view, got {state}")
+    if (
+        len(state["segment_rows"]) != 2
+        or state["segment_rows"][-1] != added
+        or state["view_rows"] != rows + added
+    ):
+        raise AssertionError(
+            f"expected segments [{rows}, {added}] and {rows + added} rows in the view, got {state}"
+        )
 
     raw = ctx.child("cases.incremental:raw_table_rebuild", warehouse=str(sc.warehouse))
     if raw["rows"] != rows + added:
         raise AssertionError(f"raw rebuild: {raw['rows']} rows (expected {rows + added})")
 
-    details = {"first_sync_seconds": first["seconds"], "segment_rows": state["segment_rows"],
-               "view_rows": state["view_rows"]}
+    details = {
+        "first_sync_seconds": first["seconds"],
+        "segment_rows": state["segment_rows"],
+        "view_rows": state["view_rows"],
+    }
     return [
-        Row(f"{ID}c", f"{TITLE}: +{added:,} rows inserted into external table of {rows:,}, scheduled refresh "
-                      "vs raw DuckDB rebuild", ours["seconds"], raw["seconds"], target="<< 1x",
-            ours_mb=ours["peak_mb"], baseline_mb=raw["peak_mb"], details=details,
+        Row(
+            f"{ID}c",
+            f"{TITLE}: +{added:,} rows inserted into external table of {rows:,}, scheduled refresh "
+            "vs raw DuckDB rebuild",
+            ours["seconds"],
+            raw["seconds"],
+            target="<< 1x",
+            ours_mb=ours["peak_mb"],
+            baseline_mb=raw["peak_mb"],
+            details=details,
             notes=f"target: ratio << 1 (no number). Source `table: {EXTERNAL_TABLE}` (created and appended "
-                  f"to outside gitops-data); ours: apply(main, rebuild={{{MODEL}}}) on the same commit; baseline: "
-                  f"CTAS {MODEL} over the {rows + added:,}-row table in the same warehouse file, one connection; "
-                  f"asserted: new segment {added:,} rows, view {rows + added:,} rows "
-                  f"(first sync {first['seconds']:.1f} s)"),
+            f"to outside gitops-data); ours: apply(main, rebuild={{{MODEL}}}) on the same commit; baseline: "
+            f"CTAS {MODEL} over the {rows + added:,}-row table in the same warehouse file, one connection; "
+            f"asserted: new segment {added:,} rows, view {rows + added:,} rows "
+            f"(first sync {first['seconds']:.1f} s)",
+        ),
     ]

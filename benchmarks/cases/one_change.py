@@ -27,8 +27,20 @@ def run(ctx) -> list[Row]:
     ours = ctx.child("bench.steps:sync_ref", ref="main", **sc.kwargs())
     new_builds = ours["builds_total"] - full["builds_total"]
     if new_builds != len(expected) or set(ours["built"]) != expected:
-        raise AssertionError(f"expected builds of {sorted(expected)}, catalog has {new_builds} new: {ours['built']}")
-    return [Row(ID, f"{TITLE} ({CHANGED_MODEL}) vs full build, {ctx.sizes.dag_rows:,} rows", ours["seconds"],
-                full["seconds"], target="-", ours_mb=ours["peak_mb"], baseline_mb=full["peak_mb"],
-                notes=f"rebuilt exactly {new_builds}/21 (asserted from gitops_meta.builds): "
-                      + ", ".join(sorted(expected)) + "; baseline column = ours, first full build")]
+        raise AssertionError(
+            f"expected builds of {sorted(expected)}, catalog has {new_builds} new: {ours['built']}"
+        )
+    return [
+        Row(
+            ID,
+            f"{TITLE} ({CHANGED_MODEL}) vs full build, {ctx.sizes.dag_rows:,} rows",
+            ours["seconds"],
+            full["seconds"],
+            target="-",
+            ours_mb=ours["peak_mb"],
+            baseline_mb=full["peak_mb"],
+            notes=f"rebuilt exactly {new_builds}/21 (asserted from gitops_meta.builds): "
+            + ", ".join(sorted(expected))
+            + "; baseline column = ours, first full build",
+        )
+    ]

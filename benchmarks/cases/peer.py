@@ -39,8 +39,10 @@ def ensure_venv(log: Path) -> Path:
     if marker.exists() and marker.read_text() == " ".join(REQUIREMENTS):
         return python
     with log.open("ab") as fh:
-        steps = [[sys.executable, "-m", "venv", "--clear", str(VENV)],
-                 [str(python), "-m", "pip", "install", "-q", *REQUIREMENTS]]
+        steps = [
+            [sys.executable, "-m", "venv", "--clear", str(VENV)],
+            [str(python), "-m", "pip", "install", "-q", *REQUIREMENTS],
+        ]
         for cmd in steps:
             if subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT).returncode != 0:
                 tail = log.read_text(errors="replace").strip().splitlines()[-3:]
@@ -64,15 +66,19 @@ def sqlmesh_project(folder: Path, parquet: Path) -> dict:
     (folder / "config.yaml").write_text(
         "gateways:\n  local:\n    connection:\n      type: duckdb\n"
         f"      database: {folder / 'peer.duckdb'}\n"
-        "default_gateway: local\nmodel_defaults:\n  dialect: duckdb\n")
+        "default_gateway: local\nmodel_defaults:\n  dialect: duckdb\n"
+    )
     (models / f"{SOURCE}.sql").write_text(
-        f"MODEL (name {SCHEMA}.{SOURCE}, kind FULL);\n\nSELECT * FROM read_parquet('{parquet}')\n")
+        f"MODEL (name {SCHEMA}.{SOURCE}, kind FULL);\n\nSELECT * FROM read_parquet('{parquet}')\n"
+    )
     for name, sql in MODELS:
         (models / f"{name}.sql").write_text(_model_file(name, sql))
     changed_sql = dict(MODELS)[CHANGED_MODEL].replace(SEGMENT_RULE, SEGMENT_RULE_CHANGED)
-    return {"model_file": str(models / f"{CHANGED_MODEL}.sql"),
-            "original": _model_file(CHANGED_MODEL, dict(MODELS)[CHANGED_MODEL]),
-            "changed": _model_file(CHANGED_MODEL, changed_sql)}
+    return {
+        "model_file": str(models / f"{CHANGED_MODEL}.sql"),
+        "original": _model_file(CHANGED_MODEL, dict(MODELS)[CHANGED_MODEL]),
+        "changed": _model_file(CHANGED_MODEL, changed_sql),
+    }
 
 
 def run_sqlmesh(ctx, python: Path, parquet: Path) -> dict:
@@ -123,14 +129,29 @@ def run(ctx) -> list[Row]:
     ours = run_ours(ctx)
     v = theirs["versions"]
     versions = f"gitops-data on duckdb {duckdb.__version__}; SQLMesh {v['sqlmesh']} on duckdb {v['duckdb']}"
-    labels = {"initial": "initial build (prod)", "dev_change": f"change {CHANGED_MODEL} in a dev env",
-              "promote": "promote dev to prod (merge)", "rollback": "rollback (revert)"}
+    labels = {
+        "initial": "initial build (prod)",
+        "dev_change": f"change {CHANGED_MODEL} in a dev env",
+        "promote": "promote dev to prod (merge)",
+        "rollback": "rollback (revert)",
+    }
     rows = []
     for letter, (key, label) in zip("abcd", labels.items(), strict=True):
         o, t = ours[key], theirs[key]
-        notes = (f"built: ours {len(o['built'])}, SQLMesh {len(t['backfilled'])}; SQLMesh Context load "
-                 f"{t['context_seconds']:.2f} s included")
-        rows.append(Row(f"{ID}{letter}", f"{label}, {ctx.sizes.dag_rows:,} rows", o["seconds"], t["seconds"],
-                        ours_mb=o["peak_mb"], baseline_mb=t["peak_mb"],
-                        notes=notes + ("; " + versions if letter == "a" else ""), details={"sqlmesh": t}))
+        notes = (
+            f"built: ours {len(o['built'])}, SQLMesh {len(t['backfilled'])}; SQLMesh Context load "
+            f"{t['context_seconds']:.2f} s included"
+        )
+        rows.append(
+            Row(
+                f"{ID}{letter}",
+                f"{label}, {ctx.sizes.dag_rows:,} rows",
+                o["seconds"],
+                t["seconds"],
+                ours_mb=o["peak_mb"],
+                baseline_mb=t["peak_mb"],
+                notes=notes + ("; " + versions if letter == "a" else ""),
+                details={"sqlmesh": t},
+            )
+        )
     return rows

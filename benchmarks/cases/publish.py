@@ -40,8 +40,16 @@ def prepare(warehouse: Path, rows: int, views: int, tables: int) -> None:
         for name in names:
             con.execute(f"create table {INTERNAL}.{name} as {wide_select(rows)}")
         for i in range(views):
-            rec = BuildRecord(f"{label.lower()}{i:07d}", f"m{i:03d}", f"{label}{i:063d}", names[i % per_commit],
-                              commit, None, rows, now())
+            rec = BuildRecord(
+                f"{label.lower()}{i:07d}",
+                f"m{i:03d}",
+                f"{label}{i:063d}",
+                names[i % per_commit],
+                commit,
+                None,
+                rows,
+                now(),
+            )
             cat.record_build(rec, "sql", "main", COLUMNS)
     con.close()
 
@@ -51,9 +59,12 @@ def _targets(cat) -> dict:
     from gitops_data.warehouse.publish import PublishTarget
 
     builds = sorted(cat.builds(), key=lambda b: b.model)
-    return {label: PublishTarget("main", EXTERNAL, commit,
-                                 {b.model: (b.build_id, b.table) for b in builds if b.commit == commit})
-            for label, commit in COMMITS.items()}
+    return {
+        label: PublishTarget(
+            "main", EXTERNAL, commit, {b.model: (b.build_id, b.table) for b in builds if b.commit == commit}
+        )
+        for label, commit in COMMITS.items()
+    }
 
 
 def ours(warehouse: str, repeats: int) -> dict:
@@ -83,8 +94,12 @@ def raw(warehouse: str, repeats: int) -> dict:
     import duckdb
 
     con = duckdb.connect(warehouse)
-    tables = {label: con.execute(f"select model, table_name from {META}.builds where commit = ? order by model",
-                                 [commit]).fetchall() for label, commit in COMMITS.items()}
+    tables = {
+        label: con.execute(
+            f"select model, table_name from {META}.builds where commit = ? order by model", [commit]
+        ).fetchall()
+        for label, commit in COMMITS.items()
+    }
     con.close()
 
     def flip(label: str) -> dict:
@@ -113,21 +128,42 @@ def _sequence(flip, repeats: int) -> dict:
         rollback.append(flip("A"))
 
     def summary(runs: list[dict]) -> dict:
-        return {"seconds": statistics.median(r["seconds"] for r in runs), "peak_mb": max(r["peak_mb"] for r in runs),
-                "changed": runs[0]["changed"]}
+        return {
+            "seconds": statistics.median(r["seconds"] for r in runs),
+            "peak_mb": max(r["peak_mb"] for r in runs),
+            "changed": runs[0]["changed"],
+        }
 
     return {"first": first, "promote": summary(promote), "rollback": summary(rollback)}
 
 
 def _rows_for(size: int, mine: dict, base: dict, letter: iter) -> list[Row]:
     out = []
-    for step_name, label in (("first", "first publish"), ("promote", "promote (A->B)"), ("rollback", "rollback (B->A)")):
+    for step_name, label in (
+        ("first", "first publish"),
+        ("promote", "promote (A->B)"),
+        ("rollback", "rollback (B->A)"),
+    ):
         o, b = mine[step_name], base[step_name]
-        notes = "median of the repeats" if step_name != "first" else (
-            "ours: lock + connect + publish_builds() + close (as publish_plan); baseline: connect + "
-            f"{o['changed']} CREATE OR REPLACE VIEW in one transaction + close")
-        out.append(Row(f"{ID}{next(letter)}", f"{label}, {o['changed']} views, {size:,} rows/table", o["seconds"],
-                       b["seconds"], ours_mb=o["peak_mb"], baseline_mb=b["peak_mb"], notes=notes))
+        notes = (
+            "median of the repeats"
+            if step_name != "first"
+            else (
+                "ours: lock + connect + publish_builds() + close (as publish_plan); baseline: connect + "
+                f"{o['changed']} CREATE OR REPLACE VIEW in one transaction + close"
+            )
+        )
+        out.append(
+            Row(
+                f"{ID}{next(letter)}",
+                f"{label}, {o['changed']} views, {size:,} rows/table",
+                o["seconds"],
+                b["seconds"],
+                ours_mb=o["peak_mb"],
+                baseline_mb=b["peak_mb"],
+                notes=notes,
+            )
+        )
     return out
 
 
@@ -146,9 +182,17 @@ def run(ctx) -> list[Row]:
     (small, (m_small, _, mb_small)), (large, (m_large, prep, mb_large)) = sorted(flips.items())
     flip_small = (m_small["promote"]["seconds"] + m_small["rollback"]["seconds"]) / 2
     flip_large = (m_large["promote"]["seconds"] + m_large["rollback"]["seconds"]) / 2
-    rows.append(Row(f"{ID}{next(letters)}", f"flip time {large:,} vs {small:,} rows/table", flip_large, flip_small,
-                    target="<= 1.1x", limit=1.1,
-                    notes=f"mean of promote+rollback medians ({s.repeats} each); {s.publish_big_tables} distinct "
-                          f"physical tables behind the 400 builds; files {mb_small:.0f} MB vs {mb_large:.0f} MB "
-                          f"(made in {prep:.0f} s)"))
+    rows.append(
+        Row(
+            f"{ID}{next(letters)}",
+            f"flip time {large:,} vs {small:,} rows/table",
+            flip_large,
+            flip_small,
+            target="<= 1.1x",
+            limit=1.1,
+            notes=f"mean of promote+rollback medians ({s.repeats} each); {s.publish_big_tables} distinct "
+            f"physical tables behind the 400 builds; files {mb_small:.0f} MB vs {mb_large:.0f} MB "
+            f"(made in {prep:.0f} s)",
+        )
+    )
     return rows

@@ -14,7 +14,7 @@ ID = "2"
 TITLE = "python model write (Polars)"
 
 MODEL_FILE = "models/wide.py"
-MODEL_SOURCE = '''import polars as pl
+MODEL_SOURCE = """import polars as pl
 
 ROWS = {rows}
 KINDS = {{0: "view", 1: "click", 2: "cart", 3: "purchase", 4: "refund"}}
@@ -28,7 +28,7 @@ def wide_frame() -> pl.DataFrame:
         (pl.col("id").hash(seed=3) % 5).replace_strict(KINDS, return_dtype=pl.String).alias("kind"),
         pl.format("c{{}}", pl.col("id") % 1000).alias("code"),
     )
-'''
+"""
 
 
 def project_files(rows: int) -> dict[str, str]:
@@ -62,9 +62,21 @@ def run(ctx) -> list[Row]:
     dagster_home(sc.home)
     ours = ctx.child("bench.steps:sync_ref", ref="main", **sc.kwargs())
     base_wh = sc.root / "baseline.duckdb"
-    base = ctx.child("cases.python_model:baseline", model_file=str(sc.repo.path / MODEL_FILE), warehouse=str(base_wh))
+    base = ctx.child(
+        "cases.python_model:baseline", model_file=str(sc.repo.path / MODEL_FILE), warehouse=str(base_wh)
+    )
     if ours["status"] != "published" or base["rows"] != rows:
         raise AssertionError(f"python model: ours {ours['status']}, baseline wrote {base['rows']} rows")
-    return [Row(ID, f"{TITLE}, {rows:,} rows x 5 cols, first sync", ours["seconds"], base["seconds"],
-                target="<= 1.3x", limit=1.3, ours_mb=ours["peak_mb"], baseline_mb=base["peak_mb"],
-                notes="both sides run the same Polars function; baseline: df.to_arrow() + CTAS")]
+    return [
+        Row(
+            ID,
+            f"{TITLE}, {rows:,} rows x 5 cols, first sync",
+            ours["seconds"],
+            base["seconds"],
+            target="<= 1.3x",
+            limit=1.3,
+            ours_mb=ours["peak_mb"],
+            baseline_mb=base["peak_mb"],
+            notes="both sides run the same Polars function; baseline: df.to_arrow() + CTAS",
+        )
+    ]

@@ -23,8 +23,12 @@ def _model(i: int, rng: random.Random) -> str:
         sql = f"select a.id, a.v + {i} as v, a.k from {ups[0]} a where a.k >= 0"
     else:
         sql = f"select a.id, a.v + b.v as v, a.k from {ups[0]} a join {ups[1]} b using (id)"
-    lines = [f"  - name: {name}", f"    description: generated model {i}", "    tags: [generated]",
-             f"    sql: {sql}"]
+    lines = [
+        f"  - name: {name}",
+        f"    description: generated model {i}",
+        "    tags: [generated]",
+        f"    sql: {sql}",
+    ]
     if i % 2 == 0:
         lines += ["    columns:", "      id: {nullable: false}", "      v: {checks: [{ge: 0}]}"]
     return "\n".join(lines)
@@ -32,12 +36,16 @@ def _model(i: int, rng: random.Random) -> str:
 
 def project_files(models: int) -> dict[str, str]:
     rng = random.Random(42)
-    files = {"gitops_data.yaml": "name: bench_scale\n",
-             "seeds/base.csv": "id,v,k\n" + "".join(f"{i},{i * 3},{i % 7}\n" for i in range(100)),
-             "seeds.yml": "seeds:\n  - name: base\n    path: seeds/base.csv\n"}
+    files = {
+        "gitops_data.yaml": "name: bench_scale\n",
+        "seeds/base.csv": "id,v,k\n" + "".join(f"{i},{i * 3},{i % 7}\n" for i in range(100)),
+        "seeds.yml": "seeds:\n  - name: base\n    path: seeds/base.csv\n",
+    }
     bodies = [_model(i, rng) for i in range(models)]
     for part in range(0, models, PER_FILE):
-        files[f"models/part_{part // PER_FILE:03d}.yml"] = "models:\n" + "\n".join(bodies[part:part + PER_FILE]) + "\n"
+        files[f"models/part_{part // PER_FILE:03d}.yml"] = (
+            "models:\n" + "\n".join(bodies[part : part + PER_FILE]) + "\n"
+        )
     return files
 
 
@@ -62,13 +70,22 @@ def publish_everything(repo: str, warehouse: str) -> str:
         engine.create_schema(s.internal_schema)
         with engine.transaction():
             for name, node in project.nodes.items():
-                rec = BuildRecord(f"{len(name):02d}{name}", name, fps[name],
-                                  physical_table(name, fps[name], "00000001"), sha, None, 100, now())
+                rec = BuildRecord(
+                    f"{len(name):02d}{name}",
+                    name,
+                    fps[name],
+                    physical_table(name, fps[name], "00000001"),
+                    sha,
+                    None,
+                    100,
+                    now(),
+                )
                 table = qualified(s.internal_schema, rec.table)
                 engine.execute(f"create table {table} (id bigint, v bigint, k bigint)")
                 cat.record_build(rec, node.kind, "main", {"id": "BIGINT", "v": "BIGINT", "k": "BIGINT"})
-                results = [CheckResult(c.name, c.hash, c.severity, True, 0, "")
-                           for c in declared_checks(node)]
+                results = [
+                    CheckResult(c.name, c.hash, c.severity, True, 0, "") for c in declared_checks(node)
+                ]
                 if results:
                     cat.record_audits(rec.build_id, None, results, 100)
         built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
@@ -119,14 +136,26 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     instance = dg.DagsterInstance.ephemeral()
 
     def tick() -> None:
-        result = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs))
+        result = sensor.evaluate_tick(
+            dg.build_sensor_context(instance=instance, cursor=cursor, definitions=defs)
+        )
         if result.run_requests or "no new commits" not in (result.skip_message or ""):
             raise AssertionError(f"expected a no-op tick, got {result.skip_message!r}")
 
     tick_m = repeat(tick, repeats, "scale_sensor_tick")
-    git_m = wall(["git", "-C", repo, "for-each-ref", "refs/heads", "--format=%(refname:short) %(objectname)"], repeats)
-    return {"load": load, "fingerprints": fingerprints, "plan": plan_m, "definitions": defs_m, "tick": tick_m,
-            "git": git_m, "refs": len(heads), "nodes": len(project.nodes)}
+    git_m = wall(
+        ["git", "-C", repo, "for-each-ref", "refs/heads", "--format=%(refname:short) %(objectname)"], repeats
+    )
+    return {
+        "load": load,
+        "fingerprints": fingerprints,
+        "plan": plan_m,
+        "definitions": defs_m,
+        "tick": tick_m,
+        "git": git_m,
+        "refs": len(heads),
+        "nodes": len(project.nodes),
+    }
 
 
 def run(ctx) -> list[Row]:
@@ -142,16 +171,40 @@ def run(ctx) -> list[Row]:
     n = out["nodes"]
 
     def row(letter: str, what: str, m: dict, notes: str, base: dict | None = None) -> Row:
-        return Row(f"{ID}{letter}", what, m["seconds"], base["seconds"] if base else None, ours_mb=m["peak_mb"],
-                   baseline_mb=base["peak_mb"] if base else None, notes=notes)
+        return Row(
+            f"{ID}{letter}",
+            what,
+            m["seconds"],
+            base["seconds"] if base else None,
+            ours_mb=m["peak_mb"],
+            baseline_mb=base["peak_mb"] if base else None,
+            notes=notes,
+        )
 
     per_model = lambda m: f"{m['seconds'] / n * 1000:.2f} ms per node"  # noqa: E731
     return [
-        row("a", f"load + validate {n:,} nodes (GitTree + load_project)", out["load"], per_model(out["load"])),
+        row(
+            "a", f"load + validate {n:,} nodes (GitTree + load_project)", out["load"], per_model(out["load"])
+        ),
         row("b", f"fingerprints, {n:,} nodes", out["fingerprints"], per_model(out["fingerprints"])),
-        row("c", f"plan, {n:,} nodes all published (no-op)", out["plan"], "Catalog.state + make_plan (as Workspace.plan)"),
-        row("d", f"build_definitions, {n:,} nodes", out["definitions"],
-            f"{out['definitions']['assets']} asset keys; project already loaded (7a+7b come on top at a cold start)"),
-        row("e", f"sensor tick, {out['refs']} branches, nothing new", out["tick"],
-            f"median of {s.repeats}; baseline: `git for-each-ref` as a subprocess", base=out["git"]),
+        row(
+            "c",
+            f"plan, {n:,} nodes all published (no-op)",
+            out["plan"],
+            "Catalog.state + make_plan (as Workspace.plan)",
+        ),
+        row(
+            "d",
+            f"build_definitions, {n:,} nodes",
+            out["definitions"],
+            f"{out['definitions']['assets']} asset keys; project already loaded "
+            "(7a+7b come on top at a cold start)",
+        ),
+        row(
+            "e",
+            f"sensor tick, {out['refs']} branches, nothing new",
+            out["tick"],
+            f"median of {s.repeats}; baseline: `git for-each-ref` as a subprocess",
+            base=out["git"],
+        ),
     ]

@@ -21,7 +21,8 @@ def database_size(warehouse: str) -> dict:
     con = duckdb.connect(warehouse, read_only=True)
     try:
         block_size, used, free = con.execute(
-            "select block_size, used_blocks, free_blocks from pragma_database_size()").fetchone()
+            "select block_size, used_blocks, free_blocks from pragma_database_size()"
+        ).fetchone()
     finally:
         con.close()
     return {"file": os.path.getsize(warehouse), "used": block_size * used, "free": block_size * free}
@@ -52,8 +53,13 @@ def commits_and_gc(repo: str, warehouse: str, home: str, commits: int) -> dict:
     with ws.catalog(settings.meta_schema) as cat:
         report = collect_garbage(cat, settings, dry_run=False, grace=timedelta(0))
         cat.engine.execute("checkpoint")
-    return {**m, "per_commit": per_commit, "after": after, "after_gc": database_size(warehouse),
-            "gc_dropped": len(report.dropped)}
+    return {
+        **m,
+        "per_commit": per_commit,
+        "after": after,
+        "after_gc": database_size(warehouse),
+        "gc_dropped": len(report.dropped),
+    }
 
 
 def run(ctx) -> list[Row]:
@@ -66,11 +72,27 @@ def run(ctx) -> list[Row]:
     after, gc = out["after"], out["after_gc"]
     note = f"{commits} commits synced in {out['seconds']:.0f} s; DAG order, so the first rebuilds all 20"
     return [
-        Row(f"{ID}a", f"{TITLE}: file after {commits} one-model commits", after["file"] / mb, before["file"] / mb,
-            unit="MB", target="<= 2x", limit=2.0, ours_mb=out["peak_mb"], notes=note + "; no gc"),
-        Row(f"{ID}b", f"{TITLE}: used blocks after gc (retention)", gc["used"] / mb, before["used"] / mb, unit="MB",
-            target="<= 2x", limit=2.0,
+        Row(
+            f"{ID}a",
+            f"{TITLE}: file after {commits} one-model commits",
+            after["file"] / mb,
+            before["file"] / mb,
+            unit="MB",
+            target="<= 2x",
+            limit=2.0,
+            ours_mb=out["peak_mb"],
+            notes=note + "; no gc",
+        ),
+        Row(
+            f"{ID}b",
+            f"{TITLE}: used blocks after gc (retention)",
+            gc["used"] / mb,
+            before["used"] / mb,
+            unit="MB",
+            target="<= 2x",
+            limit=2.0,
             notes=f"gc (default retention: last 10 publishes; grace 0 instead of 1 h) dropped "
-                  f"{out['gc_dropped']} builds; file stays {gc['file'] / mb:.0f} MB "
-                  f"({gc['free'] / mb:.0f} MB free blocks, reused by later builds)"),
+            f"{out['gc_dropped']} builds; file stays {gc['file'] / mb:.0f} MB "
+            f"({gc['free'] / mb:.0f} MB free blocks, reused by later builds)",
+        ),
     ]
