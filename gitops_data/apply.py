@@ -41,7 +41,6 @@ class Execution:
     run_id: str | None = None
     error: str | None = None  # a failed run's root cause
     request: Any = None  # a requesting executor's RunRequest
-    reload: bool = False  # the executor cannot run this commit yet (definitions do not show it)
 
 
 class Executor(Protocol):
@@ -80,7 +79,7 @@ class ApplyResult:
             raise BuildError(self.detail)
         if self.status == Status.SUPERSEDED:
             raise Superseded(self.detail)
-        if self.status in (Status.BUILDING, Status.RELOAD):
+        if self.status == Status.BUILDING:
             raise GitopsError(f"not published yet: {self.detail}")
         return self
 
@@ -121,16 +120,30 @@ class _Apply:
         self.ws, self.ref, self.env, self.sha, self.s = ws, ref, env, sha, settings
 
     def result(self, status: Status, detail: str = "", **kw) -> ApplyResult:
-        if status in (Status.BUILDING, Status.BLOCKED, Status.FAILED, Status.SUPERSEDED, Status.INVALID):
-            self.ws.record_status(self.s.meta_schema, self.env, self.sha, status, detail)
+        """The outcome, recorded as the environment's status if its ref still points at this commit
+        (the run of an older commit never overwrites what the head's apply said)."""
+        if status != Status.PUBLISHED and self._is_head():  # a publish records its status itself
+            recorded = Status.PUBLISHED if status == Status.UP_TO_DATE else status
+            self.ws.record_status(self.s.meta_schema, self.env, self.sha, recorded, detail)
         return ApplyResult(self.ref, self.env, self.sha, status, detail, **kw)
+
+    def _is_head(self) -> bool:
+        try:
+            return gitrepo.resolve(self.ws.repo, self.env.name) == self.sha
+        except GitError:
+            return False
 
     def conclude(
         self, plan: Plan, plan_id: str | None, run_id: str | None, run_error: str | None
     ) -> ApplyResult:
-        """Gate `plan` on what its steps left, publish it if every blocking check passed, alert."""
+        """Gate `plan` on what its steps left, publish it if every blocking check passed, alert. A
+        stored plan is claimed first, so two processes never conclude (and publish) one plan twice."""
         ids = [m.build.build_id for m in plan.models.values() if m.build is not None]
         with self.ws.catalog(self.s.meta_schema) as cat:
+            if plan_id is not None and not cat.claim_plan(plan_id, also_superseded=True):
+                return ApplyResult(
+                    self.ref, self.env, self.sha, Status.BUILDING, f"plan {plan_id} is concluded"
+                )
             verdict = gate(plan, cat.existing_builds(plan.internal_schema, ids), cat.latest_audits(ids))
         result = self._verdict(verdict, run_id, run_error)
         if plan_id is not None:
@@ -154,16 +167,18 @@ class _Apply:
         # a blocking failure comes first: what it stopped downstream (Dagster skips those steps) is moot
         if v.failures:
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
+        if v.missing and run_error is None:  # a run that succeeded without them: a partial UI selection
+            not_built = ", ".join(v.missing)
+            return self.result(Status.BUILDING, f"the run did not build {not_built}; planning again", **kw)
         if v.missing:
-            why = run_error or "the run ended without building them"
-            return self.result(Status.FAILED, f"{why} (not built: {', '.join(v.missing)})", **kw)
+            return self.result(Status.FAILED, f"{run_error} (not built: {', '.join(v.missing)})", **kw)
         if v.not_run:
             names = ", ".join(f"{m}.{c}" for m, c in v.not_run)
             return self.result(
                 Status.BUILDING, f"checks not run yet: {names}; the next sync or tick runs them", **kw
             )
         if v.plan.unchanged:
-            return ApplyResult(self.ref, self.env, self.sha, Status.UP_TO_DATE, "", **kw)
+            return self.result(Status.UP_TO_DATE, "", **kw)
         try:
             record = publish_plan(self.ws, v.plan, self.ref if self.ref == self.env.name else None, run_id)
         except Superseded as exc:
@@ -194,16 +209,10 @@ def apply(
     `retry_final=False` (the sensor) leaves a head that is blocked, failed or invalid alone until the
     branch moves; the CLI retries it. `rebuild` forces new builds of those models (a refresh)."""
     sha = ws.resolve(ref)
-    try:
-        project = ws.project(sha)
-    except ProjectError as exc:
-        settings = read_settings(GitTree(ws.repo, sha))
-        run = _Apply(ws, ref, ws.environment(env_name or ref, settings), sha, settings)
-        return run.result(Status.INVALID, str(exc), error=exc)
-    s = project.settings
-    run = _Apply(ws, ref, ws.environment(env_name or ref, s), sha, s)
+    settings = read_settings(GitTree(ws.repo, sha))  # only the settings: cheap, even for an invalid head
+    run = _Apply(ws, ref, ws.environment(env_name or ref, settings), sha, settings)
     env = run.env
-    with ws.catalog(s.meta_schema) as cat:
+    with ws.catalog(settings.meta_schema) as cat:
         held = cat.ref_statuses().get(env.name)
         # a requested run is awaited; a synchronous executor plans afresh (an open plan of a killed
         # CLI would look active for ever), and its new plan supersedes the open one
@@ -212,41 +221,40 @@ def apply(
     if held is not None and held.commit == sha and not rebuild:
         if held.status == Status.ROLLED_BACK or (held.status.final and not retry_final):
             return ApplyResult(ref, env, sha, held.status, held.reason)
+    try:
+        ws.project(sha)
+    except ProjectError as exc:
+        return run.result(Status.INVALID, str(exc), error=exc)
     if open_plan is not None and stored is not None:
         state = executor.run_state(open_plan.plan_id)
         if state == "active":
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run is building this commit", stored)
         if state is not None:
-            return run.conclude(
-                stored,
-                open_plan.plan_id,
-                None,
-                "the run failed (see its logs in Dagster)" if state == "failure" else None,
-            )
-        if now() - open_plan.created_at < REQUEST_GRACE:
+            error = "the run failed (see its logs in Dagster)" if state == "failure" else None
+            result = run.conclude(stored, open_plan.plan_id, None, error)
+            if result.status != Status.BUILDING:  # else: a partial run or checks not run; plan again
+                return result
+        elif now() - open_plan.created_at < REQUEST_GRACE:
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run was requested for this commit", stored)
-        with ws.catalog(s.meta_schema) as cat:
-            cat.conclude_plan(open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again")
+        else:
+            with ws.catalog(settings.meta_schema) as cat:
+                cat.conclude_plan(
+                    open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again"
+                )
     plan = ws.plan(sha, env, rebuild)
     if not plan.has_work or plan.failures():  # reused builds already failed their blocking checks
         return run.conclude(plan, None, None, None)
     plan_id = uuid.uuid4().hex[:12]
-    with ws.catalog(s.meta_schema) as cat:
+    with ws.catalog(settings.meta_schema) as cat:
         cat.save_plan(plan_id, plan, trigger)
     detail = f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit"
     run.result(Status.BUILDING, detail)
     try:
         execution = executor.execute(plan, plan_id, trigger)
     except BaseException as exc:
-        with ws.catalog(s.meta_schema) as cat:
+        with ws.catalog(settings.meta_schema) as cat:
             cat.conclude_plan(plan_id, Status.FAILED, f"executor crashed: {exc!r}")
         raise
-    if execution.reload:
-        with ws.catalog(s.meta_schema) as cat:
-            cat.conclude_plan(plan_id, Status.RELOAD, "definitions do not show this commit yet")
-        return ApplyResult(
-            ref, env, sha, Status.RELOAD, "definitions do not show this commit yet; reloading", plan
-        )
     if not execution.done:
         return ApplyResult(ref, env, sha, Status.BUILDING, detail, plan, request=execution.request)
     return run.conclude(plan, plan_id, execution.run_id, execution.error)
@@ -267,6 +275,12 @@ def apply_all(
         # an environment serving a build marked invalid (changed outside Git) must be re-planned
         stale = {sb.env for sb in cat.served() if sb.invalid_reason is not None}
         statuses = cat.ref_statuses()
+        open_at_head = set()
+        for row in cat.open_plans():  # plans of commits that are no longer a head never run now
+            if heads.get(row.env) == row.commit:
+                open_at_head.add(row.env)
+            else:
+                cat.conclude_plan(row.plan_id, Status.SUPERSEDED, "its branch moved on (or is gone)")
     out = []
     for ref, sha in sorted(heads.items(), key=lambda kv: kv[0] != s.production_ref):
         env = ws.environment(ref, s)
@@ -275,6 +289,7 @@ def apply_all(
         if (
             published == sha
             and ref not in stale
+            and ref not in open_at_head
             and (status is None or status.commit != sha or status.status == Status.PUBLISHED)
         ):
             out.append(ApplyResult(ref, env, sha, Status.UP_TO_DATE))
@@ -299,13 +314,22 @@ def apply_all(
     return out
 
 
-def conclude_run(ws: Workspace, plan_id: str, run_id: str | None, error: str | None) -> ApplyResult | None:
+def conclude_run(
+    ws: Workspace, meta: str, plan_id: str, run_id: str | None, error: str | None
+) -> ApplyResult | None:
     """Gate and publish a stored plan at the end of the run that executed it (sensor and schedule
-    runs publish themselves, one sensor tick sooner); None if the plan is gone or already concluded."""
-    settings = ws.production_settings()
-    with ws.catalog(settings.meta_schema) as cat:
+    runs publish themselves, one sensor tick sooner). A plan superseded while its run went on (an
+    overlapping scheduled refresh) still publishes if nothing was published since it was made.
+    None if the plan is gone, concluded, or overtaken."""
+    with ws.catalog(meta) as cat:
         row = cat.plan_row(plan_id)
-        plan = cat.plan(plan_id) if row is not None and row.status == "open" else None
+        plan = (
+            cat.plan(plan_id) if row is not None and row.status in ("open", str(Status.SUPERSEDED)) else None
+        )
+        if plan is not None and row.status != "open":
+            published_at = cat.environments().get(plan.env, (None, None, None))[2]
+            if published_at is not None and published_at > row.created_at:
+                return None
     if plan is None:
         return None
     s = ws.project(plan.commit).settings

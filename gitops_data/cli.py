@@ -277,6 +277,7 @@ def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
     import uuid
 
     from gitops_data.orchestration.run import InProcessExecutor
+    from gitops_data.plan import Status
 
     ref, sha, env = _target(obj, ref, env_name)
     p = obj.ws.plan(sha, env)
@@ -292,6 +293,10 @@ def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
         outcome = InProcessExecutor(obj.ws, dagster_instance()).execute(p, plan_id, "cli")
     finally:
         stop()
+        with obj.ws.catalog(obj.ws.project(sha).settings.meta_schema) as cat:  # built, not to be published
+            cat.conclude_plan(
+                plan_id, Status.SUPERSEDED, "made by `gitops-data build`, which does not publish"
+            )
     console.print(f"Dagster run {outcome.run_id}: {'FAILED' if outcome.error else 'success'}")
     if outcome.error:
         raise GitopsError(f"build failed: {outcome.error}")

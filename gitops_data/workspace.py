@@ -24,7 +24,7 @@ from gitops_data.spec.loader import load_project, read_settings
 from gitops_data.spec.project import Project
 from gitops_data.spec.schema import SETTINGS_FILE, Settings
 from gitops_data.spec.tree import GitTree
-from gitops_data.warehouse.catalog import Catalog, RefStatus
+from gitops_data.warehouse.catalog import Catalog
 
 STATE_DIR = ".gitops_data"
 
@@ -107,10 +107,6 @@ class Workspace:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""
         with self.catalog(meta) as cat:
             cat.set_ref_status(env.name, env.schema, sha, status, reason)
-
-    def ref_status(self, meta: str, env: str) -> RefStatus | None:
-        with self.catalog(meta) as cat:
-            return cat.ref_statuses().get(env)
 
     def production_settings(self, production_ref: str | None = None) -> Settings:
         """Settings from the production ref's head (defaults where unreadable)."""

@@ -46,8 +46,10 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
         assert cat.plan("p1") == plan
         row = cat.open_plan("main", plan.commit)
         assert (row.plan_id, row.trigger, row.status) == ("p1", "cli", "open")
+        assert cat.open_plan_builds() == {"d1", "f1"}  # gc keeps what a waiting plan reads or makes
+        assert cat.claim_plan("p1") and not cat.claim_plan("p1")  # one process concludes a plan
         cat.conclude_plan("p1", Status.BLOCKED, "v__ge failed")
-        assert cat.open_plan("main", plan.commit) is None
+        assert cat.open_plan("main", plan.commit) is None and cat.open_plan_builds() == set()
 
         cat.set_ref_status("main", "analytics", plan.commit, Status.BLOCKED, "why")
         st = cat.ref_statuses()["main"]

@@ -168,3 +168,27 @@ def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
         (140,),
         (210,),
     ]
+
+
+def test_a_partial_ui_run_is_completed_by_the_sensor_not_failed(make_repo, warehouse, instance):
+    import dagster as dg
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
+    head = repo.commit("b times 7")
+    defs = d.definitions()
+    # only `b` is materialized: its downstream `c` is planned but not built by that run
+    result = dg.materialize(
+        [*defs.assets, *(defs.asset_checks or [])],
+        instance=instance,
+        resources=dict(defs.resources),
+        selection=dg.AssetSelection.assets(dg.AssetKey(["analytics", "b"])),
+        raise_on_error=False,
+    )
+    assert result.success
+    d.settle()  # the sensor plans again for what is missing (c), builds it and publishes
+    assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
+    assert d.query("select n from analytics.c") == [(3,)]
+    assert d.query("select status from gitops_meta.ref_status where env = 'main'") == [("published",)]

@@ -81,7 +81,7 @@ def planned_step(
             sha = _valid_head(ws, env.name) or sha
         plan = ws.plan(sha, env)
         with ws.catalog(meta) as cat:
-            cat.save_plan(plan_id, plan, "ui")
+            cat.save_plan(plan_id, plan, "ui", supersede=False)
     step = plan.models.get(name)
     if step is None:
         raise dg.Failure(f"model {name!r} is not in the plan of commit {sha[:10]}; reload the code location")

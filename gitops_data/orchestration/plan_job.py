@@ -97,7 +97,7 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         _reporter(context, plan),
     )
     if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
-        result = conclude_run(ws, plan_id, context.run.run_id, "; ".join(errors) or None)
+        result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:
             context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
     if errors:

@@ -19,6 +19,7 @@ class Verdict:
 
     @property
     def ready(self) -> bool:
+        """Every planned build exists and every blocking check passed on it."""
         return not (self.missing or self.failures or self.not_run)
 
 

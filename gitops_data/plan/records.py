@@ -18,7 +18,6 @@ class Status(StrEnum):
     FAILED = "failed"  # a build failed (SQL error, crash)
     SUPERSEDED = "superseded"  # the ref moved on while this commit was being built
     ROLLED_BACK = "rolled_back"  # an explicit rollback holds until the branch moves
-    RELOAD = "reload"  # the Dagster definitions do not show the commit yet
     DROPPED = "dropped"  # the branch is gone; its schema was dropped
 
     @property

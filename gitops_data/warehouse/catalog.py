@@ -414,14 +414,16 @@ class Catalog:
         return {r[0]: RefStatus(r[0], r[1], r[2], Status(r[3]), r[4], r[5]) for r in rows}
 
     # -- plans ------------------------------------------------------------------------------
-    def save_plan(self, plan_id: str, plan: Plan, trigger: str) -> None:
-        """Store a plan to execute; it supersedes the open plans of the same environment and commit."""
+    def save_plan(self, plan_id: str, plan: Plan, trigger: str, supersede: bool = True) -> None:
+        """Store a plan to execute; unless `supersede` is false (a run started from the UI), it supersedes
+        the open plans of the same environment and commit."""
         ts = now()
-        self._q(
-            """update {m}.plans set status = ?, reason = ?, updated_at = ?
+        if supersede:
+            self._q(
+                """update {m}.plans set status = ?, reason = ?, updated_at = ?
                    where env = ? and commit = ? and status = 'open'""",
-            [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit],
-        )
+                [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit],
+            )
         self._q(
             "insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
             [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts],
@@ -449,6 +451,31 @@ class Catalog:
 
     def open_plan_count(self) -> int:
         return int(self.engine.scalar(f"select count(*) from {self.m}.plans where status = 'open'"))
+
+    def open_plans(self) -> list[PlanRow]:
+        rows = self._q(
+            "select plan_id, env, commit, trigger, status, created_at from {m}.plans where status = 'open'"
+        )
+        return [PlanRow(*r) for r in rows]
+
+    def open_plan_builds(self) -> set[str]:
+        """Every build an open plan reads or will make: gc keeps them while the plan waits for its run."""
+        out: set[str] = set()
+        for (body,) in self._q("select body from {m}.plans where status = 'open'"):
+            plan = Plan.from_json(body)
+            out |= {m.build.build_id for m in plan.models.values() if m.build is not None}
+            out |= {m.base.build_id for m in plan.models.values() if m.base is not None}
+        return out
+
+    def claim_plan(self, plan_id: str, also_superseded: bool = False) -> bool:
+        """Take an open plan (or a superseded one) to conclude it; False if another process has."""
+        states = ["open", str(Status.SUPERSEDED)] if also_superseded else ["open"]
+        rows = self._q(
+            "update {m}.plans set status = 'concluding', updated_at = ? "
+            "where plan_id = ? and list_contains(?, status) returning plan_id",
+            [now(), plan_id, states],
+        )
+        return bool(rows)
 
     def conclude_plan(self, plan_id: str, status: Status, reason: str = "") -> None:
         self._q(

@@ -75,6 +75,7 @@ def collect_garbage(
     serving = {sb.build_id for sb in catalog.served()}
     publishes = [PublishEntry(env, ts, ids) for env, ts, ids in catalog.publishes()]
     keep = retained_builds(builds, publishes, serving, s.retention, now(), grace, protected_commits)
+    keep |= catalog.open_plan_builds()  # a plan waiting for its run reads and makes exactly these
     drop = [b for b in builds if b.build_id not in keep]
     present = engine.objects(s.internal_schema)
     segments = catalog.all_segments()
