@@ -104,6 +104,13 @@ def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None 
                 raise Superseded(
                     f"{ref} moved past {plan.commit[:10]} while it was being built; the newer commit wins"
                 )
+        ids = [b for b, _ in builds.values()]
+        gone = sorted(set(ids) - cat.existing_builds(s.internal_schema, ids))
+        if gone:  # checked under the same lock as the flip: no view is ever pointed at a dropped table
+            raise BuildError(
+                f"builds {', '.join(gone)} of {plan.commit[:10]} are gone (collected or changed "
+                "outside Git) since they were audited; nothing published, run sync again"
+            )
         record = publish_builds(
             cat, PublishTarget(plan.env, plan.schema, plan.commit, builds), s.internal_schema, run_id
         )

@@ -14,6 +14,7 @@ import json
 import dagster as dg
 
 from gitops_data import progress
+from gitops_data.audit.runner import CheckResult
 from gitops_data.engines import step_connection
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
@@ -88,38 +89,46 @@ def planned_step(
     return plan, step
 
 
+def check_event(r: CheckResult) -> str:
+    return "check_" + ("passed" if r.passed else "not_run" if r.not_run else "failed")
+
+
+def check_severity(r: CheckResult) -> dg.AssetCheckSeverity:
+    """ERROR for a blocking check that ran; a warn check, or one that could not run yet, is WARN."""
+    return (
+        dg.AssetCheckSeverity.ERROR if r.severity == "error" and not r.not_run else dg.AssetCheckSeverity.WARN
+    )
+
+
+def check_metadata(plan: Plan, step: ModelStep, r: CheckResult) -> dict:
+    """What the UI shows with a check result: failing rows, a sample, the build, commit and file."""
+    build = step.build
+    return {
+        "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
+        "message": dg.MetadataValue.text(r.message),
+        "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
+        "build_id": dg.MetadataValue.text(build.build_id if build else ""),
+        "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{build.table if build else ''}"),
+        "commit": dg.MetadataValue.text(plan.commit),
+        "model_file": dg.MetadataValue.text(step.location),
+    }
+
+
 def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep, names: list[str]):
     """Run the checks `names` of a step and report each as an AssetCheckResult."""
     s = ws.project(plan.commit).settings
     with ws.catalog(s.meta_schema) as cat:
         results = execute_checks(cat, plan, step, names, context.run.run_id)
     key = asset_key(env, step.name)
-    build = step.build
     for r in results:
-        progress.emit(
-            "check_" + ("passed" if r.passed else "not_run" if r.not_run else "failed"),
-            step.name,
-            f"{r.name}: {r.message}",
-        )
+        progress.emit(check_event(r), step.name, f"{r.name}: {r.message}")
         yield dg.AssetCheckResult(
             asset_key=key,
             check_name=r.name,
             passed=r.passed,
-            severity=dg.AssetCheckSeverity.ERROR
-            if r.severity == "error" and not r.not_run
-            else dg.AssetCheckSeverity.WARN,
+            severity=check_severity(r),
             description=r.message,
-            metadata={
-                "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
-                "message": dg.MetadataValue.text(r.message),
-                "sample": dg.MetadataValue.json(json.loads(json.dumps(r.sample, default=str))),
-                "build_id": dg.MetadataValue.text(build.build_id if build else ""),
-                "physical_table": dg.MetadataValue.text(
-                    f"{plan.internal_schema}.{build.table if build else ''}"
-                ),
-                "commit": dg.MetadataValue.text(plan.commit),
-                "model_file": dg.MetadataValue.text(step.location),
-            },
+            metadata=check_metadata(plan, step, r),
         )
     known = {r.name for r in results}
     for n in names:

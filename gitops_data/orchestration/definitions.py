@@ -15,11 +15,10 @@ from dagster._core.definitions.definitions_load_context import DefinitionsLoadCo
 
 from gitops_data import gitrepo
 from gitops_data.errors import GitopsError, ProjectError
-from gitops_data.orchestration.assets import IO_MANAGER, environment_assets
-from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.assets import environment_assets
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.plan_job import plan_job
-from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
+from gitops_data.orchestration.run import resources
 from gitops_data.orchestration.schedules import yaml_schedules
 from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor
 from gitops_data.workspace import Environment, Workspace
@@ -75,7 +74,6 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
         assets.extend(environment_assets(ws, env, sha, project))
     prod = envs.get(settings.production_ref)
     prod_project = ws.project(prod[1]) if prod else None
-    gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     return dg.Definitions(
         assets=assets,
         jobs=[gc_job, plan_job],
@@ -85,11 +83,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
             failure_alerts(ws, prod_project),
             drift_guard(ws, prod_project),
         ],
-        resources={
-            "gitops": gitops,
-            IO_MANAGER: WarehouseIOManager(gitops=gitops),
-            "warehouse": WarehouseResource(database=ws.warehouse),
-        },
+        resources=resources(ws),
         executor=dg.in_process_executor,
     )
 

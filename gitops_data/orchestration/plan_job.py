@@ -14,7 +14,7 @@ import dagster as dg
 from gitops_data import progress
 from gitops_data.apply import conclude_run
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import asset_key
+from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
 from gitops_data.orchestration.io_manager import build_metadata
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
@@ -22,24 +22,6 @@ from gitops_data.warehouse.execute import StepEvent, run_plan
 from gitops_data.workspace import Environment
 
 PLAN_JOB = "gitops_plan"
-
-
-def _check_evaluation(plan: Plan, env: Environment, ev: StepEvent, r) -> dg.AssetCheckEvaluation:
-    error = r.severity == "error" and not r.not_run
-    return dg.AssetCheckEvaluation(
-        asset_key=asset_key(env, ev.step.name),
-        check_name=r.name,
-        passed=r.passed,
-        severity=dg.AssetCheckSeverity.ERROR if error else dg.AssetCheckSeverity.WARN,
-        description=r.message,
-        metadata={
-            "failed_rows": dg.MetadataValue.int(int(r.failed_rows or 0)),
-            "message": dg.MetadataValue.text(r.message),
-            "build_id": dg.MetadataValue.text(ev.build.build_id if ev.build else ""),
-            "commit": dg.MetadataValue.text(plan.commit),
-            "model_file": dg.MetadataValue.text(ev.step.location),
-        },
-    )
 
 
 def _reporter(context: dg.OpExecutionContext, plan: Plan):
@@ -59,9 +41,17 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan):
             progress.emit(ev.kind, name, f"{rec.row_count or 0:,} rows -> {rec.table}")
         elif ev.kind == "checked":
             for r in ev.results:
-                context.log_event(_check_evaluation(plan, env, ev, r))
-                state = "passed" if r.passed else "not_run" if r.not_run else "failed"
-                progress.emit("check_" + state, name, f"{r.name}: {r.message}")
+                context.log_event(
+                    dg.AssetCheckEvaluation(
+                        asset_key=asset_key(env, name),
+                        check_name=r.name,
+                        passed=r.passed,
+                        severity=check_severity(r),
+                        description=r.message,
+                        metadata=check_metadata(plan, ev.step, r),
+                    )
+                )
+                progress.emit(check_event(r), name, f"{r.name}: {r.message}")
         elif ev.kind == "failed":
             context.log.error(ev.detail)
             progress.emit("failed", name, ev.detail)
