@@ -135,3 +135,43 @@ def sync(ws, ref: str, instance, rebuild: frozenset[str] = frozenset(), env_name
 
     result = apply(ws, ref, InProcessExecutor(ws, instance), env_name=env_name, rebuild=rebuild)
     return result.raise_for_status()
+
+
+def _reachable(url: str) -> bool:
+    import psycopg2
+
+    try:
+        psycopg2.connect(url, connect_timeout=2).close()
+        return True
+    except psycopg2.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory) -> str:
+    """A PostgreSQL server URL (to its `postgres` database): GITOPS_DATA_TEST_PG_URL when given, else the
+    server of these machines at 127.0.0.1:5432, else a throwaway server started here (pgserver)."""
+    url = os.environ.get("GITOPS_DATA_TEST_PG_URL") or "postgresql://postgres@127.0.0.1:5432/postgres"
+    if os.environ.get("GITOPS_DATA_TEST_PG_URL") or _reachable(url):
+        return url
+    import pgserver
+
+    server = pgserver.get_server(str(tmp_path_factory.mktemp("pgserver")), cleanup_mode="stop")
+    return server.get_uri()
+
+
+@pytest.fixture
+def postgres_db(postgres_server) -> str:
+    """A fresh, empty database on the test server (dropped afterwards); its URL."""
+    import uuid
+
+    import psycopg2
+
+    name = f"gitops_test_{uuid.uuid4().hex[:10]}"
+    admin = psycopg2.connect(postgres_server)
+    admin.autocommit = True
+    admin.cursor().execute(f'create database "{name}"')
+    base, _, _ = postgres_server.rpartition("/")
+    yield f"{base}/{name}"
+    admin.cursor().execute(f'drop database if exists "{name}" with (force)')
+    admin.close()

@@ -157,6 +157,54 @@ def test_daemon_and_code_server_without_any_webserver(deployment):
     assert times["merge"] < 4 * INTERVAL + 20
 
 
+def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, postgres_db):
+    """The documented multi-machine set-up: the instance (runs, events, ticks) on PostgreSQL."""
+    repo, warehouse, procs = deployment
+    home = Path(procs.env["DAGSTER_HOME"])
+    shutil.copy(
+        Path(__file__).resolve().parent.parent / "examples" / "deploy" / "dagster.postgres.yaml",
+        home / "dagster.yaml",
+    )
+    # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
+    procs.env["DAGSTER_PG_URL"] = postgres_db.replace("postgresql://", "postgresql+psycopg2://", 1)
+    port = _free_port()
+    workspace = procs.tmp / "workspace.yaml"
+    workspace.write_text(
+        f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: gitops_data}}\n"
+    )
+    procs.start(
+        "code_server",
+        str(BIN / "dagster"),
+        "code-server",
+        "start",
+        "-m",
+        "gitops_data.orchestration.definitions",
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(port),
+    )
+    procs.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", str(workspace))
+    web_port = _free_port()
+    procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = f"127.0.0.1:{web_port}"
+    procs.start(
+        "webserver",
+        str(BIN / "dagster-webserver"),
+        "-w",
+        str(workspace),
+        "-h",
+        "127.0.0.1",
+        "-p",
+        str(web_port),
+    )
+    _follow_main_and_a_branch(repo, warehouse, procs)
+    import psycopg2
+
+    with psycopg2.connect(postgres_db) as con, con.cursor() as cur:  # the runs live in PostgreSQL
+        cur.execute("select count(*) from runs where pipeline_name = 'gitops_plan' and status = 'SUCCESS'")
+        assert cur.fetchone()[0] >= 3
+
+
 def test_dagster_dev_on_a_non_default_port(deployment):
     repo, warehouse, procs = deployment
     port = _free_port()

@@ -184,8 +184,10 @@ def test_sigkill_inside_publish_transaction(tmp_path, make_repo, warehouse, inst
     target = repo.commit("content B")
     plan = ws.plan(target, ws.environment("main", ws.project(target).settings))
     with ws.catalog("gitops_meta") as cat:
-        cat.save_plan("kill-test", plan, "test")
-    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", "test").error is None
+        cat.save_plan("kill-test", plan, "cli")
+    # built and audited, not published: a run the CLI started leaves the gate to the CLI
+    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", "cli").error is None
+    assert q(ws, "select commit from gitops_meta.environments where env = 'main'") == [(content_a,)]
     n_views = len(ws.plan(target, ws.environment("main", ws.project(target).settings)).views)
     assert n_views == 8
     # view_sql runs once per view for the CREATE VIEWs, then once per view for env_views
