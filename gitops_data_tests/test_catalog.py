@@ -42,10 +42,12 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
         latest = cat.latest_audits(["f1"])["f1"][("v__ge", "h1")]
         assert (latest.passed, latest.failed_rows, latest.check_hash) == (True, 0, "h1")
 
-        cat.save_plan("p1", plan, "cli")
-        assert cat.plan("p1") == plan
+        cat.save_plan("p0", plan, "cli")
+        assert cat.open_plan("main", plan.commit) is None  # the CLI's own plans are not awaited by sensors
+        cat.save_plan("p1", plan, "git")  # and supersedes p0
+        assert cat.plan("p1") == plan and cat.plan_row("p0").status == "superseded"
         row = cat.open_plan("main", plan.commit)
-        assert (row.plan_id, row.trigger, row.status) == ("p1", "cli", "open")
+        assert (row.plan_id, row.trigger, row.status) == ("p1", "git", "open")
         assert cat.open_plan_builds() == {"d1", "f1"}  # gc keeps what a waiting plan reads or makes
         assert cat.claim_plan("p1") and not cat.claim_plan("p1")  # one process concludes a plan
         cat.conclude_plan("p1", Status.BLOCKED, "v__ge failed")

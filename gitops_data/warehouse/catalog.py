@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from gitops_data.engines.base import Engine
@@ -440,28 +440,36 @@ class Catalog:
         )
         return PlanRow(*rows[0]) if rows else None
 
+    # Plans the CLI runs in its own process are its own to conclude; if it was killed, its run looks
+    # active for ever, so the sensor never waits for them (at worst it builds the same commit again).
+    _AWAITED = "status = 'open' and trigger <> 'cli'"
+
     def open_plan(self, env: str, commit: str) -> PlanRow | None:
-        """The newest plan of `env` at `commit` that has not been concluded."""
+        """The newest plan of `env` at `commit` that a sensor awaits (open, not the CLI's)."""
         rows = self._q(
-            """select plan_id, env, commit, trigger, status, created_at from {m}.plans
-               where env = ? and commit = ? and status = 'open' order by created_at desc limit 1""",
+            f"""select plan_id, env, commit, trigger, status, created_at from {{m}}.plans
+               where env = ? and commit = ? and {self._AWAITED} order by created_at desc limit 1""",
             [env, commit],
         )
         return PlanRow(*rows[0]) if rows else None
 
     def open_plan_count(self) -> int:
-        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where status = 'open'"))
+        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where {self._AWAITED}"))
 
     def open_plans(self) -> list[PlanRow]:
         rows = self._q(
-            "select plan_id, env, commit, trigger, status, created_at from {m}.plans where status = 'open'"
+            f"select plan_id, env, commit, trigger, status, created_at from {{m}}.plans where {self._AWAITED}"
         )
         return [PlanRow(*r) for r in rows]
 
-    def open_plan_builds(self) -> set[str]:
-        """Every build an open plan reads or will make: gc keeps them while the plan waits for its run."""
+    def open_plan_builds(self, max_age: timedelta = timedelta(days=1)) -> set[str]:
+        """Every build an open plan (younger than `max_age`) reads or will make: gc keeps them while
+        the plan waits for its run."""
         out: set[str] = set()
-        for (body,) in self._q("select body from {m}.plans where status = 'open'"):
+        rows = self._q(
+            "select body from {m}.plans where status = 'open' and created_at > ?", [now() - max_age]
+        )
+        for (body,) in rows:
             plan = Plan.from_json(body)
             out |= {m.build.build_id for m in plan.models.values() if m.build is not None}
             out |= {m.base.build_id for m in plan.models.values() if m.base is not None}
