@@ -282,6 +282,7 @@ def apply_all(
         # an environment serving a build marked invalid (changed outside Git) must be re-planned
         stale = {sb.env for sb in cat.served() if sb.invalid_reason is not None}
         statuses = cat.ref_statuses()
+        checkouts = set(cat.checkouts())  # environments that follow no branch: never dropped here
         open_at_head = set()
         for row in cat.open_plans():  # plans of commits that are no longer a head never run now
             if heads.get(row.env) == row.commit:
@@ -305,7 +306,7 @@ def apply_all(
             out.append(apply(ws, ref, executor, trigger=trigger, retry_final=False))
         except GitopsError as exc:
             out.append(ApplyResult(ref, env, sha, Status.FAILED, str(exc), error=exc))
-    for env_name in sorted((set(envs) | set(statuses)) - set(heads) - {s.production_ref}):
+    for env_name in sorted((set(envs) | set(statuses)) - set(heads) - {s.production_ref} - checkouts):
         schema = envs[env_name][0] if env_name in envs else statuses[env_name].schema
         with ws.catalog(s.meta_schema) as cat:
             dropped = unpublish(cat, env_name, schema)

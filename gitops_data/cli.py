@@ -357,6 +357,7 @@ def status(obj: Ctx, fmt: str) -> None:
     with ws.catalog(settings.meta_schema) as cat:
         envs = {e: (e, *v) for e, v in cat.environments().items()}
         statuses = cat.ref_statuses()
+        checkouts = cat.checkouts()
         drifts = detect_drift(cat, settings.internal_schema)
     table = _table(
         f"environments of {ws.repo}", ["env (branch)", "schema", "published", "latest", "state"], 4
@@ -372,7 +373,9 @@ def status(obj: Ctx, fmt: str) -> None:
             pub[1] if pub else environment_schema(settings.external_schema, name, settings.production_ref)
         )
         drifted = any(d.env == name or name in d.env.split(", ") for d in drifts)
-        if head is None:
+        if name in checkouts:
+            state = f"checkout (read-only, follows no branch): serves {_short(pub[2] if pub else None)}"
+        elif head is None:
             state = "[red]branch deleted[/] (views remain until the sensor drops them)"
         elif pub and pub[2] == head:
             state = "[green]up to date[/]" + (" [red](drift, see below)[/]" if drifted else "")
@@ -395,7 +398,7 @@ def status(obj: Ctx, fmt: str) -> None:
                 "schema": schema,
                 "published": pub[2] if pub else None,
                 "head": head,
-                "state": _plain_state(pub, head, st),
+                "state": _plain_state(pub, head, st, name in checkouts),
                 "reason": st.reason if st and st.commit == head else "",
                 "drift": drifted,
             }
@@ -414,8 +417,10 @@ def status(obj: Ctx, fmt: str) -> None:
         )
 
 
-def _plain_state(pub, head: str | None, st) -> str:
+def _plain_state(pub, head: str | None, st, checkout: bool = False) -> str:
     """One word for an environment's state (json): the same decision as the table's."""
+    if checkout:
+        return "checkout"
     if head is None:
         return "branch_deleted"
     if pub and pub[2] == head:
@@ -495,6 +500,62 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
         f"(commit {_short(record.commit)}): "
         f"{len(record.changed)} view(s) changed"
     )
+
+
+@main.command()
+@click.argument("target", required=False)
+@click.option("--as", "name", default=None, help="Name of the environment. [default: at_<short sha>]")
+@click.option(
+    "--drop", "drop", default=None, metavar="NAME", help="Remove a checkout (its schema and views)."
+)
+@click.pass_obj
+def checkout(obj: Ctx, target: str | None, name: str | None, drop: str | None) -> None:
+    """Serve a retained commit (or publish id) as its own read-only environment, zero copy.
+
+    Its schema is `<external schema>__<name>`; it follows no branch, and its builds are kept from gc
+    until `checkout --drop NAME`. Exit codes: 0 served or dropped, 1 unknown target or name."""
+    from gitops_data.naming import check_identifier
+    from gitops_data.warehouse.publish import republish, unpublish
+
+    settings, conn = _settings_and_catalog(obj)
+    heads = obj.ws.tracked_heads(settings)
+    with conn as cat:
+        if drop is not None:
+            env = f"checkout:{drop}"
+            found = cat.checkouts().get(env)
+            if found is None:
+                raise GitopsError(f"no checkout {drop!r}; see `gitops-data status`")
+            dropped = unpublish(cat, env, found[0])
+            console.print(f"dropped checkout {drop}: schema {found[0]} ({len(dropped)} views)")
+            return
+        if not target:
+            raise GitopsError("name a commit or a publish id to check out (see `gitops-data history`)")
+        hit = cat.find_publish(target)
+        if hit is None:
+            raise GitopsError(
+                f"no publish of any environment matches {target!r}: only published commits are retained "
+                "(see `gitops-data history --env <branch>`)"
+            )
+        source_env, publish_id, commit = hit
+        name = check_identifier(name or f"at_{commit[:10]}", "checkout name")
+        schema = f"{settings.external_schema}__{name}"
+        taken = {env_schema(settings, ref) for ref in heads} | {s for s, _, _ in cat.environments().values()}
+        if schema in taken:
+            raise GitopsError(f"schema {schema} is already an environment's; choose another name with --as")
+        record = republish(
+            cat, source_env, publish_id, settings.internal_schema, into=(f"checkout:{name}", schema)
+        )
+        cat.add_checkout(f"checkout:{name}", schema, commit, record.publish_id)
+    console.print(
+        f"[green]checked out[/] {_short(commit)} (publish {publish_id} of {source_env}) as schema {schema}: "
+        f"{len(record.changed)} view(s), zero copy; `gitops-data checkout --drop {name}` removes it"
+    )
+
+
+def env_schema(settings, ref: str) -> str:
+    from gitops_data.naming import environment_schema
+
+    return environment_schema(settings.external_schema, ref, settings.production_ref)
 
 
 @main.command()

@@ -87,3 +87,39 @@ def test_markdown_plan_and_diff_for_a_pull_request(cli):
     assert cli("sync", "--ref", "feature/y")[0] == 0
     code, out, _ = cli("diff", "main", "feature/y", "--format", "markdown")
     assert code == 0 and "| `b` | changed | 3 | 3 |" in out
+
+
+def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, tmp_path):
+    from datetime import timedelta
+
+    from gitops_data.warehouse.inspect import collect_garbage
+    from gitops_data.workspace import Workspace
+    from gitops_data_tests.conftest import query
+
+    repo = cli.repo
+    repo.write("gitops_data.yaml", "name: t\nretention: {publishes: 1}\n")
+    commits = []
+    for i in range(4):  # four publishes; the checkout goes three publishes back
+        repo.write("seeds/nums.csv", f"id,v\n1,{10 + i}\n2,20\n3,30\n")
+        commits.append(repo.commit(f"v{i}"))
+        assert cli("sync")[0] == 0
+    code, out, err = cli("checkout", commits[0][:12])
+    assert code == 0, err
+    ws = Workspace(str(repo.path), str(tmp_path / "wh.duckdb"))
+    old = f"analytics__at_{commits[0][:10]}"
+    assert query(ws, f"select v from {old}.a where id = 1") == [(10,)]
+    assert query(ws, "select v from analytics.a where id = 1") == [(13,)]  # production serves the head
+    states = {e["env"]: e["state"] for e in cli.doc("status")["environments"]}
+    assert states == {"main": "up_to_date", f"checkout:at_{commits[0][:10]}": "checkout"}
+
+    def gc():
+        with ws.catalog("gitops_meta") as cat:
+            return collect_garbage(cat, ws.production_settings(), grace=timedelta(0))
+
+    gc()  # retention keeps one publish of main: the checked-out builds stay because the checkout serves them
+    assert query(ws, f"select v from {old}.a where id = 1") == [(10,)]
+    assert cli("checkout", "--drop", f"at_{commits[0][:10]}")[0] == 0
+    assert any(b.commit == commits[0] for b in gc().dropped)  # now they go
+    assert query(ws, "select count(*) from duckdb_views() where schema_name = ?", [old]) == [(0,)]
+    code, _, err = cli("checkout", "0000000")
+    assert code == 1 and "no publish of any environment matches" in err

@@ -45,6 +45,8 @@ alter table {m}.builds add column if not exists invalid_reason varchar;
 alter table {m}.builds add column if not exists inputs json;
 alter table {m}.builds add column if not exists version varchar;
 create table if not exists {m}.segments (build_id varchar, seq integer, table_name varchar);
+create table if not exists {m}.checkouts (
+  env varchar, schema_name varchar, commit varchar, publish_id varchar, created_at timestamp);
 create table if not exists {m}.plans (
   plan_id varchar, env varchar, commit varchar, trigger varchar, body json, status varchar,
   reason varchar, created_at timestamp, updated_at timestamp);
@@ -117,7 +119,7 @@ class Catalog:
         """Create (or migrate) the catalog tables; once per database and process."""
         key = self.engine.database_key()
         key = (*key, self.meta) if key else None
-        if key is not None and key in _ensured and "plans" in self.engine.objects(self.meta):
+        if key is not None and key in _ensured and "checkouts" in self.engine.objects(self.meta):
             return
         self.engine.execute(DDL.format(m=self.m))
         if key is not None:
@@ -391,7 +393,28 @@ class Catalog:
             for r in rows
         ]
 
+    def find_publish(self, target: str) -> tuple[str, str, str] | None:
+        """(env, publish id, commit) of the newest publish whose id or commit starts with `target`."""
+        rows = self._q(
+            """select env, publish_id, commit from {m}.publishes
+               where starts_with(publish_id, ?) or starts_with(commit, ?)
+               order by published_at desc limit 1""",
+            [target, target],
+        )
+        return rows[0] if rows else None
+
+    def add_checkout(self, env: str, schema: str, commit: str, publish_id: str) -> None:
+        self._q("insert into {m}.checkouts values (?, ?, ?, ?, ?)", [env, schema, commit, publish_id, now()])
+
+    def checkouts(self) -> dict[str, tuple[str, str, datetime]]:
+        """checkout env -> (schema, commit, created at): environments that follow no branch."""
+        return {
+            e: (s, c, t)
+            for e, s, c, t in self._q("select env, schema_name, commit, created_at from {m}.checkouts")
+        }
+
     def forget_environment(self, env: str) -> None:
+        self._q("delete from {m}.checkouts where env = ?", [env])
         for table in ("env_views", "environments", "ref_status"):
             self._q(f"delete from {{m}}.{table} where env = ?", [env])
 

@@ -73,7 +73,8 @@ def collect_garbage(
     engine = catalog.engine
     builds = catalog.builds()
     serving = {sb.build_id for sb in catalog.served()}
-    publishes = [PublishEntry(env, ts, ids) for env, ts, ids in catalog.publishes()]
+    live = set(catalog.environments())  # a deleted branch's or dropped checkout's history is not kept
+    publishes = [PublishEntry(env, ts, ids) for env, ts, ids in catalog.publishes() if env in live]
     keep = retained_builds(builds, publishes, serving, s.retention, now(), grace, protected_commits)
     keep |= catalog.open_plan_builds()  # a plan waiting for its run reads and makes exactly these
     drop = [b for b in builds if b.build_id not in keep]

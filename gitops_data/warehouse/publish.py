@@ -90,15 +90,24 @@ def publish_builds(
 
 
 def republish(
-    catalog: Catalog, env: str, publish_id: str, internal: str, hold_head: str | None = None
+    catalog: Catalog,
+    env: str,
+    publish_id: str,
+    internal: str,
+    hold_head: str | None = None,
+    into: tuple[str, str] | None = None,
 ) -> PublishRecord:
-    """Serve exactly what an earlier publish served (zero copy; incremental models and snapshots
-    included, whose builds a commit alone does not pin). With `hold_head`, that head is not
-    published again until the branch moves."""
+    """Serve exactly what an earlier publish of `env` served (zero copy; incremental models and
+    snapshots included, whose builds a commit alone does not pin). With `hold_head`, that head is not
+    published again until the branch moves. `into` = (env, schema) serves it in another environment
+    (a checkout) instead."""
     row = catalog.publish_row(env, publish_id)
     if row is None:
         raise GitopsError(f"environment {env!r} has no publish {publish_id!r} (see `gitops-data history`)")
     schema, commit, ids = row
+    rollback_of: str | None = publish_id
+    if into is not None:
+        (env, schema), rollback_of = into, None
     present = catalog.engine.objects(internal)
     tables = {b: t for b, t in catalog.tables_of(list(ids.values())).items() if t in present}
     missing = sorted(model for model, b in ids.items() if b not in tables)
@@ -109,7 +118,7 @@ def republish(
     return publish_builds(
         catalog,
         PublishTarget(
-            env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}, publish_id, hold_head
+            env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}, rollback_of, hold_head
         ),
         internal,
     )
