@@ -41,5 +41,17 @@ class Driver:
                 self.runs.append(execute_run_request(defs, req, self.instance))
         raise AssertionError(f"sensor did not settle: {message}")
 
+    def materialize_from_ui(self, selection: dg.AssetSelection) -> bool:
+        """What "Materialize" in the UI does: a run of the selected assets, with no gitops tags."""
+        defs = self.definitions()
+        result = dg.materialize(
+            [*defs.assets, *(defs.asset_checks or [])],
+            instance=self.instance,
+            resources=dict(defs.resources),
+            selection=selection,
+            raise_on_error=False,
+        )
+        return result.success
+
     def query(self, sql: str):
         return query(self.ws, sql)

@@ -131,14 +131,13 @@ def _follow_main_and_a_branch(repo, warehouse: str, procs: Processes) -> dict[st
     return times
 
 
-def test_daemon_and_code_server_without_any_webserver(deployment):
-    repo, warehouse, procs = deployment
+def _code_server_and_daemon(procs: Processes) -> Path:
+    """A long-running code server and the daemon loading it (the README's commands); the workspace."""
     port = _free_port()
     workspace = procs.tmp / "workspace.yaml"
     workspace.write_text(
         f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: gitops_data}}\n"
     )
-    procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = "off"
     procs.start(
         "code_server",
         str(BIN / "dagster"),
@@ -152,6 +151,13 @@ def test_daemon_and_code_server_without_any_webserver(deployment):
         str(port),
     )
     procs.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", str(workspace))
+    return workspace
+
+
+def test_daemon_and_code_server_without_any_webserver(deployment):
+    repo, warehouse, procs = deployment
+    procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = "off"
+    _code_server_and_daemon(procs)
     times = _follow_main_and_a_branch(repo, warehouse, procs)
     # within two sensor intervals plus the build (a few seconds here), with slack for a busy machine
     assert times["merge"] < 4 * INTERVAL + 20
@@ -167,24 +173,7 @@ def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, pos
     )
     # dagster-postgres speaks psycopg2; SQLAlchemy 2.1 would pick psycopg 3 for a bare postgresql://
     procs.env["DAGSTER_PG_URL"] = postgres_db.replace("postgresql://", "postgresql+psycopg2://", 1)
-    port = _free_port()
-    workspace = procs.tmp / "workspace.yaml"
-    workspace.write_text(
-        f"load_from:\n  - grpc_server: {{host: 127.0.0.1, port: {port}, location_name: gitops_data}}\n"
-    )
-    procs.start(
-        "code_server",
-        str(BIN / "dagster"),
-        "code-server",
-        "start",
-        "-m",
-        "gitops_data.orchestration.definitions",
-        "-h",
-        "127.0.0.1",
-        "-p",
-        str(port),
-    )
-    procs.start("daemon", str(BIN / "dagster-daemon"), "run", "-w", str(workspace))
+    workspace = _code_server_and_daemon(procs)
     web_port = _free_port()
     procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = f"127.0.0.1:{web_port}"
     procs.start(

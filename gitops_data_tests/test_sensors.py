@@ -148,16 +148,8 @@ def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
     before = _view_builds(d, "main")
     repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
     head = repo.commit("b times 7")
-    defs = d.definitions()
     # "Materialize all" on the production group, as a user clicks it: no gitops tags on the run
-    result = dg.materialize(
-        [*defs.assets, *(defs.asset_checks or [])],
-        instance=instance,
-        resources=dict(defs.resources),
-        selection=dg.AssetSelection.groups("analytics"),
-        raise_on_error=False,
-    )
-    assert result.success
+    assert d.materialize_from_ui(dg.AssetSelection.groups("analytics"))
     assert _view_builds(d, "main") == before  # built and audited, not published by the run itself
     d.settle()
     after = _view_builds(d, "main")
@@ -178,16 +170,8 @@ def test_a_partial_ui_run_is_completed_by_the_sensor_not_failed(make_repo, wareh
     d.settle()
     repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
     head = repo.commit("b times 7")
-    defs = d.definitions()
     # only `b` is materialized: its downstream `c` is planned but not built by that run
-    result = dg.materialize(
-        [*defs.assets, *(defs.asset_checks or [])],
-        instance=instance,
-        resources=dict(defs.resources),
-        selection=dg.AssetSelection.assets(dg.AssetKey(["analytics", "b"])),
-        raise_on_error=False,
-    )
-    assert result.success
+    assert d.materialize_from_ui(dg.AssetSelection.assets(dg.AssetKey(["analytics", "b"])))
     d.settle()  # the sensor plans again for what is missing (c), builds it and publishes
     assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
     assert d.query("select n from analytics.c") == [(3,)]
