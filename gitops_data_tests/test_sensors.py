@@ -176,3 +176,26 @@ def test_a_partial_ui_run_is_completed_by_the_sensor_not_failed(make_repo, wareh
     assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
     assert d.query("select n from analytics.c") == [(3,)]
     assert d.query("select status from gitops_meta.ref_status where env = 'main'") == [("published",)]
+
+
+def test_models_a_branch_serves_from_production_show_as_materialized_in_its_group(
+    make_repo, warehouse, instance
+):
+    import dagster as dg
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    repo.git("checkout", "-q", "-b", "feature/z")
+    repo.replace("project.yml", "v * 2 as v2", "v * 9 as v2")
+    repo.commit("b times 9")
+    repo.git("checkout", "-q", "main")
+    d.settle()
+    schema = d.query("select schema_name from gitops_meta.environments where env = 'feature/z'")[0][0]
+    served = _view_builds(d, "feature/z")
+    for model in ("nums", "a", "b", "c"):  # nums and a reuse main's tables; b and c were built
+        event = instance.get_latest_materialization_event(dg.AssetKey([schema, model]))
+        assert event is not None, f"{schema}/{model} shows as never materialized"
+        meta = event.asset_materialization.metadata
+        assert meta["build_id"].value == served[model]
+        assert meta["reused"].value == (model in ("nums", "a"))

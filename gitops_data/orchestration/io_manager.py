@@ -12,10 +12,12 @@ import time
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.orchestration.assets import StepWork
+from gitops_data.apply import ApplyResult
+from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import Action, BuildRecord, Plan
+from gitops_data.plan import Action, BuildRecord, Plan, Status
 from gitops_data.warehouse.execute import execute_build
+from gitops_data.workspace import Environment
 
 
 def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool) -> dict:
@@ -26,15 +28,40 @@ def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused
         "build_id": dg.MetadataValue.text(rec.build_id),
         "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{rec.table}"),
         "reused": dg.MetadataValue.bool(reused),
-        "dagster/column_schema": dg.TableSchema(
-            columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]
-        ),
     }
+    if columns:
+        meta["dagster/column_schema"] = dg.TableSchema(
+            columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]
+        )
     if rec.row_count is not None:
         meta["dagster/row_count"] = dg.MetadataValue.int(rec.row_count)
     if reused:
         meta["built_for_commit"] = dg.MetadataValue.text(rec.commit)
     return meta
+
+
+def served_reused(result: ApplyResult) -> list[dg.AssetMaterialization]:
+    """Materializations of the models a publish started serving from builds that already existed
+    (zero copy: a branch reusing production's tables, a merge, a revert). Without them the UI shows
+    those models as never materialized in that environment."""
+    plan, record = result.plan, result.publish
+    if result.status != Status.PUBLISHED or plan is None or record is None:
+        return []
+    env = Environment(plan.env, plan.schema)
+    out = []
+    for name in record.changed:
+        step = plan.models.get(name)
+        if step is None or step.action != Action.REUSE or step.build is None:
+            continue
+        b = step.build
+        out.append(
+            dg.AssetMaterialization(
+                asset_key=asset_key(env, name),
+                description=f"serves build {b.build_id}, made for commit {b.commit[:10]} (reused, zero copy)",
+                metadata=build_metadata(plan, b, {}, reused=True),
+            )
+        )
+    return out
 
 
 class WarehouseIOManager(dg.ConfigurableIOManager):

@@ -15,7 +15,7 @@ from gitops_data import progress
 from gitops_data.apply import conclude_run
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
-from gitops_data.orchestration.io_manager import build_metadata
+from gitops_data.orchestration.io_manager import build_metadata, served_reused
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
 from gitops_data.warehouse.execute import StepEvent, run_plan
@@ -90,6 +90,8 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:
             context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
+            for event in served_reused(result):
+                context.log_event(event)
     if errors:
         raise dg.Failure(description="; ".join(errors))
 

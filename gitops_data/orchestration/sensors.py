@@ -10,6 +10,7 @@ from gitops_data.alerts import AlertEvent
 from gitops_data.alerts import send as deliver_all
 from gitops_data.apply import apply_all
 from gitops_data.orchestration import tags as T
+from gitops_data.orchestration.io_manager import served_reused
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
@@ -72,6 +73,8 @@ def git_ref_sensor(
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
         outcomes = apply_all(ws, heads, RequestingExecutor(context.instance), settings)
+        for event in (m for o in outcomes for m in served_reused(o)):
+            context.instance.report_runless_asset_event(event)
         requests = [o.request for o in outcomes if o.request is not None]
         lines = [
             f"{o.ref}@{(o.commit or '')[:10]}: {o.status}"
