@@ -9,7 +9,6 @@ finished, gates exactly that plan by reading the audit results its steps recorde
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -112,7 +111,11 @@ def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None 
                 "outside Git) since they were audited; nothing published, run sync again"
             )
         record = publish_builds(
-            cat, PublishTarget(plan.env, plan.schema, plan.commit, builds), s.internal_schema, run_id
+            cat,
+            PublishTarget(plan.env, plan.schema, plan.commit, builds),
+            s.internal_schema,
+            run_id,
+            tuple(s.consumers),
         )
         if s.retention.gc_after_publish:
             # builds that no retained publish needs go now, so their space is reused by the next build
@@ -167,7 +170,7 @@ class _Apply:
             events = apply_events(
                 r.status, r.env.name, r.env.schema, r.commit, r.detail, changed, r.failures + r.warnings
             )
-            send(project.alerts, events, project.settings.name, os.path.dirname(self.ws.warehouse))
+            send(project.alerts, events, project.settings.name, self.ws.state_dir)
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
         kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}

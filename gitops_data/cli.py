@@ -116,11 +116,12 @@ def _format_option(*choices: str):
     envvar="GITOPS_DATA_WAREHOUSE",
     default=None,
     show_envvar=True,
-    help="The DuckDB file. [default: .gitops_data/warehouse.duckdb, relative to the current folder]",
+    help="A DuckDB file, or a PostgreSQL URL (postgresql://user@host:5432/db). "
+    "[default: .gitops_data/warehouse.duckdb, relative to the current folder]",
 )
 @click.pass_context
 def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
-    """GitOps for data: a Git repo of YAML models drives a DuckDB warehouse through Dagster."""
+    """GitOps for data: a Git repo of YAML models drives a DuckDB or PostgreSQL warehouse through Dagster."""
     ctx.obj = Ctx(repo, warehouse)
 
 
@@ -140,7 +141,7 @@ def validate(obj: Ctx, path: str | None, ref: str | None, fmt: str) -> None:
 
     tree = GitTree(obj.ws.repo, obj.ws.resolve(ref), label=ref) if ref else DirTree(path or obj.ws.repo)
     try:
-        project = load_project(tree)
+        project = load_project(tree, obj.ws.dialect)
     except ProjectError as exc:
         if fmt == "json":
             issues = [
@@ -494,7 +495,14 @@ def rollback(obj: Ctx, env_name: str | None, target: str) -> None:
                 f"no publish of {env_name!r} matches {target!r}; see `gitops-data history --env {env_name}`"
             )
         head = gitrepo.branch_heads(obj.ws.repo, env_name).get(env_name)
-        record = republish(cat, env_name, matches[0]["publish_id"], settings.internal_schema, head)
+        record = republish(
+            cat,
+            env_name,
+            matches[0]["publish_id"],
+            settings.internal_schema,
+            head,
+            consumers=tuple(settings.consumers),
+        )
     console.print(
         f"[green]rolled back[/] {env_name} to publish {matches[0]['publish_id']} "
         f"(commit {_short(record.commit)}): "
@@ -543,7 +551,12 @@ def checkout(obj: Ctx, target: str | None, name: str | None, drop: str | None) -
         if schema in taken:
             raise GitopsError(f"schema {schema} is already an environment's; choose another name with --as")
         record = republish(
-            cat, source_env, publish_id, settings.internal_schema, into=(f"checkout:{name}", schema)
+            cat,
+            source_env,
+            publish_id,
+            settings.internal_schema,
+            into=(f"checkout:{name}", schema),
+            consumers=tuple(settings.consumers),
         )
         cat.add_checkout(f"checkout:{name}", schema, commit, record.publish_id)
     console.print(
@@ -664,7 +677,7 @@ def repair(obj: Ctx) -> None:
     settings, conn = _settings_and_catalog(obj)
     with conn as cat:
         found = detect_drift(cat, settings.internal_schema)
-        do_repair(cat, found)
+        do_repair(cat, found, tuple(settings.consumers))
     for d in found:
         fixed = d.kind != "table_changed"
         console.print(

@@ -81,3 +81,10 @@ class DriftFound(GitopsError):
     """The warehouse differs from what gitops-data published (changed outside Git)."""
 
     exit_code = 7
+
+
+class PublishConflict(GitopsError):
+    """A publish cannot change the warehouse without harming an object gitops-data does not own
+    (a user's view depending on a published view), or readers held a view past every retry."""
+
+    exit_code = 5

@@ -77,5 +77,8 @@ def environment_schema(external_schema: str, ref: str, production_ref: str) -> s
 
 
 def physical_table(model: str, fingerprint: str, build_id: str) -> str:
-    """Name of one build's table in the internal schema."""
-    return f"{model}__{fingerprint[:12]}__{build_id}"
+    """Name of one build's table in the internal schema: at most MAX_IDENTIFIER - 2 characters (a
+    segment adds `_s` or `_c`; PostgreSQL truncates longer names), a long model name cut short
+    (the build id keeps the name unique)."""
+    suffix = f"__{fingerprint[:12]}__{build_id}"
+    return model[: MAX_IDENTIFIER - 2 - len(suffix)] + suffix

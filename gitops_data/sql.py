@@ -8,6 +8,7 @@ databases, no DDL. That is the boundary that keeps a model from reaching outside
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot
@@ -117,12 +118,12 @@ def _parse_error_message(sql: str, err: dict) -> str:
     return f"cannot parse SQL{where}: {description}" + (f" (near {near!r})" if near else "")
 
 
-def parse_query(sql: str) -> ParsedSql:
-    """Parse one model query; raise SqlError on anything else."""
+def parse_query(sql: str, dialect: str = DIALECT) -> ParsedSql:
+    """Parse one model query written in `dialect`; raise SqlError on anything else."""
     if not isinstance(sql, str) or not sql.strip():
         raise SqlError("SQL is empty")
     try:
-        statements = [s for s in sqlglot.parse(sql, dialect=DIALECT) if s is not None]
+        statements = [s for s in sqlglot.parse(sql, dialect=dialect) if s is not None]
     except RecursionError:
         raise SqlError("SQL is nested too deeply to parse") from None
     except ParseError as exc:
@@ -156,8 +157,9 @@ def parse_query(sql: str) -> ParsedSql:
     return ParsedSql(tree=tree, references=frozenset(refs))
 
 
-def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
-    """SQL text with each referenced node (lower-case name -> quoted physical name) swapped in."""
+def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -> str:
+    """SQL text in `dialect` with each referenced node (lower-case name -> quoted physical name)
+    swapped in."""
 
     def swap(node: exp.Expression) -> exp.Expression:
         if (
@@ -173,7 +175,47 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str]) -> str:
             return replacement
         return node
 
-    return parsed.tree.copy().transform(swap).sql(dialect=DIALECT)
+    tree = parsed.tree.copy().transform(swap)
+    if dialect != DIALECT:
+        tree = tree.transform(_group_by_all_as_ordinals)
+    return tree.sql(dialect=dialect)
+
+
+def _group_by_all_as_ordinals(node: exp.Expression) -> exp.Expression:
+    """GROUP BY ALL (DuckDB) -> GROUP BY the positions of the select items that aggregate nothing."""
+    if isinstance(node, exp.Group) and node.args.get("all") and isinstance(node.parent, exp.Select):
+        keys = [
+            exp.Literal.number(i)
+            for i, item in enumerate(node.parent.expressions, 1)
+            if not item.find(exp.AggFunc, exp.Window)
+        ]
+        return exp.Group(expressions=keys) if keys else exp.Group(expressions=[])
+    return node
+
+
+# What sqlglot passes through to PostgreSQL unchanged although PostgreSQL rejects it.
+_NOT_IN_POSTGRES: list[tuple[type[exp.Expression], str, Callable[[exp.Expression], bool]]] = [
+    (
+        exp.Star,
+        "SELECT * EXCLUDE / REPLACE",
+        lambda n: bool(n.args.get("except_") or n.args.get("replace") or n.args.get("rename")),
+    ),
+    (exp.Union, "UNION BY NAME", lambda n: bool(n.args.get("by_name"))),
+    (exp.Struct, "struct literals ({...})", lambda n: True),
+    (exp.Pivot, "PIVOT / UNPIVOT", lambda n: True),
+    (exp.Lambda, "lambda functions (x -> ...)", lambda n: True),
+]
+
+
+def target_problems(parsed: ParsedSql, dialect: str) -> list[str]:
+    """Why `parsed` cannot run on `dialect` after transpiling (empty: it can)."""
+    if dialect != "postgres":
+        return []
+    found = []
+    for kind, what, bad in _NOT_IN_POSTGRES:
+        if any(bad(n) for n in parsed.tree.find_all(kind)):
+            found.append(f"{what} is DuckDB SQL that PostgreSQL does not run; write it out in plain SQL")
+    return found
 
 
 def column_list(names: list[str]) -> str:
@@ -202,6 +244,13 @@ def canonical_type(name: str) -> str | None:
     if len(casts) != 1 or casts[0].to.this == exp.DataType.Type.USERDEFINED:
         return None
     return casts[0].to.sql(dialect=DIALECT)
+
+
+def type_sql(canonical: str, dialect: str) -> str:
+    """A canonical (DuckDB-rendered) column type as `dialect` writes it."""
+    if dialect == DIALECT:
+        return canonical
+    return exp.DataType.build(canonical, dialect=DIALECT).sql(dialect=dialect)
 
 
 def parse_expression(text: str) -> ParsedSql:

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_data import gitrepo
-from gitops_data.engines import open_warehouse
+from gitops_data.engines import engine_dialect, is_url, open_warehouse
 from gitops_data.errors import GitopsError
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.naming import environment_schema
@@ -38,13 +38,13 @@ def default_repo() -> str:
 
 
 @functools.lru_cache(maxsize=64)
-def _project_at(repo: str, sha: str) -> Project:
-    return load_project(GitTree(repo, sha))
+def _project_at(repo: str, sha: str, dialect: str) -> Project:
+    return load_project(GitTree(repo, sha), dialect)
 
 
 @functools.lru_cache(maxsize=64)
-def _fingerprints_at(repo: str, sha: str) -> dict[str, str]:
-    return project_fingerprints(_project_at(repo, sha))
+def _fingerprints_at(repo: str, sha: str, dialect: str) -> dict[str, str]:
+    return project_fingerprints(_project_at(repo, sha, dialect))
 
 
 @dataclass(frozen=True)
@@ -66,18 +66,29 @@ class Workspace:
 
     @classmethod
     def from_env(cls, repo: str | None = None, warehouse: str | None = None) -> Workspace:
-        return cls(
-            str(Path(repo or default_repo()).resolve()), str(Path(warehouse or default_warehouse()).resolve())
-        )
+        location = warehouse or default_warehouse()
+        if not is_url(location):
+            location = str(Path(location).resolve())
+        return cls(str(Path(repo or default_repo()).resolve()), location)
+
+    @property
+    def state_dir(self) -> str:
+        """Where local state (alert log files) goes: beside a DuckDB file, else .gitops_data/."""
+        return str(Path(STATE_DIR).resolve()) if is_url(self.warehouse) else os.path.dirname(self.warehouse)
+
+    @property
+    def dialect(self) -> str:
+        """The SQL dialect of the warehouse's engine."""
+        return engine_dialect(self.warehouse)
 
     def resolve(self, ref: str) -> str:
         return gitrepo.resolve(self.repo, ref)
 
     def project(self, sha: str) -> Project:
-        return _project_at(self.repo, sha)
+        return _project_at(self.repo, sha, self.dialect)
 
     def fingerprints(self, sha: str) -> dict[str, str]:
-        return _fingerprints_at(self.repo, sha)
+        return _fingerprints_at(self.repo, sha, self.dialect)
 
     def environment(self, ref: str, s: Settings) -> Environment:
         """The environment a ref publishes to: production, or `<schema>__<branch>`."""
@@ -101,7 +112,7 @@ class Workspace:
         built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
         with self.catalog(s.meta_schema) as cat:
             state = cat.state(s.internal_schema, env.name, built)
-        return make_plan(project, fps, state, env.name, env.schema, sha, rebuild)
+        return make_plan(project, fps, state, env.name, env.schema, sha, rebuild, dialect=self.dialect)
 
     def record_status(self, meta: str, env: Environment, sha: str, status: Status, reason: str = "") -> None:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""

@@ -18,7 +18,7 @@ from gitops_data.audit.pandera_checks import PANDERA_KINDS, column_schema, polar
 from gitops_data.engines.base import Engine
 from gitops_data.naming import qualified, quote
 from gitops_data.spec.checks import DeclaredCheck
-from gitops_data.sql import parse_expression, rewrite
+from gitops_data.sql import parse_expression, rewrite, type_sql
 
 SAMPLE_SIZE = 5
 
@@ -79,7 +79,7 @@ def run_check(
     try:
         a = chk.args
         if chk.kind == "type":
-            want = engine.type_name(a)
+            want = engine.type_name(type_sql(a, engine.dialect))
             got = columns[chk.column]
             return result(0 if want == got else 1, f"declared {want}, table has {got}")
         if chk.kind in PANDERA_KINDS or (chk.kind == "expression" and "polars" in a):
@@ -92,7 +92,7 @@ def run_check(
             return result(0 if ok else 1, f"{n} rows (expected min {lo}, max {hi})")
         if chk.kind == "unique_combination":
             cols = ", ".join(quote(c) for c in a)
-            dup = f"(select {cols}, count(*) as n from {table} group by all having count(*) > 1)"
+            dup = f"(select {cols}, count(*) as n from {table} group by {cols} having count(*) > 1) as d"
             failed = engine.scalar(f"select coalesce(sum(n), 0) from {dup}")
             sample = engine.fetchall(f"select * from {dup} limit {SAMPLE_SIZE}")
             return result(
@@ -111,7 +111,7 @@ def run_check(
                 failed, f"{failed} row(s) have {a['column']} missing from {a['to']}.{a['field']}", sample
             )
         if chk.kind == "expression":
-            expr = rewrite(parse_expression(a["sql"]), reads)
+            expr = rewrite(parse_expression(a["sql"]), reads, engine.dialect)
             failed, sample = _failures(engine, table, f"not coalesce(({expr}), true)")
             return result(failed, f"{failed} row(s) do not satisfy {a['sql']}", sample)
         if chk.kind == "freshness":

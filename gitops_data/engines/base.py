@@ -18,7 +18,8 @@ from gitops_data.naming import qualified, quote
 class Engine(ABC):
     """One connection to a warehouse."""
 
-    dialect: str = ""
+    dialect: str = ""  # sqlglot's name for the engine's SQL
+    json_type: str = "json"  # column type of the catalog's JSON documents
 
     # -- statements -------------------------------------------------------------------------
     @abstractmethod
@@ -77,12 +78,22 @@ class Engine(ABC):
         """The result of a query as a Polars DataFrame."""
 
     @abstractmethod
-    def register_frame(self, frame) -> contextlib.AbstractContextManager[str]:
-        """Make a Polars/Arrow frame readable as a table; yields its (quoted) name."""
+    def register_frame(self, frame, schema: str) -> contextlib.AbstractContextManager[str]:
+        """Make a Polars/Arrow frame readable as a table (in bulk, never row by row); yields what
+        a FROM clause names it by. `schema` is where an engine may stage it."""
 
     @abstractmethod
-    def file_select(self, path: str, fmt: str) -> str:
-        """A SELECT over a local file (csv, parquet, json)."""
+    def register_file(self, path: str, fmt: str, schema: str) -> contextlib.AbstractContextManager[str]:
+        """Make a local file (csv, parquet, json) readable as a table; yields its FROM item."""
+
+    # -- transactions and locks -------------------------------------------------------------
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        """Whether `exc` means a reader held an object too long (the publish retries)."""
+        return False
+
+    def set_publish_lock_timeout(self) -> None:
+        """Bound how long one statement of a publish waits for readers' locks (inside it)."""
+        return None
 
     # -- DDL ----------------------------------------------------------------------------------
     def create_schema(self, schema: str) -> None:
@@ -94,12 +105,27 @@ class Engine(ABC):
     def create_view(self, schema: str, name: str, select: str, replace: bool = True) -> None:
         self.execute(f"create {'or replace ' if replace else ''}view {qualified(schema, name)} as {select}")
 
+    def replace_view(self, schema: str, name: str, select: str, existing: str | None) -> None:
+        """Point view `name` at `select`; `existing`: what `name` is now ('TABLE', 'VIEW' or None)."""
+        if existing == "TABLE":
+            self.drop("table", schema, name)
+        self.create_view(schema, name, select)
+
     def drop(self, kind: str, schema: str, name: str) -> None:
         self.execute(f"drop {kind} {qualified(schema, name)}")
 
     def drop_schema(self, schema: str) -> None:
         """Drop an environment's schema (only gitops-data's views are in it)."""
         self.execute(f"drop schema if exists {quote(schema)} cascade")
+
+    # -- access -----------------------------------------------------------------------------
+    def grant_read(self, schema: str, roles: list[str]) -> None:
+        """Let `roles` read every view of `schema` (engines without roles: nothing to do)."""
+        return None
+
+    def missing_roles(self, roles: list[str]) -> list[str]:
+        """Those of `roles` the engine does not know (engines without roles know none)."""
+        return list(roles)
 
     def count(self, table: str) -> int:
         return int(self.scalar(f"select count(*) from {table}"))

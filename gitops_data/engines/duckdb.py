@@ -10,43 +10,17 @@ retried with jittered back-off before giving up with WarehouseBusy.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import fcntl
 import os
-import random
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import duckdb
 
+from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import Engine
-from gitops_data.errors import GitopsError, WarehouseBusy
-
-
-def lock_timeout() -> float:
-    """Seconds to wait for the warehouse (GITOPS_DATA_LOCK_TIMEOUT, default 600), read at each call."""
-    return float(os.environ.get("GITOPS_DATA_LOCK_TIMEOUT", "600"))
-
-
-class _Retry(Exception):
-    """Raised by an attempt that should be retried after a back-off."""
-
-
-def _with_backoff(attempt, timeout: float, first: float, cap: float, busy: str):
-    """Call `attempt()` until it stops raising _Retry; jittered exponential back-off; WarehouseBusy
-    with the message `busy` after `timeout` seconds."""
-    deadline = time.monotonic() + timeout
-    delay = first
-    while True:
-        try:
-            return attempt()
-        except _Retry as why:
-            if time.monotonic() >= deadline:
-                raise WarehouseBusy(busy.format(why=why.args[0] if why.args else "")) from None
-            time.sleep(delay * (1 + random.random()))
-            delay = min(delay * 2, cap)
+from gitops_data.errors import GitopsError
 
 
 @contextlib.contextmanager
@@ -61,10 +35,10 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise _Retry() from None
+            raise Retry() from None
 
     try:
-        _with_backoff(
+        with_backoff(
             take,
             timeout,
             0.005,
@@ -84,9 +58,9 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
         except duckdb.IOException as exc:
             if "lock" not in str(exc).lower():
                 raise GitopsError(f"cannot open warehouse {path}: {exc}") from None
-            raise _Retry(str(exc)) from None
+            raise Retry(str(exc)) from None
 
-    return _with_backoff(
+    return with_backoff(
         attempt,
         timeout,
         0.02,
@@ -154,7 +128,8 @@ class DuckDBEngine(Engine):
         return self.con.sql(sql).pl()
 
     @contextlib.contextmanager
-    def register_frame(self, frame) -> Iterator[str]:
+    def register_frame(self, frame, schema: str) -> Iterator[str]:
+        """Zero-copy: DuckDB scans the Arrow/Polars frame in place."""
         name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
         self.con.register(name, frame)
         try:
@@ -162,29 +137,25 @@ class DuckDBEngine(Engine):
         finally:
             self.con.unregister(name)
 
-    def file_select(self, path: str, fmt: str) -> str:
-        reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
-        return f"select * from {reader}('" + path.replace("'", "''") + "')"
+    @contextlib.contextmanager
+    def register_file(self, path: str, fmt: str, schema: str) -> Iterator[str]:
+        yield file_reader(path, fmt)
 
     def close(self) -> None:
         self.con.close()
 
 
-_step_engine: contextvars.ContextVar[tuple[str, DuckDBEngine] | None] = contextvars.ContextVar(
-    "gitops_step_engine", default=None
-)
+def file_reader(path: str, fmt: str) -> str:
+    """DuckDB's table function reading a local csv, parquet or json file."""
+    reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
+    return f"{reader}('" + path.replace("'", "''") + "')"
 
 
 @contextlib.contextmanager
 def open_duckdb(path: str | Path, timeout: float | None = None) -> Iterator[DuckDBEngine]:
-    """A short-lived read-write connection, under the cross-process lock (or the connection of
-    the enclosing `step_connection` for the same file)."""
+    """A short-lived read-write connection, under the cross-process lock."""
     path = str(path)
     timeout = lock_timeout() if timeout is None else timeout
-    shared = _step_engine.get()
-    if shared is not None and shared[0] == path:
-        yield shared[1]
-        return
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(path, timeout):
@@ -193,15 +164,3 @@ def open_duckdb(path: str | Path, timeout: float | None = None) -> Iterator[Duck
             yield engine
         finally:
             engine.close()
-
-
-@contextlib.contextmanager
-def step_connection(path: str | Path, timeout: float | None = None) -> Iterator[DuckDBEngine]:
-    """One connection (and one hold of the lock) for everything inside: a Dagster step resolves its
-    inputs, writes its build and audits it without reconnecting (a connect costs tens of ms)."""
-    with open_duckdb(path, timeout) as engine:
-        token = _step_engine.set((str(path), engine))
-        try:
-            yield engine
-        finally:
-            _step_engine.reset(token)

@@ -146,7 +146,7 @@ def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep,
             )
 
 
-def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> list:
+def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str, engine: str) -> list:
     """One step per model: build it (when selected), then run its own checks (when selected); plus
     one asset check per check that reads another model, after that model."""
     key = asset_key(env, node.name)
@@ -163,7 +163,7 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str) -> li
         deps=[asset_key(env, d) for d in node.deps],
         group_name=env.key_prefix,
         description=node.description,
-        kinds={"duckdb", _KIND[node.kind]},
+        kinds={engine, _KIND[node.kind]},
         code_version=fingerprint,
         metadata=metadata,
         owners=[node.owner] if node.owner and "@" in node.owner else None,
@@ -222,12 +222,12 @@ class StepWork:
         self.step = step
 
 
-def _external_asset(env: Environment, node: Node) -> dg.AssetSpec:
+def _external_asset(env: Environment, node: Node, engine: str) -> dg.AssetSpec:
     return dg.AssetSpec(
         asset_key(env, node.name),
         description=node.description or f"external table {node.table}",
         group_name=env.key_prefix,
-        kinds={"duckdb", "table"},
+        kinds={engine, "table"},
         metadata={"table": node.table},
     )
 
@@ -238,7 +238,7 @@ def environment_assets(ws: Workspace, env: Environment, sha: str, project: Proje
     out: list = []
     for node in project.nodes.values():
         if node.kind == "table":
-            out.append(_external_asset(env, node))
+            out.append(_external_asset(env, node, ws.dialect))
             continue
-        out.extend(_model_asset(env, sha, node, fps[node.name]))
+        out.extend(_model_asset(env, sha, node, fps[node.name], ws.dialect))
     return out

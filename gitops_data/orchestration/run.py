@@ -27,11 +27,10 @@ _ACTIVE = {
 
 def resources(ws: Workspace) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
-    return {
-        "gitops": gitops,
-        IO_MANAGER: WarehouseIOManager(gitops=gitops),
-        "warehouse": WarehouseResource(database=ws.warehouse),
-    }
+    out = {"gitops": gitops, IO_MANAGER: WarehouseIOManager(gitops=gitops)}
+    if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
+        out["warehouse"] = WarehouseResource(database=ws.warehouse)
+    return out
 
 
 def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:

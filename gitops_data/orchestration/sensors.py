@@ -23,7 +23,7 @@ log = logging.getLogger("gitops_data.sensors")
 
 def send(project: Project | None, ws: Workspace, events: list[AlertEvent]) -> None:
     if project is not None and project.alerts:
-        deliver_all(project.alerts, events, project.settings.name, os.path.dirname(ws.warehouse))
+        deliver_all(project.alerts, events, project.settings.name, ws.state_dir)
 
 
 def request_reload(location: str) -> str | None:

@@ -91,11 +91,12 @@ def _build_reason(
     )
 
 
-def _step_sql(node: Node, reads: tuple[Read, ...]) -> str | None:
-    """The query a build step runs, every upstream swapped for the table the plan picked."""
+def _step_sql(node: Node, reads: tuple[Read, ...], dialect: str) -> str | None:
+    """The query a build step runs (in the warehouse's `dialect`), every upstream swapped for the
+    table the plan picked."""
     tables = {r.model.lower(): r.table for r in reads}
     if node.kind == "sql":
-        return rewrite(parse_query(node.sql or ""), tables)
+        return rewrite(parse_query(node.sql or ""), tables, dialect)
     if node.kind == "snapshot":
         return tables[node.deps[0].lower()]
     return None
@@ -110,6 +111,7 @@ def make_plan(
     commit: str,
     rebuild: frozenset[str] = frozenset(),
     new_id: Callable[[], str] = new_build_id,
+    dialect: str = "duckdb",
 ) -> Plan:
     """Decide, per node, whether to build or reuse, and which checks still have to run.
 
@@ -210,7 +212,7 @@ def make_plan(
             mode=mode,
             base=base,
             reads=reads,
-            sql=_step_sql(node, reads),
+            sql=_step_sql(node, reads, dialect),
             **where,
         )
     for name, step in models.items():

@@ -27,7 +27,7 @@ from gitops_data.spec.schema import (
 )
 from gitops_data.spec.tree import FileTree, UnsafePath, normalize
 from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, line_of, parse_yaml
-from gitops_data.sql import canonical_type, parse_query
+from gitops_data.sql import DIALECT, canonical_type, parse_query, target_problems
 
 MAX_YAML_BYTES = 5_000_000
 _FORMATS = {
@@ -112,6 +112,10 @@ def _load_settings(c: _Collector) -> Settings:
         problem = identifier_problem(getattr(settings, key))
         if problem:
             c.add(SETTINGS_FILE, f"{key} {getattr(settings, key)!r} {problem}", line_of(data, (key,)))
+    for role in settings.consumers:
+        problem = identifier_problem(role)
+        if problem:
+            c.add(SETTINGS_FILE, f"consumer role {role!r} {problem}", line_of(data, ("consumers",)))
     if len({settings.internal_schema, settings.external_schema, settings.meta_schema}) != 3:
         c.add(SETTINGS_FILE, "internal_schema, external_schema and meta_schema must all differ")
     return settings
@@ -227,7 +231,7 @@ def _data_file(
     return {"data_path": norm, "data_format": fmt, "content_digest": c.tree.digest(norm)}
 
 
-def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
+def _node(c: _Collector, section: str, file: str, raw: LineDict, dialects: tuple[str, str]) -> Node | None:
     name = raw.get("name") if isinstance(raw.get("name"), str) else None
     spec = c.parse(SECTIONS[section], raw, file, name)
     if spec is None:
@@ -292,16 +296,20 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict) -> Node | None:
         sql_where, sql = got
     else:
         sql_where, sql = file, spec.sql
+    written, target = dialects
+    key_line = line_of(raw, ("sql",)) if sql_where == file else 0
     try:
-        parsed = parse_query(sql)
+        parsed = parse_query(sql, written)
     except SqlError as exc:
-        c.add(
-            sql_where,
-            str(exc),
-            _sql_error_line(exc, line_of(raw, ("sql",)) if sql_where == file else 0, sql),
-            spec.name,
-        )
+        c.add(sql_where, str(exc), _sql_error_line(exc, key_line, sql), spec.name)
         return None
+    problems = target_problems(parsed, target)
+    for problem in problems:
+        c.add(sql_where, f"{problem} (the warehouse is {target})", key_line or None, spec.name)
+    if problems:
+        return None
+    if written != DIALECT:  # kept in the canonical dialect: plans transpile it to the warehouse's
+        sql = parsed.tree.sql(dialect=DIALECT)
     return Node(
         kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common
     )
@@ -374,8 +382,9 @@ def read_settings(tree: FileTree) -> Settings:
     return _load_settings(_Collector(tree))
 
 
-def load_project(tree: FileTree) -> Project:
-    """Load and validate the project in `tree`; raise ProjectError listing every issue."""
+def load_project(tree: FileTree, target: str = DIALECT) -> Project:
+    """Load and validate the project in `tree` for a warehouse speaking `target` (a sqlglot
+    dialect); raise ProjectError listing every issue."""
     c = _Collector(tree)
     settings = _load_settings(c)
     nodes: dict[str, Node] = {}
@@ -406,7 +415,7 @@ def load_project(tree: FileTree) -> Project:
                 )
                 continue
             seen[name.lower()] = (file, raw.line)
-        node = _node(c, section, file, raw)
+        node = _node(c, section, file, raw, (settings.dialect, target))
         if node is not None:
             nodes[node.name] = node
     ordered = _order(c, nodes, set(seen))

@@ -347,6 +347,25 @@ class Settings(_Strict):
     branches: str = Field(default="*", description="fnmatch pattern of branches that get environments")
     exclude: list[str] = Field(default_factory=list, description="globs of YAML files that are not ours")
     retention: Retention = Field(default_factory=Retention)
+    dialect: str = Field(
+        default="duckdb", description="the SQL dialect models are written in (sqlglot's names)"
+    )
+    consumers: list[str] = Field(
+        default_factory=list, description="warehouse roles that may read the external schemas (PostgreSQL)"
+    )
+
+    @field_validator("dialect")
+    @classmethod
+    def _dialect(cls, v: str) -> str:
+        from sqlglot.dialects.dialect import Dialect
+
+        try:
+            Dialect.get_or_raise(v)
+        except ValueError:
+            raise ValueError(
+                f"unknown SQL dialect {v!r} (use sqlglot's names: duckdb, postgres, ...)"
+            ) from None
+        return v.lower()
 
 
 SECTIONS: dict[str, type[_Strict]] = {

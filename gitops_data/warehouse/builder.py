@@ -14,6 +14,7 @@ from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
+from gitops_data.sql import type_sql
 from gitops_data.warehouse.catalog import Catalog, now
 
 
@@ -38,13 +39,17 @@ class BuildTarget:
 
 
 def with_casts(engine: Engine, select: str, types: dict[str, str]) -> str:
+    """`select` with its columns cast to the declared `types` (canonical type names), in order."""
     if not types:
         return select
-    present = set(engine.query_columns(select))
-    casts = [f"cast({quote(c)} as {t}) as {quote(c)}" for c, t in types.items() if c in present]
-    if not casts:
+    present = engine.query_columns(select)
+    if not any(c in types for c in present):
         return select
-    return f"select * replace ({', '.join(casts)}) from ({select})"
+    items = [
+        f"cast({quote(c)} as {type_sql(types[c], engine.dialect)}) as {quote(c)}" if c in types else quote(c)
+        for c in present
+    ]
+    return f"select {', '.join(items)} from ({select}) as q"
 
 
 def write_build(
@@ -69,7 +74,7 @@ def write_build(
 
 def write_frame(catalog: Catalog, target: BuildTarget, frame, cast_types: dict[str, str]):
     """Build from a Polars/Arrow frame (Python models); the frame goes into the engine through Arrow."""
-    with catalog.engine.register_frame(frame) as name:
+    with catalog.engine.register_frame(frame, target.internal_schema) as name:
         return write_build(catalog, target, f"select * from {name}", cast_types)
 
 
@@ -80,6 +85,7 @@ def write_file(catalog: Catalog, target: BuildTarget, data: bytes, fmt: str, cas
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        return write_build(catalog, target, catalog.engine.file_select(path, fmt), cast_types)
+        with catalog.engine.register_file(path, fmt, target.internal_schema) as name:
+            return write_build(catalog, target, f"select * from {name}", cast_types)
     finally:
         os.unlink(path)

@@ -26,13 +26,13 @@ DDL = """
 create schema if not exists {m};
 create table if not exists {m}.builds (
   build_id varchar, model varchar, kind varchar, fingerprint varchar, commit varchar, env varchar,
-  run_id varchar, table_name varchar, row_count bigint, columns json, created_at timestamp);
+  run_id varchar, table_name varchar, row_count bigint, columns {json}, created_at timestamp);
 create table if not exists {m}.audits (
   build_id varchar, check_name varchar, check_hash varchar, passed boolean, severity varchar,
-  failed_rows bigint, sample json, run_id varchar, audited_at timestamp, table_rows bigint);
+  failed_rows bigint, sample {json}, run_id varchar, audited_at timestamp, table_rows bigint);
 create table if not exists {m}.publishes (
   publish_id varchar, env varchar, schema_name varchar, commit varchar, previous_commit varchar,
-  builds json, models_changed json, run_id varchar, published_at timestamp);
+  builds {json}, models_changed {json}, run_id varchar, published_at timestamp);
 create table if not exists {m}.env_views (
   env varchar, model varchar, build_id varchar, view_sql varchar, definition varchar);
 create table if not exists {m}.environments (
@@ -42,13 +42,13 @@ create table if not exists {m}.ref_status (
 -- forward migrations of catalogs made by earlier versions
 alter table {m}.env_views add column if not exists definition varchar;
 alter table {m}.builds add column if not exists invalid_reason varchar;
-alter table {m}.builds add column if not exists inputs json;
+alter table {m}.builds add column if not exists inputs {json};
 alter table {m}.builds add column if not exists version varchar;
 create table if not exists {m}.segments (build_id varchar, seq integer, table_name varchar);
 create table if not exists {m}.checkouts (
   env varchar, schema_name varchar, commit varchar, publish_id varchar, created_at timestamp);
 create table if not exists {m}.plans (
-  plan_id varchar, env varchar, commit varchar, trigger varchar, body json, status varchar,
+  plan_id varchar, env varchar, commit varchar, trigger varchar, body {json}, status varchar,
   reason varchar, created_at timestamp, updated_at timestamp);
 """
 
@@ -57,6 +57,11 @@ _BUILD_COLUMNS = (
     "b.inputs, b.version"
 )
 _ensured: set[tuple] = set()
+
+
+def _in(column: str, values: list) -> str:
+    """`column IN (?, ...)` for `values` passed as separate parameters (false when empty)."""
+    return f"{column} in ({', '.join('?' * len(values))})" if values else "false"
 
 
 def _build(row: tuple) -> BuildRecord:
@@ -121,7 +126,7 @@ class Catalog:
         key = (*key, self.meta) if key else None
         if key is not None and key in _ensured and "checkouts" in self.engine.objects(self.meta):
             return
-        self.engine.execute(DDL.format(m=self.m))
+        self.engine.execute(DDL.format(m=self.m, json=self.engine.json_type))
         if key is not None:
             _ensured.add(key)
 
@@ -162,9 +167,9 @@ class Catalog:
         """Valid builds of `models` whose physical table still exists, newest first."""
         present = set(self.engine.objects(internal))
         rows = self._q(
-            f"""select {_BUILD_COLUMNS} from {{m}}.builds b where list_contains(?, b.model)
+            f"""select {_BUILD_COLUMNS} from {{m}}.builds b where {_in("b.model", models)}
                            and b.invalid_reason is null order by b.created_at desc""",
-            [models],
+            models,
         )
         return [b for b in map(_build, rows) if b.table in present]
 
@@ -172,16 +177,16 @@ class Catalog:
         """Those of `build_ids` that are recorded, valid, and whose table exists."""
         present = set(self.engine.objects(internal))
         rows = self._q(
-            "select build_id, table_name from {m}.builds where list_contains(?, build_id) "
+            f"select build_id, table_name from {{m}}.builds where {_in('build_id', build_ids)} "
             "and invalid_reason is null",
-            [build_ids],
+            build_ids,
         )
         return {b for b, t in rows if t in present}
 
     def tables_of(self, build_ids: list[str]) -> dict[str, str]:
         return dict(
             self._q(
-                "select build_id, table_name from {m}.builds where list_contains(?, build_id)", [build_ids]
+                f"select build_id, table_name from {{m}}.builds where {_in('build_id', build_ids)}", build_ids
             )
         )
 
@@ -190,7 +195,7 @@ class Catalog:
 
     def delete_builds(self, build_ids: list[str]) -> None:
         for table in ("audits", "segments", "builds"):
-            self._q(f"delete from {{m}}.{table} where list_contains(?, build_id)", [build_ids])
+            self._q(f"delete from {{m}}.{table} where {_in('build_id', build_ids)}", build_ids)
 
     # -- segments ---------------------------------------------------------------------------
     def segments_of(self, build_id: str) -> list[str]:
@@ -242,10 +247,11 @@ class Catalog:
         """The latest result per build, check and check hash (a check that reads other models has one
         hash per set of builds it read, so environments sharing a build keep their own results)."""
         rows = self._q(
-            """select build_id, check_name, check_hash, passed, failed_rows from {m}.audits
-               where list_contains(?, build_id) qualify row_number() over
-               (partition by build_id, check_name, check_hash order by audited_at desc) = 1""",
-            [build_ids],
+            f"""select build_id, check_name, check_hash, passed, failed_rows from (
+                  select *, row_number() over (partition by build_id, check_name, check_hash
+                                               order by audited_at desc) as _rn
+                  from {{m}}.audits where {_in("build_id", build_ids)}) as a where _rn = 1""",
+            build_ids,
         )
         out: Audits = {}
         for build_id, check, chash, passed, failed in rows:
@@ -397,9 +403,9 @@ class Catalog:
         """(env, publish id, commit) of the newest publish whose id or commit starts with `target`."""
         rows = self._q(
             """select env, publish_id, commit from {m}.publishes
-               where starts_with(publish_id, ?) or starts_with(commit, ?)
+               where substr(publish_id, 1, length(?)) = ? or substr(commit, 1, length(?)) = ?
                order by published_at desc limit 1""",
-            [target, target],
+            [target, target, target, target],
         )
         return rows[0] if rows else None
 
@@ -503,8 +509,8 @@ class Catalog:
         states = ["open", str(Status.SUPERSEDED)] if also_superseded else ["open"]
         rows = self._q(
             "update {m}.plans set status = 'concluding', updated_at = ? "
-            "where plan_id = ? and list_contains(?, status) returning plan_id",
-            [now(), plan_id, states],
+            f"where plan_id = ? and {_in('status', states)} returning plan_id",
+            [now(), plan_id, *states],
         )
         return bool(rows)
 

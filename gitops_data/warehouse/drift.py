@@ -89,7 +89,7 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
     return out
 
 
-def repair(catalog: Catalog, drift: list[Drift]) -> None:
+def repair(catalog: Catalog, drift: list[Drift], consumers: tuple[str, ...] = ()) -> None:
     """Restore every external schema to what the catalog published (one transaction), and mark
     builds whose table changed after its audit as invalid: no plan reuses them, so the next sync
     rebuilds those models (and keeps serving the old tables until the rebuild is audited)."""
@@ -104,8 +104,10 @@ def repair(catalog: Catalog, drift: list[Drift]) -> None:
             for name, kind in engine.objects(schema).items():
                 if name not in published or kind != "VIEW":
                     engine.drop(kind, schema, name)
+            present = engine.objects(schema)
             for name, select in published.items():
-                engine.create_view(schema, name, select)
+                engine.replace_view(schema, name, select, present.get(name))
+            engine.grant_read(schema, list(consumers))
             definitions = engine.view_definitions(schema)
             for name in published:
                 catalog.set_view_definition(env, name, definitions.get(name))

@@ -7,11 +7,13 @@ before COMMIT leaves the old state served.
 
 from __future__ import annotations
 
+import random
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-from gitops_data.errors import GitopsError
+from gitops_data.errors import GitopsError, PublishConflict
 from gitops_data.naming import qualified
 from gitops_data.warehouse.catalog import Catalog, now
 
@@ -44,10 +46,39 @@ class PublishTarget:
     hold_head: str | None = None  # a rollback holds until the branch moves past this head
 
 
+# A reader holding a view makes a publish wait at most this many times (each bounded by the
+# engine's lock timeout) before it gives up with PublishConflict; the old state stays served.
+PUBLISH_ATTEMPTS = 8
+
+
 def publish_builds(
-    catalog: Catalog, target: PublishTarget, internal: str, run_id: str | None = None
+    catalog: Catalog,
+    target: PublishTarget,
+    internal: str,
+    run_id: str | None = None,
+    consumers: tuple[str, ...] = (),
 ) -> PublishRecord:
-    """The one publish transaction: views, drops, env_views, publish record, environment row."""
+    """The one publish transaction: views, drops, grants, env_views, publish record, environment row.
+    Retried when readers hold a view past the engine's lock timeout."""
+    engine = catalog.engine
+    for attempt in range(1, PUBLISH_ATTEMPTS + 1):
+        try:
+            return _publish_once(catalog, target, internal, run_id, consumers)
+        except Exception as exc:
+            if not engine.is_lock_conflict(exc):
+                raise
+            if attempt == PUBLISH_ATTEMPTS:
+                raise PublishConflict(
+                    f"publishing {target.env} waited for readers {attempt} times and gave up; the "
+                    f"previous commit is still served ({' '.join(str(exc).split())[:200]})"
+                ) from None
+            time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + random.random()))
+    raise AssertionError("unreachable")
+
+
+def _publish_once(
+    catalog: Catalog, target: PublishTarget, internal: str, run_id: str | None, consumers: tuple[str, ...]
+) -> PublishRecord:
     engine = catalog.engine
     env, schema = target.env, target.schema
     builds = {n: b for n, (b, _) in target.builds.items()}
@@ -58,15 +89,15 @@ def publish_builds(
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
     with engine.transaction():
+        engine.set_publish_lock_timeout()
         engine.create_schema(schema)
         existing = engine.objects(schema)
-        for name, table in tables.items():
-            if existing.get(name) == "TABLE":
-                engine.drop("table", schema, name)
-            engine.create_view(schema, name, view_sql(internal, table))
         stale = tuple(sorted(n for n in existing if n not in tables))
         for name in stale:
             engine.drop(existing[name], schema, name)
+        for name, table in tables.items():
+            engine.replace_view(schema, name, view_sql(internal, table), existing.get(name))
+        engine.grant_read(schema, list(consumers))
         definitions = engine.view_definitions(schema)
         views = {n: (builds[n], view_sql(internal, tables[n]), definitions.get(n)) for n in tables}
         held = (
@@ -96,6 +127,7 @@ def republish(
     internal: str,
     hold_head: str | None = None,
     into: tuple[str, str] | None = None,
+    consumers: tuple[str, ...] = (),
 ) -> PublishRecord:
     """Serve exactly what an earlier publish of `env` served (zero copy; incremental models and
     snapshots included, whose builds a commit alone does not pin). With `hold_head`, that head is not
@@ -121,6 +153,7 @@ def republish(
             env, schema, commit, {n: (b, tables[b]) for n, b in ids.items()}, rollback_of, hold_head
         ),
         internal,
+        consumers=consumers,
     )
 
 

@@ -24,6 +24,7 @@ from gitops_data.warehouse.builder import BuildTarget, with_casts
 from gitops_data.warehouse.catalog import Catalog, now
 
 SEQ = "_gitops_seq"
+_DERIVED = ("valid_from", "valid_to", "is_current")  # columns a snapshot's view adds
 
 
 @dataclass(frozen=True)
@@ -47,36 +48,51 @@ def _keys(keys: tuple[str, ...]) -> str:
     return ", ".join(quote(k) for k in keys)
 
 
-def _union(internal: str, segments: list[str], with_seq: bool) -> str:
-    parts = [
-        f"select *{f', {i} as {SEQ}' if with_seq else ''} from {qualified(internal, t)}"
-        for i, t in enumerate(segments, 1)
-    ]
-    return " union all by name ".join(parts)
+def _list(names: list[str], prefix: str = "") -> str:
+    return ", ".join(prefix + quote(n) for n in names)
 
 
-def raw_rows(internal: str, segments: list[str], layout: Layout) -> str:
+def _union(engine: Engine, internal: str, segments: list[str], with_seq: bool) -> tuple[str, list[str]]:
+    """All segments' rows matched by column name (a column a segment lacks reads as NULL of the
+    type it has elsewhere); the query and its columns (without SEQ)."""
+    layouts = [engine.columns(internal, t) for t in segments]
+    columns: dict[str, str] = {}
+    for cols in layouts:
+        for c, t in cols.items():
+            columns.setdefault(c, t)
+    parts = []
+    for i, (table, cols) in enumerate(zip(segments, layouts, strict=True), 1):
+        items = [quote(c) if c in cols else f"cast(null as {t}) as {quote(c)}" for c, t in columns.items()]
+        if with_seq:
+            items.append(f"{i} as {SEQ}")
+        parts.append(f"select {', '.join(items)} from {qualified(internal, table)}")
+    return " union all ".join(parts), list(columns)
+
+
+def raw_rows(engine: Engine, internal: str, segments: list[str], layout: Layout) -> str:
     """All stored rows of a build, latest row per key for upserts (what compaction keeps)."""
     if layout.kind == "upsert":
+        union, cols = _union(engine, internal, segments, True)
         return (
-            f"select * exclude ({SEQ}) from ({_union(internal, segments, True)}) "
-            f"qualify row_number() over (partition by {_keys(layout.keys)} order by {SEQ} desc) = 1"
+            f"select {_list(cols)} from (select *, row_number() over (partition by {_keys(layout.keys)} "
+            f"order by {SEQ} desc) as _gitops_rn from ({union}) as u) as r where _gitops_rn = 1"
         )
-    if layout.kind == "scd2":
-        return f"select * exclude ({SEQ}) from ({_union(internal, segments, True)})"
-    return _union(internal, segments, False)
+    union, cols = _union(engine, internal, segments, layout.kind == "scd2")
+    return f"select {_list(cols)} from ({union}) as u" if layout.kind == "scd2" else union
 
 
-def view_sql(internal: str, segments: list[str], layout: Layout) -> str:
+def view_sql(engine: Engine, internal: str, segments: list[str], layout: Layout) -> str:
     """What consumers see through a segmented build."""
     if layout.kind != "scd2":
-        return raw_rows(internal, segments, layout)
+        return raw_rows(engine, internal, segments, layout)
+    union, cols = _union(engine, internal, segments, True)
+    data = [c for c in cols if c not in ("_valid_from", "_deleted")]
     return (
-        f"select * exclude (_valid_from, _deleted, _next, {SEQ}), _valid_from as valid_from, "
+        f"select {_list(data)}{', ' if data else ''}_valid_from as valid_from, "
         "_next as valid_to, _next is null as is_current from ("
         f"select *, lead(_valid_from) over (partition by {_keys(layout.keys)} "
         f"order by _valid_from, {SEQ}) as _next "
-        f"from ({_union(internal, segments, True)})) where not _deleted"
+        f"from ({union}) as u) as v where not _deleted"
     )
 
 
@@ -109,7 +125,7 @@ def incremental_select(
             bound = f"({bound} - interval '{int(parse_duration(spec.lookback))} seconds')"
         else:
             bound = f"({bound} - {spec.lookback})"
-    return f"select * from ({model_select}) where {quote(spec.column)} > {bound}"
+    return f"select * from ({model_select}) as q where {quote(spec.column)} > {bound}"
 
 
 def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
@@ -121,6 +137,7 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
     if base_view is None:
         return first
     cols = engine.query_columns(f"select * from {source}")
+    history = [c for c in engine.query_columns(f"select * from {base_view}") if c not in _DERIVED]
     missing = [k for k in spec.unique_key if k not in cols]
     if missing:
         raise BuildError(f"snapshot: unique_key column(s) {missing} are not in {source}")
@@ -130,16 +147,17 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
     else:
         watch = spec.check_cols or [c for c in cols if c not in spec.unique_key]
         changed = " or ".join(f"s.{quote(c)} is distinct from c.{quote(c)}" for c in watch) or "false"
-    current = f"(select * exclude (valid_from, valid_to, is_current) from {base_view} where is_current)"
+    current = f"(select {_list(history)} from {base_view} where is_current)"
     first_key = quote(spec.unique_key[0])
     sql = (
         f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s "
         f"left join {current} c on {join} where c.{first_key} is null or {changed}"
     )
     if spec.invalidate_hard_deletes:
+        kept = ", ".join(f"c.{quote(c)}" if c in history else f"null as {quote(c)}" for c in cols)
         sql += (
-            f" union all by name select c.*, localtimestamp as _valid_from, true as _deleted "
-            f"from {current} c anti join {source} s on {join}"
+            f" union all select {kept}, localtimestamp as _valid_from, true as _deleted "
+            f"from {current} c where not exists (select 1 from {source} s where {join})"
         )
     return sql
 
@@ -169,9 +187,9 @@ def write_segmented(
                 engine.drop("table", internal, seg)
             if len(segments) > layout.compact_after:
                 compacted = f"{view}_c"
-                engine.create_table_as(internal, compacted, raw_rows(internal, segments, layout))
+                engine.create_table_as(internal, compacted, raw_rows(engine, internal, segments, layout))
                 segments = [compacted]
-            engine.create_view(internal, view, view_sql(internal, segments, layout), replace=False)
+            engine.create_view(internal, view, view_sql(engine, internal, segments, layout), replace=False)
             catalog.add_segments(target.build.build_id, segments)
             rows = engine.count(qualified(internal, view))
             columns = engine.columns(internal, view)

@@ -1,0 +1,298 @@
+"""The PostgreSQL engine: psycopg 3 for statements, ADBC (Arrow, COPY underneath) for bulk data.
+
+Every connection gitops-data opens takes a session-level advisory lock first, so gitops-data
+processes (CLI, sensors, run workers) take turns exactly as they do on a DuckDB file, without a
+lock file; a killed process's lock goes with its session. Consumers never take it: they are
+blocked only by a publish's own flip (a few ms per view, bounded by `lock_timeout`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import uuid
+from collections.abc import Iterator
+
+import psycopg
+from psycopg import errors as pg_errors
+
+from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
+from gitops_data.engines.base import Engine
+from gitops_data.engines.locations import redact
+from gitops_data.errors import GitopsError, PublishConflict
+from gitops_data.naming import qualified, quote
+
+# pg_advisory_lock key shared by every gitops-data process on a database ("gitops" in ASCII).
+ADVISORY_KEY = 0x6769746F7073
+# How long a publish waits for a reader's lock on one view before it rolls back and retries.
+PUBLISH_LOCK_TIMEOUT = "2s"
+
+
+def libpq_url(url: str) -> str:
+    """A URL libpq accepts (SQLAlchemy-style `postgresql+psycopg2://` loses its driver part)."""
+    return re.sub(r"^(postgresql|postgres)\+\w+://", "postgresql://", url, flags=re.IGNORECASE)
+
+
+def _qmarks(sql: str) -> str:
+    """`?` placeholders (the catalog's, shared with DuckDB) -> psycopg's `%s`, outside literals."""
+    out, quote_char = [], None
+    for ch in sql:
+        if quote_char:
+            if ch == quote_char:
+                quote_char = None
+            out.append("%%" if ch == "%" else ch)
+        elif ch in "'\"":
+            quote_char = ch
+            out.append(ch)
+        elif ch == "?":
+            out.append("%s")
+        else:
+            out.append("%%" if ch == "%" else ch)
+    return "".join(out)
+
+
+class PostgresEngine(Engine):
+    """A PostgreSQL database (15+)."""
+
+    dialect = "postgres"
+    json_type = "text"  # psycopg would parse `json` into objects; the catalog stores JSON text
+
+    def __init__(self, con: psycopg.Connection, url: str):
+        self.con = con
+        self.url = url
+        self._adbc = None
+
+    # -- statements -------------------------------------------------------------------------
+    def execute(self, sql: str, params: list | None = None):
+        if params:
+            return self.con.execute(_qmarks(sql), params)
+        return self.con.execute(sql)
+
+    def fetchall(self, sql: str, params: list | None = None) -> list[tuple]:
+        cur = self.execute(sql, params)
+        return cur.fetchall() if cur.description is not None else []
+
+    def executemany(self, sql: str, rows: list[list]) -> None:
+        if rows:
+            with self.con.cursor() as cur:
+                cur.executemany(_qmarks(sql), rows)
+
+    def is_lock_conflict(self, exc: BaseException) -> bool:
+        return isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected))
+
+    def set_publish_lock_timeout(self) -> None:
+        self.execute(f"set local lock_timeout = '{PUBLISH_LOCK_TIMEOUT}'")
+
+    # -- introspection ----------------------------------------------------------------------
+    def objects(self, schema: str) -> dict[str, str]:
+        rows = self.fetchall(
+            """select c.relname, case when c.relkind in ('v', 'm') then 'VIEW' else 'TABLE' end
+               from pg_class c join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = ? and c.relkind in ('r', 'p', 'v', 'm', 'f')""",
+            [schema],
+        )
+        return dict(rows)
+
+    def columns(self, schema: str, name: str) -> dict[str, str]:
+        return dict(
+            self.fetchall(
+                """select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a
+                   join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+                   where n.nspname = ? and c.relname = ? and a.attnum > 0 and not a.attisdropped
+                   order by a.attnum""",
+                [schema, name],
+            )
+        )
+
+    def view_definitions(self, schema: str) -> dict[str, str]:
+        return dict(
+            self.fetchall(
+                """select c.relname, pg_get_viewdef(c.oid) from pg_class c
+                   join pg_namespace n on n.oid = c.relnamespace where n.nspname = ? and c.relkind = 'v'""",
+                [schema],
+            )
+        )
+
+    def query_columns(self, select: str) -> list[str]:
+        cur = self.con.execute(f"select * from ({select}) as q limit 0")
+        return [c.name for c in cur.description or []]
+
+    def type_name(self, type_sql: str) -> str:
+        cur = self.con.execute(f"select cast(null as {type_sql}) limit 0")
+        res = cur.pgresult
+        assert res is not None
+        return self.scalar("select format_type(?, ?)", [res.ftype(0), res.fmod(0)])
+
+    def database_key(self) -> tuple | None:
+        return tuple(
+            self.fetchall("select inet_server_addr()::text, inet_server_port(), current_database()")[0]
+        )
+
+    def dependents(self, schema: str, name: str) -> list[str]:
+        """Objects (outside gitops-data's own catalog) that depend on the view or table `schema.name`."""
+        rows = self.fetchall(
+            """select distinct dn.nspname || '.' || dc.relname from pg_depend d
+               join pg_rewrite r on r.oid = d.objid join pg_class dc on dc.oid = r.ev_class
+               join pg_namespace dn on dn.oid = dc.relnamespace
+               join pg_class c on c.oid = d.refobjid join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = ? and c.relname = ? and dc.oid <> c.oid order by 1""",
+            [schema, name],
+        )
+        return [r[0] for r in rows]
+
+    # -- data movement ----------------------------------------------------------------------
+    def _arrow(self):
+        if self._adbc is None:
+            import adbc_driver_postgresql.dbapi as adbc
+
+            self._adbc = adbc.connect(libpq_url(self.url), autocommit=True)
+        return self._adbc
+
+    def frame(self, sql: str):
+        import polars as pl
+        import pyarrow as pa
+
+        with self._arrow().cursor() as cur:
+            cur.execute(sql)
+            table = cur.fetch_arrow_table()
+        columns = {}
+        for field, column in zip(table.schema, table.columns, strict=True):
+            meta = field.metadata or {}
+            if isinstance(field.type, pa.OpaqueType) and meta.get(b"POSTGRESQL:type") == b"numeric":
+                text = pl.from_arrow(pa.chunked_array([c.storage for c in column.chunks], pa.string()))
+                mod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+                scale = ((mod - 4) & 0xFFFF) if mod >= 4 else None
+                columns[field.name] = (
+                    text.str.to_decimal(scale=scale) if scale is not None else text.cast(pl.Float64)
+                )
+            else:
+                columns[field.name] = pl.from_arrow(column)
+        return pl.DataFrame([s.alias(n) for n, s in columns.items()]) if columns else pl.DataFrame()
+
+    @contextlib.contextmanager
+    def register_frame(self, frame, schema: str) -> Iterator[str]:
+        """Bulk-load the frame (ADBC: binary COPY) into a scratch table of `schema`, dropped after."""
+        import polars as pl
+
+        name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
+        data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+        arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        self.create_schema(schema)
+        with self._arrow().cursor() as cur:
+            cur.adbc_ingest(name, arrow, mode="create", db_schema_name=schema)
+        try:
+            yield qualified(schema, name)
+        finally:
+            self.execute(f"drop table if exists {qualified(schema, name)}")
+
+    @contextlib.contextmanager
+    def register_file(self, path: str, fmt: str, schema: str) -> Iterator[str]:
+        """A local file read with DuckDB's readers (the same type inference as the DuckDB engine),
+        then bulk-loaded as a scratch table."""
+        import duckdb
+
+        from gitops_data.engines.duckdb import file_reader
+
+        con = duckdb.connect(":memory:")
+        try:
+            arrow = con.sql(f"select * from {file_reader(path, fmt)}").to_arrow_table()
+        finally:
+            con.close()
+        with self.register_frame(arrow, schema) as name:
+            yield name
+
+    # -- DDL ----------------------------------------------------------------------------------
+    def replace_view(self, schema: str, name: str, select: str, existing: str | None) -> None:
+        """Point view `name` at `select`. CREATE OR REPLACE keeps objects that depend on the view,
+        but PostgreSQL allows it only when the new columns extend the old ones; otherwise the view
+        is dropped (never CASCADE) and created, and a user's object depending on it is named."""
+        if existing == "VIEW":
+            old = list(self.columns(schema, name).items())
+            new_cols = self._select_columns(select)
+            if new_cols[: len(old)] == old:
+                self.execute(f"create or replace view {qualified(schema, name)} as {select}")
+                return
+        if existing is not None:
+            self.drop(existing, schema, name)
+        self.execute(f"create view {qualified(schema, name)} as {select}")
+
+    def _select_columns(self, select: str) -> list[tuple[str, str]]:
+        cur = self.con.execute(f"select * from ({select}) as q limit 0")
+        res = cur.pgresult
+        assert res is not None
+        out = []
+        for i, col in enumerate(cur.description or []):
+            out.append((col.name, self.scalar("select format_type(?, ?)", [res.ftype(i), res.fmod(i)])))
+        return out
+
+    def drop(self, kind: str, schema: str, name: str) -> None:
+        users = self.dependents(schema, name)  # asked first: a failed DROP would abort the transaction
+        if users:
+            raise PublishConflict(
+                f"cannot drop {kind.lower()} {schema}.{name}: {', '.join(users)} depends on it. "
+                "gitops-data never drops other objects (no CASCADE): drop or re-point the dependent "
+                "object, then try again"
+            )
+        self.execute(f"drop {kind} {qualified(schema, name)}")
+
+    def drop_schema(self, schema: str) -> None:
+        """Drop an environment's schema: its views one by one (never CASCADE), then the schema."""
+        objects = self.objects(schema)
+        for name, kind in sorted(objects.items(), key=lambda o: o[1] != "VIEW"):
+            self.drop(kind, schema, name)
+        self.execute(f"drop schema if exists {quote(schema)}")
+
+    def grant_read(self, schema: str, roles: list[str]) -> None:
+        for role in roles:
+            self.execute(f"grant usage on schema {quote(schema)} to {quote(role)}")
+            self.execute(f"grant select on all tables in schema {quote(schema)} to {quote(role)}")
+
+    def missing_roles(self, roles: list[str]) -> list[str]:
+        present = {r[0] for r in self.fetchall("select rolname from pg_roles")}
+        return [r for r in roles if r not in present]
+
+    def close(self) -> None:
+        if self._adbc is not None:
+            with contextlib.suppress(Exception):
+                self._adbc.close()
+        self.con.close()
+
+
+def _connect(url: str, timeout: float) -> psycopg.Connection:
+    def attempt() -> psycopg.Connection:
+        try:
+            return psycopg.connect(
+                libpq_url(url), autocommit=True, prepare_threshold=None, connect_timeout=10
+            )
+        except psycopg.OperationalError as exc:
+            message = " ".join(str(exc).split())
+            if "too many clients" in message or "starting up" in message or "shutting down" in message:
+                raise Retry(message) from None
+            raise GitopsError(f"cannot connect to warehouse {redact(url)}: {message}") from None
+
+    return with_backoff(attempt, timeout, 0.05, 2.0, f"warehouse {redact(url)} refused connections ({{why}})")
+
+
+@contextlib.contextmanager
+def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEngine]:
+    """A short-lived connection holding the gitops-data advisory lock of the database."""
+    timeout = lock_timeout() if timeout is None else timeout
+    con = _connect(url, timeout)
+    engine = PostgresEngine(con, url)
+    try:
+
+        def take() -> None:
+            if not con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]:
+                raise Retry()
+
+        with_backoff(
+            take,
+            timeout,
+            0.005,
+            0.5,
+            f"warehouse {redact(url)} stayed locked for {timeout:.0f}s by another gitops-data process; "
+            "try again when the running build or publish has finished",
+        )
+        yield engine
+    finally:
+        engine.close()  # ending the session releases the advisory lock
