@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,14 +15,65 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 
 
 def query(ws, sql: str, params: list | None = None) -> list[tuple]:
-    """Read the warehouse of `ws` (a Workspace) like a consumer: a short read-only connection."""
+    """Read the warehouse of `ws` (a Workspace, or a location) like a consumer: a short read-only
+    connection (DuckDB) or a plain session (PostgreSQL). Placeholders are `?` on both."""
+    location = getattr(ws, "warehouse", ws)
+    if str(location).startswith("postgresql://"):
+        import psycopg
+
+        from gitops_data.engines.postgres import _qmarks
+
+        with psycopg.connect(location, autocommit=True) as con:
+            cur = con.execute(_qmarks(sql) if params else sql, params or None)
+            return cur.fetchall() if cur.description else []
     import duckdb
 
-    con = duckdb.connect(ws.warehouse, read_only=True)
+    con = duckdb.connect(str(location), read_only=True)
     try:
         return con.execute(sql, params or []).fetchall()
     finally:
         con.close()
+
+
+def execute(location, sql: str) -> None:
+    """Change the warehouse by hand, as a person with write access would (outside gitops-data)."""
+    location = str(getattr(location, "warehouse", location))
+    if location.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(location, autocommit=True) as con:
+            con.execute(sql)
+        return
+    import duckdb
+
+    con = duckdb.connect(location)
+    try:
+        con.execute(sql)
+    finally:
+        con.close()
+
+
+def objects(location, schema: str) -> dict[str, str]:
+    """name -> 'TABLE' | 'VIEW' of what `schema` holds, on either engine."""
+    from gitops_data.engines import open_warehouse
+
+    with open_warehouse(getattr(location, "warehouse", location)) as engine:
+        return engine.objects(schema)
+
+
+def view_definitions(location, schema: str) -> dict[str, str]:
+    """view -> its stored definition, on either engine."""
+    from gitops_data.engines import open_warehouse
+
+    with open_warehouse(getattr(location, "warehouse", location)) as engine:
+        return engine.view_definitions(schema)
+
+
+def column_types(location, schema: str, name: str) -> dict[str, str]:
+    from gitops_data.engines import open_warehouse
+
+    with open_warehouse(getattr(location, "warehouse", location)) as engine:
+        return engine.columns(schema, name)
 
 
 class DataRepo:
@@ -160,18 +213,84 @@ def postgres_server(tmp_path_factory) -> str:
     return server.get_uri()
 
 
-@pytest.fixture
-def postgres_db(postgres_server) -> str:
-    """A fresh, empty database on the test server (dropped afterwards); its URL."""
+ENGINES = ["duckdb", "postgres"]
+
+
+@pytest.fixture(params=ENGINES)
+def any_warehouse(request, tmp_path) -> str:
+    """A fresh warehouse on each engine: a DuckDB file, or a new database on the test server."""
+    if request.param == "duckdb":
+        return str(tmp_path / "wh" / "warehouse.duckdb")
+    return request.getfixturevalue("postgres_db")
+
+
+def _engine_of(nodeid: str) -> str | None:
+    """The engine a test ran on: its parameter, or its module (test_engine_<engine>.py)."""
+    for engine in ENGINES:
+        if f"[{engine}" in nodeid or f"-{engine}]" in nodeid or f"-{engine}-" in nodeid:
+            return engine
+        if f"test_engine_{engine}.py" in nodeid:
+            return engine
+    return None
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """Say how many engine-parametrized tests ran on each engine (none skipped silently)."""
+    counts = {e: {"passed": 0, "failed": 0, "skipped": 0} for e in ENGINES}
+    for outcome in ("passed", "failed", "skipped", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            engine = _engine_of(getattr(report, "nodeid", ""))
+            if engine and (outcome != "passed" or report.when == "call"):
+                counts[engine]["failed" if outcome == "error" else outcome] += 1
+    line = "; ".join(
+        f"{e}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped" for e, c in counts.items()
+    )
+    terminalreporter.write_line(f"engine conformance: {line}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session, exitstatus):
+    """With GITOPS_DATA_REQUIRE_PG=1 (CI), a run in which no PostgreSQL test passed fails."""
+    if hasattr(session.config, "workerinput") or os.environ.get("GITOPS_DATA_REQUIRE_PG") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    passed = [r for r in reporter.stats.get("passed", []) if _engine_of(r.nodeid) == "postgres"]
+    if session.testscollected and not passed and exitstatus == 0:
+        reporter.write_line("GITOPS_DATA_REQUIRE_PG=1 but no PostgreSQL test passed", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def with_url_part(url: str, database: str | None = None, user: str | None = None) -> str:
+    """`url` (postgresql://user@host:port/db?host=...) with another database and/or user."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if user is not None:
+        netloc = f"{user}@{netloc.rsplit('@', 1)[-1]}" if "@" in netloc else f"{user}@{netloc}"
+    path = f"/{database}" if database is not None else parts.path
+    return urlunsplit((parts.scheme, netloc, path, parts.query, parts.fragment))
+
+
+@contextlib.contextmanager
+def fresh_database(server_url: str) -> Iterator[str]:
+    """A new, empty database on the PostgreSQL server at `server_url` (dropped after); its URL."""
     import uuid
 
-    import psycopg2
+    import psycopg
 
     name = f"gitops_test_{uuid.uuid4().hex[:10]}"
-    admin = psycopg2.connect(postgres_server)
-    admin.autocommit = True
-    admin.cursor().execute(f'create database "{name}"')
-    base, _, _ = postgres_server.rpartition("/")
-    yield f"{base}/{name}"
-    admin.cursor().execute(f'drop database if exists "{name}" with (force)')
-    admin.close()
+    with psycopg.connect(server_url, autocommit=True) as admin:
+        admin.execute(f'create database "{name}"')
+    try:
+        yield with_url_part(server_url, database=name)
+    finally:
+        with psycopg.connect(server_url, autocommit=True) as admin:
+            admin.execute(f'drop database if exists "{name}" with (force)')
+
+
+@pytest.fixture
+def postgres_db(postgres_server) -> Iterator[str]:
+    """A fresh, empty database on the test server (dropped afterwards); its URL."""
+    with fresh_database(postgres_server) as url:
+        yield url

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from gitops_data.errors import PublishBlocked
-from gitops_data_tests.conftest import init_repo, query, sync
+from gitops_data_tests.conftest import ENGINES, fresh_database, init_repo, query, sync
 
 
 def _q(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
@@ -135,8 +135,8 @@ CASES = [
     (
         "chk_str_length",
         "columns: {v: {checks: [{str_length: {min: 2, max: 4}}]}}",
-        "select repeat('a', id % 3 + 2) as v from nums",
-        "select repeat('a', id % 6) as v from nums",
+        "select repeat('a', cast(id % 3 + 2 as integer)) as v from nums",
+        "select repeat('a', cast(id % 6 as integer)) as v from nums",
         "v__str_length",
         "error",
         4,
@@ -240,14 +240,21 @@ AUDITS = """select b.model, a.check_name, a.passed, a.severity, a.failed_rows
 SERVED = "build_id in (select build_id from gitops_meta.env_views where env = 'main')"
 
 
-@pytest.fixture(scope="module")
-def run(tmp_path_factory):
-    """The three syncs, once for the module; what they left in gitops_meta, read with SQL."""
+@pytest.fixture(scope="module", params=ENGINES)
+def run(request, tmp_path_factory):
+    """The three syncs, once for the module and engine; what they left in gitops_meta, read with SQL."""
+    tmp = tmp_path_factory.mktemp("checks")
+    if request.param == "duckdb":
+        yield from _run(tmp, str(tmp / "wh" / "warehouse.duckdb"))
+    else:
+        with fresh_database(request.getfixturevalue("postgres_server")) as wh:
+            yield from _run(tmp, wh)
+
+
+def _run(tmp, wh: str):
     import dagster as dg
 
-    tmp = tmp_path_factory.mktemp("checks")
     repo = init_repo(tmp / "repo", _project(set()))
-    wh = str(tmp / "wh" / "warehouse.duckdb")
     out: dict = {"commits": [repo.head()]}
 
     def snapshot(name, audits_where, params=()):
@@ -277,7 +284,7 @@ def run(tmp_path_factory):
         commit({"chk_warn"}, "only a warn check fails")
         _sync(repo, wh, instance)
         snapshot("warn", SERVED)
-    return out
+    yield out
 
 
 def test_passing_commit_is_published_with_every_audit_passed(run):

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
+
 from gitops_data.engines import open_warehouse
 from gitops_data.plan import BuildRecord, Status
 from gitops_data.warehouse.catalog import Catalog
 from gitops_data_tests.test_gate import _plan
+
+
+@pytest.fixture
+def warehouse(any_warehouse) -> str:
+    """Both engines (the conformance suite)."""
+    return any_warehouse
 
 
 def test_builds_audits_plans_and_statuses_round_trip(warehouse):

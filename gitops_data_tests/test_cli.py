@@ -13,11 +13,11 @@ from gitops_data_tests.conftest import SMALL_PROJECT
 
 
 @pytest.fixture
-def cli(tmp_path, make_repo, monkeypatch, capsys):
+def cli(tmp_path, make_repo, monkeypatch, capsys, any_warehouse):
     repo = make_repo(SMALL_PROJECT)
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
     (tmp_path / "dagster_home").mkdir()
-    base = ["gitops-data", "--repo", str(repo.path), "--warehouse", str(tmp_path / "wh.duckdb")]
+    base = ["gitops-data", "--repo", str(repo.path), "--warehouse", any_warehouse]
 
     def run(*args: str) -> tuple[int, str, str]:
         monkeypatch.setattr(sys, "argv", [*base, *args])
@@ -89,12 +89,12 @@ def test_markdown_plan_and_diff_for_a_pull_request(cli):
     assert code == 0 and "| `b` | changed | 3 | 3 |" in out
 
 
-def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, tmp_path):
+def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, any_warehouse):
     from datetime import timedelta
 
     from gitops_data.warehouse.inspect import collect_garbage
     from gitops_data.workspace import Workspace
-    from gitops_data_tests.conftest import query
+    from gitops_data_tests.conftest import objects, query
 
     repo = cli.repo
     repo.write("gitops_data.yaml", "name: t\nretention: {publishes: 1}\n")
@@ -105,7 +105,7 @@ def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, tmp_
         assert cli("sync")[0] == 0
     code, out, err = cli("checkout", commits[0][:12])
     assert code == 0, err
-    ws = Workspace(str(repo.path), str(tmp_path / "wh.duckdb"))
+    ws = Workspace(str(repo.path), any_warehouse)
     old = f"analytics__at_{commits[0][:10]}"
     assert query(ws, f"select v from {old}.a where id = 1") == [(10,)]
     assert query(ws, "select v from analytics.a where id = 1") == [(13,)]  # production serves the head
@@ -120,6 +120,6 @@ def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, tmp_
     assert query(ws, f"select v from {old}.a where id = 1") == [(10,)]
     assert cli("checkout", "--drop", f"at_{commits[0][:10]}")[0] == 0
     assert any(b.commit == commits[0] for b in gc().dropped)  # now they go
-    assert query(ws, "select count(*) from duckdb_views() where schema_name = ?", [old]) == [(0,)]
+    assert objects(ws, old) == {}
     code, _, err = cli("checkout", "0000000")
     assert code == 1 and "no publish of any environment matches" in err

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-import duckdb
+import pytest
 
 from gitops_data.warehouse.drift import detect_drift, repair
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT, sync
+from gitops_data_tests.conftest import SMALL_PROJECT, execute, objects, query, sync
+
+
+@pytest.fixture
+def warehouse(any_warehouse) -> str:
+    """Both engines (the conformance suite)."""
+    return any_warehouse
 
 
 def _drift(ws: Workspace) -> list[tuple[str, str]]:
@@ -15,19 +21,17 @@ def _drift(ws: Workspace) -> list[tuple[str, str]]:
 
 
 def _tamper(ws: Workspace) -> str:
-    con = duckdb.connect(ws.warehouse)
-    try:
-        con.execute("create table analytics.by_hand as select 42 as answer")
-        con.execute("create or replace view analytics.b as select 1 as id, 2 as v2")
-        con.execute("drop view analytics.c")
-        table = con.execute(
-            "select b.table_name from gitops_meta.env_views v join gitops_meta.builds b "
-            "using (build_id) where v.model = 'a'"
-        ).fetchall()[0][0]
-        con.execute(f"delete from gitops_internal.{table} where id = 1")
-        return table
-    finally:
-        con.close()
+    execute(ws, "create table analytics.by_hand as select 42 as answer")
+    execute(ws, "drop view analytics.b")
+    execute(ws, "create view analytics.b as select 1 as id, 2 as v2")
+    execute(ws, "drop view analytics.c")
+    table = query(
+        ws,
+        "select b.table_name from gitops_meta.env_views v join gitops_meta.builds b "
+        "using (build_id) where v.model = 'a'",
+    )[0][0]
+    execute(ws, f"delete from gitops_internal.{table} where id = 1")
+    return table
 
 
 def test_drift_detected_then_repaired(make_repo, warehouse, instance):
@@ -46,28 +50,21 @@ def test_drift_detected_then_repaired(make_repo, warehouse, instance):
         repair(cat, detect_drift(cat, "gitops_internal"))
     # views are restored at once; the changed build is marked invalid and still served until rebuilt
     assert _drift(ws) == [("invalid_build_served", f"gitops_internal.{table}")]
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    assert con.execute("select count(*) from duckdb_tables() where schema_name = 'analytics'").fetchall() == [
-        (0,)
-    ]
-    assert con.execute("select count(*) from analytics.c").fetchall() == [(1,)]
-    con.close()
+    assert "TABLE" not in objects(ws, "analytics").values()
+    assert query(ws, "select count(*) from analytics.c") == [(1,)]
     result = sync(ws, "main", instance)  # rebuilds only `a`; b and c keep their builds
     assert result.status == "published" and result.publish.changed == ("a",)
     assert _drift(ws) == []
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    assert con.execute("select count(*) from analytics.a").fetchall() == [(3,)]
-    con.close()
+    assert query(ws, "select count(*) from analytics.a") == [(3,)]
 
 
 def test_next_publish_removes_objects_made_by_hand(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)
-    con = duckdb.connect(ws.warehouse)
-    con.execute("create view analytics.sneaky as select 1 as x")
-    con.execute("create or replace view analytics.b as select 1 as id, 2 as v2")
-    con.close()
+    execute(ws, "create view analytics.sneaky as select 1 as x")
+    execute(ws, "drop view analytics.b")
+    execute(ws, "create view analytics.b as select 1 as id, 2 as v2")
     repo.replace("project.yml", "count(*) as n", "count(*) as n, sum(v2) as total")
     repo.commit("c changes")
     sync(ws, "main", instance)

@@ -4,12 +4,18 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-import duckdb
+import pytest
 
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT, sync
+from gitops_data_tests.conftest import SMALL_PROJECT, objects, query, sync
 from gitops_data_tests.test_segments import INCREMENTAL, _events
+
+
+@pytest.fixture
+def warehouse(any_warehouse) -> str:
+    """Both engines (the conformance suite)."""
+    return any_warehouse
 
 
 def _gc(ws: Workspace, dry_run: bool = False):
@@ -18,13 +24,11 @@ def _gc(ws: Workspace, dry_run: bool = False):
 
 
 def _views_resolve(ws: Workspace) -> None:
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    for schema, view in con.execute(
-        "select schema_name, view_name from duckdb_views() where not internal "
-        "and schema_name like 'analytics%'"
-    ).fetchall():
-        con.execute(f'select count(*) from "{schema}"."{view}"').fetchall()
-    con.close()
+    with ws.catalog("gitops_meta") as cat:
+        schemas = [schema for schema, _, _ in cat.environments().values()]
+    for schema in schemas:
+        for view in objects(ws, schema):
+            query(ws, f'select count(*) from "{schema}"."{view}"')
 
 
 def test_gc_respects_retention_and_never_drops_served_builds(make_repo, warehouse, instance):
@@ -33,12 +37,7 @@ def test_gc_respects_retention_and_never_drops_served_builds(make_repo, warehous
     repo = make_repo(files)
     ws = Workspace(str(repo.path), warehouse)
     sync(ws, "main", instance)
-    first = {
-        r[0]
-        for r in duckdb.connect(ws.warehouse, read_only=True)
-        .execute("select build_id from gitops_meta.builds where model = 'c'")
-        .fetchall()
-    }
+    first = {r[0] for r in query(ws, "select build_id from gitops_meta.builds where model = 'c'")}
     for factor in (3, 4, 5):
         repo.replace("project.yml", f"v * {factor - 1} as v2", f"v * {factor} as v2")
         repo.commit(f"x{factor}")
@@ -64,6 +63,4 @@ def test_gc_keeps_segments_shared_with_retained_builds(make_repo, warehouse, ins
     report = _gc(ws)
     assert {b.model for b in report.dropped} == {"events", "events_inc", "total"}
     _views_resolve(ws)  # the served build still reads the first segment, which gc kept
-    con = duckdb.connect(ws.warehouse, read_only=True)
-    assert con.execute("select count(*) from analytics.events_inc").fetchall() == [(120,)]
-    con.close()
+    assert query(ws, "select count(*) from analytics.events_inc") == [(120,)]

@@ -20,6 +20,12 @@ from gitops_data_tests.drive import Driver
 
 
 @pytest.fixture
+def warehouse(any_warehouse) -> str:
+    """Both engines (the conformance suite)."""
+    return any_warehouse
+
+
+@pytest.fixture
 def webhook():
     """A local HTTP server that records JSON POSTs; `fail_first` requests get a 500."""
     received: list[dict] = []
@@ -65,7 +71,10 @@ alerts:
     return files
 
 
-def test_schedule_rebuilds_selection_and_publishes_with_alerts(make_repo, warehouse, instance, webhook):
+def test_schedule_rebuilds_selection_and_publishes_with_alerts(
+    make_repo, warehouse, instance, webhook, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)  # a PostgreSQL warehouse keeps local state in ./.gitops_data
     url, received, _ = webhook
     repo = make_repo(_project_with(url))
     d = Driver(Workspace(str(repo.path), warehouse), instance)
@@ -87,7 +96,7 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(make_repo, wareho
     assert after["a"] == before["a"] and after["nums"] == before["nums"]
     assert after["b"] != before["b"] and after["c"] != before["c"]
     assert [e["event"] for e in received] == ["published", "published"]
-    log = Path(d.ws.warehouse).parent / "alerts" / "published.log"  # relative to the warehouse's folder
+    log = Path(d.ws.state_dir) / "alerts" / "published.log"  # beside a DuckDB file, else in .gitops_data/
     lines = log.read_text().splitlines()
     assert len(lines) == 2 and json.loads(lines[1])["event"] == "published"
 

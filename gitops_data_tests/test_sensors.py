@@ -7,9 +7,17 @@ checks -> not published; deleted branch -> schema dropped.
 
 from __future__ import annotations
 
+import pytest
+
 from gitops_data.workspace import Workspace
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, objects
 from gitops_data_tests.drive import Driver
+
+
+@pytest.fixture
+def warehouse(any_warehouse) -> str:
+    """Both engines (the conformance suite)."""
+    return any_warehouse
 
 
 def _builds(d: Driver) -> int:
@@ -81,7 +89,7 @@ def test_branch_merge_revert_and_blocked_commit(make_repo, warehouse, instance):
     # deleting the branch drops its schema
     repo.git("branch", "-q", "-D", "feature/x")
     d.settle()
-    assert d.query(f"select count(*) from duckdb_views() where schema_name = '{schema}'") == [(0,)]
+    assert objects(d.ws, schema) == {}
     assert d.query("select count(*) from gitops_meta.environments where env = 'feature/x'") == [(0,)]
 
 

@@ -123,9 +123,9 @@ class Engine(ABC):
         """Let `roles` read every view of `schema` (engines without roles: nothing to do)."""
         return None
 
+    @abstractmethod
     def missing_roles(self, roles: list[str]) -> list[str]:
-        """Those of `roles` the engine does not know (engines without roles know none)."""
-        return list(roles)
+        """Those of `roles` the warehouse does not have (engines without roles: none)."""
 
     def count(self, table: str) -> int:
         return int(self.scalar(f"select count(*) from {table}"))

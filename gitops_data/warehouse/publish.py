@@ -61,6 +61,12 @@ def publish_builds(
     """The one publish transaction: views, drops, grants, env_views, publish record, environment row.
     Retried when readers hold a view past the engine's lock timeout."""
     engine = catalog.engine
+    missing = engine.missing_roles(list(consumers))
+    if missing:
+        raise PublishConflict(
+            f"consumer role(s) {', '.join(missing)} (gitops_data.yaml `consumers`) do not exist in the "
+            "warehouse; create them (CREATE ROLE ...) or remove them from the settings"
+        )
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
             return _publish_once(catalog, target, internal, run_id, consumers)
