@@ -161,10 +161,9 @@ class PostgresEngine(Engine):
             if isinstance(field.type, pa.OpaqueType) and meta.get(b"POSTGRESQL:type") == b"numeric":
                 text = pl.from_arrow(pa.chunked_array([c.storage for c in column.chunks], pa.string()))
                 mod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
+                # numeric(p, s) keeps its scale; a bare numeric gets the scale its values need
                 scale = ((mod - 4) & 0xFFFF) if mod >= 4 else None
-                columns[field.name] = (
-                    text.str.to_decimal(scale=scale) if scale is not None else text.cast(pl.Float64)
-                )
+                columns[field.name] = text.str.to_decimal(inference_length=max(len(text), 1), scale=scale)
             else:
                 columns[field.name] = pl.from_arrow(column)
         return pl.DataFrame([s.alias(n) for n, s in columns.items()]) if columns else pl.DataFrame()
