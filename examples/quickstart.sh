@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the embedded default (DuckDB + a local Dagster home):
 # install, turn examples/shop into a Git data repo, validate, plan, build + audit + publish.
+# With GITOPS_DATA_WAREHOUSE=postgresql://user@host:port/db set, the same on PostgreSQL.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bash .ci/setup
 state="$root/.gitops_data"
 export GITOPS_DATA_REPO="$state/shop"
-export GITOPS_DATA_WAREHOUSE="$state/warehouse.duckdb"
+export GITOPS_DATA_WAREHOUSE="${GITOPS_DATA_WAREHOUSE:-$state/warehouse.duckdb}"
 export DAGSTER_HOME="$state/dagster_home"   # a local Dagster instance (SQLite), set up from ./dagster.yaml
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
@@ -27,11 +28,21 @@ echo "== sync (build, audit, publish)"; "$gd" sync --ref main
 echo "== status";    "$gd" status
 echo "== what consumers see"
 "$root/.venv/bin/python" - <<PY
-import duckdb
-con = duckdb.connect("$GITOPS_DATA_WAREHOUSE", read_only=True)
-print(con.sql("select table_name as view from information_schema.tables where table_schema = 'analytics' order by 1").fetchall())
-print(con.sql("select * from analytics.top_customers limit 5"))
-con.close()
+location = "$GITOPS_DATA_WAREHOUSE"
+views = "select table_name from information_schema.tables where table_schema = 'analytics' order by 1"
+top = "select * from analytics.top_customers limit 5"
+if location.startswith("postgres"):
+    import psycopg
+    with psycopg.connect(location) as con:
+        print([r[0] for r in con.execute(views)])
+        for row in con.execute(top):
+            print(row)
+else:
+    import duckdb
+    con = duckdb.connect(location, read_only=True)
+    print([r[0] for r in con.sql(views).fetchall()])
+    print(con.sql(top))
+    con.close()
 PY
 cat <<MSG
 Done. The data repo is $GITOPS_DATA_REPO, the warehouse $GITOPS_DATA_WAREHOUSE.

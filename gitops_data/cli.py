@@ -310,7 +310,8 @@ def sync(obj: Ctx, ref: str | None) -> None:
     """Plan, build, audit and publish a branch.
 
     Exit codes: 0 published or up to date, 2 invalid project, 3 blocked by checks, 4 build failed,
-    5 warehouse busy, 6 superseded (the branch moved on while building)."""
+    5 warehouse busy or a publish conflict (an object of yours depends on a published view),
+    6 superseded (the branch moved on while building)."""
     from gitops_data.apply import apply
     from gitops_data.plan import Status
 
