@@ -4,6 +4,7 @@ port. Commits on main and on a branch are built, audited and published by the se
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
@@ -15,7 +16,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from gitops_data_tests.conftest import SMALL_PROJECT
+from gitops_data_tests.conftest import SMALL_PROJECT, fresh_database, query
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
@@ -31,6 +32,12 @@ def _free_port() -> int:
 def _served(warehouse: str, env: str) -> str | None:
     """The commit `env` serves, read like a consumer (short read-only connections; retried while a
     writer holds the file)."""
+    if warehouse.startswith("postgresql://"):
+        try:
+            rows = query(warehouse, "select commit from gitops_meta.environments where env = ?", [env])
+        except Exception:  # noqa: BLE001 - the catalog does not exist yet
+            return None
+        return rows[0][0] if rows else None
     if not os.path.exists(warehouse):
         return None
     try:
@@ -66,6 +73,11 @@ class Processes:
 
     def __init__(self, tmp: Path, env: dict):
         self.tmp, self.env, self.procs = tmp, env, []
+        self.resources = contextlib.ExitStack()
+
+    def enter(self, cm):
+        """A context (a database) that lives until the processes have stopped."""
+        return self.resources.enter_context(cm)
 
     def start(self, name: str, *args: str) -> subprocess.Popen:
         log = self.tmp / f"{name}.log"
@@ -90,6 +102,7 @@ class Processes:
                 p.wait(20)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, 9)
+        self.resources.close()
 
 
 @pytest.fixture
@@ -163,9 +176,11 @@ def test_daemon_and_code_server_without_any_webserver(deployment):
     assert times["merge"] < 4 * INTERVAL + 20
 
 
-def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, postgres_db):
-    """The documented multi-machine set-up: the instance (runs, events, ticks) on PostgreSQL."""
-    repo, warehouse, procs = deployment
+def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, postgres_db, postgres_server):
+    """The documented multi-machine set-up: the instance (runs, events, ticks) and the warehouse on
+    PostgreSQL."""
+    repo, _, procs = deployment
+    warehouse = procs.env["GITOPS_DATA_WAREHOUSE"] = procs.enter(fresh_database(postgres_server))
     home = Path(procs.env["DAGSTER_HOME"])
     shutil.copy(
         Path(__file__).resolve().parent.parent / "examples" / "deploy" / "dagster.postgres.yaml",

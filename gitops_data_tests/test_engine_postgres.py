@@ -173,3 +173,47 @@ def test_a_project_written_in_the_postgres_dialect_runs_on_both_engines(make_rep
     ws = Workspace(str(make_repo(files).path), any_warehouse)
     sync(ws, "main", instance)
     assert query(ws, "select n, ci from analytics.c") == [("3 rows", True)]
+
+
+def test_readers_in_a_loop_never_fail_and_never_see_a_mix_of_commits(make_repo, postgres_db, instance):
+    """Four readers query two views in one statement (one snapshot) while commits are built and
+    published: builds never block them, and `b` always agrees with `a` (never a mix of commits)."""
+    files = dict(SMALL_PROJECT)
+    files["project.yml"] = SMALL_PROJECT["project.yml"].replace(
+        "select count(*) as n from b", "select sum(v2) as n from b"
+    )
+    repo = make_repo(files)
+    ws = Workspace(str(repo.path), postgres_db)
+    sync(ws, "main", instance)
+    stop = threading.Event()
+    seen: list[tuple] = []
+    errors: list[str] = []
+
+    def reader() -> None:
+        with psycopg.connect(postgres_db, autocommit=True, prepare_threshold=None) as con:
+            while not stop.is_set():
+                try:
+                    seen.append(
+                        con.execute(
+                            "select (select sum(v) from analytics.a), (select n from analytics.c)"
+                        ).fetchone()
+                    )
+                except psycopg.Error as exc:
+                    errors.append(str(exc))
+
+    threads = [threading.Thread(target=reader) for _ in range(4)]
+    for t in threads:
+        t.start()
+    try:
+        for k in range(2, 6):
+            repo.write("seeds/nums.csv", f"id,v\n1,{10 * k}\n2,20\n3,30\n")
+            repo.commit(f"v{k}")
+            sync(ws, "main", instance)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    assert errors == []
+    assert len(seen) > 50
+    assert all(n == 2 * a for a, n in seen), {r for r in seen if r[1] != 2 * r[0]}
+    assert len({a for a, _ in seen}) >= 3  # the readers did see several commits go by
