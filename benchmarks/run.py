@@ -1,7 +1,7 @@
 """gitops-data benchmarks: one command, one table.
 
-    python benchmarks/run.py [--quick] [--only 1,3,cli] [--out benchmarks/results]
-                             [--with-sqlmesh] [--profile]
+    python benchmarks/run.py [--quick] [--only 1,3,cli] [--engine duckdb|postgres|all]
+                             [--pg-url URL] [--out benchmarks/results] [--with-sqlmesh] [--profile]
 
 Generates its own data, runs every case (each measured side in its own child process), prints one
 table and writes results.json and results.csv to --out. --quick uses CI-sized data and asserts
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rich.console import Console  # noqa: E402
 
 import cases  # noqa: E402
-from bench import package  # noqa: E402
+from bench import package, pg  # noqa: E402
 from bench.context import BENCH_DIR, Ctx  # noqa: E402
 from bench.report import Row, show, write  # noqa: E402
 
@@ -47,6 +47,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--only", default="", help="comma-separated case ids: " + ",".join(c.ID for c in cases.ALL)
     )
+    p.add_argument(
+        "--engine",
+        default="all",
+        choices=[*cases.ENGINES, "all"],
+        help="run only the cases on this warehouse engine (default: all)",
+    )
+    p.add_argument(
+        "--pg-url",
+        default=None,
+        help=f"PostgreSQL server of the postgres cases (default: ${pg.ENV}, else {pg.LOCAL} when it "
+        "answers, else a throwaway pgserver); 'pgserver' always starts a throwaway one",
+    )
     p.add_argument("--out", default=str(BENCH_DIR / "results"), help="folder for results.json / results.csv")
     p.add_argument(
         "--work", default=None, help="scratch folder (default: a temporary folder, removed afterwards)"
@@ -61,14 +73,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def selected(only: str) -> list:
+def selected(only: str, engine: str = "all") -> list:
+    chosen = [c for c in cases.ALL if engine == "all" or cases.engine_of(c) == engine]
     if not only:
-        return list(cases.ALL)
+        return chosen
     wanted = {w.strip() for w in only.split(",") if w.strip()}
     unknown = wanted - {c.ID for c in cases.ALL}
     if unknown:
         raise SystemExit(f"unknown case id(s): {', '.join(sorted(unknown))}")
-    return [c for c in cases.ALL if c.ID in wanted]
+    picked = [c for c in chosen if c.ID in wanted]
+    if not picked:
+        raise SystemExit(f"no case among --only {only} runs on engine {engine}")
+    return picked
 
 
 def run_case(case, ctx: Ctx) -> list[Row]:
@@ -104,6 +120,16 @@ def _version(module: str) -> str:
         return "?"
 
 
+def _postgres(ctx: Ctx) -> dict | None:
+    """The server the PostgreSQL cases ran on (None when none ran), without credentials."""
+    found = ctx.cache.get("pg_server")
+    if found is None:
+        return None
+    if isinstance(found, Exception):
+        return {"skipped": str(found)}
+    return {"source": found["source"], "version": found["version"], "url": pg.redact(found["url"])}
+
+
 def meta(ctx: Ctx, seconds: float, pkg: dict) -> dict:
     return {
         "mode": "quick" if ctx.quick else "full",
@@ -116,7 +142,10 @@ def meta(ctx: Ctx, seconds: float, pkg: dict) -> dict:
             "platform": platform.platform(),
             "python": platform.python_version(),
         },
-        "versions": {m: _version(m) for m in ("duckdb", "polars", "dagster", "sqlglot", "pyarrow")},
+        "versions": {
+            m: _version(m) for m in ("duckdb", "polars", "dagster", "sqlglot", "pyarrow", "psycopg")
+        },
+        "postgres": _postgres(ctx),
         "memory": MEMORY_METHOD,
         "profiled": ctx.profile,
     }
@@ -124,11 +153,16 @@ def meta(ctx: Ctx, seconds: float, pkg: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    chosen = selected(args.only)
+    chosen = selected(args.only, args.engine)
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="gitops-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     ctx = Ctx(
-        quick=args.quick, work=work, out=Path(args.out), with_sqlmesh=args.with_sqlmesh, profile=args.profile
+        quick=args.quick,
+        work=work,
+        out=Path(args.out),
+        with_sqlmesh=args.with_sqlmesh,
+        profile=args.profile,
+        pg_url=args.pg_url,
     )
     pkg = package.freeze(work)
     console.print(
@@ -139,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = [row for case in chosen for row in run_case(case, ctx)]
     finally:
+        ctx.clean_up(keep=args.keep)  # before `work` goes: a throwaway server's files are in it
         if not args.keep and not args.work:
             shutil.rmtree(work, ignore_errors=True)
     seconds = time.perf_counter() - t0

@@ -49,7 +49,9 @@ class Ctx:
     out: Path  # results folder
     with_sqlmesh: bool = False
     profile: bool = False
+    pg_url: str | None = None  # the PostgreSQL cases' server (see bench/pg.py)
     cache: dict = field(default_factory=dict)  # fixtures shared by cases within one run
+    cleanups: list = field(default_factory=list)  # called (last first) when the run ends
 
     @property
     def sizes(self) -> Sizes:
@@ -83,3 +85,16 @@ class Ctx:
         result = json.loads(result_path.read_text())
         result["process_peak_mb"] = run["peak_mb"]
         return result
+
+    def clean_up(self, keep: bool = False) -> None:
+        """Run the registered cleanups, last first: drop the throwaway databases (unless `keep`), stop
+        a throwaway server."""
+        while self.cleanups:
+            cleanup = self.cleanups.pop()
+            if keep and getattr(cleanup, "database", None):
+                print(f"kept PostgreSQL database {cleanup.database}")
+                continue
+            try:
+                cleanup()
+            except Exception as exc:  # the others still run
+                print(f"cleanup failed: {type(exc).__name__}: {exc}")

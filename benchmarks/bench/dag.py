@@ -119,6 +119,10 @@ MODELS: list[tuple[str, str]] = [
 ]
 assert len(MODELS) == 20
 
+# The same DAG for the PostgreSQL cases. `any_value()` (DuckDB; PostgreSQL has it only from 16) becomes
+# `min()`: every other model is the same text, which gitops-data transpiles to PostgreSQL.
+PORTABLE_MODELS: list[tuple[str, str]] = [(n, sql.replace("any_value(", "min(")) for n, sql in MODELS]
+
 
 def models_yaml(models: list[tuple[str, str]] = MODELS) -> str:
     """No column checks on purpose: case 1 compares build overhead; case 4 measures audits."""
@@ -128,11 +132,11 @@ def models_yaml(models: list[tuple[str, str]] = MODELS) -> str:
     return "\n".join(lines) + "\n"
 
 
-def project_files() -> dict[str, str]:
+def project_files(models: list[tuple[str, str]] = MODELS) -> dict[str, str]:
     return {
         "gitops_data.yaml": "name: bench\n",
         "sources.yml": f"sources:\n  - name: {SOURCE}\n    path: {SOURCE_PATH}\n",
-        "models.yml": models_yaml(),
+        "models.yml": models_yaml(models),
     }
 
 
@@ -142,23 +146,26 @@ def wrapped(models: list[tuple[str, str]], name: str, salt: int) -> list[tuple[s
 
 
 class Scenario:
-    """A folder with a data repo, a warehouse file and a Dagster home."""
+    """A folder with a data repo, a warehouse (a file in the folder, or a PostgreSQL URL) and a
+    Dagster home."""
 
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, warehouse: str | None = None):
         self.root = root
         self.repo = DataRepo(root / "repo")
-        self.warehouse = root / "warehouse.duckdb"
+        self.warehouse = warehouse or root / "warehouse.duckdb"
         self.home = root / "dagster_home"
 
     def kwargs(self) -> dict:
         return {"repo": str(self.repo.path), "warehouse": str(self.warehouse), "home": str(self.home)}
 
 
-def make_dag_scenario(root: Path, rows: int) -> Scenario:
+def make_dag_scenario(
+    root: Path, rows: int, warehouse: str | None = None, models: list[tuple[str, str]] = MODELS
+) -> Scenario:
     """A fresh 20-model data repo over `rows` events; nothing built yet."""
-    sc = Scenario(root)
+    sc = Scenario(root, warehouse)
     write_events_parquet(sc.repo.path / SOURCE_PATH, rows)
-    init_repo(sc.repo.path, project_files())
+    init_repo(sc.repo.path, project_files(models))
     dagster_home(sc.home)
     return sc
 
@@ -175,3 +182,21 @@ def built_dag(ctx) -> tuple[Scenario, dict]:
         measured["prepare_seconds"] = prepared
         ctx.cache["dag"] = (sc, measured)
     return ctx.cache["dag"]
+
+
+def built_pg_dag(ctx) -> tuple[Scenario, dict]:
+    """The same DAG (PORTABLE_MODELS) built by a first `sync` into a throwaway PostgreSQL database:
+    shared by the PostgreSQL cases. Raises bench.pg.NoServer when there is no server."""
+    from bench import pg
+
+    if "pg_dag" not in ctx.cache:
+        url = pg.database(ctx, "dag")
+        t0 = time.perf_counter()
+        sc = make_dag_scenario(ctx.fresh("pg_dag"), ctx.sizes.dag_rows, url, PORTABLE_MODELS)
+        prepared = time.perf_counter() - t0
+        measured = ctx.child("bench.steps:sync_ref", ref="main", name="pg_sync_main", **sc.kwargs())
+        if measured["status"] != "published":
+            raise RuntimeError(f"first build of the DAG on PostgreSQL did not publish: {measured}")
+        measured["prepare_seconds"] = prepared
+        ctx.cache["pg_dag"] = (sc, measured)
+    return ctx.cache["pg_dag"]

@@ -14,6 +14,11 @@ def instance(home: str):
 
 
 def query(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
+    """Rows of one read-only query on a warehouse: a DuckDB file or a PostgreSQL URL."""
+    if warehouse.startswith(("postgresql://", "postgres://")):
+        from bench.pg import query as pg_query
+
+        return pg_query(warehouse, sql, params)
     import duckdb
 
     con = duckdb.connect(warehouse, read_only=True)
@@ -30,12 +35,16 @@ def sync_ref(
     ref: str = "main",
     name: str | None = None,
     rebuild: list[str] | None = None,
+    readers: int = 0,
+    reader_sql: str = "",
 ) -> dict:
     """One measured sync of `ref`, as `gitops-data sync` does it: `apply` with an in-process Dagster
     run (imports, the instance and the executor are set up first); `name` names the step's profile
     (default `sync_<ref>`); `rebuild` forces a refresh of those models, as a scheduled run does.
-    Raises, like the CLI, if the commit was not published."""
+    With `readers`, that many processes run `reader_sql` in a loop during the sync (bench/readers.py;
+    their summary is under "readers"). Raises, like the CLI, if the commit was not published."""
     from bench.measure import step
+    from bench.readers import readers as reading
     from gitops_data.apply import apply
     from gitops_data.orchestration.run import InProcessExecutor
     from gitops_data.workspace import Workspace
@@ -44,7 +53,10 @@ def sync_ref(
     ws = Workspace(repo, warehouse)
     executor = InProcessExecutor(ws, inst)
 
-    with step(name or f"sync_{ref.replace('/', '_')}") as m:
+    with (
+        reading(warehouse, reader_sql, readers) as reader_stats,
+        step(name or f"sync_{ref.replace('/', '_')}") as m,
+    ):
         result = apply(ws, ref, executor, rebuild=frozenset(rebuild or ())).raise_for_status()
     built = query(warehouse, "select model from gitops_meta.builds where run_id = ?", [result.run_id])
     return {
@@ -53,4 +65,5 @@ def sync_ref(
         "built": sorted(r[0] for r in built),
         "changed": list(result.publish.changed) if result.publish else [],
         "builds_total": query(warehouse, "select count(*) from gitops_meta.builds")[0][0],
+        "readers": reader_stats,
     }
