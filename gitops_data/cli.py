@@ -179,12 +179,13 @@ def _env_option(f):
 def _print_plan(plan) -> None:
     title = f"plan for {plan.env} ({plan.schema}) at {_short(plan.commit)}"
     table = _table(title, ["model", "kind", "action", "fingerprint", "reason", "checks"], 3)
-    colors = {"build": "yellow", "reuse": "green", "external": "dim"}
+    colors = {"build": "yellow", "reuse": "green", "external": "dim", "inline": "dim"}
     labels = {
         "append": "append",
         "forward_only": "build (forward-only)",
         "refresh": "refresh",
         "restore": "rebuild",
+        "alias": "keep data",
     }
     for m in plan.models.values():
         pend, failed = m.checks_in("pending"), m.checks_in("failed")
@@ -202,7 +203,7 @@ def _print_plan(plan) -> None:
         action = labels.get(m.mode, m.action) if m.action == "build" else m.action
         table.add_row(
             m.name,
-            m.kind,
+            m.kind if m.materialized == "table" else f"{m.kind} ({m.materialized})",
             f"[{colors[m.action]}]{action}[/]",
             fp,
             escape(m.reason),
@@ -212,8 +213,10 @@ def _print_plan(plan) -> None:
         table.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(table)
     audits = sum(len(v) for v in plan.to_audit.values())
+    aliases = sum(1 for m in plan.models.values() if m.mode == "alias")
     console.print(
-        f"{len(plan.to_build)} to build, {len(plan.models) - len(plan.to_build)} reused, "
+        f"{len(plan.to_build) - aliases} to build, {aliases} keep their data, "
+        f"{len(plan.models) - len(plan.to_build)} reused, "
         f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove"
     )
 

@@ -6,6 +6,10 @@ column types; and the fingerprints of the upstreams (their names only, for incre
 snapshots, whose builds accumulate history). Descriptions, tags, owners and checks are
 metadata: they never change a fingerprint. Checks have their own hash (`check_hash`), so a change
 to checks only re-audits the existing build.
+
+A model's materialization (view or ephemeral instead of a table) is not data: it is part of the
+build's fingerprint (a view is a different object from a table) but not of the *data* fingerprint
+that downstream fingerprints chain, so turning a model into a view rebuilds only that model.
 """
 
 from __future__ import annotations
@@ -26,8 +30,7 @@ def _digest(payload: Any) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
-    """Fingerprint of one node, given the fingerprints of its upstreams."""
+def _body(node: Node) -> Any:
     body: Any
     if node.kind == "sql":
         body = parse_query(node.sql or "").canonical
@@ -43,11 +46,16 @@ def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
         body = node.table
     if node.incremental is not None:
         body = [body, node.incremental.model_dump(include={"column", "lookback", "unique_key"})]
+    return body
+
+
+def data_fingerprint(node: Node, upstream: dict[str, str]) -> str:
+    """What determines a node's data, given the data fingerprints of its upstreams."""
     return _digest(
         {
             "v": FINGERPRINT_VERSION,
             "kind": node.kind,
-            "body": body,
+            "body": _body(node),
             "types": node.declared_types,
             # A segmented build accumulates history: new upstream data appends a segment instead of
             # starting a new history, so only the upstreams' names count (see plan.py).
@@ -56,9 +64,36 @@ def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
     )
 
 
-def project_fingerprints(project: Project) -> dict[str, str]:
-    """Fingerprint of every node (nodes are already in dependency order)."""
-    fps: dict[str, str] = {}
+def node_fingerprint(node: Node, upstream: dict[str, str]) -> str:
+    """Fingerprint of one node's build, given the data fingerprints of its upstreams."""
+    data = data_fingerprint(node, upstream)
+    return data if node.materialized == "table" else _digest({"data": data, "as": node.materialized})
+
+
+def local_fingerprint(node: Node) -> str:
+    """The node's own definition, without its upstreams': equal local fingerprints and equal input
+    data mean equal data."""
+    return _digest(
+        {
+            "v": FINGERPRINT_VERSION,
+            "kind": node.kind,
+            "body": _body(node),
+            "types": node.declared_types,
+            "upstream": sorted(node.deps),
+            "as": node.materialized,
+        }
+    )
+
+
+def data_fingerprints(project: Project) -> dict[str, str]:
+    """Data fingerprint of every node (nodes are already in dependency order)."""
+    out: dict[str, str] = {}
     for name, node in project.nodes.items():
-        fps[name] = node_fingerprint(node, fps)
-    return fps
+        out[name] = data_fingerprint(node, out)
+    return out
+
+
+def project_fingerprints(project: Project) -> dict[str, str]:
+    """Build fingerprint of every node."""
+    data = data_fingerprints(project)
+    return {name: node_fingerprint(node, data) for name, node in project.nodes.items()}

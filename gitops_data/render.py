@@ -31,6 +31,7 @@ def plan_body(plan: Plan) -> dict[str, Any]:
             {
                 "model": m.name,
                 "kind": m.kind,
+                "materialized": m.materialized,
                 "action": str(m.action),
                 "mode": str(m.mode) if m.mode else None,
                 "reason": m.reason,

@@ -158,8 +158,8 @@ def parse_query(sql: str, dialect: str = DIALECT) -> ParsedSql:
 
 
 def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -> str:
-    """SQL text in `dialect` with each referenced node (lower-case name -> quoted physical name)
-    swapped in."""
+    """SQL text in `dialect` with each referenced node (lower-case name -> quoted physical name, or
+    `(query)` in the canonical dialect for an inlined model) swapped in."""
 
     def swap(node: exp.Expression) -> exp.Expression:
         if (
@@ -169,8 +169,11 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
             and node.name.lower() in tables
             and not _is_cte_reference(node)
         ):
-            replacement = sqlglot.parse_one(tables[node.name.lower()], into=exp.Table, dialect=DIALECT)
+            target = tables[node.name.lower()]
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
+            if target.startswith("("):
+                return exp.Subquery(this=sqlglot.parse_one(target[1:-1], dialect=DIALECT), alias=alias)
+            replacement = sqlglot.parse_one(target, into=exp.Table, dialect=DIALECT)
             replacement.set("alias", alias)
             return replacement
         return node
@@ -204,6 +207,7 @@ _NOT_IN_POSTGRES: list[tuple[type[exp.Expression], str, Callable[[exp.Expression
     (exp.Struct, "struct literals ({...})", lambda n: True),
     (exp.Pivot, "PIVOT / UNPIVOT", lambda n: True),
     (exp.Lambda, "lambda functions (x -> ...)", lambda n: True),
+    (exp.AnyValue, "any_value() (PostgreSQL 16+; use min() or max())", lambda n: True),
 ]
 
 
@@ -214,8 +218,45 @@ def target_problems(parsed: ParsedSql, dialect: str) -> list[str]:
     found = []
     for kind, what, bad in _NOT_IN_POSTGRES:
         if any(bad(n) for n in parsed.tree.find_all(kind)):
-            found.append(f"{what} is DuckDB SQL that PostgreSQL does not run; write it out in plain SQL")
+            found.append(f"{what}: PostgreSQL does not run this; write it out in plain SQL")
     return found
+
+
+def added_columns(before: ParsedSql, after: ParsedSql) -> tuple[str, ...]:
+    """The output columns `after` adds to `before` when that is its only change: the same query
+    with more select items, none of which can change the rows (no DISTINCT, no set-returning
+    function, no new grouping key under GROUP BY ALL). Empty when the change is anything else."""
+    old, new = before.tree, after.tree
+    if not isinstance(old, exp.Select) or not isinstance(new, exp.Select) or new.args.get("distinct"):
+        return ()
+    old_items = [e.sql(dialect=DIALECT, comments=False) for e in old.expressions]
+    new_items = [e.sql(dialect=DIALECT, comments=False) for e in new.expressions]
+    if len(new_items) <= len(old_items) or any(e.is_star for e in new.expressions):
+        return ()
+    extra = [e for e, text in zip(new.expressions, new_items, strict=True) if text not in old_items]
+    if [t for t in new_items if t in old_items] != old_items or len(extra) != len(new_items) - len(old_items):
+        return ()
+    grouped_by_all = isinstance(new.args.get("group"), exp.Group) and new.args["group"].args.get("all")
+    for e in extra:
+        if e.find(exp.Unnest, exp.Explode, exp.GenerateSeries, exp.ExplodingGenerateSeries):
+            return ()
+        if grouped_by_all and not e.find(exp.AggFunc, exp.Window):
+            return ()
+    trimmed = new.copy()
+    trimmed.set(
+        "expressions", [e.copy() for e, t in zip(new.expressions, new_items, strict=True) if t in old_items]
+    )
+    if trimmed.sql(dialect=DIALECT, comments=False) != old.sql(dialect=DIALECT, comments=False):
+        return ()
+    return tuple(e.alias_or_name for e in extra)
+
+
+def reads_columns(parsed: ParsedSql, names: set[str]) -> bool:
+    """Whether a query may read any of the columns `names` (lower-case) of what it selects from:
+    it names one of them anywhere, or selects `*` (column lineage, conservatively)."""
+    if any(isinstance(s, exp.Star) for s in parsed.tree.find_all(exp.Star)):
+        return True
+    return any(c.name.lower() in names for c in parsed.tree.find_all(exp.Column))
 
 
 def column_list(names: list[str]) -> str:

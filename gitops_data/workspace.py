@@ -8,6 +8,7 @@ started from either reads exactly the same things.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 from collections.abc import Iterator
@@ -105,14 +106,43 @@ class Workspace:
         with open_warehouse(self.warehouse) as engine:
             yield Catalog(engine, meta)
 
-    def plan(self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset()) -> Plan:
+    def plan(
+        self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset(), full: bool = False
+    ) -> Plan:
+        """The plan for `env` to serve `sha`; `full` rebuilds what an additive change would let keep
+        its data."""
         project = self.project(sha)
         fps = self.fingerprints(sha)
         s = project.settings
         built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
         with self.catalog(s.meta_schema) as cat:
             state = cat.state(s.internal_schema, env.name, built)
-        return make_plan(project, fps, state, env.name, env.schema, sha, rebuild, dialect=self.dialect)
+            base_commit = state.published_commit
+            if base_commit is None:  # a new environment keeps what production serves where it can
+                prod = s.production_ref
+                base_commit = cat.environments().get(prod, (None, None, None))[1]
+                baseline = cat.published_builds(prod).get(prod, {})
+            else:
+                baseline = state.published
+        previous = None
+        if base_commit is not None and not full:
+            try:
+                previous = self.project(base_commit)
+            except GitopsError:  # the served commit is gone from the repo, or no longer loads
+                previous = None
+        state = dataclasses.replace(state, baseline=baseline)
+        return make_plan(
+            project,
+            fps,
+            state,
+            env.name,
+            env.schema,
+            sha,
+            rebuild,
+            dialect=self.dialect,
+            previous=previous,
+            full=full,
+        )
 
     def record_status(self, meta: str, env: Environment, sha: str, status: Status, reason: str = "") -> None:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""

@@ -49,8 +49,9 @@ class Engine(ABC):
 
     # -- introspection ----------------------------------------------------------------------
     @abstractmethod
-    def objects(self, schema: str) -> dict[str, str]:
-        """name -> 'TABLE' | 'VIEW' of everything in `schema` (user objects only)."""
+    def objects(self, schema: str, names: list[str] | None = None) -> dict[str, str]:
+        """name -> 'TABLE' | 'VIEW' of everything in `schema` (user objects only); with `names`,
+        of those of them that exist."""
 
     @abstractmethod
     def columns(self, schema: str, name: str) -> dict[str, str]:
@@ -91,8 +92,9 @@ class Engine(ABC):
         """Whether `exc` means a reader held an object too long (the publish retries)."""
         return False
 
-    def set_publish_lock_timeout(self) -> None:
-        """Bound how long one statement of a publish waits for readers' locks (inside it)."""
+    def lock_views(self, schema: str, names: list[str]) -> None:
+        """Inside a publish's transaction, before any change: take the views it will change or
+        drop, waiting for readers only briefly (`is_lock_conflict` then says to retry)."""
         return None
 
     # -- DDL ----------------------------------------------------------------------------------
@@ -110,6 +112,13 @@ class Engine(ABC):
         if existing == "TABLE":
             self.drop("table", schema, name)
         self.create_view(schema, name, select)
+
+    def replace_views(
+        self, schema: str, views: dict[str, tuple[str, str, str]], existing: dict[str, str]
+    ) -> None:
+        """`replace_view` for many: name -> (select, source schema, source table) it selects all of."""
+        for name, (select, _, _) in views.items():
+            self.replace_view(schema, name, select, existing.get(name))
 
     def drop(self, kind: str, schema: str, name: str) -> None:
         self.execute(f"drop {kind} {qualified(schema, name)}")

@@ -85,12 +85,22 @@ class DuckDBEngine(Engine):
         if rows:
             self.con.executemany(sql, rows)
 
-    def objects(self, schema: str) -> dict[str, str]:
-        tables = self.fetchall("select table_name from duckdb_tables() where schema_name = ?", [schema])
-        views = self.fetchall(
-            "select view_name from duckdb_views() where schema_name = ? and not internal", [schema]
+    def objects(self, schema: str, names: list[str] | None = None) -> dict[str, str]:
+        where, params = "schema_name = ?", [schema]
+        if names is not None:
+            if not names:
+                return {}
+            where += f" and name in ({', '.join('?' * len(names))})"
+            params += names
+        rows = self.fetchall(
+            f"""select name, kind from (
+                  select schema_name, table_name as name, 'TABLE' as kind from duckdb_tables()
+                  union all
+                  select schema_name, view_name, 'VIEW' from duckdb_views() where not internal)
+                where {where}""",
+            params,
         )
-        return {**{t[0]: "TABLE" for t in tables}, **{v[0]: "VIEW" for v in views}}
+        return dict(rows)
 
     def columns(self, schema: str, name: str) -> dict[str, str]:
         return dict(

@@ -24,8 +24,10 @@ from gitops_data.naming import qualified, quote
 
 # pg_advisory_lock key shared by every gitops-data process on a database ("gitops" in ASCII).
 ADVISORY_KEY = 0x6769746F7073
-# How long a publish waits for a reader's lock on one view before it rolls back and retries.
-PUBLISH_LOCK_TIMEOUT = "2s"
+# How long a publish waits for readers' locks on the views it changes before it rolls back and
+# retries. Shorter than PostgreSQL's deadlock_timeout (1 s): a reader that holds one of those views
+# and waits for another we hold is never the one a deadlock check kills; we step back first.
+PUBLISH_LOCK_TIMEOUT = "200ms"
 
 
 def libpq_url(url: str) -> str:
@@ -80,16 +82,24 @@ class PostgresEngine(Engine):
     def is_lock_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected))
 
-    def set_publish_lock_timeout(self) -> None:
+    def lock_views(self, schema: str, names: list[str]) -> None:
+        """Take every view a publish changes at once, up front (inside its transaction)."""
         self.execute(f"set local lock_timeout = '{PUBLISH_LOCK_TIMEOUT}'")
+        if names:
+            self.execute(
+                f"lock table {', '.join(qualified(schema, n) for n in names)} in access exclusive mode"
+            )
 
     # -- introspection ----------------------------------------------------------------------
-    def objects(self, schema: str) -> dict[str, str]:
+    def objects(self, schema: str, names: list[str] | None = None) -> dict[str, str]:
+        if names is not None and not names:
+            return {}
         rows = self.fetchall(
             """select c.relname, case when c.relkind in ('v', 'm') then 'VIEW' else 'TABLE' end
                from pg_class c join pg_namespace n on n.oid = c.relnamespace
-               where n.nspname = ? and c.relkind in ('r', 'p', 'v', 'm', 'f')""",
-            [schema],
+               where n.nspname = ? and c.relkind in ('r', 'p', 'v', 'm', 'f')"""
+            + (" and c.relname = any(?)" if names is not None else ""),
+            [schema, names] if names is not None else [schema],
         )
         return dict(rows)
 
@@ -205,23 +215,60 @@ class PostgresEngine(Engine):
         """Point view `name` at `select`. CREATE OR REPLACE keeps objects that depend on the view,
         but PostgreSQL allows it only when the new columns extend the old ones; otherwise the view
         is dropped (never CASCADE) and created, and a user's object depending on it is named."""
-        if existing == "VIEW":
-            old = list(self.columns(schema, name).items())
-            new_cols = self._select_columns(select)
-            if new_cols[: len(old)] == old:
-                self.execute(f"create or replace view {qualified(schema, name)} as {select}")
-                return
+        old = self._columns_of(schema, [name]).get(name, []) if existing == "VIEW" else []
+        cur = self.con.execute(f"select * from ({select}) as q limit 0")
+        res = cur.pgresult
+        assert res is not None
+        new = [
+            (c.name, self.scalar("select format_type(?, ?)", [res.ftype(i), res.fmod(i)]))
+            for i, c in enumerate(cur.description or [])
+        ]
+        self._replace(schema, name, select, existing, old, new)
+
+    def replace_views(
+        self, schema: str, views: dict[str, tuple[str, str, str]], existing: dict[str, str]
+    ) -> None:
+        """Many views at once (a publish): the columns of the old views and of their new sources
+        are read in two queries, not per view."""
+        old = self._columns_of(schema, [n for n in views if existing.get(n) == "VIEW"])
+        sources: dict[str, dict[str, list[tuple[str, str]]]] = {}
+        for _, src_schema, src_table in views.values():
+            sources.setdefault(src_schema, {})[src_table] = []
+        for src_schema, tables in sources.items():
+            sources[src_schema] = self._columns_of(src_schema, list(tables))
+        for name, (select, src_schema, src_table) in views.items():
+            new = sources[src_schema].get(src_table, [])
+            self._replace(schema, name, select, existing.get(name), old.get(name, []), new)
+
+    def _replace(
+        self,
+        schema: str,
+        name: str,
+        select: str,
+        existing: str | None,
+        old: list[tuple[str, str]],
+        new: list[tuple[str, str]],
+    ) -> None:
+        if existing == "VIEW" and old and new[: len(old)] == old:
+            self.execute(f"create or replace view {qualified(schema, name)} as {select}")
+            return
         if existing is not None:
             self.drop(existing, schema, name)
         self.execute(f"create view {qualified(schema, name)} as {select}")
 
-    def _select_columns(self, select: str) -> list[tuple[str, str]]:
-        cur = self.con.execute(f"select * from ({select}) as q limit 0")
-        res = cur.pgresult
-        assert res is not None
-        out = []
-        for i, col in enumerate(cur.description or []):
-            out.append((col.name, self.scalar("select format_type(?, ?)", [res.ftype(i), res.fmod(i)])))
+    def _columns_of(self, schema: str, names: list[str]) -> dict[str, list[tuple[str, str]]]:
+        """name -> [(column, type)] of the tables and views `names` of `schema`, in one query."""
+        if not names:
+            return {}
+        out: dict[str, list[tuple[str, str]]] = {}
+        for rel, col, typ in self.fetchall(
+            """select c.relname, a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a
+               join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
+               where n.nspname = ? and c.relname = any(?) and a.attnum > 0 and not a.attisdropped
+               order by c.relname, a.attnum""",
+            [schema, names],
+        ):
+            out.setdefault(rel, []).append((col, typ))
         return out
 
     def drop(self, kind: str, schema: str, name: str) -> None:

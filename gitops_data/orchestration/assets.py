@@ -146,11 +146,18 @@ def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep,
             )
 
 
-def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str, engine: str) -> list:
+def _model_asset(
+    env: Environment, sha: str, node: Node, fingerprint: str, engine: str, deps: tuple[str, ...]
+) -> list:
     """One step per model: build it (when selected), then run its own checks (when selected); plus
     one asset check per check that reads another model, after that model."""
     key = asset_key(env, node.name)
-    metadata = {"gitops/kind": node.kind, "gitops/file": f"{node.file}:{node.line}", "gitops/commit": sha}
+    metadata = {
+        "gitops/kind": node.kind,
+        "gitops/materialized": node.materialized,
+        "gitops/file": f"{node.file}:{node.line}",
+        "gitops/commit": sha,
+    }
     if node.columns:
         metadata["dagster/column_schema"] = dg.TableSchema(
             columns=[
@@ -160,10 +167,10 @@ def _model_asset(env: Environment, sha: str, node: Node, fingerprint: str, engin
         )
     spec = dg.AssetSpec(
         key,
-        deps=[asset_key(env, d) for d in node.deps],
+        deps=[asset_key(env, d) for d in deps],
         group_name=env.key_prefix,
         description=node.description,
-        kinds={engine, _KIND[node.kind]},
+        kinds={engine, "view" if node.materialized == "view" else _KIND[node.kind]},
         code_version=fingerprint,
         metadata=metadata,
         owners=[node.owner] if node.owner and "@" in node.owner else None,
@@ -240,5 +247,7 @@ def environment_assets(ws: Workspace, env: Environment, sha: str, project: Proje
         if node.kind == "table":
             out.append(_external_asset(env, node, ws.dialect))
             continue
-        out.extend(_model_asset(env, sha, node, fps[node.name], ws.dialect))
+        if node.ephemeral:  # no object: its downstream assets depend on what it reads
+            continue
+        out.extend(_model_asset(env, sha, node, fps[node.name], ws.dialect, project.physical_deps(node.name)))
     return out

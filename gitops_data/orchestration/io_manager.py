@@ -15,7 +15,7 @@ from gitops_data import progress
 from gitops_data.apply import ApplyResult
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import Action, BuildRecord, Plan, Status
+from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
 from gitops_data.warehouse.execute import execute_build
 from gitops_data.workspace import Environment
 
@@ -38,6 +38,11 @@ def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused
     if reused:
         meta["built_for_commit"] = dg.MetadataValue.text(rec.commit)
     return meta
+
+
+def size_text(rec: BuildRecord) -> str:
+    """How big a build is, for progress lines: its rows, or that it is a view (never counted)."""
+    return "a view" if rec.row_count is None else f"{rec.row_count:,} rows"
 
 
 def served_reused(result: ApplyResult) -> list[dg.AssetMaterialization]:
@@ -82,13 +87,15 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
             columns = cat.engine.columns(plan.internal_schema, rec.table)
         context.add_output_metadata(build_metadata(plan, rec, columns, reused=not written))
         how = ""
-        if step.base is not None and rec.row_count is not None:
+        if step.mode == Mode.ALIAS and step.base is not None:
+            how = f", the data of build {step.base.build_id} (no copy)"
+        elif step.base is not None and rec.row_count is not None:
             added = rec.row_count - (step.base.row_count or 0)
             how = f", {added:+,} on build {step.base.build_id} (new segment)"
         progress.emit(
             "built" if written else "reused",
             step.name,
-            f"{rec.row_count or 0:,} rows{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
+            f"{size_text(rec)}{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
         )
 
     def load_input(self, context: dg.InputContext):

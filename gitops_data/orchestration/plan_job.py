@@ -15,7 +15,7 @@ from gitops_data import progress
 from gitops_data.apply import conclude_run
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
-from gitops_data.orchestration.io_manager import build_metadata, served_reused
+from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
 from gitops_data.warehouse.execute import StepEvent, run_plan
@@ -38,7 +38,7 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan):
                     metadata=build_metadata(plan, rec, ev.columns or {}, reused=ev.kind == "reused"),
                 )
             )
-            progress.emit(ev.kind, name, f"{rec.row_count or 0:,} rows -> {rec.table}")
+            progress.emit(ev.kind, name, f"{size_text(rec)} -> {rec.table}")
         elif ev.kind == "checked":
             for r in ev.results:
                 context.log_event(

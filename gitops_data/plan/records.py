@@ -81,3 +81,6 @@ class CatalogState:
     audits: Audits = field(default_factory=dict)
     published: dict[str, BuildRecord] = field(default_factory=dict)  # model -> currently published build
     published_commit: str | None = None
+    # what a model may keep the data of (an alias): the environment's published builds, or for a new
+    # environment production's
+    baseline: dict[str, BuildRecord] = field(default_factory=dict)

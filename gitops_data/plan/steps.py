@@ -21,6 +21,7 @@ class Action(StrEnum):
     BUILD = "build"
     REUSE = "reuse"
     EXTERNAL = "external"
+    INLINE = "inline"  # an ephemeral model: its SQL goes into its downstream models' SQL
 
 
 class Mode(StrEnum):
@@ -31,6 +32,8 @@ class Mode(StrEnum):
     RESTORE = "restore"  # same definition and data; the old table is gone
     APPEND = "append"  # a new segment on `base`
     FORWARD_ONLY = "forward_only"  # a changed definition continues `base`'s history
+    ALIAS = "alias"  # same data as `base` (its upstream only gained columns it does not read): a new
+    # catalog record of base's table, no data written
 
 
 class CheckState(StrEnum):
@@ -79,6 +82,7 @@ class ModelStep:
     base: BuildRecord | None = None  # segmented builds: the build the new segment goes on
     reads: tuple[Read, ...] = ()
     sql: str | None = None  # the model's query (a snapshot: its source) with every read swapped in
+    materialized: str = "table"  # table | view | ephemeral
     file: str = ""
     line: int | None = None
 
@@ -140,7 +144,7 @@ class Plan:
     def ready(self) -> bool:
         """Every model has a build and every blocking check of every build passed."""
         return all(
-            m.action == Action.EXTERNAL
+            m.action in (Action.EXTERNAL, Action.INLINE)
             or (
                 m.action == Action.REUSE
                 and all(c.state == CheckState.PASSED or not c.check.blocking for c in m.checks)
@@ -160,7 +164,8 @@ class Plan:
             self.commit == self.previous_commit
             and not self.removed
             and all(
-                m.action == Action.EXTERNAL or (m.action == Action.REUSE and m.reason == "unchanged")
+                m.action in (Action.EXTERNAL, Action.INLINE)
+                or (m.action == Action.REUSE and m.reason == "unchanged")
                 for m in self.models.values()
             )
         )

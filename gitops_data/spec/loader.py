@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import difflib
 import fnmatch
 import posixpath
@@ -12,12 +13,13 @@ from pydantic import BaseModel, ValidationError
 
 from gitops_data.errors import Issue, ProjectError, SqlError
 from gitops_data.naming import identifier_problem
-from gitops_data.spec.checks import check_reads
+from gitops_data.spec.checks import check_reads, declared_checks
 from gitops_data.spec.project import Node, Project
 from gitops_data.spec.schema import (
     SECTIONS,
     SETTINGS_FILE,
     AlertSpec,
+    FileDefaults,
     ModelSpec,
     ScheduleSpec,
     SeedSpec,
@@ -121,9 +123,12 @@ def _load_settings(c: _Collector) -> Settings:
     return settings
 
 
-def _yaml_entries(c: _Collector, settings: Settings) -> list[tuple[str, str, LineDict]]:
-    """(section, file, raw entry) for every entry of every project YAML file."""
+def _yaml_entries(
+    c: _Collector, settings: Settings
+) -> tuple[list[tuple[str, str, LineDict]], dict[str, FileDefaults]]:
+    """(section, file, raw entry) for every entry of every project YAML file; each file's defaults."""
     out = []
+    defaults: dict[str, FileDefaults] = {}
     for path in c.tree.files():
         if path == SETTINGS_FILE or not path.endswith((".yml", ".yaml")):
             continue
@@ -150,6 +155,11 @@ def _yaml_entries(c: _Collector, settings: Settings) -> list[tuple[str, str, Lin
             )
             continue
         for key, value in data.items():
+            if key == "defaults":
+                parsed = c.parse(FileDefaults, value if value is not None else {}, path)
+                if parsed is not None:
+                    defaults[path] = parsed
+                continue
             if key not in SECTIONS:
                 hint = difflib.get_close_matches(key, list(SECTIONS), n=1)
                 extra = (
@@ -170,7 +180,7 @@ def _yaml_entries(c: _Collector, settings: Settings) -> list[tuple[str, str, Lin
                     c.add(path, f"each entry of `{key}` must be a mapping", getattr(value, "line", None))
                     continue
                 out.append((key, path, entry))
-    return out
+    return out, defaults
 
 
 def _python_entry(c: _Collector, spec: ModelSpec, file: str, line: int | None) -> dict | None:
@@ -315,6 +325,27 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict, dialects: tuple
     )
 
 
+def _materialize(
+    c: _Collector, node: Node, raw: LineDict, defaults: FileDefaults | None, settings: Settings
+) -> Node:
+    """A SQL model's materialization: its own `materialized`, else its file's `defaults`, else the
+    first of its tags in `materialized_by_tag`, else table. An ephemeral model has no object to check."""
+    kind = raw.get("materialized") or (defaults.materialized if defaults else None)
+    if kind is None:
+        by_tag = settings.materialized_by_tag
+        kind = next((by_tag[t] for t in node.tags if t in by_tag), None)
+    kind = kind or "table"
+    if kind == "ephemeral" and declared_checks(dataclasses.replace(node, materialized=kind)):
+        c.add(
+            node.file,
+            "an ephemeral model is inlined into its downstream models and has no table to check; "
+            "make it a view to keep its checks",
+            raw.key_lines.get("materialized", node.line),
+            node.name,
+        )
+    return dataclasses.replace(node, materialized=kind)
+
+
 def _sql_error_line(exc: SqlError, key_line: int | None, sql: str) -> int | None:
     """The line of the file an SQL error is on: in an .sql file its own line; in YAML the `sql:` key's
     line, plus the SQL line for a block scalar (`sql: |`, whose text starts on the next line)."""
@@ -392,7 +423,8 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
     schedules: list[ScheduleSpec] = []
     alerts: list[AlertSpec] = []
     where: dict[str, tuple[str, int]] = {}
-    for section, file, raw in _yaml_entries(c, settings):
+    entries, file_defaults = _yaml_entries(c, settings)
+    for section, file, raw in entries:
         name = raw.get("name")
         if section in ("schedules", "alerts"):
             spec = c.parse(SECTIONS[section], raw, file, name if isinstance(name, str) else None)
@@ -416,10 +448,13 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
                 continue
             seen[name.lower()] = (file, raw.line)
         node = _node(c, section, file, raw, (settings.dialect, target))
+        if node is not None and node.kind == "sql" and node.incremental is None:
+            node = _materialize(c, node, raw, file_defaults.get(file), settings)
         if node is not None:
             nodes[node.name] = node
     ordered = _order(c, nodes, set(seen))
     lower = {n.lower() for n in ordered}
+    ephemeral = {n.lower() for n, nd in ordered.items() if nd.ephemeral}
     for node in ordered.values():
         for check in node.checks:
             for target in check_reads(check.kind, check.args):
@@ -430,6 +465,22 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
                         node.line,
                         node.name,
                     )
+                elif target.lower() in ephemeral:
+                    c.add(
+                        node.file,
+                        f"checks: {check.kind} reads ephemeral model {target!r}, which has no table; "
+                        "make it a view",
+                        node.line,
+                        node.name,
+                    )
+        inlined = [d for d in node.deps if d.lower() in ephemeral]
+        if node.kind == "python" and inlined:
+            c.add(
+                node.file,
+                f"a Python model reads tables; {', '.join(inlined)} is ephemeral (make it a view)",
+                node.line,
+                node.name,
+            )
     for sched in schedules:
         for sel in sched.select:
             if not sel.startswith("tag:") and sel not in ordered:

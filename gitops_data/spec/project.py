@@ -42,11 +42,17 @@ class Node:
     table: str | None = None  # kind table: the external table's name
     incremental: IncrementalSpec | None = None  # kind sql: appends segments instead of rebuilding
     snapshot: SnapshotSpec | None = None  # kind snapshot: SCD-2 history of deps[0]
+    materialized: str = "table"  # table | view | ephemeral (SQL models); every other kind: table
 
     @property
     def built(self) -> bool:
-        """Whether a build of this node is a physical table in the internal schema."""
-        return self.kind != "table"
+        """Whether a build of this node is an object (table or view) in the internal schema."""
+        return self.kind != "table" and self.materialized != "ephemeral"
+
+    @property
+    def ephemeral(self) -> bool:
+        """Inlined into its downstream models' SQL: no build, no view."""
+        return self.materialized == "ephemeral"
 
     @property
     def segmented(self) -> bool:
@@ -75,6 +81,15 @@ class Project:
             if any(d in out for d in node.deps):
                 out.add(node.name)
         return out
+
+    def physical_deps(self, name: str) -> tuple[str, ...]:
+        """The upstreams `name` reads objects of: its deps, each ephemeral one replaced by its own."""
+        out: list[str] = []
+        for dep in self.nodes[name].deps:
+            for d in self.physical_deps(dep) if self.nodes[dep].ephemeral else (dep,):
+                if d not in out:
+                    out.append(d)
+        return tuple(out)
 
     def select(self, selectors: list[str]) -> list[str]:
         """Node names matched by `name` or `tag:<tag>` selectors (all built nodes when empty)."""

@@ -234,11 +234,18 @@ class IncrementalSpec(_Strict):
         return self
 
 
+Materialized = Literal["table", "view", "ephemeral"]
+
+
 class ModelSpec(_NodeSpec):
     sql: str | None = None
     sql_file: str | None = None
     python: str | None = None
     incremental: IncrementalSpec | None = None
+    materialized: Materialized | None = Field(
+        default=None,
+        description="table (default), view (over the upstream builds), or ephemeral (inlined downstream)",
+    )
 
     @model_validator(mode="after")
     def _one_body(self) -> ModelSpec:
@@ -251,6 +258,13 @@ class ModelSpec(_NodeSpec):
             )
         if self.incremental is not None and self.python is not None:
             raise ValueError("incremental models are SQL models (`sql` or `sql_file`)")
+        if self.materialized in ("view", "ephemeral"):
+            if self.python is not None:
+                raise ValueError(
+                    f"a Python model is a table; it cannot be materialized as {self.materialized}"
+                )
+            if self.incremental is not None:
+                raise ValueError(f"an incremental model keeps its history in tables; not {self.materialized}")
         return self
 
 
@@ -353,6 +367,9 @@ class Settings(_Strict):
     consumers: list[str] = Field(
         default_factory=list, description="warehouse roles that may read the external schemas (PostgreSQL)"
     )
+    materialized_by_tag: dict[str, Materialized] = Field(
+        default_factory=dict, description="default materialization of SQL models by tag (first tag wins)"
+    )
 
     @field_validator("dialect")
     @classmethod
@@ -366,6 +383,12 @@ class Settings(_Strict):
                 f"unknown SQL dialect {v!r} (use sqlglot's names: duckdb, postgres, ...)"
             ) from None
         return v.lower()
+
+
+class FileDefaults(_Strict):
+    """A YAML file's `defaults:`, for the models it declares."""
+
+    materialized: Materialized | None = None
 
 
 SECTIONS: dict[str, type[_Strict]] = {

@@ -28,6 +28,7 @@ class BuildTarget:
     run_id: str | None
     internal_schema: str
     location: str = ""  # the model's file:line, for error messages
+    reads: tuple[str, ...] = ()  # a view build: the builds whose tables it selects from
 
     @property
     def model(self) -> str:
@@ -64,12 +65,37 @@ def write_build(
             rows = engine.count(qualified(internal, target.build.table))
             columns = engine.columns(internal, target.build.table)
             rec = replace(target.build, run_id=target.run_id, row_count=rows, created_at=now())
-            catalog.record_build(rec, target.kind, target.env, columns)
+            catalog.record_build(rec, target.kind, target.env, columns, target.reads)
     except Exception as exc:
         if isinstance(exc, BuildError):
             raise
         raise target.failed(exc) from None
     return rec, columns
+
+
+def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[BuildRecord, dict[str, str]]:
+    """CREATE VIEW <planned name> AS <select> over the upstream builds (immutable, so the view is
+    too), recorded with the builds it reads so gc keeps them. No row count: that would run it."""
+    engine, internal = catalog.engine, target.internal_schema
+    engine.create_schema(internal)
+    try:
+        with engine.transaction():
+            engine.create_view(internal, target.build.table, select, replace=False)
+            columns = engine.columns(internal, target.build.table)
+            rec = replace(target.build, run_id=target.run_id, row_count=None, created_at=now())
+            catalog.record_build(rec, target.kind, target.env, columns, target.reads)
+    except Exception as exc:
+        raise target.failed(exc) from None
+    return rec, columns
+
+
+def write_alias(catalog: Catalog, target: BuildTarget, base: BuildRecord) -> BuildRecord:
+    """A new build record for `base`'s table: the same data under the model's new fingerprint."""
+    with catalog.engine.transaction():
+        columns, reads = catalog.build_shape(base.build_id)
+        rec = replace(target.build, run_id=target.run_id, row_count=base.row_count, created_at=now())
+        catalog.record_build(rec, target.kind, target.env, columns, reads)
+    return rec
 
 
 def write_frame(catalog: Catalog, target: BuildTarget, frame, cast_types: dict[str, str]):

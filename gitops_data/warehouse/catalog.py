@@ -44,6 +44,7 @@ alter table {m}.env_views add column if not exists definition varchar;
 alter table {m}.builds add column if not exists invalid_reason varchar;
 alter table {m}.builds add column if not exists inputs {json};
 alter table {m}.builds add column if not exists version varchar;
+alter table {m}.builds add column if not exists reads {json};
 create table if not exists {m}.segments (build_id varchar, seq integer, table_name varchar);
 create table if not exists {m}.checkouts (
   env varchar, schema_name varchar, commit varchar, publish_id varchar, created_at timestamp);
@@ -134,11 +135,14 @@ class Catalog:
         return self.engine.fetchall(sql.replace("{m}", self.m), params)
 
     # -- builds -----------------------------------------------------------------------------
-    def record_build(self, rec: BuildRecord, kind: str, env: str, columns: dict[str, str]) -> None:
+    def record_build(
+        self, rec: BuildRecord, kind: str, env: str, columns: dict[str, str], reads: tuple[str, ...] = ()
+    ) -> None:
+        """One build; `reads`: the builds whose tables its object selects from (a view's)."""
         self._q(
             """insert into {m}.builds (build_id, model, kind, fingerprint, commit, env, run_id, table_name,
-                   row_count, columns, created_at, inputs, version)
-               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
+                   row_count, columns, created_at, inputs, version, reads)
+               values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
             [
                 rec.build_id,
                 rec.model,
@@ -153,8 +157,22 @@ class Catalog:
                 rec.created_at or now(),
                 json.dumps(rec.inputs) if rec.inputs is not None else None,
                 rec.version,
+                json.dumps(list(reads)) if reads else None,
             ],
         )
+
+    def build_shape(self, build_id: str) -> tuple[dict[str, str], tuple[str, ...]]:
+        """(columns, builds it reads) of a recorded build."""
+        rows = self._q("select columns, reads from {m}.builds where build_id = ?", [build_id])
+        columns, reads = rows[0]
+        return json.loads(columns), tuple(json.loads(reads)) if reads else ()
+
+    def physical_reads(self) -> dict[str, tuple[str, ...]]:
+        """build -> the builds whose tables its object selects from (views and their aliases)."""
+        return {
+            b: tuple(json.loads(r))
+            for b, r in self._q("select build_id, reads from {m}.builds where reads is not null")
+        }
 
     def builds(self) -> list[BuildRecord]:
         return [_build(r) for r in self._q(f"select {_BUILD_COLUMNS} from {{m}}.builds b")]
@@ -175,12 +193,12 @@ class Catalog:
 
     def existing_builds(self, internal: str, build_ids: list[str]) -> set[str]:
         """Those of `build_ids` that are recorded, valid, and whose table exists."""
-        present = set(self.engine.objects(internal))
         rows = self._q(
             f"select build_id, table_name from {{m}}.builds where {_in('build_id', build_ids)} "
             "and invalid_reason is null",
             build_ids,
         )
+        present = set(self.engine.objects(internal, sorted({t for _, t in rows})))
         return {b for b, t in rows if t in present}
 
     def tables_of(self, build_ids: list[str]) -> dict[str, str]:

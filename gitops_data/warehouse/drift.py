@@ -70,7 +70,11 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
             )
             continue
         try:
-            now_rows = engine.count(qualified(internal, table))
+            if first.row_count is None:  # a view build: readable, not counted (that would run it)
+                engine.query_columns(f"select * from {qualified(internal, table)}")
+                now_rows = None
+            else:
+                now_rows = engine.count(qualified(internal, table))
         except Exception as exc:  # a segment table under a build's view was dropped
             out.append(Drift(envs, internal, "table_changed", where, f"{first.model} cannot be read: {exc}"))
             continue

@@ -4,18 +4,28 @@ says so. Re-executing a step whose build exists is a no-op (Dagster re-execution
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import os
+import time
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gitops_data.audit.runner import CheckResult, not_run, run_check
 from gitops_data.errors import BuildError
 from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
-from gitops_data.plan import Action, BuildRecord, CheckState, ModelStep, Plan
+from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan
 from gitops_data.spec.project import Node, Project
-from gitops_data.warehouse.builder import BuildTarget, write_build, write_file, write_frame
+from gitops_data.warehouse.builder import (
+    BuildTarget,
+    write_alias,
+    write_build,
+    write_file,
+    write_frame,
+    write_view,
+)
 from gitops_data.warehouse.catalog import Catalog
 from gitops_data.warehouse.python_models import run_python_model
 from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select, write_segmented
@@ -44,7 +54,13 @@ def execute_build(
     target = BuildTarget(step.build, node.kind, plan.env, run_id, plan.internal_schema, step.location)
     engine, internal = catalog.engine, plan.internal_schema
     types = node.declared_types
-    if node.segmented:
+    if step.mode == Mode.ALIAS:
+        assert step.base is not None
+        return write_alias(catalog, target, step.base), True
+    if step.materialized == "view":
+        reads = tuple(r.build_id for r in step.reads if r.build_id)
+        rec, _ = write_view(catalog, replace(target, reads=reads), step.sql or "")
+    elif node.segmented:
         base_view = qualified(internal, step.base.table) if step.base else None
         if node.snapshot is not None:
             select = snapshot_select(engine, step.sql or "", node.snapshot, base_view)
@@ -115,6 +131,42 @@ class StepEvent:
     columns: dict[str, str] | None = None  # of a build: column -> type
 
 
+class ConnectionLease:
+    """One connection reused by consecutive steps for up to `seconds`, then closed so other
+    processes (a sensor, the CLI) get their turn: connecting and closing (a DuckDB checkpoint)
+    cost more than a small model's SQL."""
+
+    def __init__(self, opener: Callable[[], AbstractContextManager[Catalog]], seconds: float):
+        self.opener, self.seconds = opener, seconds
+        self._stack: contextlib.ExitStack | None = None
+        self._catalog: Catalog | None = None
+        self._since = 0.0
+
+    @contextlib.contextmanager
+    def __call__(self) -> Iterator[Catalog]:
+        if self._catalog is None:
+            self._stack = contextlib.ExitStack()
+            self._catalog = self._stack.enter_context(self.opener())
+            self._since = time.monotonic()
+        try:
+            yield self._catalog
+        except BaseException:
+            self.close()
+            raise
+        if time.monotonic() - self._since >= self.seconds:
+            self.close()
+
+    def close(self) -> None:
+        if self._stack is not None:
+            stack, self._stack, self._catalog = self._stack, None, None
+            stack.close()
+
+
+def lease_seconds() -> float:
+    """How long a plan run keeps one connection (GITOPS_DATA_CONNECTION_LEASE, default 1 s)."""
+    return float(os.environ.get("GITOPS_DATA_CONNECTION_LEASE", "1"))
+
+
 def _blocking_failure(results: list[CheckResult]) -> bool:
     return any(not r.passed and not r.not_run and r.severity == "error" for r in results)
 
@@ -130,13 +182,29 @@ def run_plan(
     """Execute every step of `plan` in build order: each build, then its own pending checks; then the
     checks that read other models, once every build exists. A build error or a failed blocking check
     skips the steps downstream of it (the commit cannot be published anyway); independent steps go
-    on. `catalog()` opens a short connection per step, so other processes are not locked out for a
-    whole run. Returns the errors of failed builds (empty: every build was made)."""
+    on. `catalog()` opens a connection; consecutive steps share one for up to a second
+    (ConnectionLease), so other processes are not locked out for a whole run. Returns the errors of
+    failed builds (empty: every build was made)."""
+    lease = ConnectionLease(catalog, lease_seconds())
+    try:
+        return _run_steps(lease, plan, project, run_id, repo, report)
+    finally:
+        lease.close()
+
+
+def _run_steps(
+    catalog: Callable[[], AbstractContextManager[Catalog]],
+    plan: Plan,
+    project: Project,
+    run_id: str | None,
+    repo: str,
+    report: Callable[[StepEvent], None],
+) -> list[str]:
     stopped: set[str] = set()
     errors: list[str] = []
     cross: list[tuple[ModelStep, list[str]]] = []
     for name, step in plan.models.items():
-        if step.action == Action.EXTERNAL:
+        if step.action in (Action.EXTERNAL, Action.INLINE):
             continue
         upstream_stopped = sorted(r.model for r in step.reads if r.model in stopped)
         if upstream_stopped:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from gitops_data.errors import GitopsError
 from gitops_data.plan import BuildRecord
@@ -77,19 +77,31 @@ def collect_garbage(
     publishes = [PublishEntry(env, ts, ids) for env, ts, ids in catalog.publishes() if env in live]
     keep = retained_builds(builds, publishes, serving, s.retention, now(), grace, protected_commits)
     keep |= catalog.open_plan_builds()  # a plan waiting for its run reads and makes exactly these
+    reads = catalog.physical_reads()  # a kept view build keeps the builds it selects from
+    stack = list(keep)
+    while stack:
+        for read in reads.get(stack.pop(), ()):
+            if read not in keep:
+                keep.add(read)
+                stack.append(read)
     drop = [b for b in builds if b.build_id not in keep]
     present = engine.objects(s.internal_schema)
     segments = catalog.all_segments()
-    still_used = {t for b in builds if b.build_id in keep for t in segments.get(b.build_id, [])}
-    doomed = {b.table for b in drop} | {
+    # an alias shares its table with another build: the table goes with the last of them
+    still_used = {b.table for b in builds if b.build_id in keep}
+    still_used |= {t for b in builds if b.build_id in keep for t in segments.get(b.build_id, [])}
+    doomed = {b.table for b in drop if b.table not in still_used} | {
         t for b in drop for t in segments.get(b.build_id, []) if t not in still_used
     }
     known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
     orphans = sorted(set(present) - known)
     if not dry_run and drop:
         with engine.transaction():
-            # views (segmented builds) first: they read the segment tables
-            for name in sorted(doomed, key=lambda n: present.get(n) != "VIEW"):
+            # views first (a segmented build's view reads its segments), newest first (a view build
+            # reads builds made before it, never after)
+            made = {b.table: b.created_at or datetime.min for b in builds}
+            order = sorted(doomed, key=lambda n: made.get(n, datetime.min), reverse=True)
+            for name in sorted(order, key=lambda n: present.get(n) != "VIEW"):
                 if name in present:
                     engine.drop(present[name], s.internal_schema, name)
             catalog.delete_builds([b.build_id for b in drop])

@@ -46,9 +46,9 @@ class PublishTarget:
     hold_head: str | None = None  # a rollback holds until the branch moves past this head
 
 
-# A reader holding a view makes a publish wait at most this many times (each bounded by the
-# engine's lock timeout) before it gives up with PublishConflict; the old state stays served.
-PUBLISH_ATTEMPTS = 8
+# Readers holding views make a publish step back (each wait bounded by the engine's lock timeout)
+# and try again, for about a minute, before it gives up with PublishConflict; the old state stays.
+PUBLISH_ATTEMPTS = 60
 
 
 def publish_builds(
@@ -78,7 +78,7 @@ def publish_builds(
                     f"publishing {target.env} waited for readers {attempt} times and gave up; the "
                     f"previous commit is still served ({' '.join(str(exc).split())[:200]})"
                 ) from None
-            time.sleep(min(0.05 * 2**attempt, 2.0) * (1 + random.random()))
+            time.sleep(min(0.02 * 2**attempt, 1.0) * (0.5 + random.random()))
     raise AssertionError("unreachable")
 
 
@@ -95,17 +95,31 @@ def _publish_once(
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
     with engine.transaction():
-        engine.set_publish_lock_timeout()
         engine.create_schema(schema)
         existing = engine.objects(schema)
+        current = engine.view_definitions(schema)
+        recorded = catalog.env_views(env)  # model -> (view sql, definition stored, build id)
+        selects = {n: view_sql(internal, t) for n, t in tables.items()}
         stale = tuple(sorted(n for n in existing if n not in tables))
+        # a view that serves the same build and is as it was published stays untouched (no lock)
+        touch = {
+            n: (selects[n], internal, tables[n])
+            for n in tables
+            if not (
+                existing.get(n) == "VIEW"
+                and n in recorded
+                and recorded[n][2] == builds[n]
+                and recorded[n][1] is not None
+                and current.get(n) == recorded[n][1]
+            )
+        }
+        engine.lock_views(schema, [n for n in (*stale, *touch) if n in existing])
         for name in stale:
             engine.drop(existing[name], schema, name)
-        for name, table in tables.items():
-            engine.replace_view(schema, name, view_sql(internal, table), existing.get(name))
+        engine.replace_views(schema, touch, existing)
         engine.grant_read(schema, list(consumers))
-        definitions = engine.view_definitions(schema)
-        views = {n: (builds[n], view_sql(internal, tables[n]), definitions.get(n)) for n in tables}
+        definitions = engine.view_definitions(schema) if touch or stale else current
+        views = {n: (builds[n], selects[n], definitions.get(n)) for n in tables}
         held = (
             f"rolled back to publish {target.rollback_of} (commit {target.commit[:10]}); "
             "the next commit on the branch publishes"
