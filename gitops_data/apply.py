@@ -213,6 +213,7 @@ def apply(
     trigger: str = "cli",
     rebuild: frozenset[str] = frozenset(),
     retry_final: bool = True,
+    full: bool = False,
 ) -> ApplyResult:
     """Bring the environment of `ref` to the commit `ref` points at, as far as its checks allow.
 
@@ -251,7 +252,7 @@ def apply(
                 cat.conclude_plan(
                     open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again"
                 )
-    plan = ws.plan(sha, env, rebuild)
+    plan = ws.plan(sha, env, rebuild, full=full)
     if not plan.has_work or plan.failures():  # reused builds already failed their blocking checks
         return run.conclude(plan, None, None, None)
     plan_id = uuid.uuid4().hex[:12]

@@ -221,17 +221,25 @@ def _print_plan(plan) -> None:
     )
 
 
+_full_option = click.option(
+    "--full",
+    is_flag=True,
+    help="Rebuild the models an additive upstream change would let keep their data.",
+)
+
+
 @main.command()
 @click.option("--ref", default=None, help="Branch, tag or commit. [default: the production ref]")
 @_env_option
+@_full_option
 @_format_option("json", "markdown")
 @click.pass_obj
-def plan(obj: Ctx, ref: str | None, env_name: str | None, fmt: str) -> None:
+def plan(obj: Ctx, ref: str | None, env_name: str | None, full: bool, fmt: str) -> None:
     """Show, per model, whether the commit needs a new build or reuses one, and why. Writes nothing."""
     from gitops_data import render
 
     ref, sha, env = _target(obj, ref, env_name)
-    p = obj.ws.plan(sha, env)
+    p = obj.ws.plan(sha, env, full=full)
     if fmt == "json":
         print(render.to_json("plan", render.plan_body(p)))
     elif fmt == "markdown":
@@ -275,8 +283,9 @@ def _listen():
 @main.command()
 @click.option("--ref", default=None, help="Branch, tag or commit. [default: the production ref]")
 @_env_option
+@_full_option
 @click.pass_obj
-def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
+def build(obj: Ctx, ref: str | None, env_name: str | None, full: bool) -> None:
     """Build (and audit) what the plan needs, as a Dagster run; does not publish."""
     import uuid
 
@@ -284,7 +293,7 @@ def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
     from gitops_data.plan import Status
 
     ref, sha, env = _target(obj, ref, env_name)
-    p = obj.ws.plan(sha, env)
+    p = obj.ws.plan(sha, env, full=full)
     _print_plan(p)
     if not p.has_work:
         console.print("nothing to build")
@@ -308,8 +317,9 @@ def build(obj: Ctx, ref: str | None, env_name: str | None) -> None:
 
 @main.command()
 @click.option("--ref", default=None, help="Branch to sync. [default: the production ref]")
+@_full_option
 @click.pass_obj
-def sync(obj: Ctx, ref: str | None) -> None:
+def sync(obj: Ctx, ref: str | None, full: bool) -> None:
     """Plan, build, audit and publish a branch.
 
     Exit codes: 0 published or up to date, 2 invalid project, 3 blocked by checks, 4 build failed,
@@ -321,7 +331,7 @@ def sync(obj: Ctx, ref: str | None) -> None:
     ref, sha, env = _target(obj, ref, None)
     stop = _listen()
     try:
-        result = apply(obj.ws, ref, _LazyExecutor(obj.ws))
+        result = apply(obj.ws, ref, _LazyExecutor(obj.ws), full=full)
     finally:
         stop()
     for m, c, n in result.warnings:
