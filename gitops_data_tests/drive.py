@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gitops_data.orchestration.definitions import build_definitions, current_pins
+from gitops_data.orchestration.definitions import build_definitions, current_state
 from gitops_data.orchestration.run import execute_run_request
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query
@@ -19,7 +19,9 @@ class Driver:
         self.runs: list = []
 
     def definitions(self) -> dg.Definitions:
-        return build_definitions(self.ws, current_pins(self.ws))
+        """What a (re)load of the code location builds now."""
+        pins, notes = current_state(self.ws)
+        return build_definitions(self.ws, pins, notes=notes)
 
     def tick(self):
         """One sensor evaluation; returns (run requests, skip message)."""

@@ -7,6 +7,7 @@ checks -> not published; deleted branch -> schema dropped.
 
 from __future__ import annotations
 
+import dagster as dg
 import pytest
 
 from gitops_data.workspace import Workspace
@@ -104,6 +105,22 @@ def test_invalid_commit_is_not_built_and_keeps_serving(make_repo, warehouse, ins
     assert "invalid" in message and "a_typo" in message
     assert len(d.runs) == runs
     assert d.query("select count(*) from analytics.b") == [(3,)]
+    # the asset graph says so on every asset of the environment (it shows the valid parent)
+    description = d.definitions().get_assets_def(dg.AssetKey(["analytics", "b"])).descriptions_by_key
+    text = description[dg.AssetKey(["analytics", "b"])]
+    assert "is invalid: " in text and "a_typo" in text and "the assets shown are of" in text
+
+
+def test_a_blocked_head_is_labelled_on_its_assets(make_repo, warehouse, instance):
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d.settle()
+    repo.write("seeds/nums.csv", "id,v\n1,10\n2,-5\n3,30\n")  # a.v >= 0 fails
+    repo.commit("negative")
+    d.settle()
+    key = dg.AssetKey(["analytics", "a"])
+    text = d.definitions().get_assets_def(key).descriptions_by_key[key]
+    assert text.startswith("⚠ head ") and "is blocked: blocking checks failed: a.v__ge" in text
 
 
 # a fact with a relationship to a dimension that is neither its upstream nor its downstream, and an

@@ -10,6 +10,7 @@ asset, so it runs after that model's build of the same plan.
 
 import functools
 import json
+from dataclasses import replace
 
 import dagster as dg
 
@@ -18,6 +19,7 @@ from gitops_data.audit.runner import CheckResult
 from gitops_data.engines import step_connection
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
+from gitops_data.orchestration.head_state import with_note
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import ModelStep, Plan
 from gitops_data.spec.checks import DeclaredCheck, declared_checks
@@ -239,11 +241,16 @@ def _external_asset(env: Environment, node: Node, engine: str) -> dg.AssetSpec:
     )
 
 
-def environment_assets(ws: Workspace, env: Environment, sha: str, project: Project) -> list:
-    """All assets (with their checks) and external assets of one environment at one commit."""
+def environment_assets(
+    ws: Workspace, env: Environment, sha: str, project: Project, note: str | None = None
+) -> list:
+    """All assets (with their checks) and external assets of one environment at one commit; `note`
+    (why the branch head is not served: invalid, blocked, failed) heads every description."""
     fps = ws.fingerprints(sha)
     out: list = []
     for node in project.nodes.values():
+        if note:
+            node = replace(node, description=with_note(node.description, note))
         if node.kind == "table":
             out.append(_external_asset(env, node, ws.dialect))
             continue

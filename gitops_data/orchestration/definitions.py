@@ -16,6 +16,7 @@ from dagster._core.definitions.definitions_load_context import DefinitionsLoadCo
 from gitops_data import gitrepo
 from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.orchestration.assets import environment_assets
+from gitops_data.orchestration.head_state import head_notes
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import resources
@@ -25,6 +26,7 @@ from gitops_data.workspace import Environment, Workspace
 
 log = logging.getLogger("gitops_data.definitions")
 PIN_KEY = "gitops_data/pins"
+NOTES_KEY = "gitops_data/notes"
 LOCATION = "gitops_data"
 
 
@@ -49,17 +51,31 @@ def current_pins(ws: Workspace) -> dict[str, str]:
     return pins
 
 
-def _pins(ws: Workspace) -> dict[str, str]:
+def current_state(ws: Workspace) -> tuple[dict[str, str], dict[str, str]]:
+    """(ref -> commit to show, ref -> note on its head) as the refs and the catalog say now."""
+    pins = current_pins(ws)
+    settings = ws.production_settings()
+    return pins, head_notes(ws, settings, ws.tracked_heads(settings), pins)
+
+
+def _pins(ws: Workspace) -> tuple[dict[str, str], dict[str, str]]:
+    """(ref -> pinned commit, ref -> note on its head), as loaded at INITIALIZATION."""
     ctx = DefinitionsLoadContext.get()
     if ctx.load_type == DefinitionsLoadType.RECONSTRUCTION and PIN_KEY in ctx.reconstruction_metadata:
-        return json.loads(ctx.reconstruction_metadata[PIN_KEY])
-    pins = current_pins(ws)
+        meta = ctx.reconstruction_metadata
+        return json.loads(meta[PIN_KEY]), json.loads(meta.get(NOTES_KEY, "{}"))
+    pins, notes = current_state(ws)
     ctx.add_to_pending_reconstruction_metadata(PIN_KEY, json.dumps(pins))
-    return pins
+    ctx.add_to_pending_reconstruction_metadata(NOTES_KEY, json.dumps(notes))
+    return pins, notes
 
 
-def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCATION) -> dg.Definitions:
-    """Assets, checks, sensors and schedules for the pinned commits (ref -> SHA)."""
+def build_definitions(
+    ws: Workspace, pins: dict[str, str], location: str = LOCATION, notes: dict[str, str] | None = None
+) -> dg.Definitions:
+    """Assets, checks, sensors and schedules for the pinned commits (ref -> SHA); `notes` (ref -> why
+    its head is not served) go on top of that environment's asset descriptions."""
+    notes = notes or {}
     settings = ws.production_settings()
     assets: list = []
     envs: dict[str, tuple[Environment, str]] = {}
@@ -71,7 +87,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
             log.warning("skipping %s: %s", ref, exc)
             continue
         envs[ref] = (env, sha)
-        assets.extend(environment_assets(ws, env, sha, project))
+        assets.extend(environment_assets(ws, env, sha, project, notes.get(ref)))
     prod = envs.get(settings.production_ref)
     prod_project = ws.project(prod[1]) if prod else None
     return dg.Definitions(
@@ -79,7 +95,7 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
         jobs=[gc_job, plan_job],
         schedules=[gc_schedule, *(yaml_schedules(ws, prod_project, set(envs)) if prod_project else [])],
         sensors=[
-            git_ref_sensor(ws, dict(pins), prod_project, location),
+            git_ref_sensor(ws, dict(pins), prod_project, location, dict(notes)),
             failure_alerts(ws, prod_project),
             drift_guard(ws, prod_project),
         ],
@@ -92,4 +108,5 @@ def build_definitions(ws: Workspace, pins: dict[str, str], location: str = LOCAT
 def defs() -> dg.Definitions:
     """Entry point for workspace.yaml; the data repo and warehouse come from GITOPS_DATA_REPO / _WAREHOUSE."""
     ws = Workspace.from_env()
-    return build_definitions(ws, _pins(ws))
+    pins, notes = _pins(ws)
+    return build_definitions(ws, pins, notes=notes)

@@ -10,6 +10,7 @@ from gitops_data.alerts import AlertEvent
 from gitops_data.alerts import send as deliver_all
 from gitops_data.apply import apply_all
 from gitops_data.orchestration import tags as T
+from gitops_data.orchestration.head_state import head_notes
 from gitops_data.orchestration.io_manager import served_reused
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
@@ -52,10 +53,16 @@ def sensor_interval() -> int:
 
 
 def git_ref_sensor(
-    ws: Workspace, loaded: dict[str, str], prod_project: Project | None, location: str
+    ws: Workspace,
+    loaded: dict[str, str],
+    prod_project: Project | None,
+    location: str,
+    loaded_notes: dict[str, str] | None = None,
 ) -> dg.SensorDefinition:
     """Polls the data repo's refs; requests plan runs, publishes, drops deleted branches' schemas.
-    `loaded`: ref -> commit whose assets the code location shows (only the UI's view depends on it)."""
+    `loaded`: ref -> commit whose assets the code location shows, `loaded_notes`: the notes on heads
+    it shows (invalid, blocked); only the UI's view depends on them."""
+    loaded_notes = loaded_notes or {}
 
     @dg.sensor(
         name="git_refs",
@@ -85,8 +92,11 @@ def git_ref_sensor(
         for line in lines:
             context.log.info(line)
         reloaded_for = cursor.get("reloaded_for")
-        if any(loaded.get(ref) != sha for ref, sha in heads.items()) and heads != reloaded_for:
-            reloaded_for = heads  # once per set of heads; a failure is a warning, never a stall
+        notes = head_notes(ws, settings, heads, loaded)
+        state = {"heads": heads, "notes": notes}
+        stale = any(loaded.get(ref) != sha for ref, sha in heads.items()) or notes != loaded_notes
+        if stale and state != reloaded_for:
+            reloaded_for = state  # once per state of the heads; a failure is a warning, never a stall
             problem = request_reload(location)
             if problem:
                 context.log.warning(problem)
