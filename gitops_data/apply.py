@@ -68,6 +68,13 @@ class ApplyResult:
     warnings: list[tuple[str, str, int | None]] = field(default_factory=list)
     error: GitopsError | None = None
 
+    @property
+    def outcome(self) -> str:
+        """One line for the run's `gitops/outcome` tag: published, blocked: <checks>, failed, ..."""
+        if self.status == Status.BLOCKED and self.failures:
+            return "blocked: " + ", ".join(f"{m}.{c}" for m, c, _ in self.failures)[:200]
+        return str(self.status)
+
     def raise_for_status(self) -> ApplyResult:
         """The error a CLI user should see for a commit that was not published."""
         if self.error is not None:

@@ -334,6 +334,10 @@ def sync(obj: Ctx, ref: str | None, full: bool) -> None:
         result = apply(obj.ws, ref, _LazyExecutor(obj.ws), full=full)
     finally:
         stop()
+    if result.run_id:  # the run in the Dagster UI says how it ended for the commit
+        from gitops_data.orchestration.tags import OUTCOME
+
+        dagster_instance().add_run_tags(result.run_id, {OUTCOME: result.outcome})
     for m, c, n in result.warnings:
         console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
     result.raise_for_status()

@@ -121,6 +121,9 @@ def test_a_blocked_head_is_labelled_on_its_assets(make_repo, warehouse, instance
     key = dg.AssetKey(["analytics", "a"])
     text = d.definitions().get_assets_def(key).descriptions_by_key[key]
     assert text.startswith("⚠ head ") and "is blocked: blocking checks failed: a.v__ge" in text
+    run = instance.get_run_by_id(d.runs[-1].run_id)  # a successful run that says what blocked it
+    assert run.status == dg.DagsterRunStatus.SUCCESS
+    assert run.tags["gitops/outcome"] == "blocked: a.v__ge"
 
 
 # a fact with a relationship to a dimension that is neither its upstream nor its downstream, and an

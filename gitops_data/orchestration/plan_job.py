@@ -90,6 +90,7 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:
             context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
+            context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
             for event in served_reused(result):
                 context.log_event(event)
     if errors:

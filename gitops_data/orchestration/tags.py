@@ -6,3 +6,4 @@ ENV = "gitops/env"
 SCHEMA = "gitops/schema"
 TRIGGER = "gitops/trigger"
 PLAN = "gitops/plan"
+OUTCOME = "gitops/outcome"  # set when the run's plan is concluded: published, blocked: <checks>, ...
