@@ -48,22 +48,31 @@ def size_text(rec: BuildRecord) -> str:
 def served_reused(result: ApplyResult) -> list[dg.AssetMaterialization]:
     """Materializations of the models a publish started serving from builds that already existed
     (zero copy: a branch reusing production's tables, a merge, a revert). Without them the UI shows
-    those models as never materialized in that environment."""
+    those models as never materialized in that environment. In build order, and followed again by
+    the models built downstream of them, so none looks older than its upstream ("stale")."""
     plan, record = result.plan, result.publish
     if result.status != Status.PUBLISHED or plan is None or record is None:
         return []
     env = Environment(plan.env, plan.schema)
     out = []
-    for name in record.changed:
-        step = plan.models.get(name)
-        if step is None or step.action != Action.REUSE or step.build is None:
-            continue
+    changed = set(record.changed)
+    reported: set[str] = set()
+    for name, step in plan.models.items():
         b = step.build
+        if name not in changed or b is None:
+            continue
+        if step.action == Action.REUSE:
+            how = f"made for commit {b.commit[:10]} (reused, zero copy)"
+        elif any(r.model in reported for r in step.reads):
+            how = "made by this run; published after its reused upstreams"
+        else:
+            continue
+        reported.add(name)
         out.append(
             dg.AssetMaterialization(
                 asset_key=asset_key(env, name),
-                description=f"serves build {b.build_id}, made for commit {b.commit[:10]} (reused, zero copy)",
-                metadata=build_metadata(plan, b, {}, reused=True),
+                description=f"serves build {b.build_id}, {how}",
+                metadata=build_metadata(plan, b, {}, reused=step.action == Action.REUSE),
             )
         )
     return out
