@@ -18,7 +18,7 @@ from gitops_data.orchestration.assets import asset_key, check_event, check_metad
 from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
-from gitops_data.warehouse.execute import StepEvent, run_plan
+from gitops_data.warehouse.execute import ConnectionLease, StepEvent, lease_seconds, run_plan
 from gitops_data.workspace import Environment
 
 PLAN_JOB = "gitops_plan"
@@ -78,14 +78,10 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
     if plan is None:
         raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
-    errors = run_plan(
-        lambda: ws.catalog(meta),
-        plan,
-        ws.project(plan.commit),
-        context.run.run_id,
-        ws.repo,
-        _reporter(context, plan),
-    )
+    with ConnectionLease(lambda: ws.catalog(meta), lease_seconds()) as catalog:
+        errors = run_plan(
+            catalog, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
+        )
     if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:

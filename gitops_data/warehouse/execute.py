@@ -156,6 +156,12 @@ class ConnectionLease:
         if time.monotonic() - self._since >= self.seconds:
             self.close()
 
+    def __enter__(self) -> ConnectionLease:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
     def close(self) -> None:
         if self._stack is not None:
             stack, self._stack, self._catalog = self._stack, None, None
@@ -182,24 +188,9 @@ def run_plan(
     """Execute every step of `plan` in build order: each build, then its own pending checks; then the
     checks that read other models, once every build exists. A build error or a failed blocking check
     skips the steps downstream of it (the commit cannot be published anyway); independent steps go
-    on. `catalog()` opens a connection; consecutive steps share one for up to a second
-    (ConnectionLease), so other processes are not locked out for a whole run. Returns the errors of
-    failed builds (empty: every build was made)."""
-    lease = ConnectionLease(catalog, lease_seconds())
-    try:
-        return _run_steps(lease, plan, project, run_id, repo, report)
-    finally:
-        lease.close()
-
-
-def _run_steps(
-    catalog: Callable[[], AbstractContextManager[Catalog]],
-    plan: Plan,
-    project: Project,
-    run_id: str | None,
-    repo: str,
-    report: Callable[[StepEvent], None],
-) -> list[str]:
+    on. `catalog()` gives the connection of each step (a ConnectionLease shares one among steps for
+    a moment, so other processes are not locked out for a whole run). Returns the errors of failed
+    builds (empty: every build was made)."""
     stopped: set[str] = set()
     errors: list[str] = []
     cross: list[tuple[ModelStep, list[str]]] = []
