@@ -717,8 +717,13 @@ def entry() -> int:
     except GitopsError as exc:  # ProjectError included: its message lists every issue
         err.print("[red]error[/]: " + escape(str(exc)))
         return exc.exit_code
-    except (OSError, RuntimeError) as exc:  # duckdb.Error is a RuntimeError; a full disk an OSError
-        err.print(f"[red]error[/]: {type(exc).__name__}: " + escape(str(exc)))
+    except Exception as exc:
+        # the warehouse's own errors (duckdb, psycopg: a lost connection...) and a full disk: one line
+        if not isinstance(exc, OSError | RuntimeError) and not type(exc).__module__.startswith(
+            ("psycopg", "duckdb", "adbc_driver")
+        ):
+            raise
+        err.print(f"[red]error[/]: {type(exc).__name__}: " + escape(" ".join(str(exc).split())))
         return 1
     return 0
 

@@ -14,6 +14,9 @@ from typing import Any
 
 from gitops_data.naming import qualified, quote
 
+# Tables named so are staging of a bulk load (register_frame), never builds.
+SCRATCH_PREFIX = "__gitops_frame_"
+
 
 class Engine(ABC):
     """One connection to a warehouse."""
@@ -43,7 +46,8 @@ class Engine(ABC):
         try:
             yield self
         except BaseException:
-            self.execute("rollback")
+            with contextlib.suppress(Exception):  # a lost connection: its error is the one to report
+                self.execute("rollback")
             raise
         self.execute("commit")
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import duckdb
 
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
-from gitops_data.engines.base import Engine
+from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.errors import GitopsError
 
 
@@ -140,7 +140,7 @@ class DuckDBEngine(Engine):
     @contextlib.contextmanager
     def register_frame(self, frame, schema: str) -> Iterator[str]:
         """Zero-copy: DuckDB scans the Arrow/Polars frame in place."""
-        name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
+        name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
         self.con.register(name, frame)
         try:
             yield f'"{name}"'

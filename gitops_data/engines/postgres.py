@@ -17,7 +17,7 @@ import psycopg
 from psycopg import errors as pg_errors
 
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
-from gitops_data.engines.base import Engine
+from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError, PublishConflict
 from gitops_data.naming import qualified, quote
@@ -183,7 +183,7 @@ class PostgresEngine(Engine):
         """Bulk-load the frame (ADBC: binary COPY) into a scratch table of `schema`, dropped after."""
         import polars as pl
 
-        name = f"__gitops_frame_{uuid.uuid4().hex[:8]}"
+        name = f"{SCRATCH_PREFIX}{uuid.uuid4().hex[:8]}"
         data = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
         arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
         self.create_schema(schema)

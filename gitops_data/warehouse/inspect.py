@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from gitops_data.engines.base import SCRATCH_PREFIX
 from gitops_data.errors import GitopsError
 from gitops_data.plan import BuildRecord
 from gitops_data.plan.retention import PublishEntry, retained_builds
@@ -94,7 +95,14 @@ def collect_garbage(
         t for b in drop for t in segments.get(b.build_id, []) if t not in still_used
     }
     known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
-    orphans = sorted(set(present) - known)
+    # bulk loads stage data in scratch tables; one left by a killed process is no one's (gc holds the
+    # warehouse lock, so no load is under way)
+    scratch = sorted(n for n in set(present) - known if n.startswith(SCRATCH_PREFIX))
+    orphans = sorted(set(present) - known - set(scratch))
+    if not dry_run and scratch:
+        with engine.transaction():
+            for name in scratch:
+                engine.drop(present[name], s.internal_schema, name)
     if not dry_run and drop:
         with engine.transaction():
             # views first (a segmented build's view reads its segments), newest first (a view build
