@@ -11,7 +11,7 @@ import tempfile
 from dataclasses import dataclass, replace
 
 from gitops_data.engines.base import Engine
-from gitops_data.errors import BuildError
+from gitops_data.errors import BuildError, GitopsError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
 from gitops_data.sql import type_sql
@@ -91,6 +91,10 @@ def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[Buil
 
 def write_alias(catalog: Catalog, target: BuildTarget, base: BuildRecord) -> BuildRecord:
     """A new build record for `base`'s table: the same data under the model's new fingerprint."""
+    if not catalog.existing_builds(target.internal_schema, [base.build_id]):
+        raise target.failed(
+            GitopsError(f"build {base.build_id}, whose data it keeps, is gone; run with --full to rebuild")
+        )
     with catalog.engine.transaction():
         columns, reads = catalog.build_shape(base.build_id)
         rec = replace(target.build, run_id=target.run_id, row_count=base.row_count, created_at=now())
