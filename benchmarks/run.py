@@ -1,7 +1,8 @@
 """gitops-data benchmarks: one command, one table.
 
     python benchmarks/run.py [--quick] [--only 1,3,cli] [--engine duckdb|postgres|all]
-                             [--pg-url URL] [--out benchmarks/results] [--with-sqlmesh] [--profile]
+                             [--pg-url URL] [--out benchmarks/results] [--with-sqlmesh] [--with-dbt]
+                             [--profile]
 
 Generates its own data, runs every case (each measured side in its own child process), prints one
 table and writes results.json and results.csv to --out. --quick uses CI-sized data and asserts
@@ -65,6 +66,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     )
     p.add_argument("--keep", action="store_true", help="keep the scratch folder")
     p.add_argument("--with-sqlmesh", action="store_true", help="run case 8 in --quick mode too")
+    p.add_argument(
+        "--with-dbt", action="store_true", help="run the dbt side of case tpch in --quick mode too"
+    )
     p.add_argument(
         "--profile",
         action="store_true",
@@ -161,6 +165,7 @@ def main(argv: list[str] | None = None) -> int:
         work=work,
         out=Path(args.out),
         with_sqlmesh=args.with_sqlmesh,
+        with_dbt=args.with_dbt,
         profile=args.profile,
         pg_url=args.pg_url,
     )

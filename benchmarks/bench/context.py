@@ -48,6 +48,7 @@ class Ctx:
     work: Path  # scratch space for repos and warehouses
     out: Path  # results folder
     with_sqlmesh: bool = False
+    with_dbt: bool = False
     profile: bool = False
     pg_url: str | None = None  # the PostgreSQL cases' server (see bench/pg.py)
     cache: dict = field(default_factory=dict)  # fixtures shared by cases within one run

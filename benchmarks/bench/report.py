@@ -18,6 +18,8 @@ class Row:
     name: str
     ours: float | None = None
     baseline: float | None = None
+    peer: float | None = None  # a third column: the same step in another tool (dbt), same unit
+    peer_name: str = ""
     unit: str = "s"  # unit of ours/baseline: s, MB
     target: str = "-"  # human text, e.g. "<= 1.3x", "<= 1.5 s"
     limit: float | None = None  # the number the target compares with
@@ -35,6 +37,12 @@ class Row:
         return self.ours / self.baseline
 
     @property
+    def peer_ratio(self) -> float | None:
+        if self.ours is None or not self.peer:
+            return None
+        return self.ours / self.peer
+
+    @property
     def met(self) -> bool | None:
         value = self.ratio if self.limit_on == "ratio" else self.ours
         if self.limit is None or value is None or self.status != "ok":
@@ -42,7 +50,7 @@ class Row:
         return value <= self.limit
 
     def record(self) -> dict:
-        return {**asdict(self), "ratio": self.ratio, "met": self.met}
+        return {**asdict(self), "ratio": self.ratio, "peer_ratio": self.peer_ratio, "met": self.met}
 
 
 def _num(value: float | None, unit: str = "") -> str:
@@ -67,6 +75,7 @@ def table(rows: list[Row], title: str) -> Table:
         ("ours", {"justify": "right"}),
         ("baseline", {"justify": "right"}),
         ("ratio", {"justify": "right"}),
+        ("peer (ours/peer)", {"justify": "right"}),
         ("target", {}),
         ("", {}),
         ("peak MB ours / base", {"justify": "right"}),
@@ -76,12 +85,16 @@ def table(rows: list[Row], title: str) -> Table:
     for r in rows:
         mem = f"{_num(r.ours_mb)} / {_num(r.baseline_mb)}" if r.ours_mb or r.baseline_mb else "-"
         ratio = f"{r.ratio:.2f}x" if r.ratio is not None else "-"
+        peer = (
+            f"{r.peer_name} {_num(r.peer, r.unit)} ({r.peer_ratio:.2f}x)" if r.peer_ratio is not None else "-"
+        )
         t.add_row(
             r.case,
             escape(r.name),
             _num(r.ours, r.unit),
             _num(r.baseline, r.unit),
             ratio,
+            peer,
             r.target,
             _verdict(r),
             mem,
@@ -107,6 +120,9 @@ def write(rows: list[Row], out: Path, meta: dict) -> tuple[Path, Path]:
         "baseline",
         "unit",
         "ratio",
+        "peer_name",
+        "peer",
+        "peer_ratio",
         "target",
         "met",
         "ours_mb",

@@ -16,6 +16,7 @@ from cases import (
     python_model,
     scale,
     storage,
+    tpch,
 )
 
 ALL = [
@@ -29,6 +30,7 @@ ALL = [
     peer,
     incremental,
     cli,
+    tpch,
     pg_build,
     pg_publish,
     pg_readers,

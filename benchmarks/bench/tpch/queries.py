@@ -39,6 +39,14 @@ SF1_ROWS = {
     "tpch_q22": 7,
 }
 
+# The single-value answers at SF 1 (the specification's answer set, to the cent). Checked in full mode.
+SF1_VALUES = {
+    "tpch_q06": ("revenue", 123141078.23),
+    "tpch_q14": ("promo_revenue", 16.38),
+    "tpch_q17": ("avg_yearly", 348406.05),
+    "tpch_q19": ("revenue", 3083843.06),
+}
+
 _SQL = [
     # Q1 pricing summary report (DELTA = 90)
     """
