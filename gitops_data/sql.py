@@ -7,6 +7,7 @@ databases, no DDL. That is the boundary that keeps a model from reaching outside
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -118,8 +119,10 @@ def _parse_error_message(sql: str, err: dict) -> str:
     return f"cannot parse SQL{where}: {description}" + (f" (near {near!r})" if near else "")
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_query(sql: str, dialect: str = DIALECT) -> ParsedSql:
-    """Parse one model query written in `dialect`; raise SqlError on anything else."""
+    """Parse one model query written in `dialect`; raise SqlError on anything else. Cached: a plan
+    parses each model several times; callers copy the tree before they change it."""
     if not isinstance(sql, str) or not sql.strip():
         raise SqlError("SQL is empty")
     try:
@@ -254,8 +257,13 @@ def added_columns(before: ParsedSql, after: ParsedSql) -> tuple[str, ...]:
 def reads_columns(parsed: ParsedSql, names: set[str]) -> bool:
     """Whether a query may read any of the columns `names` (lower-case) of what it selects from:
     it names one of them anywhere, or selects `*` (column lineage, conservatively)."""
-    if any(isinstance(s, exp.Star) for s in parsed.tree.find_all(exp.Star)):
-        return True
+    for star in parsed.tree.find_all(exp.Star):
+        select = star.parent
+        if isinstance(select, exp.Column):  # t.*
+            select = select.parent
+        # `count(*)` reads no column; neither does `exists (select * ...)`
+        if isinstance(select, exp.Select) and not isinstance(select.parent, exp.Exists):
+            return True
     return any(c.name.lower() in names for c in parsed.tree.find_all(exp.Column))
 
 

@@ -192,12 +192,15 @@ models:
     sql: select sum(v2) as s from b
   - name: star
     sql: select * from a
+  - name: counted
+    sql: select count(*) as n from a where exists (select * from nums)
 """,
 }
 
 
 def _data(ws: Workspace) -> dict[str, list]:
-    return {m: sorted(query(ws, f"select * from analytics.{m}")) for m in ("a", "b", "b_view", "c", "star")}
+    models = ("a", "b", "b_view", "c", "star", "counted")
+    return {m: sorted(query(ws, f"select * from analytics.{m}")) for m in models}
 
 
 def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read_it(
@@ -214,10 +217,11 @@ def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read
     modes = {n: (m.action, m.mode) for n, m in plan.models.items()}
     assert modes["a"] == (Action.BUILD, Mode.FULL)
     assert modes["star"] == (Action.BUILD, Mode.FULL)  # select * reads the new column
-    assert {modes[n] for n in ("b", "b_view", "c")} == {(Action.BUILD, Mode.ALIAS)}
-    assert "additive (new columns w): 3 downstream reused" in plan.models["a"].reason
+    # count(*) and exists (select * ...) read no column
+    assert {modes[n] for n in ("b", "b_view", "c", "counted")} == {(Action.BUILD, Mode.ALIAS)}
+    assert "additive (new columns w): 4 downstream reused" in plan.models["a"].reason
     full = _plan(ws, full=True)
-    assert full.to_build == ["a", "b", "b_view", "c", "star"]
+    assert set(full.to_build) == {"a", "b", "b_view", "c", "star", "counted"}
 
     sync(ws, "main", instance)
     served = dict(
@@ -227,7 +231,7 @@ def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read
             "using (build_id) where v.env = 'main'",
         )
     )
-    assert all(served[m] == tables[m] for m in ("b", "b_view", "c"))  # no data written for them
+    assert all(served[m] == tables[m] for m in ("b", "b_view", "c", "counted"))  # no data written
     assert served["a"] != tables["a"] and served["star"] != tables["star"]
     assert query(ws, "select w from analytics.a order by id") == [(11,), (21,), (31,)]
 
@@ -252,12 +256,12 @@ def test_changes_that_are_not_additive_rebuild_downstream(make_repo, warehouse, 
     repo.replace("project.yml", "select id, v from nums", "select id, v, v + 1 as w from nums")
     repo.write("seeds/nums.csv", "id,v\n1,10\n2,20\n3,31\n")
     repo.commit("new column and new data")
-    assert _plan(ws).to_build == ["nums", "a", "b", "b_view", "c", "star"]
+    assert set(_plan(ws).to_build) == {"nums", "a", "b", "b_view", "c", "star", "counted"}
     sync(ws, "main", instance)
     # a filter changes rows
     repo.replace("project.yml", "v + 1 as w from nums", "v + 1 as w from nums where id > 1")
     repo.commit("filter")
-    assert _plan(ws).to_build == ["a", "b", "b_view", "c", "star"]
+    assert set(_plan(ws).to_build) == {"a", "b", "b_view", "c", "star", "counted"}
     # a downstream model that reads the new column by name
     sync(ws, "main", instance)
     repo.replace("project.yml", "select id, v * 2 as v2 from a", "select id, v * 2 as v2, w from a")
