@@ -2,8 +2,8 @@
 
 Column value checks run through pandera on a Polars frame of just the checked column (never the
 whole table); table-level checks (row counts, uniqueness over columns, relationships, SQL
-expressions, freshness, types) are pushed into the engine as single aggregate queries. A check
-that reads another model reads exactly the table the plan gives it.
+expressions, freshness, types, queries of failing rows) are pushed into the engine as single
+aggregate queries. A check that reads another model reads exactly the table the plan gives it.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from gitops_data.audit.pandera_checks import PANDERA_KINDS, column_schema, polar
 from gitops_data.engines.base import Engine
 from gitops_data.naming import qualified, quote
 from gitops_data.spec.checks import DeclaredCheck
-from gitops_data.sql import parse_expression, rewrite, type_sql
+from gitops_data.sql import parse_expression, parse_query, rewrite, type_sql
 
 SAMPLE_SIZE = 5
 
@@ -114,6 +114,12 @@ def run_check(
             expr = rewrite(parse_expression(a["sql"]), reads, engine.dialect)
             failed, sample = _failures(engine, table, f"not coalesce(({expr}), true)")
             return result(failed, f"{failed} row(s) do not satisfy {a['sql']}", sample)
+        if chk.kind == "returns_no_rows":
+            query = rewrite(parse_query(a["sql"]), reads, engine.dialect)
+            failed = int(engine.scalar(f"select count(*) from ({query}) as q"))
+            sample = engine.fetchall(f"select * from ({query}) as q limit {SAMPLE_SIZE}") if failed else []
+            rows = [list(r) if len(r) > 1 else r[0] for r in sample]
+            return result(failed, f"{failed} row(s) returned by {a['test']}", rows)
         if chk.kind == "freshness":
             col = quote(a["column"])
             # a timestamptz is read in UTC (a plain cast would read it in the session's time zone)

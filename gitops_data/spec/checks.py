@@ -1,5 +1,8 @@
 """Pure: the list of checks a node declares, each with a stable name, a definition hash and the other
-models it reads (a relationship's target, the models an SQL expression's subqueries select from)."""
+models it reads (a relationship's target, the models an SQL expression's subqueries select from).
+
+Besides the YAML kinds, `returns_no_rows` ({sql, test}) is a query that fails when it returns rows:
+what dbt tests become (a singular test, a generic test other than dbt's four); loaders build it."""
 
 from __future__ import annotations
 
@@ -44,6 +47,8 @@ def _slug(text: str) -> str:
 
 
 def _describe(kind: str, column: str | None, args: Any) -> str:
+    if kind == "returns_no_rows":
+        return f"returns no rows: {args.get('test', 'query')}"
     subject = f"{column}: " if column else ""
     return f"{subject}{kind}" if args is None or args is True else f"{subject}{kind} {args}"
 
@@ -56,6 +61,10 @@ def check_reads(kind: str, args: Any) -> tuple[str, ...]:
         from gitops_data.sql import parse_expression
 
         return tuple(sorted(parse_expression(args["sql"]).references))
+    if kind == "returns_no_rows":  # a query of failing rows (a dbt test): the models it reads
+        from gitops_data.sql import parse_query
+
+        return tuple(sorted(parse_query(args["sql"]).references))
     return ()
 
 

@@ -95,7 +95,10 @@ class _Collector:
 
 def _load_settings(c: _Collector) -> Settings:
     if not c.tree.exists(SETTINGS_FILE):
-        c.add(SETTINGS_FILE, f"not a gitops-data project: {SETTINGS_FILE} is missing at the repository root")
+        if not c.tree.exists("dbt_project.yml"):  # a dbt project needs no settings file
+            c.add(
+                SETTINGS_FILE, f"not a gitops-data project: {SETTINGS_FILE} is missing at the repository root"
+            )
         return Settings()
     try:
         data = parse_yaml(c.tree.read(SETTINGS_FILE))
@@ -423,7 +426,13 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
     schedules: list[ScheduleSpec] = []
     alerts: list[AlertSpec] = []
     where: dict[str, tuple[str, int]] = {}
-    entries, file_defaults = _yaml_entries(c, settings)
+    dbt = None
+    if settings.dbt_project is not None or tree.exists("dbt_project.yml"):
+        from gitops_data.spec.dbt import DbtLoader
+
+        dbt = DbtLoader.open(c, settings, target)  # its files are dbt's, not gitops-data YAML
+        settings = dbt.settings
+    entries, file_defaults = _yaml_entries(c, dbt.yaml_settings if dbt else settings)
     for section, file, raw in entries:
         name = raw.get("name")
         if section in ("schedules", "alerts"):
@@ -452,6 +461,8 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
             node = _materialize(c, node, raw, file_defaults.get(file), settings)
         if node is not None:
             nodes[node.name] = node
+    if dbt is not None:
+        nodes.update(dbt.load(seen, set(nodes)))
     ordered = _order(c, nodes, set(seen))
     lower = {n.lower() for n in ordered}
     ephemeral = {n.lower() for n, nd in ordered.items() if nd.ephemeral}

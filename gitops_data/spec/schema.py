@@ -350,6 +350,20 @@ class Retention(_Strict):
     gc_after_publish: bool = Field(default=True, description="collect garbage right after each publish")
 
 
+class DbtProjectSettings(_Strict):
+    """`dbt_project:` in gitops_data.yaml: the folder holding dbt_project.yml (a path, or a mapping
+    with `path`), the `target.name` models see, and vars (like `dbt run --vars`)."""
+
+    path: str = "."
+    target: str = Field(default="prod", description="target.name while rendering (the same for every branch)")
+    vars: dict[str, Any] = Field(default_factory=dict, description="override the project's vars")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_path(cls, data: Any) -> Any:
+        return {"path": data} if isinstance(data, str) else data
+
+
 class Settings(_Strict):
     """`gitops_data.yaml` at the repository root."""
 
@@ -369,6 +383,10 @@ class Settings(_Strict):
     )
     materialized_by_tag: dict[str, Materialized] = Field(
         default_factory=dict, description="default materialization of SQL models by tag (first tag wins)"
+    )
+    dbt_project: DbtProjectSettings | None = Field(
+        default=None,
+        description="a dbt project in this folder (dbt_project.yml) is loaded as the project's models",
     )
 
     @field_validator("dialect")

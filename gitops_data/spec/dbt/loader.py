@@ -1,0 +1,1061 @@
+"""Load a dbt project (dbt_project.yml, models, sources, seeds, snapshots, tests, macros, installed
+packages) as nodes of our Project, so plans, builds, audits and publishes treat it like YAML models.
+
+Mapping (see README "Bring your dbt project"):
+- a model -> an SQL node of its file's name; materialized table | view | ephemeral as ours (dbt's
+  default, view, too); incremental -> our incremental spec (column: `incremental_column` in the
+  config, else the column of its `where x > (select max(x) from {{ this }})` filter).
+- a source table -> node `<source>__<table>`: a file source when it has a dbt-duckdb
+  `external_location` that is a file in the repository, else an external table node.
+- a seed -> a seed node (`column_types` are declared types, cast on load).
+- a snapshot -> `<name>__history` (our SCD-2 snapshot) and a view `<name>` with dbt's columns
+  (dbt_scd_id, dbt_updated_at, dbt_valid_from, dbt_valid_to); a snapshot query that is not a plain
+  `select * from <relation>` reads a view `<name>__input` holding it.
+- tests -> checks (see tests.py); a singular test belongs to the first model it refs that has a
+  table, and reads the others.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import posixpath
+import re
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from gitops_data.errors import SqlError
+from gitops_data.naming import identifier_problem, quote
+from gitops_data.spec.dbt.incremental import watched_columns
+from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
+from gitops_data.spec.dbt.project import (
+    PROJECT_FILE,
+    DbtPackage,
+    DbtProjectError,
+    installed_packages,
+    listed_packages,
+    merge_config,
+    read_package,
+    rendered,
+    tree_config,
+)
+from gitops_data.spec.dbt.render import (
+    RefTarget,
+    Rendered,
+    Renderer,
+    RenderFailure,
+    Resource,
+    snapshot_columns,
+)
+from gitops_data.spec.dbt.tests import (
+    TestMappingError,
+    TestSpec,
+    check_config,
+    map_tests,
+    read_tests,
+    severity_of,
+)
+from gitops_data.spec.project import Node
+from gitops_data.spec.schema import (
+    SETTINGS_FILE,
+    ColumnSpec,
+    IncrementalSpec,
+    ModelCheck,
+    Settings,
+    SnapshotSpec,
+)
+from gitops_data.spec.tree import UnsafePath, normalize
+from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, parse_yaml
+from gitops_data.sql import DIALECT, ParsedSql, canonical_type, parse_query, target_problems
+
+if TYPE_CHECKING:
+    from gitops_data.spec.loader import _Collector
+
+_SNAPSHOT_BLOCK = re.compile(r"\{%-?\s*snapshot\s+([A-Za-z_]\w*)\s*-?%\}")
+_READER = re.compile(r"^\s*read_(csv|csv_auto|parquet|json|json_auto|ndjson)\s*\(\s*'([^']+)'\s*\)\s*$", re.I)
+_MATERIALIZED = {"table", "view", "ephemeral", "incremental"}
+_STRATEGIES = {None, "append", "merge", "delete+insert"}
+_TEST_CONFIGS = {
+    "severity",
+    "where",
+    "enabled",
+    "error_if",
+    "warn_if",
+    "fail_calc",
+    "limit",
+    "store_failures",
+}
+
+
+def source_node_name(source: str, table: str) -> str:
+    """The node a dbt source table becomes: `<source>__<table>`."""
+    return f"{source}__{table}"
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    """A YAML mapping, or nothing when the value is something else."""
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _entries(value: Any) -> list:
+    """A YAML list, or nothing when the value is something else."""
+    return list(value) if isinstance(value, list) else []
+
+
+def _listed(value: Any) -> list:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value) if isinstance(value, (list, tuple)) else [value]
+
+
+@dataclasses.dataclass
+class _Entry:
+    """A resource's entry in a properties YAML file."""
+
+    file: str
+    data: LineDict
+
+    @property
+    def line(self) -> int | None:
+        return self.data.line or None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return _dict(self.data.get("config"))
+
+
+class DbtLoader:
+    """One load of the dbt project of a data repo, reporting into the YAML loader's collector."""
+
+    def __init__(self, c: _Collector, settings: Settings, target: str, root: DbtPackage | None, folder: str):
+        self.c = c
+        self.tree = c.tree
+        self.target = target
+        self.root = root
+        self.folder = folder
+        self.settings = settings
+        if root is not None and not self.tree.exists(SETTINGS_FILE):
+            self.settings = settings.model_copy(update={"name": root.name})
+        self.dialect = self.settings.dialect
+        self.nodes: dict[str, Node] = {}
+        self.props: dict[str, dict[str, _Entry]] = {"models": {}, "seeds": {}, "snapshots": {}}
+        self.renderer: Renderer | None = None
+        self._all: list[str] = []
+        self._sources_props: list[tuple[str, LineDict, LineDict]] = []
+        self._test_targets: list[tuple[str, _Entry, tuple[str, ...]]] = []  # (node, properties, fqn parts)
+
+    @classmethod
+    def open(cls, c: _Collector, settings: Settings, target: str) -> DbtLoader:
+        """The dbt project named by `dbt_project:` in the settings, or at the repository root."""
+        path = settings.dbt_project.path if settings.dbt_project is not None else "."
+        try:
+            folder = "" if path.strip() in (".", "./", "") else normalize(path).rstrip("/")
+        except UnsafePath as exc:
+            c.add(SETTINGS_FILE, f"dbt_project.path: {exc}")
+            return cls(c, settings, target, None, "")
+        file = posixpath.join(folder, PROJECT_FILE) if folder else PROJECT_FILE
+        if not c.tree.exists(file):
+            c.add(SETTINGS_FILE, f"dbt_project: {file} does not exist")
+            return cls(c, settings, target, None, folder)
+        try:
+            root = read_package(c.tree, folder)
+        except DbtProjectError as exc:
+            c.add(exc.file, str(exc), exc.line)
+            return cls(c, settings, target, None, folder)
+        return cls(c, settings, target, root, folder)
+
+    @property
+    def yaml_settings(self) -> Settings:
+        """The settings with the dbt project's files excluded from gitops-data YAML."""
+        root = self.root or DbtPackage(name="dbt", root=self.folder, file=PROJECT_FILE)
+        return self.settings.model_copy(update={"exclude": [*self.settings.exclude, *root.owned_globs()]})
+
+    def add(self, file: str, message: str, line: int | None = None, model: str | None = None) -> None:
+        self.c.add(file, message, line, model)
+
+    # --- files --------------------------------------------------------------------------------
+
+    def _files(self, folders: tuple[str, ...], suffixes: tuple[str, ...]) -> list[tuple[str, str]]:
+        """(repo path, path relative to its folder) of the files under `folders` ending in `suffixes`."""
+        out = []
+        for folder in folders:
+            prefix = f"{folder}/" if folder and folder != "." else ""
+            for f in self._all:
+                if f.startswith(prefix) and f.lower().endswith(suffixes):
+                    out.append((f, f[len(prefix) :]))
+        return out
+
+    def _read(self, path: str, model: str | None = None) -> str | None:
+        try:
+            return self.tree.read(path).decode("utf-8")
+        except UnicodeDecodeError:
+            self.add(path, "file is not UTF-8 text", None, model)
+        except (OSError, UnsafePath) as exc:
+            self.add(path, f"cannot read: {exc}", None, model)
+        return None
+
+    def _declare(
+        self, seen: dict[str, tuple[str, int | None]], name: str, file: str, line: int | None
+    ) -> bool:
+        problem = identifier_problem(name)
+        if problem:
+            self.add(file, f"name {name!r} {problem}", line, name)
+            return False
+        if name.lower() in seen:
+            other_file, other_line = seen[name.lower()]
+            self.add(file, f"duplicate name {name!r}: also declared at {other_file}:{other_line}", line, name)
+            return False
+        seen[name.lower()] = (file, line)
+        return True
+
+    # --- the load -----------------------------------------------------------------------------
+
+    def load(self, seen: dict[str, tuple[str, int | None]], yaml_nodes: set[str]) -> dict[str, Node]:
+        """Every node of the dbt project (the names it declares go into `seen`)."""
+        if self.root is None:
+            return {}
+        root = self.root
+        self._all = self.tree.files()
+        packages = []
+        for folder in installed_packages(self.tree, root):
+            try:
+                packages.append(read_package(self.tree, folder))
+            except DbtProjectError as exc:
+                self.add(exc.file, str(exc), exc.line)
+        dbt_cfg = self.settings.dbt_project
+        target = {
+            "name": dbt_cfg.target if dbt_cfg else "prod",
+            "target_name": dbt_cfg.target if dbt_cfg else "prod",
+            "schema": self.settings.external_schema,
+            "type": self.dialect,
+            "database": "",
+            "threads": 1,
+            "profile_name": root.profile or root.name,
+            "user": "",
+        }
+        r = self.renderer = Renderer(
+            root,
+            packages,
+            self.dialect,
+            target,
+            dict(dbt_cfg.vars) if dbt_cfg else {},
+            known_columns=self._columns,
+        )
+        r.listed_packages = listed_packages(self.tree, root) - {p.name for p in packages}
+        self._macros(root, packages)
+        self._properties(root)
+        for name in yaml_nodes:
+            r.refs[name.lower()] = RefTarget(name, "node")
+        self._sources(seen)
+        self._seeds(seen)
+        resources = self._resources(seen)
+        tests = self._singular_tests()
+        for res in resources:
+            if res.kind == "model":
+                self._model(res, seen)
+            else:
+                self._snapshot(res, seen)
+        self._tests()
+        for res in tests:
+            self._singular(res)
+        for node in self.nodes.values():
+            if node.ephemeral and (
+                node.checks or any(c.nullable is False or c.unique or c.checks for c in node.columns.values())
+            ):
+                self.add(
+                    node.file,
+                    "an ephemeral model is inlined into its downstream models and has no table to test; "
+                    "make it a view to keep its tests",
+                    node.line,
+                    node.name,
+                )
+        return self.nodes
+
+    def _macros(self, root: DbtPackage, packages: list[DbtPackage]) -> None:
+        r = self.renderer
+        assert r is not None
+        for package in [root, *packages]:
+            files = self._files(package.folders("macro"), (".sql",))
+            files += [
+                (f, rel) for f, rel in self._files(package.folders("test"), (".sql",)) if "generic/" in rel
+            ]
+            for file, _ in files:
+                text = self._read(file)
+                if text is None:
+                    continue
+                for name, line in r.add_macro_file(package.name, file, text):
+                    self.add(file, f"macro {name!r} is defined twice in package {package.name}", line)
+                if package is root:
+                    failure = r.compile_check(file)
+                    if failure is not None:
+                        self.add(failure.file, failure.message, failure.line)
+            if package is not root and self._files(package.folders("model"), (".sql", ".py")):
+                self.add(
+                    package.file,
+                    f"package {package.name} has models: gitops-data loads the macros and tests of "
+                    "packages, not their models",
+                )
+
+    def _properties(self, root: DbtPackage) -> None:
+        """Read the properties YAML files (schema.yml) of the project's resource folders."""
+        folders = tuple(
+            dict.fromkeys(root.folders(k) for k in ("model", "seed", "snapshot", "test", "macro", "analysis"))
+        )
+        seen_files = set()
+        for group in folders:
+            for file, _ in self._files(group, (".yml", ".yaml")):
+                if file in seen_files:
+                    continue
+                seen_files.add(file)
+                try:
+                    data = parse_yaml(self.tree.read(file))
+                except YamlSyntaxError as exc:
+                    self.add(file, str(exc), exc.line)
+                    continue
+                if data is None:
+                    continue
+                if not isinstance(data, LineDict):
+                    self.add(
+                        file,
+                        "a properties file is a mapping (version: 2, models: ...)",
+                        getattr(data, "line", None),
+                    )
+                    continue
+                for key in ("models", "seeds", "snapshots", "sources"):
+                    entries = data.get(key)
+                    if entries is None:
+                        continue
+                    if not isinstance(entries, list):
+                        self.add(file, f"`{key}` must be a list", data.key_lines.get(key))
+                        continue
+                    for entry in entries:
+                        if not isinstance(entry, LineDict) or not isinstance(entry.get("name"), str):
+                            self.add(
+                                file, f"each entry of `{key}` needs a `name`", getattr(entry, "line", None)
+                            )
+                            continue
+                        for field, kind in (("columns", list), ("config", dict), ("tables", list)):
+                            if entry.get(field) is not None and not isinstance(entry[field], kind):
+                                what = "a list" if kind is list else "a mapping"
+                                self.add(
+                                    file, f"{field} must be {what}", entry.key_lines.get(field), entry["name"]
+                                )
+                        if key == "sources":
+                            for table in _entries(entry.get("tables")):
+                                if isinstance(table, LineDict) and isinstance(table.get("name"), str):
+                                    self._sources_props.append((file, entry, table))
+                                else:
+                                    self.add(
+                                        file,
+                                        "each table of a source needs a `name`",
+                                        getattr(table, "line", None),
+                                    )
+                            continue
+                        name = entry["name"]
+                        if name.lower() in self.props[key]:
+                            other = self.props[key][name.lower()]
+                            self.add(
+                                file,
+                                f"{key[:-1]} {name!r} has properties twice (also {other.file}:{other.line})",
+                                entry.line,
+                                name,
+                            )
+                            continue
+                        self.props[key][name.lower()] = _Entry(file, entry)
+
+    def _config(self, kind: str, parts: tuple[str, ...], entry: _Entry | None) -> dict[str, Any]:
+        """A resource's config: dbt_project.yml's `kind:` tree, then its properties' `config:`,
+        with the Jinja in them rendered."""
+        assert self.root is not None
+        cfg = self._value(
+            tree_config(self.root.configs.get(kind), self.root.name, parts), self.root.file, None
+        )
+        if entry is not None:
+            cfg = merge_config(cfg, self._value(entry.config, entry.file, entry.line))
+        return cfg
+
+    def _value(self, value: Any, file: str, line: int | None) -> Any:
+        """A YAML value with its Jinja rendered (dbt renders configs)."""
+        assert self.renderer is not None
+        try:
+            return rendered(value, self.renderer.render_value)
+        except DbtRenderError as exc:
+            self.add(file, str(exc), line)
+            return value
+
+    # --- sources and seeds --------------------------------------------------------------------
+
+    def _sources(self, seen: dict[str, tuple[str, int | None]]) -> None:
+        from gitops_data.spec.loader import _data_file
+
+        r = self.renderer
+        assert r is not None and self.root is not None
+        for file, source, table in self._sources_props:
+            sname, tname = source["name"], table["name"]
+            name = source_node_name(sname, tname)
+            line = table.line
+            cfg = merge_config(
+                self._config("sources", (sname, tname), None),
+                self._value({**_dict(source.get("config")), **_dict(table.get("config"))}, file, line),
+            )
+            if cfg.get("enabled") is False:
+                r.disabled.add(name.lower())
+                continue
+            if not self._declare(seen, name, file, line):
+                continue
+            meta = {**_dict(source.get("meta")), **_dict(table.get("meta")), **_dict(cfg.get("meta"))}
+            location = cfg.get("external_location") or meta.get("external_location")
+            r.sources[(sname.lower(), tname.lower())] = RefTarget(name, "source" if location else "table")
+            columns = {
+                col["name"]: ColumnSpec(description=_text(col.get("description")))
+                for col in _entries(table.get("columns"))
+                if isinstance(col, dict) and isinstance(col.get("name"), str)
+            }
+            common = dict(
+                name=name,
+                file=file,
+                line=line,
+                description=_text(table.get("description")),
+                columns=columns,
+                tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
+            )
+            if location:
+                fields = {
+                    "name": tname,
+                    "identifier": table.get("identifier", tname),
+                    "schema": source.get("schema", sname),
+                    "database": source.get("database") or "",
+                    "tags": _listed(cfg.get("tags")),
+                    **meta,
+                }
+                if meta.get("formatter", cfg.get("formatter", "newstyle")) != "newstyle":
+                    self.add(
+                        file,
+                        "external_location: only the default formatter (newstyle, {name}) is supported",
+                        line,
+                        name,
+                    )
+                    continue
+                try:
+                    text = str(self._value(location, file, line)).format_map(fields).strip().strip("'")
+                except (KeyError, ValueError, IndexError, AttributeError) as exc:
+                    self.add(file, f"external_location {location!r}: cannot fill in {exc}", line, name)
+                    continue
+                reader = _READER.match(text)
+                path, fmt = (reader.group(2), reader.group(1).split("_")[0]) if reader else (text, None)
+                if fmt == "ndjson":
+                    fmt = "json"
+                if "(" in path or "://" in path:
+                    self.add(
+                        file,
+                        f"external_location {text!r}: only a csv, parquet or json file in the repository "
+                        "(a path, or read_csv('path')) can be a source",
+                        line,
+                        name,
+                    )
+                    continue
+                data = _data_file(self.c, self.root.path(path), file, line, name, fmt)
+                if data is None:
+                    continue
+                node = Node(kind="source", **common, **data)
+            else:
+                parts = [
+                    str(p)
+                    for p in (
+                        self._value(source.get("database"), file, line),
+                        self._value(source.get("schema", sname), file, line),
+                        self._value(table.get("identifier", tname), file, line),
+                    )
+                    if p
+                ]
+                bad = [p for p in parts if identifier_problem(p)]
+                if bad:
+                    self.add(
+                        file, f"source {sname}.{tname}: {bad[0]!r} is not a plain identifier", line, name
+                    )
+                    continue
+                node = Node(kind="table", table=".".join(parts), **common)
+            self.nodes[name] = node
+            self._test_targets.append((name, _Entry(file, table), (sname,)))
+
+    def _seeds(self, seen: dict[str, tuple[str, int | None]]) -> None:
+        from gitops_data.spec.loader import _data_file
+
+        r = self.renderer
+        assert r is not None and self.root is not None
+        for path, rel in self._files(self.root.folders("seed"), (".csv",)):
+            name = posixpath.splitext(posixpath.basename(rel))[0]
+            parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
+            entry = self.props["seeds"].get(name.lower())
+            line = entry.line if entry else None
+            cfg = self._config("seeds", (*parts, name), entry)
+            if cfg.get("enabled") is False:
+                r.disabled.add(name.lower())
+                continue
+            if not self._declare(seen, name, path, None):
+                continue
+            r.refs[name.lower()] = RefTarget(name, "seed")
+            columns: dict[str, ColumnSpec] = {}
+            types = cfg.get("column_types") or {}
+            for col, type_ in types.items() if isinstance(types, dict) else []:
+                canonical = canonical_type(str(type_))
+                if canonical is None:
+                    self.add(
+                        entry.file if entry else self.root.file,
+                        f"column_types.{col}: {type_!r} is not a DuckDB type",
+                        line,
+                        name,
+                    )
+                    continue
+                columns[col] = ColumnSpec(type=canonical)
+            data = _data_file(self.c, path, path, None, name, "csv")
+            if data is None:
+                continue
+            self.nodes[name] = Node(
+                name=name,
+                kind="seed",
+                file=path,
+                line=None,
+                description=_text(entry.data.get("description")) if entry else None,
+                tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
+                owner=_owner(cfg, entry),
+                columns=columns,
+                **data,
+            )
+            if entry is not None:
+                self._test_targets.append((name, entry, parts))
+
+    def _columns(self, name: str) -> list[Column] | None:
+        """Columns of nodes that are not rendered (seeds, sources), for `star` and friends."""
+        node = self.nodes.get(name) or next((n for k, n in self.nodes.items() if k.lower() == name), None)
+        if node is None or node.kind not in ("seed", "source", "table"):
+            return None
+        if node.columns and node.kind != "seed":
+            return [Column(c) for c in node.columns]
+        if node.kind == "table" or node.data_format != "csv":
+            return None  # no declared columns, and nothing to read them from
+        try:
+            text = self.tree.read(node.data_path or "").decode("utf-8", errors="replace")
+            header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
+        except OSError:
+            return None
+        return [Column(c.strip()) for c in header]
+
+    # --- models and snapshots -----------------------------------------------------------------
+
+    def _resources(self, seen: dict[str, tuple[str, int | None]]) -> list[Resource]:
+        """Models and snapshot blocks, registered with the renderer (not rendered yet)."""
+        r = self.renderer
+        root = self.root
+        assert r is not None and root is not None
+        out: list[Resource] = []
+        for path, rel in self._files(root.folders("model"), (".sql", ".py")):
+            name = posixpath.splitext(posixpath.basename(rel))[0]
+            if path.endswith(".py"):
+                self.add(
+                    path,
+                    "dbt Python models are not supported (write it as a gitops-data Python model)",
+                    None,
+                    name,
+                )
+                continue
+            parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
+            entry = self.props["models"].get(name.lower())
+            cfg = self._config("models", (*parts, name), entry)
+            if cfg.get("enabled") is False:
+                r.disabled.add(name.lower())
+                continue
+            text = self._read(path, name)
+            if text is None or not self._declare(seen, name, path, 1):
+                continue
+            res = Resource(name, "model", path, root.name, (root.name, *parts, name), cfg)
+            r.add_resource(res, text)
+            r.refs[name.lower()] = RefTarget(name, "model", str(cfg.get("materialized", "view")))
+            out.append(res)
+        for path, rel in self._files(root.folders("snapshot"), (".sql",)):
+            text = self._read(path)
+            if text is None:
+                continue
+            parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
+            for m in _SNAPSHOT_BLOCK.finditer(text):
+                out += self._snapshot_resource(
+                    seen, m.group(1), path, text, parts, text.count("\n", 0, m.start()) + 1
+                )
+        for name, entry in self.props["snapshots"].items():
+            relation = entry.data.get("relation")
+            if isinstance(relation, str) and name not in {res.name.lower() for res in out}:
+                block = entry.data["name"]
+                text = f"{{% snapshot {block} %}}select * from {{{{ {relation} }}}}{{% endsnapshot %}}"
+                out += self._snapshot_resource(
+                    seen,
+                    entry.data["name"],
+                    f"{entry.file}#{entry.data['name']}",
+                    text,
+                    (),
+                    entry.line,
+                    entry.file,
+                )
+        return out
+
+    def _snapshot_resource(
+        self,
+        seen: dict[str, tuple[str, int | None]],
+        name: str,
+        template: str,
+        text: str,
+        parts: tuple[str, ...],
+        line: int | None,
+        file: str | None = None,
+    ) -> list[Resource]:
+        r, root = self.renderer, self.root
+        assert r is not None and root is not None
+        entry = self.props["snapshots"].get(name.lower())
+        cfg = self._config("snapshots", (*parts, name), entry)
+        if cfg.get("enabled") is False:
+            r.disabled.add(name.lower())
+            return []
+        file = file or template
+        if not self._declare(seen, name, file, line):
+            return []
+        res = Resource(name, "snapshot", template, root.name, (root.name, *parts, name), cfg, block=name)
+        r.add_resource(res, text)
+        r.refs[name.lower()] = RefTarget(name, "snapshot", "view")
+        return [res]
+
+    def _sql(self, res: Resource, sql: str, source_text: str) -> ParsedSql | None:
+        """The rendered SQL of `res` checked like a YAML model's, parsed."""
+        try:
+            parsed = parse_query(sql, self.dialect)
+        except SqlError as exc:
+            line = exc.sql_line if exc.sql_line and source_text.count("\n") == sql.count("\n") else None
+            where = "" if line or exc.sql_line is None else f" (line {exc.sql_line} of the rendered SQL)"
+            self.add(_file(res), f"{exc}{where}", line, res.name)
+            return None
+        problems = target_problems(parsed, self.target)
+        for problem in problems:
+            self.add(_file(res), f"{problem} (the warehouse is {self.target})", None, res.name)
+        return None if problems else parsed
+
+    def _canonical(self, sql: str, parsed: ParsedSql) -> str:
+        """SQL in the canonical dialect (kept as written when that is the project's dialect)."""
+        return sql if self.dialect == DIALECT else parsed.tree.sql(dialect=DIALECT)
+
+    def _render(self, res: Resource, seen: dict[str, tuple[str, int | None]]) -> Rendered | None:
+        r = self.renderer
+        assert r is not None
+        try:
+            out = r.rendered(res.name)
+        except RenderFailure as failure:
+            self.add(failure.file.split("#")[0], failure.message, failure.line, res.name)
+            return None
+        except DbtRenderError as exc:
+            self.add(_file(res), str(exc), None, res.name)
+            return None
+        if out.config.get("enabled") is False:  # disabled in its own config() call
+            seen.pop(res.name.lower(), None)
+            r.refs.pop(res.name.lower(), None)
+            return None
+        problems = []
+        if out.config.get("alias") not in (None, res.name):
+            problems.append("alias is not supported: a model is published under its own name")
+        if _listed(out.config.get("pre-hook")) or _listed(out.config.get("post-hook")):
+            problems.append("pre-hook/post-hook run SQL outside the model, which gitops-data does not do")
+        if out.config.get("sql_header"):
+            problems.append("sql_header is not supported")
+        for problem in problems:
+            self.add(_file(res), problem, None, res.name)
+        return None if problems else out
+
+    def _model(self, res: Resource, seen: dict[str, tuple[str, int | None]]) -> None:
+        out = self._render(res, seen)
+        if out is None:
+            return
+        cfg = out.config
+        materialized = str(cfg.get("materialized", "view"))
+        if materialized not in _MATERIALIZED:
+            self.add(
+                res.file,
+                f"materialized {materialized!r} is not supported (table, view, ephemeral, incremental)",
+                None,
+                res.name,
+            )
+            return
+        parsed = self._sql(res, out.sql, self.renderer.texts[res.file] if self.renderer else "")
+        if parsed is None:
+            return
+        incremental = self._incremental(res, cfg) if materialized == "incremental" else None
+        if materialized == "incremental" and incremental is None:
+            return
+        entry = self.props["models"].get(res.name.lower())
+        columns = self._declared_columns(res, entry, cfg)
+        self.nodes[res.name] = Node(
+            name=res.name,
+            kind="sql",
+            file=res.file,
+            line=1,
+            deps=tuple(sorted(parsed.references)),
+            description=_text(entry.data.get("description")) if entry else None,
+            tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
+            owner=_owner(cfg, entry),
+            columns=columns,
+            sql=self._canonical(out.sql, parsed),
+            incremental=incremental,
+            materialized="table" if incremental else materialized,
+        )
+        if entry is not None:
+            self._test_targets.append((res.name, entry, res.fqn[1:-1]))
+
+    def _declared_columns(
+        self, res: Resource, entry: _Entry | None, cfg: dict[str, Any]
+    ) -> dict[str, ColumnSpec]:
+        """Descriptions, and the declared types of an enforced contract (checked on every build)."""
+        out: dict[str, ColumnSpec] = {}
+        enforced = isinstance(cfg.get("contract"), dict) and cfg["contract"].get("enforced") is True
+        for col in _entries(entry.data.get("columns")) if entry else []:
+            if not isinstance(col, dict) or not isinstance(col.get("name"), str):
+                continue
+            type_ = None
+            if enforced and col.get("data_type"):
+                type_ = canonical_type(str(col["data_type"]))
+                if type_ is None:
+                    self.add(
+                        entry.file,
+                        f"columns.{col['name']}.data_type: {col['data_type']!r} is not a DuckDB type",
+                        getattr(col, "line", None),
+                        res.name,
+                    )
+            out[col["name"]] = ColumnSpec(description=_text(col.get("description")), type=type_)
+        return out
+
+    def _incremental(self, res: Resource, cfg: dict[str, Any]) -> IncrementalSpec | None:
+        """Our incremental spec for a dbt incremental model (None: reported why not)."""
+        r = self.renderer
+        assert r is not None
+        strategy = cfg.get("incremental_strategy")
+        if strategy not in _STRATEGIES:
+            self.add(
+                res.file,
+                f"incremental_strategy {strategy!r} is not supported (append, merge, delete+insert)",
+                None,
+                res.name,
+            )
+            return None
+        column = cfg.get("incremental_column")
+        if column is None:
+            try:
+                found = watched_columns(r.render(res, incremental=True).sql, res.name, self.dialect)
+            except RenderFailure as failure:
+                self.add(
+                    failure.file,
+                    f"rendered with is_incremental() true: {failure.message}",
+                    failure.line,
+                    res.name,
+                )
+                return None
+            if len(found) != 1:
+                self.add(
+                    res.file,
+                    "incremental model: cannot tell which column marks new rows"
+                    + (f" (its filters watch {', '.join(sorted(found))})" if found else "")
+                    + "; filter `{% if is_incremental() %} where c > (select max(c) from {{ this }}) "
+                    "{% endif %}` "
+                    "or set config(incremental_column='c')",
+                    None,
+                    res.name,
+                )
+                return None
+            column = found.pop()
+        try:
+            return IncrementalSpec(
+                column=str(column),
+                unique_key=_listed(cfg.get("unique_key")),
+                forward_only=cfg.get("full_refresh") is False,
+                lookback=cfg.get("incremental_lookback"),
+            )
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.add(res.file, f"incremental: {err['msg'].removeprefix('Value error, ')}", None, res.name)
+            return None
+
+    def _snapshot(self, res: Resource, seen: dict[str, tuple[str, int | None]]) -> None:
+        out = self._render(res, seen)
+        if out is None:
+            return
+        cfg = out.config
+        file = _file(res)
+        history, view = f"{res.name}__history", res.name
+        parsed = self._sql(res, out.sql, "")
+        if parsed is None:
+            return
+        sql = self._canonical(out.sql, parsed)
+        strategy = cfg.get("strategy")
+        problems = []
+        if strategy not in ("timestamp", "check"):
+            problems.append(f"snapshot strategy {strategy!r} is not supported (timestamp or check)")
+        keys = [str(k) for k in _listed(cfg.get("unique_key"))]
+        if not keys or any(identifier_problem(k) for k in keys):
+            problems.append("snapshot unique_key must be a column (or a list of columns), not an expression")
+        hard = str(
+            cfg.get("hard_deletes") or ("invalidate" if cfg.get("invalidate_hard_deletes") else "ignore")
+        )
+        if hard not in ("ignore", "invalidate"):
+            problems.append(f"hard_deletes {hard!r} is not supported (ignore or invalidate)")
+        check_cols = cfg.get("check_cols")
+        if strategy == "check" and check_cols != "all" and not isinstance(check_cols, list):
+            problems.append("strategy check needs check_cols: a list of columns, or 'all'")
+        for problem in problems:
+            self.add(file, problem, None, res.name)
+        if problems:
+            return
+        source = _plain_source(parsed)
+        if source is None:
+            source = f"{res.name}__input"
+            if not self._declare(seen, source, file, None):
+                return
+            self.nodes[source] = Node(
+                name=source,
+                kind="sql",
+                file=file,
+                line=None,
+                deps=tuple(sorted(parsed.references)),
+                sql=sql,
+                materialized="view",
+                description=f"the query of snapshot {res.name}",
+            )
+        if not self._declare(seen, history, file, None):
+            return
+        try:
+            spec = SnapshotSpec(
+                name=history,
+                source=source,
+                unique_key=keys,
+                strategy=strategy,
+                updated_at=cfg.get("updated_at") if strategy == "timestamp" else None,
+                check_cols=check_cols if isinstance(check_cols, list) else None,
+                invalidate_hard_deletes=hard == "invalidate",
+            )
+        except ValidationError as exc:
+            for err in exc.errors():
+                self.add(file, f"snapshot: {err['msg'].removeprefix('Value error, ')}", None, res.name)
+            return
+        self.nodes[history] = Node(
+            name=history,
+            kind="snapshot",
+            file=file,
+            line=None,
+            deps=(source,),
+            snapshot=spec,
+            description=f"SCD-2 history of snapshot {res.name}",
+        )
+        view_sql = _snapshot_view(history, spec, cfg)
+        try:
+            parse_query(view_sql)
+        except SqlError as exc:
+            self.add(file, f"snapshot columns: {exc} (dbt_valid_to_current?)", None, res.name)
+            return
+        self.nodes[view] = Node(
+            name=view,
+            kind="sql",
+            file=file,
+            line=None,
+            deps=(history,),
+            sql=view_sql,
+            materialized="view",
+            tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
+            description=_text(self.props["snapshots"][view.lower()].data.get("description"))
+            if view.lower() in self.props["snapshots"]
+            else None,
+        )
+        entry = self.props["snapshots"].get(view.lower())
+        if entry is not None:
+            self._test_targets.append((view, entry, res.fqn[1:-1]))
+
+    # --- tests --------------------------------------------------------------------------------
+
+    def _tests(self) -> None:
+        """The generic tests of every node's properties, mapped onto its checks."""
+        r, root = self.renderer, self.root
+        assert r is not None and root is not None
+        for name, entry, parts in self._test_targets:
+            node = self.nodes.get(name)
+            if node is None:
+                continue
+            base = {k: v for k, v in self._config("data_tests", parts, None).items() if k in _TEST_CONFIGS}
+            specs: list[TestSpec] = []
+            errors: list[TestMappingError] = []
+            data = entry.data
+            try:
+                specs += read_tests(data.get("data_tests", data.get("tests")), None, entry.line, base)
+                for col in _entries(data.get("columns")):
+                    if isinstance(col, LineDict) and isinstance(col.get("name"), str):
+                        specs += read_tests(
+                            col.get("data_tests", col.get("tests")), col["name"], col.line, base
+                        )
+            except TestMappingError as exc:
+                errors.append(exc)
+            resource = Resource(f"test_{name}", "test", entry.file, root.name, (root.name, "test", name), {})
+
+            def relation(text: str, line: int | None, resource: Resource = resource) -> str:
+                try:
+                    return r.relation_of(resource, text, line).name
+                except RenderFailure as failure:
+                    raise TestMappingError(failure.message, failure.line) from None
+
+            def render(
+                spec: TestSpec, where: str | None, resource: Resource = resource, node: Node = node
+            ) -> str:
+                text = f"(select * from {quote(node.name)} where {where}) as dbt_subquery" if where else None
+                kwargs: dict[str, Any] = {"model": Relation(node.name, text=text), **spec.args}
+                if spec.column is not None:
+                    kwargs["column_name"] = spec.column
+                try:
+                    return r.render_test(resource, spec.test, kwargs, spec.line).sql
+                except RenderFailure as failure:
+                    raise TestMappingError(failure.message, failure.line) from None
+
+            mapped = map_tests(specs, node.name, relation, render, errors)
+            for exc in errors:
+                self.add(entry.file, str(exc), exc.line, name)
+            self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
+
+    def _attach(
+        self,
+        node: Node,
+        file: str,
+        line: int | None,
+        columns: dict[str, dict[str, Any]],
+        checks: list[dict[str, Any]],
+    ) -> None:
+        """Add column settings and model checks (YAML form) to `node`, validated."""
+        new_columns = dict(node.columns)
+        for col, values in columns.items():
+            base = new_columns.get(col, ColumnSpec()).model_dump(exclude_defaults=True)
+            extra = dict(values)
+            extra["checks"] = [*base.get("checks", []), *extra.get("checks", [])]
+            try:
+                new_columns[col] = ColumnSpec.model_validate({**base, **extra})
+            except ValidationError as exc:
+                self.add(file, f"column {col}: {exc.errors()[0]['msg']}", line, node.name)
+        new_checks = list(node.checks)
+        for check in checks:
+            if check.get("kind") == "returns_no_rows":
+                sql = self._check_sql(node, file, line, check["args"]["sql"])
+                if sql is None:
+                    continue
+                check = {**check, "args": {**check["args"], "sql": sql}}
+            try:
+                new_checks.append(ModelCheck.model_validate(check))
+            except ValidationError as exc:
+                self.add(
+                    file, f"test: {exc.errors()[0]['msg'].removeprefix('Value error, ')}", line, node.name
+                )
+        self.nodes[node.name] = dataclasses.replace(node, columns=new_columns, checks=tuple(new_checks))
+
+    def _check_sql(self, node: Node, file: str, line: int | None, sql: str) -> str | None:
+        """A test's query in canonical form (its formatting and comments do not change the check)."""
+        try:
+            return parse_query(sql, self.dialect).canonical
+        except SqlError as exc:
+            self.add(file, f"test query: {exc}", line, node.name)
+            return None
+
+    def _singular_tests(self) -> list[Resource]:
+        r, root = self.renderer, self.root
+        assert r is not None and root is not None
+        out = []
+        for path, rel in self._files(root.folders("test"), (".sql",)):
+            if "generic/" in rel:
+                continue
+            text = self._read(path)
+            if text is None:
+                continue
+            name = posixpath.splitext(posixpath.basename(rel))[0]
+            parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
+            cfg = self._config("data_tests", (*parts, name), None)
+            res = Resource(name, "test", path, root.name, (root.name, *parts, name), cfg)
+            r.texts[path] = text
+            out.append(res)
+        return out
+
+    def _singular(self, res: Resource) -> None:
+        """A singular test -> a `returns_no_rows` check of the first model it refs that has a table."""
+        r = self.renderer
+        assert r is not None
+        try:
+            out = r.render(res)
+        except RenderFailure as failure:
+            self.add(failure.file, failure.message, failure.line)
+            return
+        if out.config.get("enabled") is False:
+            return
+        if not out.refs:
+            self.add(res.file, "a singular test must ref() or source() the model it tests")
+            return
+        if any(n not in self.nodes for n in out.refs):
+            return  # a node it refs failed to load: reported there
+        built = [n for n in out.refs if self.nodes[n].built]
+        try:
+            check_config(out.config, None)
+            severity = severity_of(out.config, None)
+        except TestMappingError as exc:
+            self.add(res.file, str(exc))
+            return
+        owner = self.nodes[(built or list(out.refs))[0]]
+        check = {
+            "kind": "returns_no_rows",
+            "args": {"sql": out.sql, "test": res.file},
+            "severity": severity,
+            "name": res.name,
+        }
+        self._attach(owner, res.file, None, {}, [check])
+
+
+def _file(res: Resource) -> str:
+    return res.file.split("#")[0]
+
+
+def _owner(cfg: dict[str, Any], entry: _Entry | None) -> str | None:
+    meta = {**(_dict(entry.data.get("meta")) if entry else {}), **_dict(cfg.get("meta"))}
+    owner = meta.get("owner")
+    return str(owner) if owner else None
+
+
+def _plain_source(parsed: ParsedSql) -> str | None:
+    """X when the query is exactly `select * from X`."""
+    from sqlglot import exp
+
+    tree = parsed.tree
+    if not isinstance(tree, exp.Select) or {k for k, v in tree.args.items() if v} != {"expressions", "from_"}:
+        return None
+    star = tree.expressions[0] if len(tree.expressions) == 1 else None
+    source = tree.args["from_"].this
+    if (
+        not isinstance(star, exp.Star)
+        or any(star.args.get(k) for k in star.args)
+        or not isinstance(source, exp.Table)
+        or source.args.get("alias")
+    ):
+        return None
+    return source.name
+
+
+def _snapshot_view(history: str, spec: SnapshotSpec, cfg: dict[str, Any]) -> str:
+    """dbt's snapshot columns over our SCD-2 history: dbt_scd_id, dbt_updated_at, dbt_valid_from,
+    dbt_valid_to (or the names in snapshot_meta_column_names)."""
+    scd_id, updated_at, valid_from, valid_to = snapshot_columns(cfg)
+    changed = quote(spec.updated_at) if spec.strategy == "timestamp" and spec.updated_at else "valid_from"
+    hashed = " || '|' || ".join(
+        f"coalesce(cast({c} as varchar), '')" for c in [*map(quote, spec.unique_key), changed]
+    )
+    current = cfg.get("dbt_valid_to_current")
+    to = f"coalesce(valid_to, {current})" if current else "valid_to"
+    return (
+        f"select *, md5({hashed}) as {quote(scd_id)}, {changed} as {quote(updated_at)}, "
+        f"valid_from as {quote(valid_from)}, {to} as {quote(valid_to)} from {quote(history)}"
+    )

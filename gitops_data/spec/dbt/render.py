@@ -1,0 +1,705 @@
+"""Render dbt resources (models, snapshot blocks, tests) to SQL, with dbt's Jinja context on jinja2:
+`ref`, `source`, `config`, `var`, `env_var`, `this`, `is_incremental()`, `target`, `adapter.dispatch`,
+project macros, the macros of packages installed under dbt_packages/, and dbt's own (`dbt.*`).
+
+`ref('x')` renders as the plain name `x`, `source('s', 't')` as `s__t`, `this` as the model's own
+name: our SQL layer resolves plain names to the builds a plan picks. Nothing asks a warehouse:
+a relation's columns (`adapter.get_columns_in_relation`, used by `star`) come from the project.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import jinja2
+
+from gitops_data.spec.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
+from gitops_data.spec.dbt.jinja import (
+    DBT_VERSION,
+    MODULES,
+    Column,
+    ConfigCall,
+    DbtRenderError,
+    Exceptions,
+    MacroReturn,
+    Namespace,
+    Relation,
+    Unsupported,
+    constant_query,
+    describe,
+    fromjson,
+    fromyaml,
+    local_md5,
+    macro_return,
+    make_environment,
+    set_strict,
+    template_frames,
+    tojson,
+    toyaml,
+    try_set,
+    try_zip,
+)
+from gitops_data.spec.dbt.project import DbtPackage, merge_config
+
+_MISSING = object()
+_MACRO_DEF = re.compile(r"\{%-?\s*(macro|test)\s+([A-Za-z_]\w*)\s*\(")
+_FLAGS = {"WHICH": "run", "FULL_REFRESH": False, "STORE_FAILURES": False, "WARN_ERROR": False}
+_NOT_REPRODUCIBLE = (
+    "it differs at every run, and a build depends only on the commit "
+    "(put the value in a model's data instead)"
+)
+
+
+@dataclass(frozen=True)
+class RefTarget:
+    """A node `ref()` or `source()` may name."""
+
+    name: str
+    kind: str  # model | seed | snapshot | source | node (declared in gitops-data YAML)
+    materialized: str = "table"
+
+
+@dataclass
+class Resource:
+    """A dbt resource rendered from a file: a model, a snapshot block or a singular test."""
+
+    name: str
+    kind: str  # model | snapshot | test
+    file: str
+    package: str
+    fqn: tuple[str, ...]
+    config: dict[str, Any]  # from dbt_project.yml and properties YAML, before the file's own config()
+    block: str | None = None  # snapshot: the `{% snapshot %}` block of `file`
+
+
+@dataclass(frozen=True)
+class Rendered:
+    sql: str
+    config: dict[str, Any]
+    refs: tuple[str, ...]  # node names ref()'d or source()'d, in order of the calls
+
+
+class RenderFailure(Exception):
+    """A resource cannot be rendered; where (file, line) and why."""
+
+    def __init__(self, file: str, message: str, line: int | None = None):
+        super().__init__(message)
+        self.file = file
+        self.message = message
+        self.line = line
+
+
+class _TextLoader(jinja2.BaseLoader):
+    def __init__(self, texts: dict[str, str]):
+        self.texts = texts
+
+    def get_source(self, environment: jinja2.Environment, template: str):
+        if template not in self.texts:
+            raise jinja2.TemplateNotFound(template)
+        return self.texts[template], template, lambda: True
+
+
+@dataclass
+class Renderer:
+    """Everything rendering needs from one project: templates, macros per package, what ref() and
+    source() may name, the target, the vars. Results are cached per resource."""
+
+    root: DbtPackage
+    packages: list[DbtPackage]
+    dialect: str
+    target: dict[str, Any]
+    cli_vars: dict[str, Any]
+    refs: dict[str, RefTarget] = field(default_factory=dict)  # lower-case name -> target
+    sources: dict[tuple[str, str], RefTarget] = field(default_factory=dict)
+    disabled: set[str] = field(default_factory=set)
+    listed_packages: set[str] = field(default_factory=set)  # named in packages.yml / dependencies.yml
+    known_columns: Callable[[str], list[Column] | None] = lambda name: None
+
+    def __post_init__(self) -> None:
+        self.texts: dict[str, str] = dict(GLOBAL_FILES)
+        loader = _TextLoader(self.texts)
+        self.env = make_environment(loader)
+        self.native = make_environment(loader, native=True)
+        self.macros: dict[str, dict[str, str]] = {}  # package -> macro name -> file
+        self.resources: dict[str, Resource] = {}
+        self._done: dict[str, Rendered | RenderFailure] = {}
+        self._stack: list[str] = []
+        self._columns: dict[str, list[Column]] = {}
+        self._package_names = [p.name for p in self.packages]
+        for file, text in GLOBAL_FILES.items():
+            self.add_macro_file(INTERNAL_PACKAGE, file, text)
+
+    # --- registration -------------------------------------------------------------------------
+
+    def add_macro_file(self, package: str, file: str, text: str) -> list[tuple[str, int]]:
+        """Register the macros of one file; the (name, line) of each that `package` already has."""
+        self.texts[file] = text
+        own = self.macros.setdefault(package, {})
+        duplicates = []
+        for m in _MACRO_DEF.finditer(text):
+            name = m.group(2) if m.group(1) == "macro" else f"test_{m.group(2)}"
+            if name in own and own[name] != file:
+                duplicates.append((name, text.count("\n", 0, m.start()) + 1))
+            own[name] = file
+        return duplicates
+
+    def add_resource(self, resource: Resource, text: str) -> None:
+        self.texts[resource.file] = text
+        self.resources[resource.name.lower()] = resource
+
+    def compile_check(self, file: str) -> RenderFailure | None:
+        """A Jinja syntax error of `file`, found without rendering it."""
+        try:
+            self.env.get_template(file)
+        except jinja2.TemplateSyntaxError as exc:
+            return RenderFailure(exc.filename or file, f"Jinja syntax error: {exc.message}", exc.lineno)
+        return None
+
+    # --- rendering ----------------------------------------------------------------------------
+
+    def rendered(self, name: str) -> Rendered:
+        """The resource `name` rendered as dbt runs it the first time (`is_incremental()` false)."""
+        key = name.lower()
+        done = self._done.get(key)
+        if isinstance(done, RenderFailure):
+            raise done
+        if done is not None:
+            return done
+        if key in self._stack:
+            cycle = " -> ".join([*self._stack[self._stack.index(key) :], key])
+            raise DbtRenderError(f"dependency cycle while rendering: {cycle}")
+        self._stack.append(key)
+        try:
+            out = self.render(self.resources[key])
+        except RenderFailure as failure:
+            self._done[key] = failure
+            raise
+        finally:
+            self._stack.pop()
+        self._done[key] = out
+        return out
+
+    def render(self, resource: Resource, incremental: bool = False) -> Rendered:
+        scope = _Scope(self, resource, incremental)
+        try:
+            sql = self.env.get_template(resource.file).render(scope.context)
+        except Exception as exc:  # anything a template does is the project's error, never a crash
+            raise self.failure(resource.file, exc) from None
+        if resource.kind == "snapshot":
+            if scope.snapshot_sql is None:
+                raise RenderFailure(resource.file, f"no {{% snapshot {resource.block} %}} block")
+            sql = scope.snapshot_sql
+        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)))
+
+    def render_test(
+        self, resource: Resource, test: str, kwargs: dict[str, Any], line: int | None
+    ) -> Rendered:
+        """A generic test (`test_<name>` macro, maybe `package.name`) applied to `kwargs` (which
+        hold `model`, maybe `column_name`, and the test's arguments; strings that are ref() or
+        source() calls are evaluated)."""
+        scope = _Scope(self, resource)
+        try:
+            macro = scope.test_macro(test)
+            args = {k: scope.evaluate_relation(v) for k, v in kwargs.items()}
+            sql = str(macro(**args))
+        except Exception as exc:
+            failure = self.failure(resource.file, exc)
+            raise RenderFailure(resource.file, failure.message, line) from None
+        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)))
+
+    def relation_of(self, resource: Resource, text: str, line: int | None) -> Relation:
+        """Evaluate `ref('x')` / `source('s', 't')` written in YAML (a relationships test's `to`)."""
+        scope = _Scope(self, resource)
+        try:
+            value = scope.evaluate_relation(text)
+        except Exception as exc:
+            raise RenderFailure(resource.file, describe(exc), line) from None
+        if not isinstance(value, Relation):
+            raise RenderFailure(resource.file, f"{text!r} is not a ref(...) or source(...)", line)
+        return value
+
+    def render_value(self, text: str) -> Any:
+        """A Jinja string from YAML (a config value), rendered to a native value."""
+        scope = _Scope(self, None)
+        try:
+            return self.native.from_string(text).render(scope.context)
+        except Exception as exc:
+            raise DbtRenderError(f"cannot render {text!r}: {describe(exc)}") from None
+
+    def failure(self, file: str, exc: BaseException) -> RenderFailure:
+        """Where in the project an exception of a render happened, as a RenderFailure."""
+        if isinstance(exc, RenderFailure):
+            return exc
+        if isinstance(exc, jinja2.TemplateSyntaxError):
+            return RenderFailure(
+                exc.filename or exc.name or file, f"Jinja syntax error: {exc.message}", exc.lineno
+            )
+        if isinstance(exc, jinja2.TemplateNotFound):
+            return RenderFailure(file, f"template {exc.name!r} does not exist")
+        if isinstance(exc, RecursionError):
+            return RenderFailure(file, "macros call each other without end (recursion too deep)")
+        frames = template_frames(exc, set(self.texts))
+        line = next((ln for f, ln in frames if f == file), None)
+        message = describe(exc)
+        missing = (
+            re.match(r"'(\w+)' is undefined", str(exc)) if isinstance(exc, jinja2.UndefinedError) else None
+        )
+        if missing and missing.group(1) in self.listed_packages:
+            message = (
+                f"package {missing.group(1)!r} is listed in packages.yml but not installed: run `dbt deps` "
+                f"and commit {self.root.packages_path}/ (gitops-data reads packages from the commit)"
+            )
+        if frames and frames[-1][0] != file:
+            message += f" (in {frames[-1][0]}:{frames[-1][1]})"
+        return RenderFailure(file, message, line)
+
+    # --- what models may ask ------------------------------------------------------------------
+
+    def columns_of(self, name: str) -> list[Column]:
+        """The output columns of node `name` (what dbt would read from the warehouse)."""
+        key = name.lower()
+        if key in self._columns:
+            return self._columns[key]
+        cols = self.known_columns(key)
+        if cols is None:
+            resource = self.resources.get(key)
+            if resource is None:
+                raise DbtRenderError(
+                    f"cannot tell the columns of {name!r} without a warehouse: declare its columns "
+                    "(`columns:` of the source or seed) or make it a dbt model"
+                )
+            try:
+                result = self.rendered(key)
+            except RenderFailure as failure:
+                raise DbtRenderError(f"cannot tell the columns of {name!r}: {failure.message}") from None
+            cols = self._sql_columns(name, result.sql)
+            if resource.kind == "snapshot":
+                cols = cols + [Column(c) for c in snapshot_columns(result.config)]
+        self._columns[key] = cols
+        return cols
+
+    def _sql_columns(self, name: str, sql: str) -> list[Column]:
+        import sqlglot
+        from sqlglot import exp
+        from sqlglot.errors import SqlglotError
+        from sqlglot.optimizer.qualify import qualify
+
+        from gitops_data.errors import SqlError
+        from gitops_data.sql import parse_query
+
+        try:
+            parsed = parse_query(sql, self.dialect)
+            tree = parsed.tree
+            if not isinstance(tree, exp.Query):
+                raise DbtRenderError(f"cannot tell the columns of {name!r}: not a query")
+            if tree.find(exp.Star) is None:
+                return [Column(c) for c in tree.named_selects]
+            schema = {
+                ref: {c.name: "unknown" for c in self.columns_of(ref)} for ref in sorted(parsed.references)
+            }
+            # qualify() folds names to lower case: give them back the case they are written in
+            spelled = {c.lower(): c for cols in schema.values() for c in cols}
+            spelled.update({n.lower(): n for n in tree.named_selects if n != "*"})
+            tree = qualify(
+                sqlglot.parse_one(sql, dialect=self.dialect),
+                schema=schema,
+                dialect=self.dialect,
+                validate_qualify_columns=False,
+                identify=False,
+            )
+            return [Column(spelled.get(c.lower(), c)) for c in tree.named_selects]
+        except (SqlError, SqlglotError) as exc:
+            raise DbtRenderError(f"cannot tell the columns of {name!r}: {exc}") from None
+
+    def var_scopes(self, package: str) -> list[dict[str, Any]]:
+        """Where var() looks, first match wins: the settings' vars, the root project's vars for
+        `package`, its global vars, then the package's own defaults."""
+        scoped_names = {self.root.name, *self._package_names}
+        root_vars = self.root.vars
+        scopes = [self.cli_vars]
+        if isinstance(root_vars.get(package), dict):
+            scopes.append(root_vars[package])
+        scopes.append({k: v for k, v in root_vars.items() if k not in scoped_names})
+        own = next((p for p in self.packages if p.name == package), None)
+        if own is not None:
+            scopes.append({k: v for k, v in own.vars.items() if k not in scoped_names})
+            if isinstance(own.vars.get(package), dict):
+                scopes.append(own.vars[package])
+        return scopes
+
+    def search_order(self, namespace: str | None) -> list[str]:
+        if namespace is None:
+            return [self.root.name, *self._package_names, INTERNAL_PACKAGE]
+        configured = self.root.dispatch.get(namespace)
+        if configured:
+            return list(configured)
+        return [self.root.name, namespace] if namespace != self.root.name else [namespace]
+
+
+def snapshot_columns(config: dict[str, Any]) -> list[str]:
+    """The columns a dbt snapshot adds to its source's (dbt's names, or snapshot_meta_column_names)."""
+    names = {
+        "dbt_scd_id": "dbt_scd_id",
+        "dbt_updated_at": "dbt_updated_at",
+        "dbt_valid_from": "dbt_valid_from",
+        "dbt_valid_to": "dbt_valid_to",
+    }
+    custom = config.get("snapshot_meta_column_names")
+    if isinstance(custom, dict):
+        names.update({k: str(v) for k, v in custom.items() if k in names and v})
+    return list(names.values())
+
+
+class _MacroRef:
+    """A macro as the context offers it: called, it instantiates its file's module for this render
+    (with the right names in scope) and catches `return()`."""
+
+    __slots__ = ("scope", "package", "name", "file")
+
+    def __init__(self, scope: _Scope, package: str, name: str, file: str):
+        self.scope = scope
+        self.package = package
+        self.name = name
+        self.file = file
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        macro = self.scope.module(self.package, self.file).get(self.name)
+        if macro is None:
+            raise DbtRenderError(f"macro {self.package}.{self.name} is not defined in {self.file}")
+        try:
+            return macro(*args, **kwargs)
+        except MacroReturn as ret:
+            return ret.value
+
+    def __repr__(self) -> str:
+        return f"<macro {self.package}.{self.name}>"
+
+
+class _Adapter:
+    """`adapter`: dispatch, quoting and the columns of relations; nothing that queries."""
+
+    def __init__(self, scope: _Scope):
+        self._scope = scope
+
+    def dispatch(
+        self, macro_name: str, macro_namespace: str | None = None, packages: Any = None
+    ) -> _MacroRef:
+        r = self._scope.renderer
+        order = list(packages) if packages else r.search_order(macro_namespace)
+        for package in order:
+            for prefix in (r.dialect, "default"):
+                found = self._scope.macro(package, f"{prefix}__{macro_name}")
+                if found is not None:
+                    return found
+        raise DbtRenderError(
+            f"adapter.dispatch({macro_name!r}): no {r.dialect}__{macro_name} or default__{macro_name} "
+            f"in {', '.join(order)} (a macro for another adapter only, or a package that is not installed)"
+        )
+
+    def quote(self, identifier: Any) -> str:
+        return '"' + str(identifier).replace('"', '""') + '"'
+
+    def quote_as_configured(self, identifier: Any, quote_key: str = "identifier") -> str:
+        return str(identifier)
+
+    def quote_seed_column(self, column: str, quote_config: bool | None = None) -> str:
+        return self.quote(column) if quote_config else column
+
+    def get_columns_in_relation(self, relation: Any) -> list[Column]:
+        name = relation.name if isinstance(relation, Relation) else str(relation)
+        return self._scope.renderer.columns_of(name)
+
+    def get_relation(
+        self, database: Any = None, schema: Any = None, identifier: Any = None
+    ) -> Relation | None:
+        target = self._scope.renderer.refs.get(str(identifier).lower())
+        return Relation(target.name) if target is not None else None
+
+    def already_exists(self, schema: Any, name: Any) -> bool:
+        return str(name).lower() in self._scope.renderer.refs
+
+    def type(self) -> str:
+        return self._scope.renderer.dialect
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith(("_", "jinja_")):
+            raise AttributeError(name)
+        raise DbtRenderError(
+            f"adapter.{name} is not supported: gitops-data renders without a warehouse connection"
+        )
+
+
+class _Api:
+    class Relation:
+        @staticmethod
+        def create(
+            database: Any = None, schema: Any = None, identifier: Any = None, type: Any = None, **kw: Any
+        ):
+            return Relation(str(identifier))
+
+        @staticmethod
+        def add_ephemeral_prefix(name: str) -> str:
+            return f"__dbt__cte__{name}"
+
+    class Column:
+        _LABELS = {"STRING": "TEXT"}
+
+        @classmethod
+        def translate_type(cls, dtype: str) -> str:
+            return cls._LABELS.get(dtype.upper(), dtype)
+
+        @staticmethod
+        def create(name: str, label_or_dtype: str) -> Column:
+            return Column(name, label_or_dtype)
+
+
+class _Scope:
+    """One render: its context (ref/source/config/...), the refs and macros it used, the modules of
+    the macro files it called (instantiated with this render's context)."""
+
+    def __init__(
+        self,
+        renderer: Renderer,
+        resource: Resource | None,
+        incremental: bool = False,
+        package: str | None = None,
+    ):
+        self.renderer = renderer
+        self.resource = resource
+        self.package = package or (resource.package if resource else renderer.root.name)
+        self.config: dict[str, Any] = dict(resource.config) if resource else {}
+        self.refs: list[str] = []
+        self.results: dict[str, dict[str, Any]] = {}
+        self.snapshot_sql: str | None = None
+        self._modules: dict[tuple[str, str], dict[str, Any]] = {}
+        self._package_vars: dict[str, dict[str, Any]] = {}
+        self.context = self._context(incremental)
+
+    # --- macros -------------------------------------------------------------------------------
+
+    def macro(self, package: str, name: str) -> _MacroRef | None:
+        file = self.renderer.macros.get(package, {}).get(name)
+        return _MacroRef(self, package, name, file) if file else None
+
+    def module(self, package: str, file: str) -> dict[str, Any]:
+        """The macros of `file` bound to this render: its top level run with the package's names in
+        scope (all of them: jinja2's own modules hide `_private` macros, which dbt packages call)."""
+        key = (package, file)
+        if key not in self._modules:
+            template = self.renderer.env.get_template(file)
+            context = template.new_context(self._vars_for(package))
+            for _ in template.root_render_func(context):
+                pass
+            self._modules[key] = context.vars
+        return self._modules[key]
+
+    def _vars_for(self, package: str) -> dict[str, Any]:
+        if package in (self.renderer.root.name, INTERNAL_PACKAGE):
+            return self.context
+        if package not in self._package_vars:
+            own = {
+                n: _MacroRef(self, package, n, f) for n, f in self.renderer.macros.get(package, {}).items()
+            }
+            self._package_vars[package] = {**self.context, **own}
+        return self._package_vars[package]
+
+    def test_macro(self, test: str) -> _MacroRef:
+        if "." in test:
+            package, name = test.split(".", 1)
+            found = self.macro(package, f"test_{name}")
+            if found is None:
+                installed = package in self.renderer.macros
+                raise DbtRenderError(
+                    f"generic test {test!r}: "
+                    + (
+                        f"package {package!r} has no test {name!r}"
+                        if installed
+                        else f"package {package!r} is not installed under dbt_packages/"
+                    )
+                )
+            return found
+        for package in self.renderer.search_order(None):
+            found = self.macro(package, f"test_{test}")
+            if found is not None:
+                return found
+        raise DbtRenderError(
+            f"unknown generic test {test!r} (no `{{% test {test}(...) %}}` in the project or its packages)"
+        )
+
+    def evaluate_relation(self, value: Any) -> Any:
+        """A test argument: `ref(...)` / `source(...)` strings are evaluated, anything else kept."""
+        if isinstance(value, str) and re.fullmatch(r"\s*(ref|source)\s*\(.*\)\s*", value, re.S):
+            return self.renderer.env.compile_expression(value.strip(), undefined_to_none=False)(self.context)
+        return value
+
+    # --- context ------------------------------------------------------------------------------
+
+    def _context(self, incremental: bool) -> dict[str, Any]:
+        r = self.renderer
+        res = self.resource
+        config = ConfigCall(self.config, self._set_config)
+        this = None
+        if res is not None and res.kind in ("model", "snapshot"):
+            this = Relation(res.name, _relation_type(self.config.get("materialized")))
+        model = {
+            "name": res.name if res else None,
+            "alias": res.name if res else None,
+            "resource_type": res.kind if res else None,
+            "package_name": self.package,
+            "unique_id": f"{res.kind}.{res.package}.{res.name}" if res else None,
+            "original_file_path": res.file if res else None,
+            "path": res.file if res else None,
+            "fqn": list(res.fqn) if res else [],
+            "config": self.config,
+            "tags": self.config.get("tags", []),
+            "schema": r.target.get("schema"),
+            "database": r.target.get("database"),
+            "raw_code": "",
+        }
+        ctx: dict[str, Any] = {
+            "ref": self.ref,
+            "source": self.source,
+            "config": config,
+            "var": self.var,
+            "env_var": env_var,
+            "this": this,
+            "is_incremental": lambda: incremental,
+            "should_full_refresh": lambda: False,
+            "should_store_failures": lambda: False,
+            "target": r.target,
+            "adapter": _Adapter(self),
+            "api": _Api,
+            "exceptions": Exceptions(),
+            "modules": MODULES,
+            "return": macro_return,
+            "log": lambda *args, **kwargs: "",
+            "print": lambda *args, **kwargs: "",
+            "tojson": tojson,
+            "fromjson": fromjson,
+            "toyaml": toyaml,
+            "fromyaml": fromyaml,
+            "zip": try_zip,
+            "zip_strict": lambda *args: zip(*args, strict=False),
+            "set": try_set,
+            "set_strict": set_strict,
+            "local_md5": local_md5,
+            "execute": True,
+            "flags": dict(_FLAGS),
+            "model": model,
+            "project_name": r.root.name,
+            "dbt_version": DBT_VERSION,
+            "statement": self.statement,
+            "run_query": self.run_query,
+            "load_result": self.results.get,
+            "store_result": lambda *args, **kwargs: "",
+            "builtins": {"ref": self.ref, "source": self.source, "config": config},
+            "graph": Unsupported("graph", "gitops-data does not expose dbt's manifest to models"),
+            "run_started_at": Unsupported("run_started_at", _NOT_REPRODUCIBLE),
+            "invocation_id": Unsupported("invocation_id", _NOT_REPRODUCIBLE),
+            "selected_resources": [],
+            "database": r.target.get("database"),
+            "schema": r.target.get("schema"),
+            "load_relation": lambda relation: relation,
+            "doc": lambda *args: "",
+            "_dbt_snapshot_block": self._snapshot_block,
+        }
+        for package in r.macros:
+            ctx[package] = Namespace(package, lambda name, p=package: self.macro(p, name))
+        for name, file in r.macros.get(INTERNAL_PACKAGE, {}).items():
+            ctx.setdefault(name, _MacroRef(self, INTERNAL_PACKAGE, name, file))
+        for name, file in r.macros.get(r.root.name, {}).items():
+            ctx[name] = _MacroRef(self, r.root.name, name, file)
+        return ctx
+
+    def _set_config(self, values: dict[str, Any]) -> None:
+        self.config.update(merge_config(self.config, values))
+
+    def _snapshot_block(self, name: str, caller: Any) -> str:
+        if self.resource is not None and name == self.resource.block:
+            self.snapshot_sql = str(caller())
+        return ""
+
+    def ref(self, *args: Any, **kwargs: Any) -> Relation:
+        if set(kwargs) & {"v", "version"}:
+            raise DbtRenderError("ref() to a model version is not supported")
+        if len(args) == 2:
+            package, name = (str(a) for a in args)
+            if package != self.renderer.root.name:
+                raise DbtRenderError(
+                    f"ref({package!r}, {name!r}): models of packages are not loaded "
+                    "(only their macros and tests)"
+                )
+        elif len(args) == 1:
+            name = str(args[0])
+        else:
+            raise DbtRenderError("ref() takes a model name, or a package and a model name")
+        target = self.renderer.refs.get(name.lower())
+        if target is None:
+            import difflib
+
+            if name.lower() in self.renderer.disabled:
+                raise DbtRenderError(f"ref({name!r}): {name} is disabled (enabled: false)")
+            hint = difflib.get_close_matches(name.lower(), list(self.renderer.refs), n=1)
+            raise DbtRenderError(
+                f"ref({name!r}): no model, seed or snapshot named {name!r}"
+                + (f"; did you mean {self.renderer.refs[hint[0]].name!r}?" if hint else "")
+            )
+        self.refs.append(target.name)
+        return Relation(target.name, _relation_type(target.materialized))
+
+    def source(self, source_name: Any, table_name: Any) -> Relation:
+        target = self.renderer.sources.get((str(source_name).lower(), str(table_name).lower()))
+        if target is None:
+            known = sorted(f"{s}.{t}" for s, t in self.renderer.sources)
+            raise DbtRenderError(
+                f"source({source_name!r}, {table_name!r}) is not declared under `sources:`"
+                + (f" (declared: {', '.join(known[:10])})" if known else "")
+            )
+        self.refs.append(target.name)
+        return Relation(target.name, "external" if target.kind == "source" else "table")
+
+    def var(self, name: str, default: Any = _MISSING) -> Any:
+        for scope in self.renderer.var_scopes(self.package):
+            if name in scope:
+                return scope[name]
+        if default is not _MISSING:
+            return default
+        raise DbtRenderError(
+            f"required var {name!r} is not set: give it under `vars:` in dbt_project.yml "
+            "(or `dbt_project: {vars: ...}` in gitops_data.yaml), or a default: var('name', default)"
+        )
+
+    def statement(
+        self,
+        name: str | None = None,
+        fetch_result: bool = False,
+        auto_begin: bool = True,
+        language: str = "sql",
+        caller: Any = None,
+    ) -> str:
+        table = constant_query(str(caller()) if caller is not None else "", self.renderer.dialect)
+        if name:
+            self.results[name] = {"data": table.rows, "table": table, "response": None}
+        return ""
+
+    def run_query(self, sql: str) -> Any:
+        return constant_query(str(sql), self.renderer.dialect)
+
+
+def _relation_type(materialized: Any) -> str:
+    return {"view": "view", "ephemeral": "cte"}.get(str(materialized), "table")
+
+
+def env_var(name: str, default: Any = _MISSING) -> Any:
+    """dbt's env_var(): the rendered SQL (so the fingerprint) follows the variable."""
+    if name.startswith("DBT_ENV_SECRET"):
+        raise DbtRenderError(f"env_var({name!r}): secrets may not be rendered into SQL")
+    if name in os.environ:
+        return os.environ[name]
+    if default is not _MISSING:
+        return default
+    raise DbtRenderError(f"env_var({name!r}): the environment variable is not set and has no default")

@@ -1,0 +1,260 @@
+"""dbt tests -> our checks. The four generic tests dbt ships map onto native checks (unique,
+not_null, accepted_values -> isin, relationships -> relationship); any other generic test (the
+project's own `{% test %}`, a package's) and every singular test become a `returns_no_rows` check:
+the rendered query, which fails when it returns rows, as dbt's tests do."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlglot import exp
+
+from gitops_data.naming import quote
+
+BUILTIN = ("unique", "not_null", "accepted_values", "relationships")
+_CONFIG_KEYS = {
+    "severity",
+    "where",
+    "enabled",
+    "tags",
+    "meta",
+    "limit",
+    "error_if",
+    "warn_if",
+    "fail_calc",
+    "store_failures",
+    "store_failures_as",
+    "alias",
+    "schema",
+    "database",
+    "group",
+}
+_NOT_ARGS = _CONFIG_KEYS | {"config", "name", "description", "arguments", "test_name", "column_name"}
+
+
+class TestMappingError(ValueError):
+    """A test that cannot become a check; `line` is the YAML line."""
+
+    def __init__(self, message: str, line: int | None):
+        super().__init__(message)
+        self.line = line
+
+
+@dataclass(frozen=True)
+class TestSpec:
+    """One generic test as declared in a properties YAML file."""
+
+    test: str  # unique | accepted_values | package.name | ...
+    args: dict[str, Any]
+    config: dict[str, Any]
+    name: str | None
+    column: str | None
+    line: int | None
+
+    @property
+    def severity(self) -> str:
+        return severity_of(self.config, self.line)
+
+
+def severity_of(config: dict[str, Any], line: int | None) -> str:
+    value = str(config.get("severity", "error")).lower()
+    if value not in ("error", "warn"):
+        raise TestMappingError(f"severity must be error or warn, not {config.get('severity')!r}", line)
+    return value
+
+
+def check_config(config: dict[str, Any], line: int | None) -> None:
+    """Test configs that change what a failure means, which our checks do not model."""
+    if str(config.get("fail_calc", "count(*)")).replace(" ", "").lower() != "count(*)":
+        raise TestMappingError("fail_calc is not supported: a check fails when its query returns rows", line)
+    for key in ("warn_if", "error_if"):
+        if str(config.get(key, "!= 0")).replace(" ", "") != "!=0":
+            raise TestMappingError(
+                f"{key} is not supported: a check fails when its query returns any row", line
+            )
+
+
+def read_tests(
+    entries: Any, column: str | None, line: int | None, base_config: dict[str, Any]
+) -> list[TestSpec]:
+    """The tests of a `data_tests:` (or `tests:`) list, with their configs over `base_config`."""
+    if entries is None:
+        return []
+    if not isinstance(entries, list):
+        raise TestMappingError("data_tests must be a list", line)
+    out = []
+    line = getattr(entries, "line", None) or line  # a bare name has no line of its own: the list's
+    for entry in entries:
+        where = getattr(entry, "line", None) or line
+        if isinstance(entry, str):
+            out.append(TestSpec(entry, {}, dict(base_config), None, column, where))
+            continue
+        if not isinstance(entry, dict) or not entry:
+            raise TestMappingError("a test is a name or a mapping {test_name: {arguments}}", where)
+        if "test_name" in entry:
+            test, body = entry["test_name"], entry
+        elif len(entry) == 1:
+            test, body = next(iter(entry.items()))
+            body = body if body is not None else {}
+        else:
+            raise TestMappingError(f"a test names exactly one test, got {sorted(entry)}", where)
+        if not isinstance(test, str) or not isinstance(body, dict):
+            raise TestMappingError(f"test {test!r}: its arguments must be a mapping", where)
+        config = {**base_config, **{k: v for k, v in body.items() if k in _CONFIG_KEYS}}
+        if isinstance(body.get("config"), dict):
+            config.update(body["config"])
+        args = dict(body["arguments"]) if isinstance(body.get("arguments"), dict) else {}
+        args.update({k: v for k, v in body.items() if k not in _NOT_ARGS})
+        name = body.get("name") if isinstance(body.get("name"), str) else None
+        col = body.get("column_name", column)
+        out.append(TestSpec(test, args, config, name, col if isinstance(col, str) else column, where))
+    return out
+
+
+@dataclass
+class NodeChecks:
+    """What the tests of one node become: per-column settings and model-level checks (YAML form)."""
+
+    columns: dict[str, dict[str, Any]] = field(default_factory=dict)
+    checks: list[dict[str, Any]] = field(default_factory=list)
+
+    def column(self, name: str) -> dict[str, Any]:
+        return self.columns.setdefault(name, {})
+
+
+def _literal(value: Any, quoted: bool) -> str:
+    if not quoted:
+        return str(value)
+    return exp.convert(value).sql(dialect="duckdb")
+
+
+def builtin_sql(spec: TestSpec, model: str, to: str | None) -> str:
+    """dbt's own query for a built-in test, over `model` (a name or a filtered subquery)."""
+    col = quote(spec.column or "")
+    if spec.test == "not_null":
+        return f"select {col} from {model} where {col} is null"
+    if spec.test == "unique":
+        return f"select {col} from {model} where {col} is not null group by {col} having count(*) > 1"
+    if spec.test == "accepted_values":
+        quoted = spec.args.get("quote", True) is not False
+        values = ", ".join(_literal(v, quoted) for v in spec.args["values"])
+        return f"select {col} from {model} where {col} not in ({values})"
+    field_ = quote(str(spec.args["field"]))
+    return (
+        f"select c.{col} from {model} as c left join {to} as p on c.{col} = p.{field_} "
+        f"where c.{col} is not null and p.{field_} is null"
+    )
+
+
+def map_tests(
+    specs: list[TestSpec],
+    node: str,
+    relation: Callable[[str, int | None], str],
+    render_generic: Callable[[TestSpec, str | None], str],
+    errors: list[TestMappingError],
+) -> NodeChecks:
+    """The checks `specs` become on node `node`. `relation` turns a `ref(...)`/`source(...)` text
+    into a node name; `render_generic(spec, where)` renders a test to SQL (a query of failing rows).
+    Problems go to `errors`; the tests that map are kept."""
+    out = NodeChecks()
+    severities: dict[tuple[str, str], str] = {}
+    for spec in specs:
+        try:
+            if spec.config.get("enabled") is False:
+                continue
+            check_config(spec.config, spec.line)
+            severity = spec.severity
+            where = spec.config.get("where")
+            _add(out, spec, severity, where, node, relation, render_generic, severities)
+        except TestMappingError as exc:
+            errors.append(exc)
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:  # arguments of unexpected shapes
+            errors.append(
+                TestMappingError(f"test {spec.test!r}: cannot use its arguments ({exc})", spec.line)
+            )
+    for col in dict.fromkeys(c for c, _ in severities):
+        not_null, unique = severities.get((col, "not_null")), severities.get((col, "unique"))
+        if not_null and unique and not_null != unique:  # a column has one severity: unique goes model-level
+            out.columns[col].pop("unique", None)
+            out.checks.append({"unique": [col], "severity": unique, "name": f"{col}__unique"})
+        out.column(col)["severity"] = not_null or unique
+    return out
+
+
+def _add(
+    out: NodeChecks,
+    spec: TestSpec,
+    severity: str,
+    where: Any,
+    node: str,
+    relation: Callable[[str, int | None], str],
+    render_generic: Callable[[TestSpec, str | None], str],
+    severities: dict[tuple[str, str], str],
+) -> None:
+    test, col = spec.test, spec.column
+    builtin = test in BUILTIN or (test.startswith("dbt.") and test[4:] in BUILTIN)
+    test = test[4:] if test.startswith("dbt.") else test
+    if builtin and col is None:
+        raise TestMappingError(f"{test} is a column test: declare it under a column", spec.line)
+    if test == "accepted_values" and builtin and not isinstance(spec.args.get("values"), list):
+        raise TestMappingError("accepted_values needs `values:` (a list)", spec.line)
+    if test == "relationships" and builtin and not {"to", "field"} <= set(spec.args):
+        raise TestMappingError("relationships needs `to:` (ref(...) or source(...)) and `field:`", spec.line)
+    label = f"{test}" + (f" on {col}" if col else "")
+    spec = TestSpec(test, spec.args, spec.config, spec.name, col, spec.line)
+    if builtin and where:
+        to = relation(str(spec.args["to"]), spec.line) if test == "relationships" else None
+        model = f"(select * from {quote(node)} where {where}) as dbt_subquery"
+        sql = builtin_sql(spec, model, quote(to) if to else None)
+        out.checks.append(
+            _query_check(sql, f"{label} where {where}", severity, spec.name or f"{col}__{test}")
+        )
+        return
+    if not builtin:
+        sql = render_generic(spec, str(where) if where else None)
+        name = spec.name or (f"{col}__{test.split('.')[-1]}" if col else test.split(".")[-1])
+        out.checks.append(_query_check(sql, label, severity, name))
+        return
+    assert col is not None
+    if test in ("unique", "not_null") and spec.name:
+        # a named check is model-level (a column's unique/not_null have no names of their own)
+        if test == "unique":
+            out.checks.append({"unique": [col], "severity": severity, "name": spec.name})
+        else:
+            out.checks.append(
+                {"expression": f"{quote(col)} is not null", "severity": severity, "name": spec.name}
+            )
+    elif test == "unique":
+        out.column(col)["unique"] = True
+        severities[(col, test)] = severity
+    elif test == "not_null":
+        out.column(col)["nullable"] = False
+        severities[(col, test)] = severity
+    elif test == "accepted_values":
+        values = spec.args["values"]
+        if spec.args.get("quote", True) is False and not all(isinstance(v, (int, float)) for v in values):
+            raise TestMappingError("accepted_values with quote: false takes numbers only", spec.line)
+        check: dict[str, Any] = {"isin": list(values), "severity": severity}
+        if spec.name:
+            check["name"] = spec.name
+        out.column(col).setdefault("checks", []).append(check)
+    else:
+        to = relation(str(spec.args["to"]), spec.line)
+        check = {
+            "relationship": {"column": col, "to": to, "field": str(spec.args["field"])},
+            "severity": severity,
+        }
+        if spec.name:
+            check["name"] = spec.name
+        out.checks.append(check)
+
+
+def _query_check(sql: str, label: str, severity: str, name: str) -> dict[str, Any]:
+    return {
+        "kind": "returns_no_rows",
+        "args": {"sql": sql, "test": label},
+        "severity": severity,
+        "name": name,
+    }
