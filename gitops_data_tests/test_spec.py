@@ -669,3 +669,14 @@ def test_cli_validate_message_with_markup_characters(make_repo, tmp_path):
     assert "Traceback" not in res.stdout + res.stderr
     assert res.returncode == 2
     assert "unknown top-level key '[/x]'" in res.stderr
+
+
+def test_checks_on_an_external_table_are_a_validate_error(tmp_path):
+    (tmp_path / "gitops_data.yaml").write_text("name: t\n")
+    (tmp_path / "p.yml").write_text(
+        "sources:\n  - name: accounts\n    table: crm.accounts\n    columns: {id: {unique: true}}\n"
+        "models:\n  - name: a\n    sql: select id from accounts\n"
+    )
+    issues = _load_errors(DirTree(str(tmp_path)))
+    assert [(i.file, i.line, i.model) for i in issues] == [("p.yml", 2, "accounts")]
+    assert "declare them on a model that selects from it" in issues[0].message

@@ -290,7 +290,17 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict, dialects: tuple
                     spec.name,
                 )
                 return None
-            return Node(kind="table", table=spec.table, **common)
+            node = Node(kind="table", table=spec.table, **common)
+            if declared_checks(node):
+                c.add(
+                    file,
+                    "checks on an external table do not run (it has no build to audit before publishing); "
+                    "declare them on a model that selects from it",
+                    raw.line,
+                    spec.name,
+                )
+                return None
+            return node
         data = _data_file(c, spec.path, file, line_of(raw, ("path",)), spec.name, spec.format)
         return Node(kind="source", **common, **data) if data else None
     if isinstance(spec, SeedSpec):

@@ -482,7 +482,8 @@ class DbtLoader:
                     continue
                 node = Node(kind="table", table=".".join(parts), **common)
             self.nodes[name] = node
-            self._test_targets.append((name, _Entry(file, table), (sname,)))
+            if node.kind == "source":  # an external table has no build to audit: its tests do not run
+                self._test_targets.append((name, _Entry(file, table), (sname,)))
 
     def _seeds(self, seen: dict[str, tuple[str, int | None]]) -> None:
         from gitops_data.spec.loader import _data_file
