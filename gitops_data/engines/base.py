@@ -96,9 +96,10 @@ class Engine(ABC):
         """Whether `exc` means a reader held an object too long (the publish retries)."""
         return False
 
-    def lock_views(self, schema: str, names: list[str]) -> None:
+    def lock_views(self, schema: str, names: list[str], attempt: int = 1) -> None:
         """Inside a publish's transaction, before any change: take the views it will change or
-        drop, waiting for readers only briefly (`is_lock_conflict` then says to retry)."""
+        drop, waiting for readers only briefly (`is_lock_conflict` then says to retry); `attempt`
+        counts the tries of this publish."""
         return None
 
     # -- DDL ----------------------------------------------------------------------------------

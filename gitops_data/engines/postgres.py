@@ -9,6 +9,7 @@ blocked only by a publish's own flip (a few ms per view, bounded by `lock_timeou
 from __future__ import annotations
 
 import contextlib
+import random
 import re
 import uuid
 from collections.abc import Iterator
@@ -82,13 +83,20 @@ class PostgresEngine(Engine):
     def is_lock_conflict(self, exc: BaseException) -> bool:
         return isinstance(exc, (pg_errors.LockNotAvailable, pg_errors.DeadlockDetected))
 
-    def lock_views(self, schema: str, names: list[str]) -> None:
-        """Take every view a publish changes at once, up front (inside its transaction)."""
+    def lock_views(self, schema: str, names: list[str], attempt: int = 1) -> None:
+        """Take every view a publish changes at once, up front (inside its transaction). A reader
+        whose one statement names several of them takes them in its own order; a lock order against
+        it can only ever time out, so tries alternate the order, then shuffle it: a reader's order
+        is met within two tries, and mixed orders by chance."""
         self.execute(f"set local lock_timeout = '{PUBLISH_LOCK_TIMEOUT}'")
-        if names:
-            self.execute(
-                f"lock table {', '.join(qualified(schema, n) for n in names)} in access exclusive mode"
-            )
+        if not names:
+            return
+        order = sorted(names)
+        if attempt % 2 == 0:
+            order.reverse()
+        if attempt > 4:
+            random.shuffle(order)
+        self.execute(f"lock table {', '.join(qualified(schema, n) for n in order)} in access exclusive mode")
 
     # -- introspection ----------------------------------------------------------------------
     def objects(self, schema: str, names: list[str] | None = None) -> dict[str, str]:

@@ -69,7 +69,7 @@ def publish_builds(
         )
     for attempt in range(1, PUBLISH_ATTEMPTS + 1):
         try:
-            return _publish_once(catalog, target, internal, run_id, consumers)
+            return _publish_once(catalog, target, internal, run_id, consumers, attempt)
         except Exception as exc:
             if not engine.is_lock_conflict(exc):
                 raise
@@ -83,7 +83,12 @@ def publish_builds(
 
 
 def _publish_once(
-    catalog: Catalog, target: PublishTarget, internal: str, run_id: str | None, consumers: tuple[str, ...]
+    catalog: Catalog,
+    target: PublishTarget,
+    internal: str,
+    run_id: str | None,
+    consumers: tuple[str, ...],
+    attempt: int = 1,
 ) -> PublishRecord:
     engine = catalog.engine
     env, schema = target.env, target.schema
@@ -113,7 +118,7 @@ def _publish_once(
                 and current.get(n) == recorded[n][1]
             )
         }
-        engine.lock_views(schema, [n for n in (*stale, *touch) if n in existing])
+        engine.lock_views(schema, [n for n in (*stale, *touch) if n in existing], attempt)
         for name in stale:
             engine.drop(existing[name], schema, name)
         engine.replace_views(schema, touch, existing)
