@@ -53,26 +53,28 @@ def execute(location, sql: str) -> None:
         con.close()
 
 
-def objects(location, schema: str) -> dict[str, str]:
-    """name -> 'TABLE' | 'VIEW' of what `schema` holds, on either engine."""
+@contextlib.contextmanager
+def _engine(location):
     from gitops_data.engines import open_warehouse
 
     with open_warehouse(getattr(location, "warehouse", location)) as engine:
+        yield engine
+
+
+def objects(location, schema: str) -> dict[str, str]:
+    """name -> 'TABLE' | 'VIEW' of what `schema` holds, on either engine."""
+    with _engine(location) as engine:
         return engine.objects(schema)
 
 
 def view_definitions(location, schema: str) -> dict[str, str]:
     """view -> its stored definition, on either engine."""
-    from gitops_data.engines import open_warehouse
-
-    with open_warehouse(getattr(location, "warehouse", location)) as engine:
+    with _engine(location) as engine:
         return engine.view_definitions(schema)
 
 
 def column_types(location, schema: str, name: str) -> dict[str, str]:
-    from gitops_data.engines import open_warehouse
-
-    with open_warehouse(getattr(location, "warehouse", location)) as engine:
+    with _engine(location) as engine:
         return engine.columns(schema, name)
 
 

@@ -112,15 +112,7 @@ class PostgresEngine(Engine):
         return dict(rows)
 
     def columns(self, schema: str, name: str) -> dict[str, str]:
-        return dict(
-            self.fetchall(
-                """select a.attname, format_type(a.atttypid, a.atttypmod) from pg_attribute a
-                   join pg_class c on c.oid = a.attrelid join pg_namespace n on n.oid = c.relnamespace
-                   where n.nspname = ? and c.relname = ? and a.attnum > 0 and not a.attisdropped
-                   order by a.attnum""",
-                [schema, name],
-            )
-        )
+        return dict(self._columns_of(schema, [name]).get(name, []))
 
     def view_definitions(self, schema: str) -> dict[str, str]:
         return dict(
@@ -132,14 +124,23 @@ class PostgresEngine(Engine):
         )
 
     def query_columns(self, select: str) -> list[str]:
-        cur = self.con.execute(f"select * from ({select}) as q limit 0")
-        return [c.name for c in cur.description or []]
+        return [c for c, _ in self._select_types(select)]
 
     def type_name(self, type_sql: str) -> str:
-        cur = self.con.execute(f"select cast(null as {type_sql}) limit 0")
-        res = cur.pgresult
-        assert res is not None
-        return self.scalar("select format_type(?, ?)", [res.ftype(0), res.fmod(0)])
+        return self._select_types(f"select cast(null as {type_sql})")[0][1]
+
+    def _select_types(self, select: str) -> list[tuple[str, str]]:
+        """(column, type as format_type names it) of a query's output, without running it."""
+        cur = self.con.execute(f"select * from ({select}) as q limit 0")
+        res, cols = cur.pgresult, cur.description or []
+        if res is None or not cols:
+            return []
+        types = self.fetchall(
+            "select format_type(t, m) from unnest(?::oid[], ?::int[]) with ordinality as x(t, m, i) "
+            "order by i",
+            [[res.ftype(i) for i in range(len(cols))], [res.fmod(i) for i in range(len(cols))]],
+        )
+        return [(c.name, t) for c, (t,) in zip(cols, types, strict=True)]
 
     def database_key(self) -> tuple | None:
         return tuple(
@@ -224,14 +225,7 @@ class PostgresEngine(Engine):
         but PostgreSQL allows it only when the new columns extend the old ones; otherwise the view
         is dropped (never CASCADE) and created, and a user's object depending on it is named."""
         old = self._columns_of(schema, [name]).get(name, []) if existing == "VIEW" else []
-        cur = self.con.execute(f"select * from ({select}) as q limit 0")
-        res = cur.pgresult
-        assert res is not None
-        new = [
-            (c.name, self.scalar("select format_type(?, ?)", [res.ftype(i), res.fmod(i)]))
-            for i, c in enumerate(cur.description or [])
-        ]
-        self._replace(schema, name, select, existing, old, new)
+        self._replace(schema, name, select, existing, old, self._select_types(select))
 
     def replace_views(
         self, schema: str, views: dict[str, tuple[str, str, str]], existing: dict[str, str]

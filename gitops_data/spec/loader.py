@@ -126,6 +126,28 @@ def _load_settings(c: _Collector) -> Settings:
     return settings
 
 
+def read_yaml_mapping(c: _Collector, path: str, not_a_mapping: str) -> LineDict | None:
+    """The YAML file `path` as a mapping, or None (empty, or unreadable, too large, invalid or not a
+    mapping: then an issue says why, with `not_a_mapping` for the last)."""
+    try:
+        raw = c.tree.read(path)
+    except (UnsafePath, OSError) as exc:
+        c.add(path, f"cannot read: {exc}")
+        return None
+    if len(raw) > MAX_YAML_BYTES:
+        c.add(path, f"file is {len(raw)} bytes; YAML files are limited to {MAX_YAML_BYTES} bytes")
+        return None
+    try:
+        data = parse_yaml(raw)
+    except YamlSyntaxError as exc:
+        c.add(path, str(exc), exc.line)
+        return None
+    if data is not None and not isinstance(data, LineDict):
+        c.add(path, not_a_mapping, getattr(data, "line", 1))
+        return None
+    return data
+
+
 def _yaml_entries(
     c: _Collector, settings: Settings
 ) -> tuple[list[tuple[str, str, LineDict]], dict[str, FileDefaults]]:
@@ -137,25 +159,8 @@ def _yaml_entries(
             continue
         if any(fnmatch.fnmatch(path, pat) for pat in settings.exclude):
             continue
-        try:
-            raw = c.tree.read(path)
-        except (UnsafePath, OSError) as exc:
-            c.add(path, f"cannot read: {exc}")
-            continue
-        if len(raw) > MAX_YAML_BYTES:
-            c.add(path, f"file is {len(raw)} bytes; YAML files are limited to {MAX_YAML_BYTES} bytes")
-            continue
-        try:
-            data = parse_yaml(raw)
-        except YamlSyntaxError as exc:
-            c.add(path, str(exc), exc.line)
-            continue
+        data = read_yaml_mapping(c, path, "top level must be a mapping with keys " + ", ".join(SECTIONS))
         if data is None:
-            continue
-        if not isinstance(data, dict):
-            c.add(
-                path, "top level must be a mapping with keys " + ", ".join(SECTIONS), getattr(data, "line", 1)
-            )
             continue
         for key, value in data.items():
             if key == "defaults":

@@ -67,7 +67,7 @@ from gitops_data.spec.schema import (
     SnapshotSpec,
 )
 from gitops_data.spec.tree import UnsafePath, normalize
-from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, parse_yaml
+from gitops_data.spec.yaml_lines import LineDict
 from gitops_data.sql import DIALECT, ParsedSql, canonical_type, parse_query, target_problems
 
 if TYPE_CHECKING:
@@ -304,6 +304,8 @@ class DbtLoader:
 
     def _properties(self, root: DbtPackage) -> None:
         """Read the properties YAML files (schema.yml) of the project's resource folders."""
+        from gitops_data.spec.loader import read_yaml_mapping
+
         folders = tuple(
             dict.fromkeys(root.folders(k) for k in ("model", "seed", "snapshot", "test", "macro", "analysis"))
         )
@@ -313,19 +315,10 @@ class DbtLoader:
                 if file in seen_files:
                     continue
                 seen_files.add(file)
-                try:
-                    data = parse_yaml(self.tree.read(file))
-                except YamlSyntaxError as exc:
-                    self.add(file, str(exc), exc.line)
-                    continue
+                data = read_yaml_mapping(
+                    self.c, file, "a properties file is a mapping (version: 2, models: ...)"
+                )
                 if data is None:
-                    continue
-                if not isinstance(data, LineDict):
-                    self.add(
-                        file,
-                        "a properties file is a mapping (version: 2, models: ...)",
-                        getattr(data, "line", None),
-                    )
                     continue
                 for key in ("models", "seeds", "snapshots", "sources"):
                     entries = data.get(key)
