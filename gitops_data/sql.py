@@ -53,7 +53,7 @@ class ParsedSql:
     tree: exp.Expression
     references: frozenset[str]
 
-    @property
+    @functools.cached_property
     def canonical(self) -> str:
         """Whitespace- and comment-independent text of the query (input of the fingerprint)."""
         return self.tree.sql(dialect=DIALECT, comments=False)
@@ -119,10 +119,14 @@ def _parse_error_message(sql: str, err: dict) -> str:
     return f"cannot parse SQL{where}: {description}" + (f" (near {near!r})" if near else "")
 
 
-@functools.lru_cache(maxsize=4096)
 def parse_query(sql: str, dialect: str = DIALECT) -> ParsedSql:
     """Parse one model query written in `dialect`; raise SqlError on anything else. Cached: a plan
     parses each model several times; callers copy the tree before they change it."""
+    return _parse_query(sql, dialect)  # one cache key whether `dialect` is given or not
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_query(sql: str, dialect: str) -> ParsedSql:
     if not isinstance(sql, str) or not sql.strip():
         raise SqlError("SQL is empty")
     try:
@@ -175,8 +179,8 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
             target = tables[node.name.lower()]
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
             if target.startswith("("):
-                return exp.Subquery(this=sqlglot.parse_one(target[1:-1], dialect=DIALECT), alias=alias)
-            replacement = sqlglot.parse_one(target, into=exp.Table, dialect=DIALECT)
+                return exp.Subquery(this=_parsed(target[1:-1]).copy(), alias=alias)
+            replacement = _parsed(target, exp.Table).copy()
             replacement.set("alias", alias)
             return replacement
         return node
@@ -185,6 +189,12 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
     if dialect != DIALECT:
         tree = tree.transform(_group_by_all_as_ordinals)
     return tree.sql(dialect=dialect)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parsed(text: str, into: type[exp.Expression] | None = None) -> exp.Expression:
+    """A physical name or inlined query, parsed once (a build is read by many models); copy it."""
+    return sqlglot.parse_one(text, into=into, dialect=DIALECT)
 
 
 def _group_by_all_as_ordinals(node: exp.Expression) -> exp.Expression:

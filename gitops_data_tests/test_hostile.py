@@ -669,7 +669,7 @@ CASES = [
     ),
     # nesting that blows Python's stack
     Bad("deeply_nested_yaml", add(X, "models: " + "[" * 1000 + "]" * 1000 + "\n"), 2, (X,)),
-    Bad("deeply_nested_sql", sql_model("select " + "(" * 200 + "1" + ")" * 200 + " as v"), 2, (X3,)),
+    Bad("deeply_nested_sql", sql_model("select " + "(" * 2000 + "1" + ")" * 2000 + " as v"), 2, (X3,)),
     # column types are pasted into SQL
     Bad("type_injection_in_cast", type_injection_in_cast, 2, ("project.yml", "[nums]", "type")),
     Bad("type_injection_in_type_check", type_injection_in_type_check, 2, ("project.yml", "[a]", "type")),

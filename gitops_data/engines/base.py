@@ -91,6 +91,20 @@ class Engine(ABC):
     def register_file(self, path: str, fmt: str, schema: str) -> contextlib.AbstractContextManager[str]:
         """Make a local file (csv, parquet, json) readable as a table; yields its FROM item."""
 
+    # -- turns and threads ------------------------------------------------------------------
+    @abstractmethod
+    def sibling(self) -> Engine:
+        """Another connection to the same database, for another thread of this process, under the
+        turn this connection holds (it takes no lock of its own). Close it before this one."""
+
+    def turn_wanted(self) -> bool:
+        """Whether another gitops-data process has asked for the warehouse since this connection
+        took its turn (engines that cannot tell: always)."""
+        return True
+
+    @abstractmethod
+    def close(self) -> None: ...
+
     # -- transactions and locks -------------------------------------------------------------
     def is_lock_conflict(self, exc: BaseException) -> bool:
         """Whether `exc` means a reader held an object too long (the publish retries)."""

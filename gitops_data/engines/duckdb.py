@@ -3,6 +3,8 @@
 DuckDB lets one process at a time open a file for writing. The Dagster webserver, the daemon's
 sensors, run workers and the CLI are separate processes, so every connection we open first takes an
 exclusive `flock` on `<warehouse>.lock` (waiting with back-off), and connections are kept short.
+A process that finds the lock taken touches the lock file while it waits: a long plan run holding
+the warehouse sees the new mtime (`turn_wanted`) and gives it a turn between steps.
 A connect that still fails on DuckDB's own file lock (an outside reader holding the file) is
 retried with jittered back-off before giving up with WarehouseBusy.
 """
@@ -35,6 +37,7 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
+            os.utime(fd)  # ask the holder for a turn (see turn_wanted)
             raise Retry() from None
 
     try:
@@ -75,8 +78,10 @@ class DuckDBEngine(Engine):
 
     dialect = "duckdb"
 
-    def __init__(self, con: duckdb.DuckDBPyConnection):
+    def __init__(self, con: duckdb.DuckDBPyConnection, lock_path: str | None = None):
         self.con = con
+        self.lock_path = lock_path
+        self._turn_began = _mtime(lock_path)
 
     def execute(self, sql: str, params: list | None = None):
         return self.con.execute(sql, params or [])
@@ -154,8 +159,21 @@ class DuckDBEngine(Engine):
     def missing_roles(self, roles: list[str]) -> list[str]:
         return []  # a DuckDB file has no roles: its file permissions say who reads it
 
+    def sibling(self) -> DuckDBEngine:
+        return DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
+
+    def turn_wanted(self) -> bool:
+        return self.lock_path is not None and _mtime(self.lock_path) != self._turn_began
+
     def close(self) -> None:
         self.con.close()
+
+
+def _mtime(path: str | None) -> int | None:
+    try:
+        return os.stat(path).st_mtime_ns if path else None
+    except OSError:
+        return None
 
 
 def file_reader(path: str, fmt: str) -> str:
@@ -172,7 +190,7 @@ def open_duckdb(path: str | Path, timeout: float | None = None) -> Iterator[Duck
     if path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
     with warehouse_lock(path, timeout):
-        engine = DuckDBEngine(_connect(path, timeout))
+        engine = DuckDBEngine(_connect(path, timeout), f"{path}.lock" if path != ":memory:" else None)
         try:
             yield engine
         finally:

@@ -25,6 +25,8 @@ from gitops_data.naming import qualified, quote
 
 # pg_advisory_lock key shared by every gitops-data process on a database ("gitops" in ASCII).
 ADVISORY_KEY = 0x6769746F7073
+# Held by a process while it waits for ADVISORY_KEY: asks the holder for a turn (see turn_wanted).
+KNOCK_KEY = ADVISORY_KEY + 1
 # How long a publish waits for readers' locks on the views it changes before it rolls back and
 # retries. Shorter than PostgreSQL's deadlock_timeout (1 s): a reader that holds one of those views
 # and waits for another we hold is never the one a deadlock check kills; we step back first.
@@ -299,6 +301,20 @@ class PostgresEngine(Engine):
         present = {r[0] for r in self.fetchall("select rolname from pg_roles")}
         return [r for r in roles if r not in present]
 
+    def turn_wanted(self) -> bool:
+        return bool(
+            self.scalar(
+                """select exists(select 1 from pg_locks where locktype = 'advisory' and granted
+                     and database = (select oid from pg_database where datname = current_database())
+                     and classid = ? and objid = ? and pid <> pg_backend_pid())""",
+                [KNOCK_KEY >> 32, KNOCK_KEY & 0xFFFFFFFF],
+            )
+        )
+
+    def sibling(self) -> PostgresEngine:
+        # no advisory lock of its own: the turn this connection holds covers it
+        return PostgresEngine(_connect(self.url, lock_timeout()), self.url)
+
     def close(self) -> None:
         if self._adbc is not None:
             with contextlib.suppress(Exception):
@@ -328,9 +344,13 @@ def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEn
     con = _connect(url, timeout)
     engine = PostgresEngine(con, url)
     try:
+        knocked = False
 
         def take() -> None:
+            nonlocal knocked
             if not con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]:
+                if not knocked:  # one knock per waiter; it goes with the session if we give up
+                    knocked = con.execute("select pg_try_advisory_lock(%s)", [KNOCK_KEY]).fetchone()[0]
                 raise Retry()
 
         with_backoff(
@@ -341,6 +361,8 @@ def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEn
             f"warehouse {redact(url)} stayed locked for {timeout:.0f}s by another gitops-data process; "
             "try again when the running build or publish has finished",
         )
+        if knocked:
+            con.execute("select pg_advisory_unlock(%s)", [KNOCK_KEY])
         yield engine
     finally:
         engine.close()  # ending the session releases the advisory lock

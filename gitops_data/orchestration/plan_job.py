@@ -18,7 +18,8 @@ from gitops_data.orchestration.assets import asset_key, check_event, check_metad
 from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
-from gitops_data.warehouse.execute import ConnectionLease, StepEvent, lease_seconds, run_plan
+from gitops_data.warehouse.lease import ConnectionLease, lease_seconds
+from gitops_data.warehouse.scheduler import StepEvent, run_plan
 from gitops_data.workspace import Environment
 
 PLAN_JOB = "gitops_plan"
@@ -78,9 +79,9 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
     if plan is None:
         raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
-    with ConnectionLease(lambda: ws.catalog(meta), lease_seconds()) as catalog:
+    with ConnectionLease(lambda: ws.catalog(meta), lease_seconds()) as lease:
         errors = run_plan(
-            catalog, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
+            lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
         )
     if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)

@@ -121,6 +121,12 @@ class Catalog:
         self.m = quote(meta)
         self._ensure()
 
+    def over(self, engine: Engine) -> Catalog:
+        """This catalog through `engine`, another connection to the same database (a sibling)."""
+        other = object.__new__(Catalog)
+        other.engine, other.meta, other.m = engine, self.meta, self.m
+        return other
+
     def _ensure(self) -> None:
         """Create (or migrate) the catalog tables; once per database and process."""
         key = self.engine.database_key()

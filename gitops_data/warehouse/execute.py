@@ -4,20 +4,14 @@ says so. Re-executing a step whose build exists is a no-op (Dagster re-execution
 
 from __future__ import annotations
 
-import contextlib
-import os
-import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, replace
-from typing import Literal
+from dataclasses import replace
 
 from gitops_data.audit.runner import CheckResult, not_run, run_check
 from gitops_data.errors import BuildError
 from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
-from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan
-from gitops_data.spec.project import Node, Project
+from gitops_data.plan import Action, BuildRecord, Mode, ModelStep, Plan
+from gitops_data.spec.project import Node
 from gitops_data.warehouse.builder import (
     BuildTarget,
     write_alias,
@@ -117,120 +111,3 @@ def execute_checks(
         recorded.row_count if recorded else None,
     )
     return results
-
-
-@dataclass(frozen=True)
-class StepEvent:
-    """What happened to one step of a plan run (reported as it happens)."""
-
-    kind: Literal["built", "reused", "checked", "skipped", "failed"]
-    step: ModelStep
-    build: BuildRecord | None = None
-    results: tuple[CheckResult, ...] = ()
-    detail: str = ""
-    columns: dict[str, str] | None = None  # of a build: column -> type
-
-
-class ConnectionLease:
-    """One connection reused by consecutive steps for up to `seconds`, then closed so other
-    processes (a sensor, the CLI) get their turn: connecting and closing (a DuckDB checkpoint)
-    cost more than a small model's SQL."""
-
-    def __init__(self, opener: Callable[[], AbstractContextManager[Catalog]], seconds: float):
-        self.opener, self.seconds = opener, seconds
-        self._stack: contextlib.ExitStack | None = None
-        self._catalog: Catalog | None = None
-        self._since = 0.0
-
-    @contextlib.contextmanager
-    def __call__(self) -> Iterator[Catalog]:
-        if self._catalog is None:
-            self._stack = contextlib.ExitStack()
-            self._catalog = self._stack.enter_context(self.opener())
-            self._since = time.monotonic()
-        try:
-            yield self._catalog
-        except BaseException:
-            self.close()
-            raise
-        if time.monotonic() - self._since >= self.seconds:
-            self.close()
-
-    def __enter__(self) -> ConnectionLease:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def close(self) -> None:
-        if self._stack is not None:
-            stack, self._stack, self._catalog = self._stack, None, None
-            stack.close()
-
-
-def lease_seconds() -> float:
-    """How long a plan run keeps one connection (GITOPS_DATA_CONNECTION_LEASE, default 1 s)."""
-    return float(os.environ.get("GITOPS_DATA_CONNECTION_LEASE", "1"))
-
-
-def _blocking_failure(results: list[CheckResult]) -> bool:
-    return any(not r.passed and not r.not_run and r.severity == "error" for r in results)
-
-
-def run_plan(
-    catalog: Callable[[], AbstractContextManager[Catalog]],
-    plan: Plan,
-    project: Project,
-    run_id: str | None,
-    repo: str,
-    report: Callable[[StepEvent], None],
-) -> list[str]:
-    """Execute every step of `plan` in build order: each build, then its own pending checks; then the
-    checks that read other models, once every build exists. A build error or a failed blocking check
-    skips the steps downstream of it (the commit cannot be published anyway); independent steps go
-    on. `catalog()` gives the connection of each step (a ConnectionLease shares one among steps for
-    a moment, so other processes are not locked out for a whole run). Returns the errors of failed
-    builds (empty: every build was made)."""
-    stopped: set[str] = set()
-    errors: list[str] = []
-    cross: list[tuple[ModelStep, list[str]]] = []
-    for name, step in plan.models.items():
-        if step.action in (Action.EXTERNAL, Action.INLINE):
-            continue
-        upstream_stopped = sorted(r.model for r in step.reads if r.model in stopped)
-        if upstream_stopped:
-            stopped.add(name)
-            report(StepEvent("skipped", step, detail=f"upstream {', '.join(upstream_stopped)} did not pass"))
-            continue
-        pending = [c for c in step.checks if c.state == CheckState.PENDING]
-        own = [c.name for c in pending if all(r.model == name for r in c.reads)]
-        others = [c.name for c in pending if c.name not in own]
-        with catalog() as cat:
-            if step.action == Action.BUILD:
-                try:
-                    build, written = execute_build(cat, plan, step, project.nodes[name], run_id, repo)
-                except Exception as exc:  # noqa: BLE001 - a build's own error, whatever it is, fails only it
-                    message = (
-                        str(exc)
-                        if isinstance(exc, BuildError)
-                        else f"model {name!r} ({step.location}): {exc!r}"
-                    )
-                    errors.append(message)
-                    stopped.add(name)
-                    report(StepEvent("failed", step, detail=message))
-                    continue
-                columns = cat.engine.columns(plan.internal_schema, build.table)
-                report(StepEvent("built" if written else "reused", step, build, columns=columns))
-            if own:
-                results = execute_checks(cat, plan, step, own, run_id)
-                report(StepEvent("checked", step, step.build, tuple(results)))
-                if _blocking_failure(results):
-                    stopped.add(name)
-        if others:
-            cross.append((step, others))
-    for step, names in cross:
-        with catalog() as cat:
-            report(
-                StepEvent("checked", step, step.build, tuple(execute_checks(cat, plan, step, names, run_id)))
-            )
-    return errors

@@ -1,0 +1,157 @@
+"""Execute a whole plan: every build step once the builds it reads exist, independent steps at the
+same time on worker threads (each on its own sibling connection), then the checks that read other
+models. The calling thread only schedules and reports, so reporting (a Dagster event per build and
+check) overlaps the SQL the workers run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from typing import Literal
+
+from gitops_data.audit.runner import CheckResult
+from gitops_data.errors import BuildError
+from gitops_data.plan import Action, BuildRecord, CheckState, ModelStep, Plan
+from gitops_data.plan.frontier import Frontier
+from gitops_data.spec.project import Project
+from gitops_data.warehouse.catalog import Catalog
+from gitops_data.warehouse.execute import execute_build, execute_checks
+from gitops_data.warehouse.lease import ConnectionLease
+
+
+@dataclass(frozen=True)
+class StepEvent:
+    """What happened to one step of a plan run (reported as it happens)."""
+
+    kind: Literal["built", "reused", "checked", "skipped", "failed"]
+    step: ModelStep
+    build: BuildRecord | None = None
+    results: tuple[CheckResult, ...] = ()
+    detail: str = ""
+    columns: dict[str, str] | None = None  # of a build: column -> type
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    events: list[StepEvent]
+    error: str | None = None  # the build failed
+    stopped: bool = False  # the build failed, or a blocking check did: its downstream is skipped
+
+
+def run_threads() -> int:
+    """How many steps a plan run executes at once (GITOPS_DATA_THREADS; default 2 to 4 by CPUs)."""
+    configured = os.environ.get("GITOPS_DATA_THREADS")
+    if configured:
+        return max(1, int(configured))
+    return max(2, min(4, os.cpu_count() or 1))
+
+
+def _blocking_failure(results: list[CheckResult]) -> bool:
+    return any(not r.passed and not r.not_run and r.severity == "error" for r in results)
+
+
+def _own_and_other_checks(step: ModelStep) -> tuple[list[str], list[str]]:
+    """The pending checks of `step` that read only its build, and those that read other models."""
+    pending = [c for c in step.checks if c.state == CheckState.PENDING]
+    own = [c.name for c in pending if all(r.model == step.name for r in c.reads)]
+    return own, [c.name for c in pending if c.name not in own]
+
+
+def _build_step(
+    cat: Catalog, plan: Plan, step: ModelStep, project: Project, run_id: str | None, repo: str
+) -> _Outcome:
+    """A worker's job: one step's build (when it has one to make), then its own checks."""
+    events = []
+    if step.action == Action.BUILD:
+        try:
+            build, written = execute_build(cat, plan, step, project.nodes[step.name], run_id, repo)
+        except Exception as exc:  # noqa: BLE001 - a build's own error, whatever it is, fails only it
+            where = f"model {step.name!r} ({step.location})"
+            message = str(exc) if isinstance(exc, BuildError) else f"{where}: {exc!r}"
+            return _Outcome([StepEvent("failed", step, detail=message)], message, True)
+        columns = cat.engine.columns(plan.internal_schema, build.table)
+        events.append(StepEvent("built" if written else "reused", step, build, columns=columns))
+    own, _ = _own_and_other_checks(step)
+    if not own:
+        return _Outcome(events)
+    results = execute_checks(cat, plan, step, own, run_id)
+    events.append(StepEvent("checked", step, step.build, tuple(results)))
+    return _Outcome(events, stopped=_blocking_failure(results))
+
+
+def _check_step(cat: Catalog, plan: Plan, step: ModelStep, names: list[str], run_id: str | None) -> _Outcome:
+    results = execute_checks(cat, plan, step, names, run_id)
+    return _Outcome([StepEvent("checked", step, step.build, tuple(results))])
+
+
+def run_plan(
+    lease: ConnectionLease,
+    plan: Plan,
+    project: Project,
+    run_id: str | None,
+    repo: str,
+    report: Callable[[StepEvent], None],
+    threads: int | None = None,
+) -> list[str]:
+    """Execute every step of `plan`: each build once the builds it reads exist, then its own pending
+    checks; then the checks that read other models, once every build exists. A build error or a
+    failed blocking check skips the steps downstream of it (the commit cannot be published
+    anyway); independent steps go on. `report` is called on this thread, in the order steps end.
+    Returns the errors of failed builds (empty: every build was made)."""
+    threads = threads or run_threads()
+    frontier = Frontier(plan)
+    errors: list[str] = []
+    running: dict[Future, tuple[ModelStep, Catalog]] = {}
+    unreported: list[StepEvent] = []
+    cross = [(s, others) for s in plan.models.values() for others in [_own_and_other_checks(s)[1]] if others]
+    if any(s.action == Action.BUILD for s in plan.models.values()):
+        cat = lease.borrow()  # before the steps: concurrent CREATE SCHEMA IF NOT EXISTS conflict
+        cat.engine.create_schema(plan.internal_schema)
+        lease.give_back(cat)
+    with ThreadPoolExecutor(threads, thread_name_prefix="gitops-step") as pool:
+
+        def submit(step: ModelStep, job: Callable[[Catalog], _Outcome]) -> None:
+            cat = lease.borrow()
+            running[pool.submit(job, cat)] = (step, cat)
+
+        while True:
+            giving_way = lease.due  # another process asked for the warehouse: let running steps end
+            if giving_way and not running:
+                lease.release()
+                giving_way = False
+            if not giving_way:
+                ready, skipped = frontier.take(threads - len(running))
+                for step in ready:
+                    submit(step, lambda cat, s=step: _build_step(cat, plan, s, project, run_id, repo))
+                for skip in skipped:
+                    detail = f"upstream {', '.join(skip.upstream)} did not pass"
+                    unreported.append(StepEvent("skipped", skip.step, detail=detail))
+                while frontier.done and cross and len(running) < threads:  # every build exists now
+                    step, names = cross.pop(0)
+                    submit(step, lambda cat, s=step, n=names: _check_step(cat, plan, s, n, run_id))
+            for event in unreported:  # while the submitted steps run
+                report(event)
+            unreported = []
+            if not running:
+                if frontier.done and not cross:
+                    return errors
+                if not giving_way and not skipped:
+                    raise RuntimeError(f"plan {plan.env}@{plan.commit[:10]}: steps wait for each other")
+                continue
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                step, cat = running.pop(future)
+                try:
+                    outcome = future.result()
+                except BaseException:
+                    lease.discard(cat)
+                    for other in running:  # a catalog or connection error: stop the run
+                        other.cancel()
+                    raise
+                (lease.discard if outcome.error else lease.give_back)(cat)
+                frontier.finish(step.name, outcome.stopped)
+                if outcome.error:
+                    errors.append(outcome.error)
+                unreported.extend(outcome.events)
