@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from gitops_data import gitrepo
 from gitops_data.alerts import apply_events, send
+from gitops_data.engines import warehouse_turn
 from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, Status, Verdict, gate
 from gitops_data.spec.loader import read_settings
@@ -226,6 +227,20 @@ def apply(
 
     `retry_final=False` (the sensor) leaves a head that is blocked, failed or invalid alone until the
     branch moves; the CLI retries it. `rebuild` forces new builds of those models (a refresh)."""
+    with warehouse_turn(ws.warehouse):  # one connection from plan to publish, shared with the run
+        return _apply(ws, ref, executor, env_name, trigger, rebuild, retry_final, full)
+
+
+def _apply(
+    ws: Workspace,
+    ref: str,
+    executor: Executor,
+    env_name: str | None,
+    trigger: str,
+    rebuild: frozenset[str],
+    retry_final: bool,
+    full: bool,
+) -> ApplyResult:
     sha = ws.resolve(ref)
     settings = read_settings(GitTree(ws.repo, sha))  # only the settings: cheap, even for an invalid head
     run = _Apply(ws, ref, ws.environment(env_name or ref, settings), sha, settings)
@@ -287,7 +302,13 @@ def apply_all(
 ) -> list[ApplyResult]:
     """One pass over all tracked refs (the Git-ref sensor): apply each head that is not served yet,
     and drop the environments of deleted branches."""
-    s = settings or ws.production_settings()
+    with warehouse_turn(ws.warehouse):
+        return _apply_all(ws, heads, executor, settings or ws.production_settings(), trigger)
+
+
+def _apply_all(
+    ws: Workspace, heads: dict[str, str], executor: Executor, s: Settings, trigger: str
+) -> list[ApplyResult]:
     with ws.catalog(s.meta_schema) as cat:
         envs = cat.environments()
         # an environment serving a build marked invalid (changed outside Git) must be re-planned

@@ -185,9 +185,9 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
             return replacement
         return node
 
-    tree = parsed.tree.copy().transform(swap)
+    tree = parsed.tree.transform(swap)  # a copy: the cached tree stays as parsed
     if dialect != DIALECT:
-        tree = tree.transform(_group_by_all_as_ordinals)
+        tree = tree.transform(_group_by_all_as_ordinals, copy=False)
     return tree.sql(dialect=dialect)
 
 

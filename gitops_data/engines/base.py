@@ -120,8 +120,9 @@ class Engine(ABC):
     def create_schema(self, schema: str) -> None:
         self.execute(f"create schema if not exists {quote(schema)}")
 
-    def create_table_as(self, schema: str, name: str, select: str) -> None:
-        self.execute(f"create table {qualified(schema, name)} as {select}")
+    def create_table_as(self, schema: str, name: str, select: str) -> int:
+        """CREATE TABLE ... AS `select`; returns how many rows it wrote."""
+        return int(self.scalar(f"create table {qualified(schema, name)} as {select}"))
 
     def create_view(self, schema: str, name: str, select: str, replace: bool = True) -> None:
         self.execute(f"create {'or replace ' if replace else ''}view {qualified(schema, name)} as {select}")

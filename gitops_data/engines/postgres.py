@@ -73,6 +73,9 @@ class PostgresEngine(Engine):
             return self.con.execute(_qmarks(sql), params)
         return self.con.execute(sql)
 
+    def create_table_as(self, schema: str, name: str, select: str) -> int:
+        return self.execute(f"create table {qualified(schema, name)} as {select}").rowcount
+
     def fetchall(self, sql: str, params: list | None = None) -> list[tuple]:
         cur = self.execute(sql, params)
         return cur.fetchall() if cur.description is not None else []

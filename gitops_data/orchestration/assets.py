@@ -16,7 +16,7 @@ import dagster as dg
 
 from gitops_data import progress
 from gitops_data.audit.runner import CheckResult
-from gitops_data.engines import step_connection
+from gitops_data.engines import warehouse_turn
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import with_note
@@ -188,7 +188,7 @@ def _model_asset(
     @dg.multi_asset(specs=[spec], check_specs=own, can_subset=True, name=f"{env.key_prefix}__{node.name}")
     def _step(context: dg.AssetExecutionContext, gitops: GitopsResource):
         ws = gitops.workspace
-        with step_connection(ws.warehouse):
+        with warehouse_turn(ws.warehouse):
             plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:
                 # the IO manager writes the build as soon as it is yielded, before the checks run
@@ -216,7 +216,7 @@ def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> 
     )
     def _check(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
         ws = gitops.workspace
-        with step_connection(ws.warehouse):
+        with warehouse_turn(ws.warehouse):
             plan, step = planned_step(context, ws, env, sha, node.name)
             return next(audit(context, ws, env, plan, step, [chk.name]))
 

@@ -16,7 +16,7 @@ from gitops_data.apply import ApplyResult
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
-from gitops_data.warehouse.execute import execute_build
+from gitops_data.warehouse.execute import Built, execute_build
 from gitops_data.workspace import Environment
 
 
@@ -90,10 +90,11 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         node = ws.project(plan.commit).nodes[step.name]
         with ws.catalog(ws.project(plan.commit).settings.meta_schema) as cat:
             if step.action == Action.BUILD:
-                rec, written = execute_build(cat, plan, step, node, context.run_id, ws.repo)
+                built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
-                rec, written = step.build, False
-            columns = cat.engine.columns(plan.internal_schema, rec.table)
+                built = Built(step.build, False)
+            rec, written = built.build, built.written
+            columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
         context.add_output_metadata(build_metadata(plan, rec, columns, reused=not written))
         how = ""
         if step.mode == Mode.ALIAS and step.base is not None:

@@ -13,14 +13,15 @@ import dagster as dg
 
 from gitops_data import progress
 from gitops_data.apply import conclude_run
+from gitops_data.engines import Turn, warehouse_turn
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
 from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
-from gitops_data.warehouse.lease import ConnectionLease, lease_seconds
+from gitops_data.warehouse.lease import ConnectionLease
 from gitops_data.warehouse.scheduler import StepEvent, run_plan
-from gitops_data.workspace import Environment
+from gitops_data.workspace import Environment, Workspace
 
 PLAN_JOB = "gitops_plan"
 
@@ -73,13 +74,19 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
             "schedule (run tags gitops/plan and gitops/commit); to build from the UI, materialize assets"
         )
     ws = gitops.workspace
+    with warehouse_turn(ws.warehouse) as turn:  # one connection for the whole run
+        _execute_plan(context, ws, turn, plan_id, sha)
+
+
+def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, plan_id: str, sha: str) -> None:
+    tags = context.run.tags
     meta = ws.project(sha).settings.meta_schema
     with ws.catalog(meta) as cat:
         plan = cat.plan(plan_id)
     if plan is None:
         raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
-    with ConnectionLease(lambda: ws.catalog(meta), lease_seconds()) as lease:
+    with ConnectionLease(lambda: ws.catalog(meta), turn) as lease:
         errors = run_plan(
             lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
         )

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError, GitopsError
-from gitops_data.naming import qualified, quote
+from gitops_data.naming import quote
 from gitops_data.plan import BuildRecord
 from gitops_data.sql import type_sql
 from gitops_data.warehouse.catalog import Catalog, now
@@ -61,8 +61,8 @@ def write_build(
     engine.create_schema(internal)
     try:
         with engine.transaction():
-            engine.create_table_as(internal, target.build.table, with_casts(engine, select, cast_types or {}))
-            rows = engine.count(qualified(internal, target.build.table))
+            select = with_casts(engine, select, cast_types or {})
+            rows = engine.create_table_as(internal, target.build.table, select)
             columns = engine.columns(internal, target.build.table)
             rec = replace(target.build, run_id=target.run_id, row_count=rows, created_at=now())
             catalog.record_build(rec, target.kind, target.env, columns, target.reads)
@@ -89,7 +89,9 @@ def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[Buil
     return rec, columns
 
 
-def write_alias(catalog: Catalog, target: BuildTarget, base: BuildRecord) -> BuildRecord:
+def write_alias(
+    catalog: Catalog, target: BuildTarget, base: BuildRecord
+) -> tuple[BuildRecord, dict[str, str]]:
     """A new build record for `base`'s table: the same data under the model's new fingerprint."""
     if not catalog.existing_builds(target.internal_schema, [base.build_id]):
         raise target.failed(
@@ -99,7 +101,7 @@ def write_alias(catalog: Catalog, target: BuildTarget, base: BuildRecord) -> Bui
         columns, reads = catalog.build_shape(base.build_id)
         rec = replace(target.build, run_id=target.run_id, row_count=base.row_count, created_at=now())
         catalog.record_build(rec, target.kind, target.env, columns, reads)
-    return rec
+    return rec, columns
 
 
 def write_frame(catalog: Catalog, target: BuildTarget, frame, cast_types: dict[str, str]):

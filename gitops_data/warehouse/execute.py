@@ -4,7 +4,7 @@ says so. Re-executing a step whose build exists is a no-op (Dagster re-execution
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from gitops_data.audit.runner import CheckResult, not_run, run_check
 from gitops_data.errors import BuildError
@@ -25,21 +25,35 @@ from gitops_data.warehouse.python_models import run_python_model
 from gitops_data.warehouse.segments import Layout, incremental_select, snapshot_select, write_segmented
 
 
-def _missing_upstreams(catalog: Catalog, plan: Plan, step: ModelStep) -> list[str]:
-    planned = [r for r in step.reads if r.planned]
-    present = catalog.existing_builds(plan.internal_schema, [r.build_id for r in planned if r.build_id])
-    return [r.model for r in planned if r.build_id not in present]
+@dataclass(frozen=True)
+class Built:
+    """The build a step made, or found already made (a re-executed step)."""
+
+    build: BuildRecord
+    written: bool
+    columns: dict[str, str] | None = None  # column -> type, when the build step knows them
 
 
 def execute_build(
-    catalog: Catalog, plan: Plan, step: ModelStep, node: Node, run_id: str | None, repo: str
-) -> tuple[BuildRecord, bool]:
-    """Write the build `step` plans for `node`; returns (build, whether it was written now)."""
+    catalog: Catalog,
+    plan: Plan,
+    step: ModelStep,
+    node: Node,
+    run_id: str | None,
+    repo: str,
+    existing: frozenset[str] | None = None,
+) -> Built:
+    """Write the build `step` plans for `node`. `existing`: the builds the caller knows exist (a
+    plan run tracks its own), else the catalog is asked."""
     assert step.action == Action.BUILD and step.build is not None
-    done = catalog.build(step.build.build_id)
-    if done is not None:
-        return done, False
-    missing = _missing_upstreams(catalog, plan, step)
+    planned = [r for r in step.reads if r.planned and r.build_id]
+    if existing is None or step.build.build_id in existing:
+        done = catalog.build(step.build.build_id)
+        if done is not None:
+            return Built(done, False)
+    if existing is None:
+        existing = frozenset(catalog.existing_builds(plan.internal_schema, [r.build_id for r in planned]))
+    missing = [r.model for r in planned if r.build_id not in existing]
     if missing:
         raise BuildError(
             f"model {step.name!r} ({step.location}): upstream {', '.join(missing)} has no build for "
@@ -50,28 +64,28 @@ def execute_build(
     types = node.declared_types
     if step.mode == Mode.ALIAS:
         assert step.base is not None
-        return write_alias(catalog, target, step.base), True
-    if step.materialized == "view":
+        rec, columns = write_alias(catalog, target, step.base)
+    elif step.materialized == "view":
         reads = tuple(r.build_id for r in step.reads if r.build_id)
-        rec, _ = write_view(catalog, replace(target, reads=reads), step.sql or "")
+        rec, columns = write_view(catalog, replace(target, reads=reads), step.sql or "")
     elif node.segmented:
         base_view = qualified(internal, step.base.table) if step.base else None
         if node.snapshot is not None:
             select = snapshot_select(engine, step.sql or "", node.snapshot, base_view)
         else:
             select = incremental_select(engine, step.sql or "", node.incremental, base_view)
-        rec, _ = write_segmented(
+        rec, columns = write_segmented(
             catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types
         )
     elif node.kind == "sql":  # declared types of an SQL model are checked, not cast: the query owns them
-        rec, _ = write_build(catalog, target, step.sql or "")
+        rec, columns = write_build(catalog, target, step.sql or "")
     elif node.kind == "python":
         inputs = {r.model: engine.frame(f"select * from {r.table}").lazy() for r in step.reads}
-        rec, _ = write_frame(catalog, target, run_python_model(node, plan.commit, inputs), types)
+        rec, columns = write_frame(catalog, target, run_python_model(node, plan.commit, inputs), types)
     else:
         data = read_file(repo, plan.commit, node.data_path or "")
-        rec, _ = write_file(catalog, target, data, node.data_format or "csv", types)
-    return rec, True
+        rec, columns = write_file(catalog, target, data, node.data_format or "csv", types)
+    return Built(rec, True, columns)
 
 
 def execute_checks(

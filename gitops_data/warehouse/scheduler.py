@@ -60,19 +60,26 @@ def _own_and_other_checks(step: ModelStep) -> tuple[list[str], list[str]]:
 
 
 def _build_step(
-    cat: Catalog, plan: Plan, step: ModelStep, project: Project, run_id: str | None, repo: str
+    cat: Catalog,
+    plan: Plan,
+    step: ModelStep,
+    project: Project,
+    run_id: str | None,
+    repo: str,
+    existing: frozenset[str],
 ) -> _Outcome:
     """A worker's job: one step's build (when it has one to make), then its own checks."""
     events = []
     if step.action == Action.BUILD:
         try:
-            build, written = execute_build(cat, plan, step, project.nodes[step.name], run_id, repo)
+            built = execute_build(cat, plan, step, project.nodes[step.name], run_id, repo, existing)
         except Exception as exc:  # noqa: BLE001 - a build's own error, whatever it is, fails only it
             where = f"model {step.name!r} ({step.location})"
             message = str(exc) if isinstance(exc, BuildError) else f"{where}: {exc!r}"
             return _Outcome([StepEvent("failed", step, detail=message)], message, True)
-        columns = cat.engine.columns(plan.internal_schema, build.table)
-        events.append(StepEvent("built" if written else "reused", step, build, columns=columns))
+        build = built.build
+        columns = built.columns or cat.engine.columns(plan.internal_schema, build.table)
+        events.append(StepEvent("built" if built.written else "reused", step, build, columns=columns))
     own, _ = _own_and_other_checks(step)
     if not own:
         return _Outcome(events)
@@ -106,9 +113,12 @@ def run_plan(
     running: dict[Future, tuple[ModelStep, Catalog]] = {}
     unreported: list[StepEvent] = []
     cross = [(s, others) for s in plan.models.values() for others in [_own_and_other_checks(s)[1]] if others]
-    if any(s.action == Action.BUILD for s in plan.models.values()):
+    planned = [s.build.build_id for s in plan.models.values() if s.action == Action.BUILD and s.build]
+    existing: set[str] = set()  # of the planned builds: those made (before, or by this run)
+    if planned:
         cat = lease.borrow()  # before the steps: concurrent CREATE SCHEMA IF NOT EXISTS conflict
         cat.engine.create_schema(plan.internal_schema)
+        existing = cat.existing_builds(plan.internal_schema, planned)
         lease.give_back(cat)
     with ThreadPoolExecutor(threads, thread_name_prefix="gitops-step") as pool:
 
@@ -124,7 +134,10 @@ def run_plan(
             if not giving_way:
                 ready, skipped = frontier.take(threads - len(running))
                 for step in ready:
-                    submit(step, lambda cat, s=step: _build_step(cat, plan, s, project, run_id, repo))
+                    known = frozenset(existing)
+                    submit(
+                        step, lambda cat, s=step, k=known: _build_step(cat, plan, s, project, run_id, repo, k)
+                    )
                 for skip in skipped:
                     detail = f"upstream {', '.join(skip.upstream)} did not pass"
                     unreported.append(StepEvent("skipped", skip.step, detail=detail))
@@ -152,6 +165,7 @@ def run_plan(
                     raise
                 (lease.discard if outcome.error else lease.give_back)(cat)
                 frontier.finish(step.name, outcome.stopped)
+                existing.update(e.build.build_id for e in outcome.events if e.build and e.kind != "checked")
                 if outcome.error:
                     errors.append(outcome.error)
                 unreported.extend(outcome.events)

@@ -179,8 +179,7 @@ def write_segmented(
         with engine.transaction():
             segments = catalog.segments_of(base.build_id) if base else []
             seg = f"{view}_s"
-            engine.create_table_as(internal, seg, with_casts(engine, delta_select, cast_types))
-            added = engine.count(qualified(internal, seg))
+            added = engine.create_table_as(internal, seg, with_casts(engine, delta_select, cast_types))
             if added or not segments:
                 segments = [*segments, seg]
             else:
