@@ -35,14 +35,14 @@ class Frontier:
         skipped: list[Skipped] = []
         for step in self._steps:  # plan order is dependency order: a skip reaches its downstream in one pass
             name = step.name
-            if name in self._started or not self._waits[name] <= self._finished:
+            if name in self._started:
                 continue
             stopped = tuple(sorted(self._waits[name] & self.stopped))
-            if stopped:
+            if stopped:  # at once, whatever else it still waits for
                 self._started.add(name)
                 self.finish(name, stopped=True)
                 skipped.append(Skipped(step, stopped))
-            elif len(ready) < limit:
+            elif self._waits[name] <= self._finished and len(ready) < limit:
                 self._started.add(name)
                 ready.append(step)
         return ready, skipped

@@ -128,14 +128,18 @@ class Catalog:
         return other
 
     def _ensure(self) -> None:
-        """Create (or migrate) the catalog tables; once per database and process."""
+        """Create (or migrate) the catalog tables; once per database and process (checked once per
+        connection: a turn on the warehouse makes many catalogs over one connection)."""
+        checked = self.engine.__dict__.setdefault("_catalogs_checked", set())
+        if self.meta in checked:
+            return
         key = self.engine.database_key()
         key = (*key, self.meta) if key else None
-        if key is not None and key in _ensured and "checkouts" in self.engine.objects(self.meta):
-            return
-        self.engine.execute(DDL.format(m=self.m, json=self.engine.json_type))
-        if key is not None:
-            _ensured.add(key)
+        if key is None or key not in _ensured or "checkouts" not in self.engine.objects(self.meta):
+            self.engine.execute(DDL.format(m=self.m, json=self.engine.json_type))
+            if key is not None:
+                _ensured.add(key)
+        checked.add(self.meta)
 
     def _q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.engine.fetchall(sql.replace("{m}", self.m), params)

@@ -1,0 +1,159 @@
+"""Plan runs: which steps may run (the frontier, pure), independent builds at the same time on real
+warehouses, one connection per sync, and a sync that gives the warehouse to another process that
+asks for it."""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import time
+
+import pytest
+
+from gitops_data import engines
+from gitops_data.engines import open_warehouse, warehouse_turn
+from gitops_data.plan.frontier import Frontier
+from gitops_data.workspace import Workspace
+from gitops_data_tests.conftest import query, sync
+
+
+@pytest.fixture
+def warehouse(any_warehouse) -> str:
+    return any_warehouse
+
+
+SLOW_MODEL = """
+import time
+
+import polars as pl
+
+
+def {name}(seed: pl.LazyFrame) -> pl.DataFrame:
+    started = time.time()
+    time.sleep(0.8)
+    return pl.DataFrame({{"n": [seed.collect().height], "started": [started], "ended": [time.time()]}})
+"""
+
+PROJECT = {
+    "gitops_data.yaml": "name: t\n",
+    "seeds/seed.csv": "id\n1\n2\n",
+    "models/slow.py": SLOW_MODEL.format(name="left") + SLOW_MODEL.format(name="right"),
+    "project.yml": """
+seeds:
+  - name: seed
+    path: seeds/seed.csv
+models:
+  - name: left
+    python: models/slow.py:left
+  - name: right
+    python: models/slow.py:right
+  - name: combined
+    sql: select l.n + r.n as n from left l, right r
+  - name: after_left
+    sql: select n * 10 as n from left
+""",
+}
+
+
+def _intervals(ws: Workspace) -> dict[str, tuple[float, float]]:
+    return {m: query(ws, f"select started, ended from analytics.{m}")[0] for m in ("left", "right")}
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_independent_models_build_at_the_same_time(make_repo, warehouse, instance, monkeypatch, threads):
+    monkeypatch.setenv("GITOPS_DATA_THREADS", str(threads))
+    repo = make_repo(PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    sync(ws, "main", instance)
+    (l0, l1), (r0, r1) = _intervals(ws).values()
+    overlap = min(l1, r1) - max(l0, r0)
+    if threads == 1:
+        assert overlap < 0, "one thread: one build after the other"
+    else:
+        assert overlap > 0.4, "two threads: left and right (independent) were built at the same time"
+    assert query(ws, "select n from analytics.combined") == [(4,)]
+    assert query(ws, "select n from analytics.after_left") == [(20,)]
+
+
+def test_a_failed_build_skips_its_downstream_while_independent_steps_go_on(
+    make_repo, warehouse, instance, monkeypatch
+):
+    monkeypatch.setenv("GITOPS_DATA_THREADS", "2")
+    files = dict(PROJECT)
+    files["models/slow.py"] = SLOW_MODEL.format(name="left") + "\n\ndef right(seed):\n    raise ValueError('no')\n"
+    repo = make_repo(files)
+    ws = Workspace(str(repo.path), warehouse)
+    with pytest.raises(Exception, match="no"):
+        sync(ws, "main", instance)
+    built = {r[0] for r in query(ws, "select model from gitops_meta.builds")}
+    assert built == {"seed", "left", "after_left"}  # `combined` reads `right`: skipped
+
+
+def test_a_sync_connects_to_the_warehouse_once(make_repo, warehouse, instance, monkeypatch):
+    repo = make_repo(PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    connects = []
+    real = engines._connect
+    monkeypatch.setattr(engines, "_connect", lambda *a: connects.append(a) or real(*a))
+    sync(ws, "main", instance)
+    assert len(connects) == 1, "plan, run (with its sibling connections), gate and publish share one"
+
+
+# -- giving way ----------------------------------------------------------------------------------------
+
+
+def _hold_turn(location: str, seconds: float, held, uses) -> None:
+    """Another process's long plan run: a turn, used over and over for `seconds`."""
+    with warehouse_turn(location) as turn:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            with open_warehouse(location) as engine:
+                engine.fetchall("select 1")
+            held.set()
+            time.sleep(0.02)
+        uses.value = turn.taken
+
+
+def test_a_turn_gives_way_to_a_process_that_asks(warehouse, monkeypatch):
+    with open_warehouse(warehouse) as engine:  # create the database
+        engine.fetchall("select 1")
+    ctx = mp.get_context("spawn")
+    held, taken = ctx.Event(), ctx.Value("i", 0)
+    holder = ctx.Process(target=_hold_turn, args=(warehouse, 12.0, held, taken))
+    holder.start()
+    try:
+        assert held.wait(60)
+        started = time.monotonic()
+        with open_warehouse(warehouse, timeout=30) as engine:
+            engine.fetchall("select 1")
+        waited = time.monotonic() - started
+        assert holder.is_alive(), "the holder was still in its turn"
+        assert waited < 6, f"waited {waited:.1f}s: the turn gave way after about a second"
+    finally:
+        holder.join(60)
+    assert taken.value >= 2, "the holder connected again after giving way"
+
+
+def test_the_frontier_runs_independent_steps_together_and_skips_downstream_of_a_stop(
+    make_repo, warehouse, instance
+):
+    repo = make_repo(PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    sha = repo.head()
+    plan = ws.plan(sha, ws.environment("main", ws.project(sha).settings))
+    frontier = Frontier(plan)
+    ready, skipped = frontier.take(10)
+    assert [s.name for s in ready] == ["seed"] and not skipped
+    assert frontier.take(10) == ([], [])  # the rest read `seed`
+    frontier.finish("seed")
+    ready, _ = frontier.take(1)
+    assert [s.name for s in ready] == ["left"]  # the limit
+    ready, _ = frontier.take(10)
+    assert [s.name for s in ready] == ["right"]
+    frontier.finish("right", stopped=True)
+    ready, skipped = frontier.take(10)
+    assert ready == [] and [(s.step.name, s.upstream) for s in skipped] == [("combined", ("right",))]
+    frontier.finish("left")
+    ready, skipped = frontier.take(10)
+    assert [s.name for s in ready] == ["after_left"] and not skipped
+    frontier.finish("after_left")
+    assert frontier.done and frontier.stopped == {"right", "combined"}
