@@ -79,7 +79,8 @@ def test_a_failed_build_skips_its_downstream_while_independent_steps_go_on(
 ):
     monkeypatch.setenv("GITOPS_DATA_THREADS", "2")
     files = dict(PROJECT)
-    files["models/slow.py"] = SLOW_MODEL.format(name="left") + "\n\ndef right(seed):\n    raise ValueError('no')\n"
+    failing = "\n\ndef right(seed):\n    raise ValueError('no')\n"
+    files["models/slow.py"] = SLOW_MODEL.format(name="left") + failing
     repo = make_repo(files)
     ws = Workspace(str(repo.path), warehouse)
     with pytest.raises(Exception, match="no"):
