@@ -13,7 +13,8 @@ _GIT_ENV = {
     "GIT_COMMITTER_NAME": "bench",
     "GIT_COMMITTER_EMAIL": "bench@example.com",
 }
-DAGSTER_YAML = "telemetry:\n  enabled: false\n"
+# The Dagster instance settings the quickstart sets up (the repo's dagster.yaml).
+DAGSTER_YAML = (Path(__file__).resolve().parents[2] / "dagster.yaml").read_text()
 
 
 class DataRepo:
@@ -61,7 +62,7 @@ def init_repo(path: Path, files: dict[str, str]) -> DataRepo:
 
 
 def dagster_home(path: Path) -> Path:
-    """A Dagster home (local SQLite storage, no telemetry), like the CLI's default."""
+    """A Dagster home set up as the quickstart does (the repo's dagster.yaml: local SQLite storage)."""
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_text(DAGSTER_YAML)
     return path

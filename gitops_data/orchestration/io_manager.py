@@ -90,6 +90,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         node = ws.project(plan.commit).nodes[step.name]
         with ws.catalog(ws.project(plan.commit).settings.meta_schema) as cat:
             if step.action == Action.BUILD:
+                cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
                 built = Built(step.build, False)

@@ -58,7 +58,6 @@ def write_build(
 ) -> tuple[BuildRecord, dict[str, str]]:
     """CREATE TABLE <planned physical table> AS <select>, recorded in the catalog, in one transaction."""
     engine, internal = catalog.engine, target.internal_schema
-    engine.create_schema(internal)
     try:
         with engine.transaction():
             select = with_casts(engine, select, cast_types or {})
@@ -77,7 +76,6 @@ def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[Buil
     """CREATE VIEW <planned name> AS <select> over the upstream builds (immutable, so the view is
     too), recorded with the builds it reads so gc keeps them. No row count: that would run it."""
     engine, internal = catalog.engine, target.internal_schema
-    engine.create_schema(internal)
     try:
         with engine.transaction():
             engine.create_view(internal, target.build.table, select, replace=False)

@@ -43,8 +43,9 @@ def execute_build(
     repo: str,
     existing: frozenset[str] | None = None,
 ) -> Built:
-    """Write the build `step` plans for `node`. `existing`: the builds the caller knows exist (a
-    plan run tracks its own), else the catalog is asked."""
+    """Write the build `step` plans for `node` (the internal schema exists: the caller made it).
+    `existing`: the builds the caller knows exist (a plan run tracks its own), else the catalog is
+    asked."""
     assert step.action == Action.BUILD and step.build is not None
     planned = [r for r in step.reads if r.planned and r.build_id]
     if existing is None or step.build.build_id in existing:

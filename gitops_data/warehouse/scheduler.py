@@ -116,7 +116,7 @@ def run_plan(
     planned = [s.build.build_id for s in plan.models.values() if s.action == Action.BUILD and s.build]
     existing: set[str] = set()  # of the planned builds: those made (before, or by this run)
     if planned:
-        cat = lease.borrow()  # before the steps: concurrent CREATE SCHEMA IF NOT EXISTS conflict
+        cat = lease.borrow()  # once, before the steps: concurrent CREATE SCHEMA IF NOT EXISTS conflict
         cat.engine.create_schema(plan.internal_schema)
         existing = cat.existing_builds(plan.internal_schema, planned)
         lease.give_back(cat)

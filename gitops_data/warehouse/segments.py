@@ -174,7 +174,6 @@ def write_segmented(
     when too many; all in one transaction with its catalog rows."""
     engine, internal = catalog.engine, target.internal_schema
     view = target.build.table
-    engine.create_schema(internal)
     try:
         with engine.transaction():
             segments = catalog.segments_of(base.build_id) if base else []
