@@ -119,7 +119,7 @@ def test_a_turn_gives_way_to_a_process_that_asks(warehouse, monkeypatch):
         engine.fetchall("select 1")
     ctx = mp.get_context("spawn")
     held, taken = ctx.Event(), ctx.Value("i", 0)
-    holder = ctx.Process(target=_hold_turn, args=(warehouse, 12.0, held, taken))
+    holder = ctx.Process(target=_hold_turn, args=(warehouse, 6.0, held, taken))
     holder.start()
     try:
         assert held.wait(60)
@@ -128,7 +128,7 @@ def test_a_turn_gives_way_to_a_process_that_asks(warehouse, monkeypatch):
             engine.fetchall("select 1")
         waited = time.monotonic() - started
         assert holder.is_alive(), "the holder was still in its turn"
-        assert waited < 6, f"waited {waited:.1f}s: the turn gave way after about a second"
+        assert waited < 4.5, f"waited {waited:.1f}s: the turn gave way after about a second"
     finally:
         holder.join(60)
     assert taken.value >= 2, "the holder connected again after giving way"

@@ -24,13 +24,20 @@ class Frontier:
         self._waits = {
             s.name: {r.model for r in s.reads if r.planned and r.model in runs} for s in self._steps
         }
+        # what waits for a step, directly or not: the more, the sooner it should start
+        below: dict[str, set[str]] = {s.name: set() for s in self._steps}
+        for step in reversed(self._steps):
+            for up in self._waits[step.name]:
+                below[up] |= {step.name} | below[step.name]
+        self._priority = {name: len(down) for name, down in below.items()}
         self._started: set[str] = set()
         self._finished: set[str] = set()
         self.stopped: set[str] = set()
 
     def take(self, limit: int) -> tuple[list[ModelStep], list[Skipped]]:
-        """Up to `limit` steps that can start now (marked started), in plan order, and the steps
-        skipped because something they read stopped (marked stopped)."""
+        """Up to `limit` steps that can start now (marked started), those with the most steps
+        downstream first, and the steps skipped because something they read stopped (marked
+        stopped)."""
         ready: list[ModelStep] = []
         skipped: list[Skipped] = []
         for step in self._steps:  # plan order is dependency order: a skip reaches its downstream in one pass
@@ -42,9 +49,10 @@ class Frontier:
                 self._started.add(name)
                 self.finish(name, stopped=True)
                 skipped.append(Skipped(step, stopped))
-            elif self._waits[name] <= self._finished and len(ready) < limit:
-                self._started.add(name)
+            elif self._waits[name] <= self._finished:
                 ready.append(step)
+        ready = sorted(ready, key=lambda s: -self._priority[s.name])[:limit]  # stable: plan order next
+        self._started.update(s.name for s in ready)
         return ready, skipped
 
     def finish(self, name: str, stopped: bool = False) -> None:
