@@ -81,7 +81,9 @@ class Turn:
         )
 
     def give_way(self) -> None:
-        """Close (nothing may be using the connection) and pause before the next connect."""
+        """Close and pause before the next connect (not while the connection is in use)."""
+        if self.users:
+            return
         self.close()
         self._resume_at = time.monotonic() + self.handover
 

@@ -47,8 +47,9 @@ class ConnectionLease:
 
     @property
     def due(self) -> bool:
-        """Whether the run should give the warehouse to a process that asked for it."""
-        return self.turn.due
+        """Whether the run should give the warehouse to a process that asked for it (not while code
+        around the run holds a connection of the turn: it would lose it)."""
+        return self.turn.due and self.turn.users <= (1 if self._primary is not None else 0)
 
     def release(self) -> None:
         """Close every connection (no step may be running) and give the warehouse away for a turn."""

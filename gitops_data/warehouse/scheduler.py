@@ -112,7 +112,7 @@ def run_plan(
     errors: list[str] = []
     running: dict[Future, tuple[ModelStep, Catalog]] = {}
     unreported: list[StepEvent] = []
-    cross = [(s, others) for s in plan.models.values() for others in [_own_and_other_checks(s)[1]] if others]
+    cross = [(s, others) for s in plan.models.values() if (others := _own_and_other_checks(s)[1])]
     planned = [s.build.build_id for s in plan.models.values() if s.action == Action.BUILD and s.build]
     existing: set[str] = set()  # of the planned builds: those made (before, or by this run)
     if planned:
