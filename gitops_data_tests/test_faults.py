@@ -7,8 +7,8 @@ After every kill the warehouse must still serve exactly one commit: every view r
 points at a build of the commit `gitops_meta.environments` names, the catalog's env_views agree
 with the views' definitions, and a rerun finishes the job.
 
-Kill trials per engine: 16 inside the publish transaction + 20 at random moments of a sync = 36 on
-each; PostgreSQL adds 34 pg_terminate_backend trials inside the publish transaction (70 in all).
+Kill trials per engine: 16 inside the publish transaction + 12 at random moments of a sync = 28 on
+each; PostgreSQL adds 34 pg_terminate_backend trials inside the publish transaction (62 in all).
 """
 
 from __future__ import annotations
@@ -348,7 +348,7 @@ def test_sigkill_inside_publish_transaction(tmp_path, make_repo, any_warehouse, 
 # --------------------------------------------------------------------------------------------------
 # SIGKILL at random moments of a whole `gitops-data sync`
 
-TRIALS = 20  # + 16 kills inside the publish transaction: 36 kill trials per engine (CI time: 20 minutes)
+TRIALS = 12  # + 16 kills inside the publish transaction: 28 kill trials per engine (CI time: 20 minutes)
 PROGRESS = re.compile(r"^(✓ \w+: \d+ rows|  ✓ \w+\.\w+|published )")
 
 
@@ -533,7 +533,7 @@ def test_sigkill_at_random_moments_of_sync(tmp_path, make_repo, any_warehouse, m
 # --------------------------------------------------------------------------------------------------
 # pg_terminate_backend of the publishing connection, inside the publish transaction (PostgreSQL)
 
-TERMINATE_AT_RANDOM = 18  # + 16 before statements: 34 terminations; with 16 + 20 SIGKILLs, 70 on PG
+TERMINATE_AT_RANDOM = 18  # + 16 before statements: 34 terminations; with 16 + 12 SIGKILLs, 62 on PG
 
 # The backend of the gitops-data connection holding the warehouse's advisory lock while it is inside
 # an explicit transaction: idle in it between statements, a write of it running (it has an xid), or
