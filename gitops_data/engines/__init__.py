@@ -59,8 +59,12 @@ class Turn:
         self.users += 1
         try:
             yield self.engine()
-        finally:
+        except BaseException:
             self.users -= 1
+            if not self.users:  # the connection may be broken (a lost server): connect afresh next time
+                self.close()
+            raise
+        self.users -= 1
 
     def engine(self) -> Engine:
         if self._engine is None:
