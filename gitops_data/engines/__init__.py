@@ -42,8 +42,14 @@ def _connect(location: str, timeout: float | None) -> contextlib.AbstractContext
 class Turn:
     """This process's hold of one warehouse across many uses (see the module docstring)."""
 
-    def __init__(self, location: str, timeout: float | None = None, handover: float = HANDOVER_SECONDS):
-        self.location, self.timeout, self.handover = location, timeout, handover
+    def __init__(
+        self,
+        location: str,
+        timeout: float | None = None,
+        handover: float = HANDOVER_SECONDS,
+        gives_way: bool = True,
+    ):
+        self.location, self.timeout, self.handover, self.gives_way = location, timeout, handover, gives_way
         self.seconds = lease_seconds()
         self._stack: contextlib.ExitStack | None = None
         self._engine: Engine | None = None
@@ -79,7 +85,8 @@ class Turn:
     def due(self) -> bool:
         """Whether another process asked for the warehouse and this turn has lasted long enough."""
         return (
-            self._engine is not None
+            self.gives_way
+            and self._engine is not None
             and time.monotonic() - self._since >= self.seconds
             and self._engine.turn_wanted()
         )
@@ -101,15 +108,18 @@ _turn: contextvars.ContextVar[Turn | None] = contextvars.ContextVar("gitops_turn
 
 
 @contextlib.contextmanager
-def warehouse_turn(location: str | Path, timeout: float | None = None) -> Iterator[Turn]:
+def warehouse_turn(
+    location: str | Path, timeout: float | None = None, gives_way: bool = True
+) -> Iterator[Turn]:
     """Keep one connection to the warehouse at `location` for everything inside (see the module
-    docstring); nested in a turn on the same warehouse, that turn."""
+    docstring); nested in a turn on the same warehouse, that turn. `gives_way=False`: hold it to
+    the end (a short step, which would lose more by reconnecting)."""
     location = str(location)
     outer = _turn.get()
     if outer is not None and outer.location == location:
         yield outer
         return
-    turn = Turn(location, timeout)
+    turn = Turn(location, timeout, gives_way=gives_way)
     token = _turn.set(turn)
     try:
         yield turn

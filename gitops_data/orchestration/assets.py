@@ -188,7 +188,7 @@ def _model_asset(
     @dg.multi_asset(specs=[spec], check_specs=own, can_subset=True, name=f"{env.key_prefix}__{node.name}")
     def _step(context: dg.AssetExecutionContext, gitops: GitopsResource):
         ws = gitops.workspace
-        with warehouse_turn(ws.warehouse):
+        with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:
                 # the IO manager writes the build as soon as it is yielded, before the checks run
@@ -216,7 +216,7 @@ def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> 
     )
     def _check(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
         ws = gitops.workspace
-        with warehouse_turn(ws.warehouse):
+        with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
             return next(audit(context, ws, env, plan, step, [chk.name]))
 
