@@ -188,7 +188,7 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
     tree = parsed.tree.transform(swap)  # a copy: the cached tree stays as parsed
     if dialect != DIALECT:
         tree = tree.transform(_group_by_all_as_ordinals, copy=False)
-    return tree.sql(dialect=dialect)
+    return tree.sql(dialect=dialect, copy=False)  # the tree is this call's own
 
 
 @functools.lru_cache(maxsize=4096)

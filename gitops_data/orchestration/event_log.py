@@ -4,7 +4,16 @@ Dagster's own class creates a new engine for every statement it runs (a material
 four), so SQLAlchemy compiles every statement again: about a third of the cost of each event, and
 a plan run reports one event per build and per check. This subclass keeps the engines (still
 `NullPool`: each write opens and closes its SQLite connection exactly as before, so WAL checkpoints
-and the webserver's watch of a run's file behave the same). `dagster.yaml` selects it:
+and the webserver's watch of a run's file behave the same). It also:
+
+- starts a run's file as a copy of an empty one made once per Dagster version (kept in
+  `<base_dir>/.template/`), instead of creating its tables and stamping its Alembic revision again
+  for every run (about 0.1 s of each run);
+- writes with `PRAGMA synchronous=NORMAL`, which in WAL mode (Dagster's) syncs the file at each
+  checkpoint instead of at each commit: an event log stays consistent after a crash of the machine
+  and may lose its last events, never the warehouse's state (which lives in the warehouse).
+
+`dagster.yaml` selects it:
 
     event_log_storage:
       module: gitops_data.orchestration.event_log
@@ -15,11 +24,17 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
+import tempfile
 from collections import OrderedDict
 from collections.abc import Iterator
 
+import dagster
 import sqlalchemy as db
 from dagster._config import Field, StringSource
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+    INDEX_SHARD_NAME,
+)
 from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
     SqliteEventLogStorage as DagsterSqliteEventLogStorage,
 )
@@ -43,6 +58,16 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
             base_dir = os.path.join(home, "history", "runs")
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
+        self._template = os.path.join(self._base_dir, ".template", f"run-{dagster.__version__}.sqlite")
+        if not os.path.exists(self._template):  # once per Dagster home and version
+            os.makedirs(os.path.dirname(self._template), exist_ok=True)
+            fd, fresh = tempfile.mkstemp(dir=os.path.dirname(self._template), suffix=".tmp")
+            os.close(fd)
+            os.unlink(fresh)
+            engine = db.create_engine(f"sqlite:///{fresh}", poolclass=NullPool)
+            self._initdb(engine)
+            engine.dispose()
+            os.replace(fresh, self._template)  # whole or not at all, also when two processes race
 
     @classmethod
     def config_type(cls):
@@ -60,6 +85,7 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
                 poolclass=NullPool,
                 connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
             )
+            db.event.listen(engine, "connect", _synchronous_normal)
         self._engines[shard] = engine  # most recently used last
         while len(self._engines) > KEPT_ENGINES:
             self._engines.popitem(last=False)[1].dispose()
@@ -70,7 +96,28 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
         with self._db_lock:
             engine = self._engine(shard)
             if shard not in self._initialized_dbs:
-                self._initdb(engine)
+                if not self._from_template(shard):
+                    self._initdb(engine)
                 self._initialized_dbs.add(shard)
             with engine.connect() as conn, conn.begin():
                 yield conn
+
+    def _from_template(self, shard: str) -> bool:
+        """Create a new run's file as a copy of the template; False if it exists (or is the index)."""
+        path = self.path_for_shard(shard)
+        if shard == INDEX_SHARD_NAME or os.path.exists(path):
+            return False
+        fd, copy = tempfile.mkstemp(dir=self._base_dir, suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(self._template, copy)
+        try:
+            os.link(copy, path)  # never over a file another process created meanwhile
+        except OSError:  # another process created it meanwhile (or no hard links here): Dagster's way
+            return False
+        finally:
+            os.unlink(copy)
+        return True
+
+
+def _synchronous_normal(dbapi_connection, _record) -> None:
+    dbapi_connection.execute("PRAGMA synchronous=NORMAL")

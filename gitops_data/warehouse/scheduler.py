@@ -1,7 +1,8 @@
 """Execute a whole plan: every build step once the builds it reads exist, independent steps at the
 same time on worker threads (each on its own sibling connection), then the checks that read other
-models. The calling thread only schedules and reports, so reporting (a Dagster event per build and
-check) overlaps the SQL the workers run."""
+models. The calling thread only schedules; one reporting thread reports what ended (a Dagster event
+per build and check, about 20 ms each), so reporting neither delays the next step nor waits for the
+SQL."""
 
 from __future__ import annotations
 
@@ -105,8 +106,9 @@ def run_plan(
     """Execute every step of `plan`: each build once the builds it reads exist, then its own pending
     checks; then the checks that read other models, once every build exists. A build error or a
     failed blocking check skips the steps downstream of it (the commit cannot be published
-    anyway); independent steps go on. `report` is called on this thread, in the order steps end.
-    Returns the errors of failed builds (empty: every build was made)."""
+    anyway); independent steps go on. `report` is called on one reporting thread, in the order steps
+    end, and every report has been made when this returns (an error raised by `report` is raised
+    here). Returns the errors of failed builds (empty: every build was made)."""
     threads = threads or run_threads()
     frontier = Frontier(plan)
     errors: list[str] = []
@@ -120,7 +122,11 @@ def run_plan(
         cat.engine.create_schema(plan.internal_schema)
         existing = cat.existing_builds(plan.internal_schema, planned)
         lease.give_back(cat)
-    with ThreadPoolExecutor(threads, thread_name_prefix="gitops-step") as pool:
+    with (
+        ThreadPoolExecutor(1, thread_name_prefix="gitops-report") as reporter,
+        ThreadPoolExecutor(threads, thread_name_prefix="gitops-step") as pool,
+    ):
+        reports: list[Future] = []
 
         def submit(step: ModelStep, job: Callable[[Catalog], _Outcome]) -> None:
             cat = lease.borrow()
@@ -144,11 +150,12 @@ def run_plan(
                 while frontier.done and cross and len(running) < threads:  # every build exists now
                     step, names = cross.pop(0)
                     submit(step, lambda cat, s=step, n=names: _check_step(cat, plan, s, n, run_id))
-            for event in unreported:  # while the submitted steps run
-                report(event)
+            reports.extend(reporter.submit(report, event) for event in unreported)
             unreported = []
             if not running:
                 if frontier.done and not cross:
+                    for made in reports:
+                        made.result()
                     return errors
                 if not giving_way and not skipped:
                     raise RuntimeError(f"plan {plan.env}@{plan.commit[:10]}: steps wait for each other")
