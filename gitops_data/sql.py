@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import sqlglot
+import sqlglot.dialects.duckdb  # noqa: F401 - the models' dialect: imported with this module, not by a first parse
 from sqlglot import exp
 from sqlglot.errors import ParseError
 
