@@ -59,15 +59,7 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
         self._template = os.path.join(self._base_dir, ".template", f"run-{dagster.__version__}.sqlite")
-        if not os.path.exists(self._template):  # once per Dagster home and version
-            os.makedirs(os.path.dirname(self._template), exist_ok=True)
-            fd, fresh = tempfile.mkstemp(dir=os.path.dirname(self._template), suffix=".tmp")
-            os.close(fd)
-            os.unlink(fresh)
-            engine = db.create_engine(f"sqlite:///{fresh}", poolclass=NullPool)
-            self._initdb(engine)
-            engine.dispose()
-            os.replace(fresh, self._template)  # whole or not at all, also when two processes race
+        self._make_template()  # here, not in the first run: once per Dagster home and version
 
     @classmethod
     def config_type(cls):
@@ -102,11 +94,28 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
             with engine.connect() as conn, conn.begin():
                 yield conn
 
+    def _make_template(self) -> None:
+        """An empty run file at Alembic's head, unless there is one."""
+        if os.path.exists(self._template):
+            return
+        folder = os.path.dirname(self._template)
+        os.makedirs(folder, exist_ok=True)
+        fd, fresh = tempfile.mkstemp(dir=folder, suffix=".tmp")
+        os.close(fd)
+        os.unlink(fresh)
+        engine = db.create_engine(f"sqlite:///{fresh}", poolclass=NullPool)
+        try:
+            self._initdb(engine)
+        finally:
+            engine.dispose()
+        os.replace(fresh, self._template)  # whole or not at all, also when two processes race
+
     def _from_template(self, shard: str) -> bool:
         """Create a new run's file as a copy of the template; False if it exists (or is the index)."""
         path = self.path_for_shard(shard)
         if shard == INDEX_SHARD_NAME or os.path.exists(path):
             return False
+        self._make_template()  # (someone removed it)
         fd, copy = tempfile.mkstemp(dir=self._base_dir, suffix=".tmp")
         os.close(fd)
         shutil.copyfile(self._template, copy)
