@@ -5,12 +5,15 @@ asks for it."""
 from __future__ import annotations
 
 import multiprocessing as mp
+import threading
 import time
 
+import dagster as dg
 import pytest
 
 from gitops_data import engines
 from gitops_data.engines import open_warehouse, warehouse_turn
+from gitops_data.orchestration import plan_job
 from gitops_data.plan.frontier import Frontier
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query, sync
@@ -97,6 +100,39 @@ def test_a_sync_connects_to_the_warehouse_once(make_repo, warehouse, instance, m
     monkeypatch.setattr(engines, "_connect", lambda *a: connects.append(a) or real(*a))
     sync(ws, "main", instance)
     assert len(connects) == 1, "plan, run (with its sibling connections), gate and publish share one"
+
+
+def test_reports_are_made_on_their_own_thread_in_order_and_all_before_the_run_ends(
+    make_repo, warehouse, instance, monkeypatch
+):
+    """Slow reports (Dagster's event writes) neither hold up the steps nor get lost."""
+    made: list[tuple[str, str, str]] = []
+    real = plan_job._reporter
+
+    def slow_reporter(context, plan):
+        report = real(context, plan)
+
+        def slower(event):
+            time.sleep(0.1)
+            report(event)
+            made.append((threading.current_thread().name, event.kind, event.step.name))
+
+        return slower
+
+    monkeypatch.setattr(plan_job, "_reporter", slow_reporter)
+    repo = make_repo(PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    result = sync(ws, "main", instance)
+    assert {t for t, _, _ in made} == {"gitops-report_0"}
+    built = [name for _, kind, name in made if kind == "built"]
+    assert sorted(built) == sorted(result.plan.models)
+    assert built.index("seed") < built.index("left") < built.index("combined")  # the order steps ended
+    materialized = [
+        e
+        for e in instance.all_logs(result.run_id)
+        if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
+    ]
+    assert len(materialized) == len(built)
 
 
 # -- giving way ----------------------------------------------------------------------------------------
