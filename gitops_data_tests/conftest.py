@@ -162,6 +162,16 @@ def instance(tmp_path):
         yield inst
 
 
+@pytest.fixture
+def repo_dagster_home(tmp_path, monkeypatch) -> Path:
+    """A DAGSTER_HOME with the repo's dagster.yaml (as the quickstart sets it up)."""
+    home = tmp_path / "dagster_home_repo"
+    home.mkdir()
+    shutil.copy(Path(__file__).resolve().parent.parent / "dagster.yaml", home / "dagster.yaml")
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    return home
+
+
 SMALL_PROJECT = {
     "gitops_data.yaml": "name: t\n",
     "seeds/nums.csv": "id,v\n1,10\n2,20\n3,30\n",

@@ -17,16 +17,10 @@ from gitops_data.orchestration.event_log import SqliteEventLogStorage
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
 
-REPO_DAGSTER_YAML = Path(__file__).resolve().parent.parent / "dagster.yaml"
-
 
 @pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    home = tmp_path / "dagster_home"
-    home.mkdir()
-    shutil.copy(REPO_DAGSTER_YAML, home / "dagster.yaml")
-    monkeypatch.setenv("DAGSTER_HOME", str(home))
-    return home
+def home(repo_dagster_home) -> Path:
+    return repo_dagster_home
 
 
 def _tables(path: Path) -> set[str]:
