@@ -67,6 +67,46 @@ MANY_LINES = textwrap.dedent("""
 """)
 
 
+CRASH = textwrap.dedent("""
+    import os, sys
+    from gitops_data.orchestration.compute_logs import tee_stream_to_file
+
+    with tee_stream_to_file(sys.stderr, sys.argv[1]):
+        print("the last words", file=sys.stderr, flush=True)
+        os._exit(3)  # a crash, a SIGKILL, the OOM killer: nothing of the step runs after this
+""")
+
+C_WRITE = textwrap.dedent("""
+    import ctypes, sys
+    from gitops_data.orchestration.compute_logs import tee_stream_to_file
+
+    data = b"x" * 300_000 + b"\\n"
+    with tee_stream_to_file(sys.stdout, sys.argv[1]):
+        ctypes.PyDLL(None).write(1, data, len(data))  # C code writing, holding the GIL
+""")
+
+LEFT_BEHIND = textwrap.dedent("""
+    import subprocess, sys
+    from gitops_data.orchestration.compute_logs import tee_stream_to_file
+
+    with tee_stream_to_file(sys.stdout, sys.argv[1]):
+        subprocess.Popen(["sh", "-c", f"sleep 1; echo late; echo survived > {sys.argv[2]}"])
+    # the process ends at once: what the step started goes on writing to the step's file
+""")
+
+CLOSED = textwrap.dedent("""
+    import os, sys
+    from gitops_data.orchestration.compute_logs import tee_stream_to_file
+
+    before = os.readlink("/proc/self/fd/1")
+    with tee_stream_to_file(sys.stdout, sys.argv[1]):
+        print("inside", flush=True)
+        sys.stdout.close()  # a step may close it
+    assert os.readlink("/proc/self/fd/1") == before
+    os.write(1, b"after the step\\n")
+""")
+
+
 def _run(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-c", script, *args],
@@ -95,7 +135,7 @@ def test_a_child_left_running_does_not_hold_up_the_step(tmp_path: Path):
     path = tmp_path / "step.out"
     done = _run(LEFT_RUNNING, str(path))
     seconds = float(done.stderr.split("step ended after ")[1].split(" s")[0])
-    assert seconds < 2.0  # 0.5 s of step and 0.5 s of waiting for the child's pipe, not 4 s
+    assert seconds < 2.0  # 0.5 s of step, not the child's 4 s
     assert "early" in path.read_text()
     assert "after the step" not in path.read_text()
     assert done.stdout.splitlines()[0] == "early" and "after the step" in done.stdout
@@ -110,9 +150,43 @@ def test_everything_written_arrives_whole_and_in_order(tmp_path: Path):
         assert done.stdout == expected + "after\n"
 
 
+def test_a_crash_loses_nothing_the_step_wrote(tmp_path: Path):
+    path = tmp_path / "step.err"
+    done = subprocess.run([sys.executable, "-c", CRASH, str(path)], capture_output=True, timeout=60)
+    assert done.returncode == 3
+    assert path.read_text() == "the last words\n"
+
+
+def test_a_large_write_from_c_code_holding_the_gil_never_waits(tmp_path: Path):
+    path = tmp_path / "step.out"
+    done = subprocess.run([sys.executable, "-c", C_WRITE, str(path)], capture_output=True, timeout=60)
+    assert done.returncode == 0
+    assert path.stat().st_size == 300_001 and len(done.stdout) == 300_001
+
+
+def test_what_a_step_leaves_running_outlives_the_run_and_keeps_writing(tmp_path: Path):
+    import time
+
+    path, flag = tmp_path / "step.out", tmp_path / "survived"
+    _run(LEFT_BEHIND, str(path), str(flag))
+    deadline = time.monotonic() + 15
+    while not flag.exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert flag.exists(), "the step's child was killed (a broken pipe?)"
+    assert "late" in path.read_text()
+
+
+def test_a_step_that_closes_stdout_gets_it_back(tmp_path: Path):
+    path = tmp_path / "step.out"
+    done = _run(CLOSED, str(path))
+    assert path.read_text() == "inside\n"
+    assert done.stdout == "inside\nafter the step\n"
+
+
 def test_a_stream_without_a_descriptor_is_captured_the_dagster_way(tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(sys, "stdout", io.StringIO())  # a test runner's stand-in for the console
+    fake = io.StringIO()
+    monkeypatch.setattr(sys, "stdout", fake)  # a test runner's stand-in for the console
     path = tmp_path / "step.out"
     with tee_stream_to_file(sys.stdout, str(path)):
         print("kept")
-    assert path.exists()
+    assert path.exists() and fake.getvalue() == "kept\n"  # nothing lost, nothing broken

@@ -1,6 +1,6 @@
 """Dagster's event log as the repo's dagster.yaml sets it up (orchestration/event_log.py): a sync's
-events are all there for the UI, each run file starts as a copy of the template, and a home without
-the template (or a wiped one) still works."""
+events are all there for the UI, each run file starts as a copy of the template (the same file as
+Dagster would make), and a home without the template, a wiped one or one without hard links works."""
 
 from __future__ import annotations
 
@@ -23,12 +23,31 @@ def home(repo_dagster_home) -> Path:
     return repo_dagster_home
 
 
-def _tables(path: Path) -> set[str]:
+def _shape(path: Path) -> tuple:
+    """Schema, Alembic revision, journal mode and permissions of an event log file."""
     with sqlite3.connect(path) as con:
-        return {r[0] for r in con.execute("select name from sqlite_master where type = 'table'")}
+        schema = con.execute("select type, name, sql from sqlite_master order by type, name").fetchall()
+        revision = con.execute("select version_num from alembic_version").fetchall()
+        journal = con.execute("pragma journal_mode").fetchone()[0]
+    return schema, revision, journal, oct(path.stat().st_mode & 0o777)
 
 
-def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(home, make_repo, warehouse):
+def _dagsters_own_run_file(tmp_path: Path) -> Path:
+    """A run file made the way Dagster's own storage makes it."""
+    from dagster._core.storage.event_log.sqlite.sqlite_event_log import (
+        SqliteEventLogStorage as DagstersOwn,
+    )
+
+    storage = DagstersOwn(str(tmp_path / "dagsters_own"))
+    with storage.run_connection("a_run"):
+        pass
+    storage.dispose()
+    return tmp_path / "dagsters_own" / "a_run.db"
+
+
+def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(
+    home, make_repo, warehouse, tmp_path
+):
     repo = make_repo(SMALL_PROJECT)
     ws = Workspace(str(repo.path), warehouse)
     with dg.DagsterInstance.from_config(str(home)) as inst:
@@ -38,10 +57,9 @@ def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(home,
         templates = list((runs / ".template").iterdir())
         assert [t.name for t in templates] == [f"run-{dg.__version__}.sqlite"]
         run_file = runs / f"{result.run_id}.db"
-        assert _tables(run_file) == _tables(templates[0])
-        with sqlite3.connect(run_file) as con:  # stamped at Alembic's head, as Dagster's own would be
-            assert con.execute("select count(*) from alembic_version").fetchone()[0] == 1
-            assert con.execute("pragma journal_mode").fetchone()[0] == "wal"
+        assert _shape(run_file) == _shape(_dagsters_own_run_file(tmp_path))
+        with inst.event_log_storage._engine(result.run_id).connect() as con:
+            assert con.exec_driver_sql("pragma synchronous").scalar() == 1  # NORMAL
 
     # another process (the webserver) reads what the run wrote
     with dg.DagsterInstance.from_config(str(home)) as reader:
@@ -60,7 +78,7 @@ def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(home,
         assert reader.get_latest_materialization_event(asset_key(result.env, "c")) is not None
 
 
-def test_a_run_file_is_made_the_dagster_way_without_the_template(home, make_repo, warehouse):
+def test_a_wipe_keeps_the_template_and_a_removed_one_is_made_again(home, make_repo, warehouse):
     repo = make_repo(SMALL_PROJECT)
     ws = Workspace(str(repo.path), warehouse)
     with dg.DagsterInstance.from_config(str(home)) as inst:
@@ -76,6 +94,20 @@ def test_a_run_file_is_made_the_dagster_way_without_the_template(home, make_repo
         assert first.run_id != second.run_id
         for run_id in (first.run_id, second.run_id):
             assert inst.all_logs(run_id)[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+
+
+def test_without_hard_links_a_run_file_is_made_the_dagster_way(home, make_repo, warehouse, monkeypatch):
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")  # a file system without hard links
+
+    monkeypatch.setattr(os, "link", no_links)
+    repo = make_repo(SMALL_PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        result = sync(ws, "main", inst)
+        assert inst.all_logs(result.run_id)[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS
+    runs = home / "history" / "runs"
+    assert not list(runs.glob("*.tmp")), "no copy left behind"
 
 
 def test_the_template_is_never_listed_as_a_run(home):

@@ -105,7 +105,7 @@ def test_a_sync_connects_to_the_warehouse_once(make_repo, warehouse, instance, m
 def test_reports_are_made_on_their_own_thread_in_order_and_all_before_the_run_ends(
     make_repo, warehouse, instance, monkeypatch
 ):
-    """Slow reports (Dagster's event writes) neither hold up the steps nor get lost."""
+    """Slow reports (Dagster's event writes) are made on their own thread and none is lost."""
     made: list[tuple[str, str, str]] = []
     real = plan_job._reporter
 
@@ -133,6 +133,27 @@ def test_reports_are_made_on_their_own_thread_in_order_and_all_before_the_run_en
         if e.dagster_event_type == dg.DagsterEventType.ASSET_MATERIALIZATION
     ]
     assert len(materialized) == len(built)
+
+
+def test_a_report_that_fails_stops_the_run_before_more_steps_start(
+    make_repo, warehouse, instance, monkeypatch
+):
+    monkeypatch.setenv("GITOPS_DATA_THREADS", "2")
+
+    def failing_reporter(context, plan):
+        def report(event):
+            raise RuntimeError("the event store is down")
+
+        return report
+
+    monkeypatch.setattr(plan_job, "_reporter", failing_reporter)
+    repo = make_repo(PROJECT)
+    ws = Workspace(str(repo.path), warehouse)
+    with pytest.raises(Exception, match="the event store is down"):
+        sync(ws, "main", instance)
+    built = {r[0] for r in query(ws, "select model from gitops_meta.builds")}
+    assert "seed" in built and not built & {"combined", "after_left"}  # left and right were running
+    assert query(ws, "select count(*) from gitops_meta.publishes")[0][0] == 0
 
 
 # -- giving way ----------------------------------------------------------------------------------------

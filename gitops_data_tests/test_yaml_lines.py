@@ -53,6 +53,7 @@ def test_libyaml_reads_what_the_pure_reader_reads():
         ("a: 1\na: 2\n", 2, "duplicate key 'a'"),
         ("a: [1, 2\nb: 3\n", 2, "YAML syntax error"),
         ("? [1, 2]\n: x\n", 1, "mapping keys must be plain scalars"),
+        ("a: 1\nb:\t2\n", 2, "YAML syntax error"),  # libyaml would take it: not valid here or there
     ],
 )
 def test_errors_name_the_line_whichever_reader_reads(text: str, line: int, words: str):

@@ -1,13 +1,15 @@
-"""Dagster's local compute log manager, capturing a step's stdout and stderr with a thread instead of
-two processes.
+"""Dagster's local compute log manager, showing a step's stdout and stderr on the console with a
+thread instead of processes.
 
-Dagster's own `LocalComputeLogManager` points the process's stdout and stderr at files and starts,
-for each of them, a `tail -F` (which copies the file back to the console, polling once a second)
-and a Python process that watches for orphans: four processes a step, about 0.1 s of a sync on 2
-cores, and the console can miss the lines written in the last second of a step (dagster#23336).
-This one points each of them at a pipe whose reader, a thread of this process, writes every chunk
-to the same file and to the console as it comes. The files, their names and everything the UI reads
-are Dagster's. `dagster.yaml` selects it:
+Dagster's own `LocalComputeLogManager` points the process's stdout and stderr at files, as this one
+does, and starts for each of them a `tail -F` (which copies the file back to the console, polling
+once a second) and a Python process that watches for orphans: four processes a step, about 0.1 s of
+a sync on 2 cores, and the console can miss the lines of a step's last second (dagster#23336).
+Here a thread of this process follows each file to the console (every 50 ms, and to its end when
+the step ends). The step writes to the file itself, as with Dagster's: a crash loses nothing of
+it, a write never waits for the console, and a process the step leaves running keeps writing to
+the file. The files, their names and everything the UI reads are Dagster's. `dagster.yaml` selects
+it:
 
     compute_logs:
       module: gitops_data.orchestration.compute_logs
@@ -17,6 +19,7 @@ are Dagster's. `dagster.yaml` selects it:
 from __future__ import annotations
 
 import os
+import select
 import sys
 import threading
 from collections.abc import Generator, Iterator, Sequence
@@ -33,8 +36,9 @@ from dagster._core.storage.local_compute_log_manager import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 
-# How long the end of a step waits for the copy of what it wrote; longer only if a process the step
-# started still holds the pipe (its later output then still reaches the file and the console).
+# How often the console copy looks for more of a step's output, and how long the end of a step waits
+# for the copy to catch up (only a console nobody reads makes it wait that long).
+POLL_SECONDS = 0.05
 DRAIN_SECONDS = 5.0
 
 
@@ -85,58 +89,66 @@ def _fileno(stream: IO) -> int | None:
 @contextmanager
 def tee_stream_to_file(stream: IO, path: str) -> Iterator[None]:
     """Everything written to `stream`'s file descriptor (by Python, C code or child processes) goes
-    to the end of the file at `path` and, as before, to where the descriptor pointed."""
+    to the end of the file at `path`, and is copied from there to where the descriptor pointed."""
     fd = _fileno(stream)
     if fd is None or os.name == "nt":
         with mirror_stream_to_file(stream, path):  # Dagster's way
             yield
         return
     ensure_file(path)
-    stream.flush()
+    _flush(stream)
+    log = os.open(path, os.O_WRONLY | os.O_APPEND)
+    start = os.fstat(log).st_size
     console = os.dup(fd)
-    read_end, write_end = os.pipe()
-    copier = threading.Thread(target=_copy, args=(read_end, path, console), daemon=True, name="gitops-tee")
-    copier.start()
-    os.dup2(write_end, fd)
-    os.close(write_end)
+    stop = threading.Event()
+    # the follower gets its own copy of the console's descriptor and closes it when it is done
+    follower = threading.Thread(
+        target=_follow, args=(path, start, os.dup(console), stop), daemon=True, name="gitops-log-follow"
+    )
+    follower.start()
+    os.dup2(log, fd)
+    os.close(log)
     try:
         yield
     finally:
+        _flush(stream)
+        os.dup2(console, fd)
+        os.close(console)
+        stop.set()
+        follower.join(DRAIN_SECONDS)
+
+
+def _flush(stream: IO) -> None:
+    with suppress(ValueError, OSError):  # a step may have closed it
         stream.flush()
-        os.dup2(console, fd)  # the last write end of the pipe (but a child's) closes: the copier ends
-        copier.join(DRAIN_SECONDS)
 
 
-def _copy(read_end: int, path: str, console: int) -> None:
-    """The copier thread: reads the pipe to its end whatever fails (a writer must never block on a
-    full pipe), then closes it and its copy of the console's descriptor."""
-    out = None
+def _follow(path: str, offset: int, console: int, stop: threading.Event) -> None:
+    """Copy the file from `offset` to `console` as it grows; once `stop` is set, to its end."""
     try:
-        try:
-            out = open(path, "ab", buffering=0)  # noqa: SIM115 - closed below, after the pipe's end
-        except OSError:
-            out = None
-        while chunk := os.read(read_end, 65536):
-            if out is not None:
-                try:
-                    out.write(chunk)
-                except OSError:  # a full disk: the console still gets everything
-                    with suppress(OSError):
-                        out.close()
-                    out = None
-            view = memoryview(chunk)
-            while view:
-                view = view[_write_some(console, view) :]
+        with open(path, "rb") as log:
+            log.seek(offset)
+            while True:
+                stopping = stop.is_set()  # read after it: nothing written before the stop is missed
+                chunk = log.read(65536)
+                if chunk:
+                    _write_all(console, chunk)
+                elif stopping:
+                    return
+                else:
+                    stop.wait(POLL_SECONDS)
+    except OSError:  # the file is gone (a wiped home): the step's output is in the file or nowhere
+        return
     finally:
-        if out is not None:
-            with suppress(OSError):
-                out.close()
-        os.close(read_end)
         os.close(console)
 
 
-def _write_some(fd: int, data: memoryview) -> int:
-    try:
-        return os.write(fd, data)
-    except OSError:  # the console is gone (a closed terminal): the file still gets everything
-        return len(data)
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        try:
+            view = view[os.write(fd, view) :]
+        except BlockingIOError:
+            select.select([], [fd], [], 1.0)
+        except OSError:  # the console is gone (a closed terminal): the file has everything
+            return

@@ -106,6 +106,10 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
         engine = db.create_engine(f"sqlite:///{fresh}", poolclass=NullPool)
         try:
             self._initdb(engine)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(fresh)
+            raise
         finally:
             engine.dispose()
         os.replace(fresh, self._template)  # whole or not at all, also when two processes race
@@ -118,8 +122,9 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
         self._make_template()  # (someone removed it)
         fd, copy = tempfile.mkstemp(dir=self._base_dir, suffix=".tmp")
         os.close(fd)
-        shutil.copyfile(self._template, copy)
         try:
+            shutil.copyfile(self._template, copy)
+            shutil.copymode(self._template, copy)  # as SQLite made it (mkstemp's is 0600)
             os.link(copy, path)  # never over a file another process created meanwhile
         except OSError:  # another process created it meanwhile (or no hard links here): Dagster's way
             return False

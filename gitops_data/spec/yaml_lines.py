@@ -100,7 +100,9 @@ def _has_shared_nodes(root: yaml.Node) -> bool:
 
 def _load_fast(text: bytes | str) -> tuple[bool, Any]:
     """(True, data) when libyaml read the document and it has no alias; else (False, None)."""
-    if _CLoader is None:
+    # libyaml also takes a tab after `key:`, which PyYAML's own parser refuses: so that a project is
+    # valid or not whichever parser a machine has, a text with a tab is PyYAML's to read
+    if _CLoader is None or ("\t" in text if isinstance(text, str) else b"\t" in text):
         return False, None
     loader = _CLoader(text)
     try:

@@ -108,7 +108,7 @@ def run_plan(
     failed blocking check skips the steps downstream of it (the commit cannot be published
     anyway); independent steps go on. `report` is called on one reporting thread, in the order steps
     end, and every report has been made when this returns (an error raised by `report` is raised
-    here). Returns the errors of failed builds (empty: every build was made)."""
+    here, before more steps start). Returns the errors of failed builds (empty: every build was made)."""
     threads = threads or run_threads()
     frontier = Frontier(plan)
     errors: list[str] = []
@@ -152,6 +152,9 @@ def run_plan(
                     submit(step, lambda cat, s=step, n=names: _check_step(cat, plan, s, n, run_id))
             reports.extend(reporter.submit(report, event) for event in unreported)
             unreported = []
+            for made in [f for f in reports if f.done()]:  # a report that failed stops the run now
+                made.result()
+                reports.remove(made)
             if not running:
                 if frontier.done and not cross:
                     for made in reports:
