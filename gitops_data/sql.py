@@ -180,9 +180,19 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
             target = tables[node.name.lower()]
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
             if target.startswith("("):
-                return exp.Subquery(this=_parsed(target[1:-1]).copy(), alias=alias)
-            replacement = _parsed(target, exp.Table).copy()
-            replacement.set("alias", alias)
+                replacement: exp.Expression = exp.Subquery(this=_parsed(target[1:-1]).copy(), alias=alias)
+            else:
+                replacement = _parsed(target, exp.Table).copy()
+                replacement.set("alias", alias)
+            # what the reference carries besides its name stays: PIVOT, UNPIVOT, TABLESAMPLE, ...
+            for key, value in node.args.items():
+                if value and key not in ("this", "db", "catalog", "alias"):
+                    if key not in replacement.arg_types:
+                        raise SqlError(
+                            f"{node.sql(DIALECT)}: {key} cannot apply to an ephemeral model (inlined as a "
+                            "subquery); make it a view or a table"
+                        )
+                    replacement.set(key, value)
             return replacement
         return node
 

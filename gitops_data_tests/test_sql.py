@@ -112,6 +112,11 @@ TABLES = {"nums": '"internal"."nums__aaa__1"', "labels": '"internal"."labels__bb
         ("select count(*) from nums where id in (select id from labels)", [(2,)]),
         ("select id from nums except select id from labels", [(2,)]),
         ("select n1.id, n2.id from nums n1 join nums n2 on n2.id = n1.id + 1 order by 1", [(1, 2), (2, 3)]),
+        # what a reference carries besides its name stays with it
+        ("select * from nums pivot (sum(v) for id in (1, 3))", [(10, 30)]),
+        ("select p.* from nums pivot (sum(v) for id in (1, 3)) as p", [(10, 30)]),
+        ("select k, x from nums unpivot (x for k in (v)) where id = 2", [("v", 20)]),
+        ("select count(*) from nums tablesample 100%", [(3,)]),
     ],
 )
 def test_rewrite_runs_against_renamed_tables(con, sql, rows):
@@ -122,6 +127,16 @@ def test_rewrite_runs_against_renamed_tables(con, sql, rows):
     with pytest.raises(duckdb.CatalogException):
         con.execute(sql)
     assert con.execute(out).fetchall() == rows
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["select * from nums pivot (sum(v) for id in (1, 3))", "select k, x from nums unpivot (x for k in (v))"],
+)
+def test_an_inlined_model_keeps_what_its_reference_carries(con, sql):
+    inlined = rewrite(parse_query(sql), {"nums": '(select * from "internal"."nums__aaa__1")'})
+    assert con.execute(inlined).fetchall() == con.execute(rewrite(parse_query(sql), TABLES)).fetchall()
+    assert "PIVOT" in inlined
 
 
 def test_rewrite_leaves_ctes_and_unknown_names_alone():
