@@ -36,6 +36,8 @@ from dagster._core.storage.local_compute_log_manager import (
 from dagster._serdes import ConfigurableClassData
 from dagster._utils import ensure_file, touch_file
 
+from gitops_data.orchestration.dagster_home import in_dagster_home
+
 # How often the console copy looks for more of a step's output, and how long the end of a step waits
 # for the copy to catch up (only a console nobody reads makes it wait that long).
 POLL_SECONDS = 0.05
@@ -51,11 +53,7 @@ class LocalComputeLogManager(DagsterLocalComputeLogManager):
         polling_timeout: float | None = None,
         inst_data: ConfigurableClassData | None = None,
     ):
-        if base_dir is None:
-            home = os.environ.get("DAGSTER_HOME")
-            if not home:
-                raise ValueError("set DAGSTER_HOME or the compute log manager's base_dir")
-            base_dir = os.path.join(home, "storage")
+        base_dir = base_dir or in_dagster_home("storage", what="compute log manager")
         super().__init__(base_dir, polling_timeout, inst_data)
 
     @classmethod

@@ -43,6 +43,8 @@ from dagster._serdes import ConfigurableClassData
 from sqlalchemy.engine import Connection
 from sqlalchemy.pool import NullPool
 
+from gitops_data.orchestration.dagster_home import in_dagster_home
+
 # Engines kept: the index plus the runs being written or watched now (a run is one file).
 KEPT_ENGINES = 16
 
@@ -51,11 +53,7 @@ class SqliteEventLogStorage(DagsterSqliteEventLogStorage):
     """Event logs in `base_dir` (default `$DAGSTER_HOME/history/runs`, where Dagster keeps them)."""
 
     def __init__(self, base_dir: str | None = None, inst_data: ConfigurableClassData | None = None):
-        if base_dir is None:
-            home = os.environ.get("DAGSTER_HOME")
-            if not home:
-                raise ValueError("set DAGSTER_HOME or the event log storage's base_dir")
-            base_dir = os.path.join(home, "history", "runs")
+        base_dir = base_dir or in_dagster_home("history", "runs", what="event log storage")
         self._engines: OrderedDict[str, db.Engine] = OrderedDict()
         super().__init__(base_dir, inst_data)
         self._template = os.path.join(self._base_dir, ".template", f"run-{dagster.__version__}.sqlite")
