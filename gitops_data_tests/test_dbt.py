@@ -427,9 +427,12 @@ ERRORS = [
         id="unsupported-adapter-method",
     ),
     pytest.param(
-        {"models/b.sql": "select '{{ run_started_at }}' as t\n"},
-        ("models/b.sql", 1, "run_started_at is not supported"),
-        id="run-started-at",
+        {
+            "models/schema.yml": "version: 2\nunit_tests:\n  - name: a_doubles\n    model: a\n"
+            "    given: []\n    expect: {rows: []}\n",
+        },
+        ("models/schema.yml", 3, "unit test 'a_doubles': dbt unit tests are not run"),
+        id="unit-test",
     ),
     pytest.param(
         {"models/b.sql": "select {{ var('nope') }} as x\n"},

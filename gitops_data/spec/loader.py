@@ -148,10 +148,23 @@ def read_yaml_mapping(c: _Collector, path: str, not_a_mapping: str) -> LineDict 
     return data
 
 
+def _listed_yaml(path: str, patterns: list[str]) -> bool:
+    """`path` is one of `patterns`: a file, a folder holding it, or a glob."""
+    for pattern in patterns:
+        pattern = pattern.strip().removeprefix("./").rstrip("/")
+        if pattern in ("", ".") or path == pattern or path.startswith(pattern + "/"):
+            return True
+        if fnmatch.fnmatch(path, pattern):
+            return True
+    return False
+
+
 def _yaml_entries(
-    c: _Collector, settings: Settings
+    c: _Collector, settings: Settings, dbt_repo: bool = False
 ) -> tuple[list[tuple[str, str, LineDict]], dict[str, FileDefaults]]:
-    """(section, file, raw entry) for every entry of every project YAML file; each file's defaults."""
+    """(section, file, raw entry) for every entry of every project YAML file; each file's defaults.
+    In a dbt project with no `yaml:` setting, a YAML file with no gitops-data section belongs to
+    another tool (docker-compose, a Taskfile, CI) and is not read."""
     out = []
     defaults: dict[str, FileDefaults] = {}
     for path in c.tree.files():
@@ -159,6 +172,15 @@ def _yaml_entries(
             continue
         if any(fnmatch.fnmatch(path, pat) for pat in settings.exclude):
             continue
+        if settings.yaml is not None and not _listed_yaml(path, settings.yaml):
+            continue
+        if dbt_repo and settings.yaml is None:
+            try:
+                raw = parse_yaml(c.tree.read(path))
+            except (YamlSyntaxError, UnsafePath, OSError):
+                continue  # another tool's file: not ours to judge
+            if not isinstance(raw, dict) or not (set(raw) & {*SECTIONS, "defaults"}):
+                continue
         data = read_yaml_mapping(c, path, "top level must be a mapping with keys " + ", ".join(SECTIONS))
         if data is None:
             continue
@@ -447,7 +469,7 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
 
         dbt = DbtLoader.open(c, settings, target)  # its files are dbt's, not gitops-data YAML
         settings = dbt.settings
-    entries, file_defaults = _yaml_entries(c, dbt.yaml_settings if dbt else settings)
+    entries, file_defaults = _yaml_entries(c, dbt.yaml_settings if dbt else settings, dbt is not None)
     for section, file, raw in entries:
         name = raw.get("name")
         if section in ("schedules", "alerts"):

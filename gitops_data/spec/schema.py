@@ -374,6 +374,11 @@ class Settings(_Strict):
     production_ref: str = "main"
     branches: str = Field(default="*", description="fnmatch pattern of branches that get environments")
     exclude: list[str] = Field(default_factory=list, description="globs of YAML files that are not ours")
+    yaml: list[str] | None = Field(
+        default=None,
+        description="where gitops-data YAML lives (folders, files or globs); unset: anywhere, and in a dbt "
+        "project any YAML outside dbt's folders that holds a gitops-data section",
+    )
     retention: Retention = Field(default_factory=Retention)
     dialect: str = Field(
         default="duckdb", description="the SQL dialect models are written in (sqlglot's names)"
@@ -388,6 +393,11 @@ class Settings(_Strict):
         default=None,
         description="a dbt project in this folder (dbt_project.yml) is loaded as the project's models",
     )
+
+    @field_validator("yaml", mode="before")
+    @classmethod
+    def _yaml_paths(cls, v: Any) -> Any:
+        return [v] if isinstance(v, str) else v
 
     @field_validator("dialect")
     @classmethod

@@ -5,12 +5,14 @@ says so. Re-executing a step whose build exists is a no-op (Dagster re-execution
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
+from datetime import UTC, datetime
 
 from gitops_data.audit.runner import CheckResult, not_run, run_check
 from gitops_data.errors import BuildError
 from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
 from gitops_data.plan import Action, BuildRecord, Mode, ModelStep, Plan
+from gitops_data.spec.dbt.housekeeping import fill_build_values, has_build_values
 from gitops_data.spec.project import Node
 from gitops_data.warehouse.builder import (
     BuildTarget,
@@ -47,6 +49,8 @@ def execute_build(
     `existing`: the builds the caller knows exist (a plan run tracks its own), else the catalog is
     asked."""
     assert step.action == Action.BUILD and step.build is not None
+    if has_build_values(step.sql):  # dbt's invocation_id / run_started_at: this build's own
+        step = replace(step, sql=fill_build_values(step.sql or "", step.build.build_id, datetime.now(UTC)))
     planned = [r for r in step.reads if r.planned and r.build_id]
     if existing is None or step.build.build_id in existing:
         done = catalog.build(step.build.build_id)

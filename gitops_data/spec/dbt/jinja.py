@@ -2,7 +2,7 @@
 objects models and macros see (relations, columns, `config`, `adapter`, `exceptions`, `modules`).
 
 Nothing here reads a warehouse: what dbt would ask the database while compiling is answered from
-the project itself (a relation's columns from its SQL, a constant `statement` by sqlglot's executor),
+the project itself (a relation's columns from its SQL, a constant `statement` by an in-memory DuckDB),
 or is a `DbtRenderError` naming what is not supported.
 """
 
@@ -228,9 +228,57 @@ class Column:
         return self.dtype.lower().startswith(("varchar", "text", "string", "char"))
 
     def is_number(self) -> bool:
-        return self.dtype.lower().startswith(
-            ("int", "bigint", "smallint", "decimal", "numeric", "double", "float")
+        return self.is_integer() or self.is_float() or self.is_numeric()
+
+    def is_integer(self) -> bool:
+        return self.dtype.lower().split("(")[0].strip() in (
+            "int",
+            "integer",
+            "bigint",
+            "smallint",
+            "tinyint",
+            "hugeint",
+            "int2",
+            "int4",
+            "int8",
+            "ubigint",
+            "uinteger",
+            "usmallint",
+            "utinyint",
+            "serial",
+            "bigserial",
         )
+
+    def is_float(self) -> bool:
+        return self.dtype.lower().split("(")[0].strip() in (
+            "float",
+            "float4",
+            "float8",
+            "double",
+            "double precision",
+            "real",
+        )
+
+    def is_numeric(self) -> bool:
+        return self.dtype.lower().split("(")[0].strip() in ("numeric", "decimal")
+
+    @property
+    def char_size(self) -> int | None:
+        found = re.match(r"\s*(?:varchar|character varying|char|text)\s*\((\d+)\)", self.dtype, re.I)
+        return int(found.group(1)) if found else None
+
+    def string_size(self) -> int:
+        return self.char_size or 256
+
+    def can_expand_to(self, other_column: Any) -> bool:
+        return self.is_string() and getattr(other_column, "is_string", lambda: False)()
+
+    def literal(self, value: Any) -> str:
+        return f"cast({value} as {self.dtype})"
+
+    @classmethod
+    def translate_type(cls, dtype: str) -> str:
+        return {"STRING": "TEXT"}.get(dtype.upper(), dtype)
 
 
 class Namespace:
@@ -304,7 +352,19 @@ class Exceptions:
         raise DbtRenderError(f"exceptions.{name} is not supported")
 
 
-MODULES = {"datetime": datetime, "re": re, "itertools": itertools, "json": json}
+def _modules() -> dict[str, Any]:
+    """dbt's `modules`: datetime, pytz, re, itertools, json (pytz when installed)."""
+    out: dict[str, Any] = {"datetime": datetime, "re": re, "itertools": itertools, "json": json}
+    try:
+        import pytz
+
+        out["pytz"] = pytz
+    except ImportError:  # pragma: no cover - pytz comes with pandas, which the project depends on
+        pass
+    return out
+
+
+MODULES = _modules()
 
 
 def tojson(value: Any, default: Any = None, sort_keys: bool = False) -> Any:
@@ -411,37 +471,6 @@ class _ResultColumn:
 
     def values(self) -> list:
         return list(self._values)
-
-
-def constant_query(sql: str, dialect: str) -> ResultTable:
-    """Evaluate a query that reads no table (`select datediff(...)`) in Python with sqlglot's
-    executor; anything that reads a table needs the warehouse, which rendering never touches."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-    from sqlglot.executor import execute
-
-    try:
-        tree = sqlglot.parse_one(sql, dialect=dialect)
-    except SqlglotError as exc:
-        raise DbtRenderError(f"statement: cannot parse {sql.strip()[:80]!r}: {exc}") from None
-    if not isinstance(tree, exp.Select) or tree.find(exp.Table) is not None:
-        raise DbtRenderError(
-            "statement/run_query reads the warehouse, which gitops-data never does while rendering "
-            f"(only constant queries are evaluated): {' '.join(sql.split())[:120]!r}"
-        )
-    plain = {exp.DType.TIMESTAMPNTZ, exp.DType.TIMESTAMPLTZ, exp.DType.TIMESTAMPTZ}
-
-    def timestamps(node: exp.Expression) -> exp.Expression:  # the executor casts to plain TIMESTAMP only
-        if isinstance(node, exp.DataType) and node.this in plain:
-            return exp.DataType.build("timestamp")
-        return node
-
-    try:
-        table = execute(tree.transform(timestamps), dialect=dialect)
-    except Exception as exc:  # sqlglot's executor raises what its Python functions raise
-        raise DbtRenderError(f"statement: cannot evaluate {' '.join(sql.split())[:120]!r}: {exc}") from None
-    return ResultTable(list(table.columns), [tuple(r) for r in table.rows])
 
 
 # --- where an error happened --------------------------------------------------------------------

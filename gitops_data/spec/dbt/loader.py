@@ -56,6 +56,7 @@ from gitops_data.spec.dbt.tests import (
     map_tests,
     read_tests,
     severity_of,
+    test_queries,
 )
 from gitops_data.spec.project import Node
 from gitops_data.spec.schema import (
@@ -149,6 +150,7 @@ class DbtLoader:
         self._all: list[str] = []
         self._sources_props: list[tuple[str, LineDict, LineDict]] = []
         self._test_targets: list[tuple[str, _Entry, tuple[str, ...]]] = []  # (node, properties, fqn parts)
+        self.unit_tests: list[_Entry] = []  # `unit_tests:` entries of the properties files
 
     @classmethod
     def open(cls, c: _Collector, settings: Settings, target: str) -> DbtLoader:
@@ -193,7 +195,7 @@ class DbtLoader:
 
     def _read(self, path: str, model: str | None = None) -> str | None:
         try:
-            return self.tree.read(path).decode("utf-8")
+            return self.tree.read(path).decode("utf-8-sig")
         except UnicodeDecodeError:
             self.add(path, "file is not UTF-8 text", None, model)
         except (OSError, UnsafePath) as exc:
@@ -262,6 +264,7 @@ class DbtLoader:
             else:
                 self._snapshot(res, seen)
         self._tests()
+        self._unit_tests()
         for res in tests:
             self._singular(res)
         for node in self.nodes.values():
@@ -320,6 +323,10 @@ class DbtLoader:
                 )
                 if data is None:
                     continue
+                for entry in _entries(data.get("unit_tests")):
+                    self.unit_tests.append(
+                        _Entry(file, entry) if isinstance(entry, LineDict) else _Entry(file, LineDict())
+                    )
                 for key in ("models", "seeds", "snapshots", "sources"):
                     entries = data.get(key)
                     if entries is None:
@@ -535,7 +542,7 @@ class DbtLoader:
         if node.kind == "table" or node.data_format != "csv":
             return None  # no declared columns, and nothing to read them from
         try:
-            text = self.tree.read(node.data_path or "").decode("utf-8", errors="replace")
+            text = self.tree.read(node.data_path or "").decode("utf-8-sig", errors="replace")
             header = next(csv.reader(io.StringIO(text.split("\n", 1)[0])), [])
         except OSError:
             return None
@@ -893,6 +900,7 @@ class DbtLoader:
                         )
             except TestMappingError as exc:
                 errors.append(exc)
+            specs = [self._rendered_spec(spec, entry.file) for spec in specs]
             resource = Resource(f"test_{name}", "test", entry.file, root.name, (root.name, "test", name), {})
 
             def relation(text: str, line: int | None, resource: Resource = resource) -> str:
@@ -903,13 +911,14 @@ class DbtLoader:
 
             def render(
                 spec: TestSpec, where: str | None, resource: Resource = resource, node: Node = node
-            ) -> str:
+            ) -> tuple[str, dict[str, Any]]:
                 text = f"(select * from {quote(node.name)} where {where}) as dbt_subquery" if where else None
                 kwargs: dict[str, Any] = {"model": Relation(node.name, text=text), **spec.args}
                 if spec.column is not None:
                     kwargs["column_name"] = spec.column
                 try:
-                    return r.render_test(resource, spec.test, kwargs, spec.line).sql
+                    out = r.render_test(resource, spec.test, kwargs, spec.line)
+                    return out.sql, out.config
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
 
@@ -917,6 +926,26 @@ class DbtLoader:
             for exc in errors:
                 self.add(entry.file, str(exc), exc.line, name)
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
+
+    def _unit_tests(self) -> None:
+        """dbt unit tests (`unit_tests:` with given/expect): not run here, so never skipped quietly."""
+        for entry in self.unit_tests:
+            name = entry.data.get("name")
+            self.add(
+                entry.file,
+                f"unit test {name!r}: dbt unit tests are not run by gitops-data; remove it, or move it to a "
+                "file dbt reads but gitops-data does not (a folder outside model-paths)",
+                entry.line,
+                str(entry.data.get("model")) if entry.data.get("model") else None,
+            )
+
+    def _rendered_spec(self, spec: TestSpec, file: str) -> TestSpec:
+        """A test with the Jinja in its arguments and configs rendered, as dbt renders them."""
+        return dataclasses.replace(
+            spec,
+            args=self._value(spec.args, file, spec.line),
+            config=self._value(spec.config, file, spec.line),
+        )
 
     def _attach(
         self,
@@ -1001,13 +1030,16 @@ class DbtLoader:
             self.add(res.file, str(exc))
             return
         owner = self.nodes[(built or list(out.refs))[0]]
-        check = {
-            "kind": "returns_no_rows",
-            "args": {"sql": out.sql, "test": res.file},
-            "severity": severity,
-            "name": res.name,
-        }
-        self._attach(owner, res.file, None, {}, [check])
+        checks = [
+            {
+                "kind": "returns_no_rows",
+                "args": {"sql": sql, "test": res.file + (" (warn_if)" if suffix else "")},
+                "severity": level,
+                "name": res.name + suffix,
+            }
+            for sql, level, suffix in test_queries(out.sql, out.config, severity)
+        ]
+        self._attach(owner, res.file, None, {}, checks)
 
 
 def _file(res: Resource) -> str:

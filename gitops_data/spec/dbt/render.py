@@ -18,6 +18,8 @@ from typing import Any
 import jinja2
 
 from gitops_data.spec.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
+from gitops_data.spec.dbt.constants import constant_query
+from gitops_data.spec.dbt.housekeeping import INVOCATION_ID, RunStartedAt
 from gitops_data.spec.dbt.jinja import (
     DBT_VERSION,
     MODULES,
@@ -29,7 +31,6 @@ from gitops_data.spec.dbt.jinja import (
     Namespace,
     Relation,
     Unsupported,
-    constant_query,
     describe,
     fromjson,
     fromyaml,
@@ -48,10 +49,6 @@ from gitops_data.spec.dbt.project import DbtPackage, merge_config
 _MISSING = object()
 _MACRO_DEF = re.compile(r"\{%-?\s*(macro|test)\s+([A-Za-z_]\w*)\s*\(")
 _FLAGS = {"WHICH": "run", "FULL_REFRESH": False, "STORE_FAILURES": False, "WARN_ERROR": False}
-_NOT_REPRODUCIBLE = (
-    "it differs at every run, and a build depends only on the commit "
-    "(put the value in a model's data instead)"
-)
 
 
 @dataclass(frozen=True)
@@ -93,6 +90,10 @@ class RenderFailure(Exception):
         self.line = line
 
 
+class Disabled(Exception):  # noqa: N818 - control flow
+    """`config(enabled=false)` in a resource's own file: dbt renders no further."""
+
+
 class _TextLoader(jinja2.BaseLoader):
     def __init__(self, texts: dict[str, str]):
         self.texts = texts
@@ -130,6 +131,7 @@ class Renderer:
         self._stack: list[str] = []
         self._columns: dict[str, list[Column]] = {}
         self._package_names = [p.name for p in self.packages]
+        self.run_started_at = RunStartedAt.now_utc()
         for file, text in GLOBAL_FILES.items():
             self.add_macro_file(INTERNAL_PACKAGE, file, text)
 
@@ -187,6 +189,8 @@ class Renderer:
         scope = _Scope(self, resource, incremental)
         try:
             sql = self.env.get_template(resource.file).render(scope.context)
+        except Disabled:
+            return Rendered("", scope.config, ())
         except Exception as exc:  # anything a template does is the project's error, never a crash
             raise self.failure(resource.file, exc) from None
         if resource.kind == "snapshot":
@@ -206,6 +210,8 @@ class Renderer:
             macro = scope.test_macro(test)
             args = {k: scope.evaluate_relation(v) for k, v in kwargs.items()}
             sql = str(macro(**args))
+        except Disabled:
+            return Rendered("", scope.config, ())
         except Exception as exc:
             failure = self.failure(resource.file, exc)
             raise RenderFailure(resource.file, failure.message, line) from None
@@ -598,8 +604,8 @@ class _Scope:
             "store_result": lambda *args, **kwargs: "",
             "builtins": {"ref": self.ref, "source": self.source, "config": config},
             "graph": Unsupported("graph", "gitops-data does not expose dbt's manifest to models"),
-            "run_started_at": Unsupported("run_started_at", _NOT_REPRODUCIBLE),
-            "invocation_id": Unsupported("invocation_id", _NOT_REPRODUCIBLE),
+            "run_started_at": r.run_started_at,
+            "invocation_id": INVOCATION_ID,
             "selected_resources": [],
             "database": r.target.get("database"),
             "schema": r.target.get("schema"),
@@ -617,6 +623,8 @@ class _Scope:
 
     def _set_config(self, values: dict[str, Any]) -> None:
         self.config.update(merge_config(self.config, values))
+        if self.resource is not None and values.get("enabled") is False:
+            raise Disabled()
 
     def _snapshot_block(self, name: str, caller: Any) -> str:
         if self.resource is not None and name == self.resource.block:

@@ -5,6 +5,7 @@ the rendered query, which fails when it returns rows, as dbt's tests do."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -65,15 +66,50 @@ def severity_of(config: dict[str, Any], line: int | None) -> str:
     return value
 
 
+_CONDITION = re.compile(r"^\s*(=|==|!=|<>|<=|>=|<|>)\s*-?\d+(\.\d+)?\s*$")
+
+
 def check_config(config: dict[str, Any], line: int | None) -> None:
-    """Test configs that change what a failure means, which our checks do not model."""
-    if str(config.get("fail_calc", "count(*)")).replace(" ", "").lower() != "count(*)":
-        raise TestMappingError("fail_calc is not supported: a check fails when its query returns rows", line)
+    """The test configs that change what a failure means must be what dbt accepts: `warn_if` and
+    `error_if` a comparison with a number (`>10`, `!= 0`), `limit` a number."""
     for key in ("warn_if", "error_if"):
-        if str(config.get(key, "!= 0")).replace(" ", "") != "!=0":
+        if key in config and not _CONDITION.match(str(config[key])):
             raise TestMappingError(
-                f"{key} is not supported: a check fails when its query returns any row", line
+                f"{key} must be a comparison with a number (like '>10' or '!= 0'), not {config[key]!r}", line
             )
+    if config.get("limit") is not None and not str(config["limit"]).strip().isdigit():
+        raise TestMappingError(f"limit must be a whole number, not {config['limit']!r}", line)
+
+
+def _default_outcome(config: dict[str, Any]) -> bool:
+    """True when the test fails exactly when its query returns rows (dbt's defaults)."""
+    return (
+        str(config.get("fail_calc", "count(*)")).replace(" ", "").lower() == "count(*)"
+        and str(config.get("warn_if", "!= 0")).replace(" ", "") == "!=0"
+        and str(config.get("error_if", "!= 0")).replace(" ", "") == "!=0"
+    )
+
+
+def test_queries(sql: str, config: dict[str, Any], severity: str) -> list[tuple[str, str, str]]:
+    """(query of failing rows, severity, name suffix) for a dbt test's query, as dbt judges it:
+    `fail_calc` over the (limited) failing rows, compared by `error_if` (an error when the severity
+    is error) and `warn_if` (a warning otherwise). With dbt's defaults the query itself is the check."""
+    if _default_outcome(config):
+        return [(sql, severity, "")]
+    fail_calc = str(config.get("fail_calc", "count(*)"))
+    warn_if = str(config.get("warn_if", "!= 0")).strip()
+    error_if = str(config.get("error_if", "!= 0")).strip()
+    limit = f" limit {int(str(config['limit']).strip())}" if config.get("limit") is not None else ""
+    judged = (
+        f"select {fail_calc} as failures, ({fail_calc}) {warn_if} as should_warn, "
+        f"({fail_calc}) {error_if} as should_error from ({sql}{limit}) as dbt_internal_test"
+    )
+    if severity == "warn":
+        return [(f"select failures from ({judged}) as t where should_warn", "warn", "")]
+    return [
+        (f"select failures from ({judged}) as t where should_error", "error", ""),
+        (f"select failures from ({judged}) as t where should_warn and not should_error", "warn", "__warn"),
+    ]
 
 
 def read_tests(
@@ -152,11 +188,12 @@ def map_tests(
     specs: list[TestSpec],
     node: str,
     relation: Callable[[str, int | None], str],
-    render_generic: Callable[[TestSpec, str | None], str],
+    render_generic: Callable[[TestSpec, str | None], tuple[str, dict[str, Any]]],
     errors: list[TestMappingError],
 ) -> NodeChecks:
     """The checks `specs` become on node `node`. `relation` turns a `ref(...)`/`source(...)` text
-    into a node name; `render_generic(spec, where)` renders a test to SQL (a query of failing rows).
+    into a node name; `render_generic(spec, where)` renders a test to SQL (a query of failing rows)
+    and the configs its macro set (`fail_calc`, `severity`, ...; the YAML's win over them).
     Problems go to `errors`; the tests that map are kept."""
     out = NodeChecks()
     severities: dict[tuple[str, str], str] = {}
@@ -165,9 +202,7 @@ def map_tests(
             if spec.config.get("enabled") is False:
                 continue
             check_config(spec.config, spec.line)
-            severity = spec.severity
-            where = spec.config.get("where")
-            _add(out, spec, severity, where, node, relation, render_generic, severities)
+            _add(out, spec, node, relation, render_generic, severities)
         except TestMappingError as exc:
             errors.append(exc)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # arguments of unexpected shapes
@@ -186,11 +221,9 @@ def map_tests(
 def _add(
     out: NodeChecks,
     spec: TestSpec,
-    severity: str,
-    where: Any,
     node: str,
     relation: Callable[[str, int | None], str],
-    render_generic: Callable[[TestSpec, str | None], str],
+    render_generic: Callable[[TestSpec, str | None], tuple[str, dict[str, Any]]],
     severities: dict[tuple[str, str], str],
 ) -> None:
     test, col = spec.test, spec.column
@@ -204,18 +237,28 @@ def _add(
         raise TestMappingError("relationships needs `to:` (ref(...) or source(...)) and `field:`", spec.line)
     label = f"{test}" + (f" on {col}" if col else "")
     spec = TestSpec(test, spec.args, spec.config, spec.name, col, spec.line)
-    if builtin and where:
-        to = relation(str(spec.args["to"]), spec.line) if test == "relationships" else None
-        model = f"(select * from {quote(node)} where {where}) as dbt_subquery"
-        sql = builtin_sql(spec, model, quote(to) if to else None)
-        out.checks.append(
-            _query_check(sql, f"{label} where {where}", severity, spec.name or f"{col}__{test}")
-        )
-        return
+    where = spec.config.get("where")
     if not builtin:
-        sql = render_generic(spec, str(where) if where else None)
+        sql, macro_config = render_generic(spec, str(where) if where else None)
+        config = {**macro_config, **spec.config}
+        if config.get("enabled") is False:
+            return
+        check_config(config, spec.line)
         name = spec.name or (f"{col}__{test.split('.')[-1]}" if col else test.split(".")[-1])
-        out.checks.append(_query_check(sql, label, severity, name))
+        _query_checks(out, sql, config, label, severity_of(config, spec.line), name)
+        return
+    severity = spec.severity
+    unquoted = (
+        test == "accepted_values"
+        and spec.args.get("quote", True) is False
+        and not all(isinstance(v, (int, float)) for v in spec.args["values"])
+    )
+    if where or unquoted or not _default_outcome(spec.config):
+        to = relation(str(spec.args["to"]), spec.line) if test == "relationships" else None
+        model = f"(select * from {quote(node)} where {where}) as dbt_subquery" if where else quote(node)
+        sql = builtin_sql(spec, model, quote(to) if to else None)
+        what = f"{label} where {where}" if where else label
+        _query_checks(out, sql, spec.config, what, severity, spec.name or f"{col}__{test}")
         return
     assert col is not None
     if test in ("unique", "not_null") and spec.name:
@@ -233,10 +276,7 @@ def _add(
         out.column(col)["nullable"] = False
         severities[(col, test)] = severity
     elif test == "accepted_values":
-        values = spec.args["values"]
-        if spec.args.get("quote", True) is False and not all(isinstance(v, (int, float)) for v in values):
-            raise TestMappingError("accepted_values with quote: false takes numbers only", spec.line)
-        check: dict[str, Any] = {"isin": list(values), "severity": severity}
+        check: dict[str, Any] = {"isin": list(spec.args["values"]), "severity": severity}
         if spec.name:
             check["name"] = spec.name
         out.column(col).setdefault("checks", []).append(check)
@@ -249,6 +289,13 @@ def _add(
         if spec.name:
             check["name"] = spec.name
         out.checks.append(check)
+
+
+def _query_checks(
+    out: NodeChecks, sql: str, config: dict[str, Any], label: str, severity: str, name: str
+) -> None:
+    for query, level, suffix in test_queries(sql, config, severity):
+        out.checks.append(_query_check(query, label + (" (warn_if)" if suffix else ""), level, name + suffix))
 
 
 def _query_check(sql: str, label: str, severity: str, name: str) -> dict[str, Any]:
