@@ -121,6 +121,7 @@ class _Entry:
 
     file: str
     data: LineDict
+    package: DbtPackage | None = None  # None: the root project
 
     @property
     def line(self) -> int | None:
@@ -148,8 +149,9 @@ class DbtLoader:
         self.props: dict[str, dict[str, _Entry]] = {"models": {}, "seeds": {}, "snapshots": {}}
         self.renderer: Renderer | None = None
         self._all: list[str] = []
-        self._sources_props: list[tuple[str, LineDict, LineDict]] = []
+        self._sources_props: list[tuple[str, LineDict, LineDict, DbtPackage | None]] = []
         self._test_targets: list[tuple[str, _Entry, tuple[str, ...]]] = []  # (node, properties, fqn parts)
+        self.packages: list[DbtPackage] = []
         self.unit_tests: list[_Entry] = []  # `unit_tests:` entries of the properties files
 
     @classmethod
@@ -250,14 +252,20 @@ class DbtLoader:
             known_columns=self._columns,
         )
         r.listed_packages = listed_packages(self.tree, root) - {p.name for p in packages}
+        self.packages = packages
         self._macros(root, packages)
-        self._properties(root)
+        for package in [root, *packages]:  # dbt loads the models, seeds and tests of packages too
+            self._properties(package)
         for name in yaml_nodes:
             r.refs[name.lower()] = RefTarget(name, "node")
         self._sources(seen)
-        self._seeds(seen)
-        resources = self._resources(seen)
-        tests = self._singular_tests()
+        resources: list[Resource] = []
+        tests: list[Resource] = []
+        for package in [root, *packages]:
+            self._seeds(seen, package)
+        for package in [root, *packages]:
+            resources += self._resources(seen, package)
+            tests += self._singular_tests(package)
         for res in resources:
             if res.kind == "model":
                 self._model(res, seen)
@@ -298,15 +306,10 @@ class DbtLoader:
                     failure = r.compile_check(file)
                     if failure is not None:
                         self.add(failure.file, failure.message, failure.line)
-            if package is not root and self._files(package.folders("model"), (".sql", ".py")):
-                self.add(
-                    package.file,
-                    f"package {package.name} has models: gitops-data loads the macros and tests of "
-                    "packages, not their models",
-                )
 
     def _properties(self, root: DbtPackage) -> None:
-        """Read the properties YAML files (schema.yml) of the project's resource folders."""
+        """Read the properties YAML files (schema.yml) of a project's (or package's) resource folders."""
+        package = None if root is self.root else root
         from gitops_data.spec.loader import read_yaml_mapping
 
         folders = tuple(
@@ -349,7 +352,7 @@ class DbtLoader:
                         if key == "sources":
                             for table in _entries(entry.get("tables")):
                                 if isinstance(table, LineDict) and isinstance(table.get("name"), str):
-                                    self._sources_props.append((file, entry, table))
+                                    self._sources_props.append((file, entry, table, package))
                                 else:
                                     self.add(
                                         file,
@@ -367,15 +370,19 @@ class DbtLoader:
                                 name,
                             )
                             continue
-                        self.props[key][name.lower()] = _Entry(file, entry)
+                        self.props[key][name.lower()] = _Entry(file, entry, package)
 
-    def _config(self, kind: str, parts: tuple[str, ...], entry: _Entry | None) -> dict[str, Any]:
-        """A resource's config: dbt_project.yml's `kind:` tree, then its properties' `config:`,
-        with the Jinja in them rendered."""
+    def _config(
+        self, kind: str, parts: tuple[str, ...], entry: _Entry | None, package: DbtPackage | None = None
+    ) -> dict[str, Any]:
+        """A resource's config: its package's dbt_project.yml `kind:` tree, the root project's (which
+        wins), then its properties' `config:`, with the Jinja in them rendered."""
         assert self.root is not None
-        cfg = self._value(
-            tree_config(self.root.configs.get(kind), self.root.name, parts), self.root.file, None
-        )
+        package = package or (entry.package if entry else None) or self.root
+        tree = tree_config(package.configs.get(kind), package.name, parts)
+        if package is not self.root:
+            tree = merge_config(tree, tree_config(self.root.configs.get(kind), package.name, parts))
+        cfg = self._value(tree, self.root.file, None)
         if entry is not None:
             cfg = merge_config(cfg, self._value(entry.config, entry.file, entry.line))
         return cfg
@@ -396,12 +403,12 @@ class DbtLoader:
 
         r = self.renderer
         assert r is not None and self.root is not None
-        for file, source, table in self._sources_props:
+        for file, source, table, package in self._sources_props:
             sname, tname = source["name"], table["name"]
             name = source_node_name(sname, tname)
             line = table.line
             cfg = merge_config(
-                self._config("sources", (sname, tname), None),
+                self._config("sources", (sname, tname), None, package),
                 self._value({**_dict(source.get("config")), **_dict(table.get("config"))}, file, line),
             )
             if cfg.get("enabled") is False:
@@ -460,7 +467,7 @@ class DbtLoader:
                         name,
                     )
                     continue
-                data = _data_file(self.c, self.root.path(path), file, line, name, fmt)
+                data = _data_file(self.c, (package or self.root).path(path), file, line, name, fmt)
                 if data is None:
                     continue
                 node = Node(kind="source", **common, **data)
@@ -483,19 +490,19 @@ class DbtLoader:
                 node = Node(kind="table", table=".".join(parts), **common)
             self.nodes[name] = node
             if node.kind == "source":  # an external table has no build to audit: its tests do not run
-                self._test_targets.append((name, _Entry(file, table), (sname,)))
+                self._test_targets.append((name, _Entry(file, table, package), (sname,)))
 
-    def _seeds(self, seen: dict[str, tuple[str, int | None]]) -> None:
+    def _seeds(self, seen: dict[str, tuple[str, int | None]], package: DbtPackage) -> None:
         from gitops_data.spec.loader import _data_file
 
         r = self.renderer
         assert r is not None and self.root is not None
-        for path, rel in self._files(self.root.folders("seed"), (".csv",)):
+        for path, rel in self._files(package.folders("seed"), (".csv",)):
             name = posixpath.splitext(posixpath.basename(rel))[0]
             parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
             entry = self.props["seeds"].get(name.lower())
             line = entry.line if entry else None
-            cfg = self._config("seeds", (*parts, name), entry)
+            cfg = self._config("seeds", (*parts, name), entry, package)
             if cfg.get("enabled") is False:
                 r.disabled.add(name.lower())
                 continue
@@ -550,11 +557,11 @@ class DbtLoader:
 
     # --- models and snapshots -----------------------------------------------------------------
 
-    def _resources(self, seen: dict[str, tuple[str, int | None]]) -> list[Resource]:
-        """Models and snapshot blocks, registered with the renderer (not rendered yet)."""
+    def _resources(self, seen: dict[str, tuple[str, int | None]], root: DbtPackage) -> list[Resource]:
+        """Models and snapshot blocks of a project (or package), registered with the renderer (not
+        rendered yet)."""
         r = self.renderer
-        root = self.root
-        assert r is not None and root is not None
+        assert r is not None
         out: list[Resource] = []
         for path, rel in self._files(root.folders("model"), (".sql", ".py")):
             name = posixpath.splitext(posixpath.basename(rel))[0]
@@ -568,7 +575,7 @@ class DbtLoader:
                 continue
             parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
             entry = self.props["models"].get(name.lower())
-            cfg = self._config("models", (*parts, name), entry)
+            cfg = self._config("models", (*parts, name), entry, root)
             if cfg.get("enabled") is False:
                 r.disabled.add(name.lower())
                 continue
@@ -586,10 +593,12 @@ class DbtLoader:
             parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
             for m in _SNAPSHOT_BLOCK.finditer(text):
                 out += self._snapshot_resource(
-                    seen, m.group(1), path, text, parts, text.count("\n", 0, m.start()) + 1
+                    seen, m.group(1), path, text, parts, text.count("\n", 0, m.start()) + 1, root
                 )
         for name, entry in self.props["snapshots"].items():
             relation = entry.data.get("relation")
+            if (entry.package or self.root) is not root:
+                continue
             if isinstance(relation, str) and name not in {res.name.lower() for res in out}:
                 block = entry.data["name"]
                 text = f"{{% snapshot {block} %}}select * from {{{{ {relation} }}}}{{% endsnapshot %}}"
@@ -600,6 +609,7 @@ class DbtLoader:
                     text,
                     (),
                     entry.line,
+                    root,
                     entry.file,
                 )
         return out
@@ -612,12 +622,13 @@ class DbtLoader:
         text: str,
         parts: tuple[str, ...],
         line: int | None,
+        root: DbtPackage,
         file: str | None = None,
     ) -> list[Resource]:
-        r, root = self.renderer, self.root
-        assert r is not None and root is not None
+        r = self.renderer
+        assert r is not None
         entry = self.props["snapshots"].get(name.lower())
-        cfg = self._config("snapshots", (*parts, name), entry)
+        cfg = self._config("snapshots", (*parts, name), entry, root)
         if cfg.get("enabled") is False:
             r.disabled.add(name.lower())
             return []
@@ -887,7 +898,11 @@ class DbtLoader:
             node = self.nodes.get(name)
             if node is None:
                 continue
-            base = {k: v for k, v in self._config("data_tests", parts, None).items() if k in _TEST_CONFIGS}
+            base = {
+                k: v
+                for k, v in self._config("data_tests", parts, None, entry.package).items()
+                if k in _TEST_CONFIGS
+            }
             specs: list[TestSpec] = []
             errors: list[TestMappingError] = []
             data = entry.data
@@ -901,7 +916,8 @@ class DbtLoader:
             except TestMappingError as exc:
                 errors.append(exc)
             specs = [self._rendered_spec(spec, entry.file) for spec in specs]
-            resource = Resource(f"test_{name}", "test", entry.file, root.name, (root.name, "test", name), {})
+            owner = (entry.package or root).name
+            resource = Resource(f"test_{name}", "test", entry.file, owner, (owner, "test", name), {})
 
             def relation(text: str, line: int | None, resource: Resource = resource) -> str:
                 try:
@@ -988,9 +1004,9 @@ class DbtLoader:
             self.add(file, f"test query: {exc}", line, node.name)
             return None
 
-    def _singular_tests(self) -> list[Resource]:
-        r, root = self.renderer, self.root
-        assert r is not None and root is not None
+    def _singular_tests(self, root: DbtPackage) -> list[Resource]:
+        r = self.renderer
+        assert r is not None
         out = []
         for path, rel in self._files(root.folders("test"), (".sql",)):
             if "generic/" in rel:
@@ -1000,7 +1016,7 @@ class DbtLoader:
                 continue
             name = posixpath.splitext(posixpath.basename(rel))[0]
             parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
-            cfg = self._config("data_tests", (*parts, name), None)
+            cfg = self._config("data_tests", (*parts, name), None, root)
             res = Resource(name, "test", path, root.name, (root.name, *parts, name), cfg)
             r.texts[path] = text
             out.append(res)

@@ -619,6 +619,9 @@ class _Scope:
             ctx.setdefault(name, _MacroRef(self, INTERNAL_PACKAGE, name, file))
         for name, file in r.macros.get(r.root.name, {}).items():
             ctx[name] = _MacroRef(self, r.root.name, name, file)
+        if self.package not in (r.root.name, INTERNAL_PACKAGE):  # a package's model: its own macros first
+            for name, file in r.macros.get(self.package, {}).items():
+                ctx[name] = _MacroRef(self, self.package, name, file)
         return ctx
 
     def _set_config(self, values: dict[str, Any]) -> None:
@@ -636,11 +639,9 @@ class _Scope:
             raise DbtRenderError("ref() to a model version is not supported")
         if len(args) == 2:
             package, name = (str(a) for a in args)
-            if package != self.renderer.root.name:
-                raise DbtRenderError(
-                    f"ref({package!r}, {name!r}): models of packages are not loaded "
-                    "(only their macros and tests)"
-                )
+            known = {self.renderer.root.name, *self.renderer._package_names}
+            if package not in known:
+                raise DbtRenderError(f"ref({package!r}, {name!r}): no package named {package!r} is installed")
         elif len(args) == 1:
             name = str(args[0])
         else:

@@ -1,0 +1,253 @@
+"""The dbt surface real projects use, each in a small dbt project written here by hand: packages
+with models, alias, fail_calc / warn_if / error_if, configs that disable a model, byte-order marks,
+unit tests, other tools' YAML, run_started_at / invocation_id, constant statements, tests on
+ephemeral models, singular tests that ref nothing, hooks. Loaded (fast), and built where the
+result depends on the build (DuckDB)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from gitops_data.errors import ProjectError
+from gitops_data.spec.checks import declared_checks
+from gitops_data.spec.loader import load_project
+from gitops_data.spec.tree import DirTree
+
+PROJECT = "name: shop\nprofile: shop\n"
+
+
+def write(root: Path, files: dict[str, str | bytes]) -> Path:
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(text, bytes):
+            path.write_bytes(text)
+        else:
+            path.write_text(textwrap.dedent(text))
+    return root
+
+
+def load(tmp_path: Path, files: dict[str, str | bytes], target: str = "duckdb"):
+    return load_project(DirTree(str(write(tmp_path, {"dbt_project.yml": PROJECT, **files}))), target)
+
+
+def issues(tmp_path: Path, files: dict[str, str | bytes]) -> list:
+    with pytest.raises(ProjectError) as exc:
+        load(tmp_path, files)
+    return exc.value.issues
+
+
+def sql_of(project, name: str) -> str:
+    return " ".join((project.nodes[name].sql or "").split())
+
+
+# --- packages with models ---------------------------------------------------------------------
+
+PACKAGE = {
+    "dbt_packages/crm/dbt_project.yml": "name: crm\nvars: {crm_min: 1}\nmodels:\n  crm:\n    +materialized: table\n",
+    "dbt_packages/crm/seeds/crm_accounts.csv": "id,name\n1,a\n2,b\n3,c\n",
+    "dbt_packages/crm/models/crm_active.sql": (
+        "select * from {{ ref('crm_accounts') }} where id >= {{ var('crm_min') }} and {{ crm_flag() }}\n"
+    ),
+    "dbt_packages/crm/models/staging/crm_unused.sql": "select 1 as x\n",
+    "dbt_packages/crm/models/schema.yml": (
+        "version: 2\nmodels:\n  - name: crm_active\n    columns:\n      - name: id\n"
+        "        data_tests: [unique, not_null]\n"
+    ),
+    "dbt_packages/crm/macros/flag.sql": "{% macro crm_flag() %}true{% endmacro %}\n",
+    "models/report.sql": "select count(*) as n from {{ ref('crm', 'crm_active') }}\n",
+}
+
+
+def test_a_package_with_models_loads_them_like_dbt(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            **PACKAGE,
+            "dbt_project.yml": PROJECT
+            + "vars:\n  crm: {crm_min: 2}\nmodels:\n  crm:\n    staging:\n      +enabled: false\n",
+        },
+    )
+    active = project.nodes["crm_active"]
+    assert active.materialized == "table"  # the package's own config tree
+    assert (
+        sql_of(project, "crm_active") == "select * from crm_accounts where id >= 2 and true"
+    )  # root vars win
+    assert project.nodes["crm_accounts"].kind == "seed"
+    assert "crm_unused" not in project.nodes  # disabled from the root project
+    assert project.nodes["report"].deps == ("crm_active",)
+    assert {c.kind for c in declared_checks(active)} == {"not_null", "unique"}
+
+
+# --- tests as dbt judges them ---------------------------------------------------------------------
+
+
+def _checks(project, name: str) -> dict[str, tuple[str, str]]:
+    return {
+        c.name: (c.severity, " ".join(c.args["sql"].split()).lower())
+        for c in declared_checks(project.nodes[name])
+        if c.kind == "returns_no_rows"
+    }
+
+
+def _outcomes(project, root: Path, name: str) -> dict[str, tuple[str, bool]]:
+    """check -> (severity, passed), the seeds loaded into an in-memory DuckDB under their names."""
+    import duckdb
+
+    con = duckdb.connect()
+    for node in project.nodes.values():
+        if node.kind == "seed":
+            con.execute(
+                f"create table {node.name} as select * from read_csv('{root / (node.data_path or '')}')"
+            )
+    return {
+        check: (severity, not con.execute(sql).fetchall())
+        for check, (severity, sql) in _checks(project, name).items()
+    }
+
+
+def test_fail_calc_set_inside_a_generic_test_macro_is_honoured(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n2\n",
+            "macros/same_count.sql": (
+                "{% test same_count(model, compare_model) %}\n"
+                "{{ config(fail_calc='sum(coalesce(diff, 0))') }}\n"
+                "select abs((select count(*) from {{ model }}) - (select count(*) from {{ compare_model }})) as diff\n"
+                "{% endtest %}\n"
+            ),
+            "seeds/schema.yml": (
+                "version: 2\nseeds:\n  - name: nums\n    data_tests:\n"
+                "      - same_count: {compare_model: ref('nums')}\n"
+            ),
+        },
+    )
+    # the query returns one row (diff = 0): with count(*) it would fail, with the macro's fail_calc it passes
+    assert _outcomes(project, tmp_path, "nums") == {
+        "same_count": ("error", True),
+        "same_count__warn": ("warn", True),
+    }
+
+
+def test_warn_if_error_if_and_limit_become_two_judged_checks(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n2\n3\n",
+            "seeds/schema.yml": (
+                "version: 2\nseeds:\n  - name: nums\n    columns:\n      - name: id\n        data_tests:\n"
+                "          - accepted_values:\n              values: [1]\n"
+                "              config: {warn_if: '>0', error_if: '>5', limit: 10}\n"
+                "          - accepted_values:\n              name: unquoted\n"
+                "              values: ['id']\n              quote: false\n"
+                "          - not_null:\n              config: {severity: warn, error_if: '>100'}\n"
+            ),
+        },
+    )
+    assert "limit 10" in _checks(project, "nums")["id__accepted_values"][1]
+    assert _outcomes(project, tmp_path, "nums") == {
+        "id__accepted_values": ("error", True),  # 2 rows fail: over warn_if, not over error_if
+        "id__accepted_values__warn": ("warn", False),
+        "unquoted": ("error", True),  # quote: false: `id not in (id)`, an expression
+        "id__not_null": ("warn", True),
+    }
+
+
+@pytest.mark.parametrize(
+    "config, message",
+    [
+        ("{warn_if: 'lots'}", "warn_if must be a comparison"),
+        ("{limit: 'ten'}", "limit must be a whole number"),
+    ],
+)
+def test_malformed_test_configs_are_validate_errors(tmp_path, config, message):
+    found = issues(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            "seeds/schema.yml": (
+                "version: 2\nseeds:\n  - name: nums\n    columns:\n      - name: id\n        data_tests:\n"
+                f"          - not_null:\n              config: {config}\n"
+            ),
+        },
+    )
+    assert any(i.file == "seeds/schema.yml" and message in i.message for i in found), found
+
+
+def test_jinja_in_test_arguments_and_configs_is_rendered(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            "seeds/schema.yml": (
+                "version: 2\nseeds:\n  - name: nums\n    columns:\n      - name: id\n        data_tests:\n"
+                "          - accepted_values:\n              values: ['{{ 1 + 1 }}']\n"
+                "              config: {severity: \"{{ 'warn' if target.type == 'duckdb' else 'error' }}\"}\n"
+            ),
+        },
+    )
+    (check,) = [c for c in declared_checks(project.nodes["nums"]) if c.kind == "isin"]
+    assert check.severity == "warn" and check.args == [2]
+
+
+# --- the four silent ones -----------------------------------------------------------------------
+
+
+def test_a_byte_order_mark_in_a_seed_header_is_not_part_of_the_column(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/raw.csv": b"\xef\xbb\xbfcolumn_one,b\n1,2\n",
+            "macros/cols.sql": (
+                "{% macro cols(rel) %}{% for c in adapter.get_columns_in_relation(rel) %}"
+                '{{ c.quoted }}{{ "," if not loop.last }}{% endfor %}{% endmacro %}\n'
+            ),
+            "models/m.sql": "select {{ cols(ref('raw')) }} from {{ ref('raw') }}\n",
+        },
+    )
+    assert sql_of(project, "m") == 'select "column_one","b" from raw'
+
+
+def test_a_model_disabled_in_its_own_config_is_not_rendered_further(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            "models/only_snowflake.sql": (
+                "{{ config(enabled=target.type == 'snowflake') }}\n"
+                "select {{ exceptions.raise_compiler_error('only on snowflake') }}\n"
+            ),
+        },
+    )
+    assert "only_snowflake" not in project.nodes
+
+
+def test_other_tools_yaml_is_ignored_in_a_dbt_project(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            "docker-compose.yml": "services:\n  db: {image: postgres}\n",
+            "ci/profiles.yml": "shop:\n  target: dev\n",
+            "Taskfile.yaml": "version: '3'\ntasks: {}\n",
+            "schedules.yml": "schedules:\n  - name: nightly\n    cron: '0 3 * * *'\n    select: ['nums']\n",
+        },
+    )
+    assert [s.name for s in project.schedules] == ["nightly"]
+
+
+def test_the_yaml_setting_says_where_gitops_data_yaml_lives(tmp_path):
+    found = issues(
+        tmp_path,
+        {
+            "gitops_data.yaml": "name: shop\nyaml: [ops/]\n",
+            "seeds/nums.csv": "id\n1\n",
+            "schedules.yml": "schedules:\n  - name: ignored\n    cron: 'not read'\n",
+            "ops/alerts.yml": "schedules:\n  - name: nightly\n    cron: 'nope'\n",
+        },
+    )
+    assert [i.file for i in found] == ["ops/alerts.yml"], found
