@@ -21,12 +21,13 @@ RESERVED = frozenset(
 )
 
 
-def identifier_problem(name: object) -> str | None:
-    """Why `name` is not a usable identifier, or None when it is."""
+def identifier_problem(name: object, max_length: int | None = MAX_IDENTIFIER) -> str | None:
+    """Why `name` is not a usable identifier, or None when it is. `max_length`: the engine's limit
+    (PostgreSQL's 63; None on DuckDB, which has none)."""
     if not isinstance(name, str) or not name:
         return "must be a non-empty string"
-    if len(name) > MAX_IDENTIFIER:
-        return f"is {len(name)} characters long; the limit is {MAX_IDENTIFIER}"
+    if max_length is not None and len(name) > max_length:
+        return f"is {len(name)} characters long; the limit is {max_length} (set `alias` to a shorter name)"
     if not _IDENT.match(name):
         return "may only contain ASCII letters, digits and '_' and must not start with a digit"
     if name.lower() in RESERVED:

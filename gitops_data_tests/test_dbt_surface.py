@@ -251,3 +251,36 @@ def test_the_yaml_setting_says_where_gitops_data_yaml_lives(tmp_path):
         },
     )
     assert [i.file for i in found] == ["ops/alerts.yml"], found
+
+
+# --- alias and long names -----------------------------------------------------------------------
+
+LONG = "customer_lifetime_value_by_acquisition_channel_and_first_order_month"  # 68 characters
+
+
+def test_a_model_is_published_under_its_alias_and_refs_follow_it(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            f"models/{LONG}.sql": "{{ config(alias='clv_by_channel') }}\nselect id from {{ ref('nums') }}\n",
+            "models/b.sql": f"select * from {{{{ ref('{LONG}') }}}}\n",
+            "models/c.sql": "{{ config(alias='c_v2') }}\nselect '{{ this }}' as me\n",
+            "models/schema.yml": (
+                f"version: 2\nmodels:\n  - name: {LONG}\n    columns:\n      - name: id\n        data_tests: [unique]\n"
+            ),
+        },
+        target="postgres",
+    )
+    assert LONG not in project.nodes and project.nodes["clv_by_channel"].file == f"models/{LONG}.sql"
+    assert project.nodes["b"].deps == ("clv_by_channel",)
+    assert project.nodes["clv_by_channel"].columns["id"].unique
+    assert sql_of(project, "c_v2") == "select 'c_v2' as me"
+
+
+def test_the_identifier_limit_is_the_engines(tmp_path):
+    files = {"seeds/nums.csv": "id\n1\n", f"models/{LONG}.sql": "select id from {{ ref('nums') }}\n"}
+    assert LONG in load(tmp_path, files).nodes  # DuckDB has no limit
+    with pytest.raises(ProjectError) as exc:
+        load(tmp_path, files, target="postgres")
+    assert any("the limit is 63 (set `alias`" in i.message for i in exc.value.issues), exc.value.issues

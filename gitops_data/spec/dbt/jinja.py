@@ -155,6 +155,11 @@ class Relation(Mapping):
     def __str__(self) -> str:
         return self._text
 
+    def renamed(self, name: str) -> None:
+        """`this` after the model's own config() gave it an alias."""
+        self.name = self.identifier = self.table = self._text = name
+        self._dict.update(identifier=name, name=name, path={**self._dict["path"], "identifier": name})
+
     def __repr__(self) -> str:
         return f"<Relation {self._text}>"
 

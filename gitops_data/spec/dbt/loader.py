@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import ValidationError
 
 from gitops_data.errors import SqlError
-from gitops_data.naming import identifier_problem, quote
+from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
 from gitops_data.spec.dbt.incremental import watched_columns
 from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
 from gitops_data.spec.dbt.project import (
@@ -145,6 +145,8 @@ class DbtLoader:
         if root is not None and not self.tree.exists(SETTINGS_FILE):
             self.settings = settings.model_copy(update={"name": root.name})
         self.dialect = self.settings.dialect
+        # the engine's limit on a published name: PostgreSQL's 63 bytes, none on DuckDB
+        self.max_identifier: int | None = MAX_IDENTIFIER if target == "postgres" else None
         self.nodes: dict[str, Node] = {}
         self.props: dict[str, dict[str, _Entry]] = {"models": {}, "seeds": {}, "snapshots": {}}
         self.renderer: Renderer | None = None
@@ -205,9 +207,15 @@ class DbtLoader:
         return None
 
     def _declare(
-        self, seen: dict[str, tuple[str, int | None]], name: str, file: str, line: int | None
+        self,
+        seen: dict[str, tuple[str, int | None]],
+        name: str,
+        file: str,
+        line: int | None,
+        published: bool = True,
     ) -> bool:
-        problem = identifier_problem(name)
+        """Register `name` (`published`: it names a view, so the engine's length limit applies)."""
+        problem = identifier_problem(name, self.max_identifier if published else None)
         if problem:
             self.add(file, f"name {name!r} {problem}", line, name)
             return False
@@ -580,7 +588,7 @@ class DbtLoader:
                 r.disabled.add(name.lower())
                 continue
             text = self._read(path, name)
-            if text is None or not self._declare(seen, name, path, 1):
+            if text is None or not self._declare(seen, name, path, 1, published=False):
                 continue
             res = Resource(name, "model", path, root.name, (root.name, *parts, name), cfg)
             r.add_resource(res, text)
@@ -674,8 +682,8 @@ class DbtLoader:
             r.refs.pop(res.name.lower(), None)
             return None
         problems = []
-        if out.config.get("alias") not in (None, res.name):
-            problems.append("alias is not supported: a model is published under its own name")
+        if res.kind != "model" and out.config.get("alias") not in (None, res.name):
+            problems.append(f"alias is not supported on a {res.kind}: it is published under its own name")
         if _listed(out.config.get("pre-hook")) or _listed(out.config.get("post-hook")):
             problems.append("pre-hook/post-hook run SQL outside the model, which gitops-data does not do")
         if out.config.get("sql_header"):
@@ -706,8 +714,11 @@ class DbtLoader:
             return
         entry = self.props["models"].get(res.name.lower())
         columns = self._declared_columns(res, entry, cfg)
-        self.nodes[res.name] = Node(
-            name=res.name,
+        name = self._aliased(res, cfg, seen)
+        if name is None:
+            return
+        self.nodes[name] = Node(
+            name=name,
             kind="sql",
             file=res.file,
             line=1,
@@ -721,7 +732,24 @@ class DbtLoader:
             materialized="table" if incremental else materialized,
         )
         if entry is not None:
-            self._test_targets.append((res.name, entry, res.fqn[1:-1]))
+            self._test_targets.append((name, entry, res.fqn[1:-1]))
+
+    def _aliased(
+        self, res: Resource, cfg: dict[str, Any], seen: dict[str, tuple[str, int | None]]
+    ) -> str | None:
+        """The name a model is published under: its alias when it has one (dbt's `alias` config)."""
+        alias = cfg.get("alias")
+        if alias is None or str(alias) == res.name:
+            problem = identifier_problem(res.name, self.max_identifier)
+            if problem:
+                self.add(res.file, f"name {res.name!r} {problem}", 1, res.name)
+                return None
+            return res.name
+        alias = str(alias)
+        seen.pop(res.name.lower(), None)
+        if not self._declare(seen, alias, res.file, 1):
+            return None
+        return alias
 
     def _declared_columns(
         self, res: Resource, entry: _Entry | None, cfg: dict[str, Any]

@@ -183,6 +183,15 @@ class Renderer:
         finally:
             self._stack.pop()
         self._done[key] = out
+        resource = self.resources[key]
+        alias = out.config.get("alias")
+        if resource.kind == "model" and key in self.refs and out.config.get("enabled") is not False:
+            # ref() gives the model's alias, and its materialization as its own config() says
+            self.refs[key] = RefTarget(
+                str(alias) if alias else self.refs[key].name,
+                "model",
+                str(out.config.get("materialized", self.refs[key].materialized)),
+            )
         return out
 
     def render(self, resource: Resource, incremental: bool = False) -> Rendered:
@@ -550,7 +559,9 @@ class _Scope:
         config = ConfigCall(self.config, self._set_config)
         this = None
         if res is not None and res.kind in ("model", "snapshot"):
-            this = Relation(res.name, _relation_type(self.config.get("materialized")))
+            this = Relation(
+                str(self.config.get("alias") or res.name), _relation_type(self.config.get("materialized"))
+            )
         model = {
             "name": res.name if res else None,
             "alias": res.name if res else None,
@@ -626,6 +637,9 @@ class _Scope:
 
     def _set_config(self, values: dict[str, Any]) -> None:
         self.config.update(merge_config(self.config, values))
+        this = self.context.get("this") if hasattr(self, "context") else None
+        if isinstance(this, Relation) and values.get("alias"):
+            this.renamed(str(values["alias"]))
         if self.resource is not None and values.get("enabled") is False:
             raise Disabled()
 
@@ -647,6 +661,12 @@ class _Scope:
         else:
             raise DbtRenderError("ref() takes a model name, or a package and a model name")
         target = self.renderer.refs.get(name.lower())
+        if target is not None and target.kind == "model" and name.lower() not in self.renderer._stack:
+            try:  # its own config() may give it an alias or another materialization
+                self.renderer.rendered(name)
+            except (RenderFailure, DbtRenderError):
+                pass  # reported where it is
+            target = self.renderer.refs.get(name.lower(), target)
         if target is None:
             import difflib
 
