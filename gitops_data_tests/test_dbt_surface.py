@@ -47,7 +47,9 @@ def sql_of(project, name: str) -> str:
 # --- packages with models ---------------------------------------------------------------------
 
 PACKAGE = {
-    "dbt_packages/crm/dbt_project.yml": "name: crm\nvars: {crm_min: 1}\nmodels:\n  crm:\n    +materialized: table\n",
+    "dbt_packages/crm/dbt_project.yml": (
+        "name: crm\nvars: {crm_min: 1}\nmodels:\n  crm:\n    +materialized: table\n"
+    ),
     "dbt_packages/crm/seeds/crm_accounts.csv": "id,name\n1,a\n2,b\n3,c\n",
     "dbt_packages/crm/models/crm_active.sql": (
         "select * from {{ ref('crm_accounts') }} where id >= {{ var('crm_min') }} and {{ crm_flag() }}\n"
@@ -117,7 +119,8 @@ def test_fail_calc_set_inside_a_generic_test_macro_is_honoured(tmp_path):
             "macros/same_count.sql": (
                 "{% test same_count(model, compare_model) %}\n"
                 "{{ config(fail_calc='sum(coalesce(diff, 0))') }}\n"
-                "select abs((select count(*) from {{ model }}) - (select count(*) from {{ compare_model }})) as diff\n"
+                "select abs((select count(*) from {{ model }})\n"
+                "  - (select count(*) from {{ compare_model }})) as diff\n"
                 "{% endtest %}\n"
             ),
             "seeds/schema.yml": (
@@ -267,7 +270,8 @@ def test_a_model_is_published_under_its_alias_and_refs_follow_it(tmp_path):
             "models/b.sql": f"select * from {{{{ ref('{LONG}') }}}}\n",
             "models/c.sql": "{{ config(alias='c_v2') }}\nselect '{{ this }}' as me\n",
             "models/schema.yml": (
-                f"version: 2\nmodels:\n  - name: {LONG}\n    columns:\n      - name: id\n        data_tests: [unique]\n"
+                f"version: 2\nmodels:\n  - name: {LONG}\n    columns:\n      - name: id\n"
+                "        data_tests: [unique]\n"
             ),
         },
         target="postgres",
