@@ -288,3 +288,70 @@ def test_the_identifier_limit_is_the_engines(tmp_path):
     with pytest.raises(ProjectError) as exc:
         load(tmp_path, files, target="postgres")
     assert any("the limit is 63 (set `alias`" in i.message for i in exc.value.issues), exc.value.issues
+
+
+# --- built: late rendering, run_started_at / invocation_id, alias, a package's models ----------
+
+BUILT = {
+    "dbt_project.yml": PROJECT,
+    "seeds/events.csv": "id,kind,amount\n1,click,1.5\n2,view,2.0\n3,click,3.0\n4,buy,10.0\n",
+    # what a package like dbt_utils does: the column's values, queried while rendering
+    "macros/pivot.sql": (
+        "{% macro kinds(rel) %}\n"
+        "{% set rows = run_query('select distinct kind from ' ~ rel ~ ' order by kind') %}\n"
+        "{% if execute %}{{ return(rows.columns[0].values()) }}{% else %}{{ return([]) }}{% endif %}\n"
+        "{% endmacro %}\n"
+    ),
+    "models/by_kind.sql": (
+        "select\n{% for k in kinds(ref('events')) %}"
+        "  sum(case when kind = '{{ k }}' then amount else 0 end) as {{ k }}_amount,\n{% endfor %}"
+        "  count(*) as n\nfrom {{ ref('events') }}\n"
+    ),
+    "models/stamped.sql": (
+        "{{ config(alias='events_stamped', materialized='table') }}\n"
+        "select id, '{{ invocation_id }}' as loaded_by, cast('{{ run_started_at }}' as timestamptz) as loaded_at\n"
+        "from {{ ref('events') }}\n"
+    ),
+    "models/schema.yml": (
+        "version: 2\nmodels:\n  - name: by_kind\n    data_tests:\n"
+        "      - column_count: {expected: 4}\n"
+        "  - name: stamped\n    columns:\n      - name: id\n        data_tests: [unique]\n"
+    ),
+    # a test whose query reads the warehouse while rendering (real column types)
+    "macros/column_count.sql": (
+        "{% test column_count(model, expected) %}\n"
+        "{% set cols = adapter.get_columns_in_relation(model) | map(attribute='dtype')\n"
+        "   | select('in', ['DOUBLE', 'BIGINT']) | list %}\n"
+        "select {{ cols | length }} as n where {{ cols | length }} < {{ expected }}\n"
+        "{% endtest %}\n"
+    ),
+}
+
+
+def test_models_and_tests_that_query_the_warehouse_render_when_they_build(make_repo, warehouse, instance):
+    from gitops_data.workspace import Workspace
+    from gitops_data_tests.conftest import query, sync
+
+    repo = make_repo(BUILT)
+    ws = Workspace(str(repo.path), warehouse)
+    project = ws.project(ws.resolve("main"))
+    assert project.nodes["by_kind"].deps == ("events",)
+    assert "gitops_data_rendered_at_build" in (project.nodes["by_kind"].sql or "")
+    result = sync(ws, "main", instance)
+    assert query(ws, "select buy_amount, click_amount, view_amount, n from analytics.by_kind") == [
+        (10.0, 4.5, 2.0, 4)
+    ]
+    assert not result.warnings
+    # alias: published as events_stamped; the build's own id and start time, filled in at build
+    stamped = query(ws, "select distinct loaded_by, loaded_at is not null from analytics.events_stamped")
+    assert len(stamped) == 1 and stamped[0][1] is True and "gitops_data" not in stamped[0][0]
+
+    # the same commit again: nothing rebuilds (the stand-in's fingerprint did not change)
+    again = ws.plan(ws.resolve("main"), ws.environment("main", project.settings))
+    assert {m.action.value for m in again.models.values()} <= {"reuse", "external", "inline"}
+
+    # new data in the seed: the late model renders again with the new values
+    repo.write("seeds/events.csv", BUILT["seeds/events.csv"] + "5,refund,-1.0\n")
+    repo.commit("a new kind")
+    sync(ws, "main", instance)
+    assert query(ws, "select refund_amount, n from analytics.by_kind") == [(-1.0, 5)]

@@ -8,11 +8,12 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from gitops_data.audit.runner import CheckResult, not_run, run_check
-from gitops_data.errors import BuildError
+from gitops_data.errors import BuildError, SqlError
 from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
 from gitops_data.plan import Action, BuildRecord, Mode, ModelStep, Plan
 from gitops_data.spec.dbt.housekeeping import fill_build_values, has_build_values
+from gitops_data.spec.dbt.late import LateRenderError, key_of, render_late, runner, split_table
 from gitops_data.spec.project import Node
 from gitops_data.warehouse.builder import (
     BuildTarget,
@@ -49,6 +50,8 @@ def execute_build(
     `existing`: the builds the caller knows exist (a plan run tracks its own), else the catalog is
     asked."""
     assert step.action == Action.BUILD and step.build is not None
+    if key_of(step.sql) is not None:  # a dbt model that queries the warehouse: rendered now
+        step = replace(step, sql=_render_late(catalog, step, key_of(step.sql) or ""))
     if has_build_values(step.sql):  # dbt's invocation_id / run_started_at: this build's own
         step = replace(step, sql=fill_build_values(step.sql or "", step.build.build_id, datetime.now(UTC)))
     planned = [r for r in step.reads if r.planned and r.build_id]
@@ -91,6 +94,26 @@ def execute_build(
         data = read_file(repo, plan.commit, node.data_path or "")
         rec, columns = write_file(catalog, target, data, node.data_format or "csv", types)
     return Built(rec, True, columns)
+
+
+def _render_late(catalog: Catalog, step: ModelStep, key: str) -> str:
+    """The query of a model rendered at build time, its statements answered by the builds the plan
+    gives it (the same commit's), every read swapped for its build."""
+    from gitops_data.sql import parse_query, rewrite
+
+    engine = catalog.engine
+    tables = {r.model.lower(): r.table for r in step.reads}
+    run = runner(
+        lambda sql: (engine.query_columns(sql), engine.fetchall(sql)),
+        tables,
+        engine.dialect,
+        lambda table: engine.columns(*split_table(table)),
+    )
+    try:
+        sql = render_late(key, run)
+        return rewrite(parse_query(sql), tables, engine.dialect)
+    except (LateRenderError, SqlError) as exc:
+        raise BuildError(f"model {step.name!r} ({step.location}): rendering at build time: {exc}") from None
 
 
 def execute_checks(

@@ -8,6 +8,7 @@ import threading
 from typing import Any
 
 from gitops_data.spec.dbt.jinja import DbtRenderError, ResultTable
+from gitops_data.spec.dbt.late import NeedsWarehouse
 
 _LOCK = threading.Lock()
 _CONNECTION: Any = None
@@ -45,10 +46,7 @@ def constant_query(sql: str, dialect: str) -> ResultTable:
     from sqlglot.errors import SqlglotError
 
     if reads_tables(sql, dialect):
-        raise DbtRenderError(
-            "statement/run_query reads the warehouse, which gitops-data never does while rendering "
-            f"(only constant queries are evaluated): {' '.join(sql.split())[:120]!r}"
-        )
+        raise NeedsWarehouse(sql)
     text = sql
     if dialect != "duckdb":
         try:

@@ -286,6 +286,20 @@ class Column:
         return {"STRING": "TEXT"}.get(dtype.upper(), dtype)
 
 
+class InferredColumn(Column):
+    """A column whose name the project tells (from a model's SQL) but whose type only the warehouse
+    knows: asking for the type makes the resource render at build time."""
+
+    def __getattribute__(self, name: str) -> Any:
+        if name in ("dtype", "data_type"):
+            from gitops_data.spec.dbt.late import NeedsWarehouse
+
+            raise NeedsWarehouse(
+                f"select * from <the relation of column {object.__getattribute__(self, 'column')}>"
+            )
+        return object.__getattribute__(self, name)
+
+
 class Namespace:
     """`package.macro` lookups (`dbt_utils.star`), resolved lazily."""
 

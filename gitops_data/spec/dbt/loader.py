@@ -30,6 +30,7 @@ from gitops_data.errors import SqlError
 from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
 from gitops_data.spec.dbt.incremental import watched_columns
 from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
+from gitops_data.spec.dbt.late import stand_in
 from gitops_data.spec.dbt.project import (
     PROJECT_FILE,
     DbtPackage,
@@ -706,7 +707,19 @@ class DbtLoader:
                 res.name,
             )
             return
-        parsed = self._sql(res, out.sql, self.renderer.texts[res.file] if self.renderer else "")
+        sql = out.sql
+        if out.late is not None:  # it queries the warehouse: rendered when its build runs
+            if materialized not in ("table", "view"):
+                self.add(
+                    res.file,
+                    f"a {materialized} model that queries the warehouse while rendering (run_query on a "
+                    "table) is not supported: make it a table or a view",
+                    None,
+                    res.name,
+                )
+                return
+            sql = stand_in(out.late, tuple(n for n in out.refs if n.lower() != res.name.lower()))
+        parsed = self._sql(res, sql, self.renderer.texts[res.file] if self.renderer else "")
         if parsed is None:
             return
         incremental = self._incremental(res, cfg) if materialized == "incremental" else None
@@ -727,7 +740,7 @@ class DbtLoader:
             tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
             owner=_owner(cfg, entry),
             columns=columns,
-            sql=self._canonical(out.sql, parsed),
+            sql=self._canonical(sql, parsed),
             incremental=incremental,
             materialized="table" if incremental else materialized,
         )
@@ -962,6 +975,8 @@ class DbtLoader:
                     kwargs["column_name"] = spec.column
                 try:
                     out = r.render_test(resource, spec.test, kwargs, spec.line)
+                    if out.late is not None:  # it queries the warehouse: rendered when the check runs
+                        return stand_in(out.late, (node.name, *out.refs), where_false=True), out.config
                     return out.sql, out.config
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
@@ -1055,12 +1070,19 @@ class DbtLoader:
         r = self.renderer
         assert r is not None
         try:
-            out = r.render(res)
+            try:
+                out = r.render(res)
+            except RenderFailure as failure:
+                if not failure.late:
+                    raise
+                out = r.render_late(res, failure)  # it queries the warehouse: rendered when it runs
         except RenderFailure as failure:
             self.add(failure.file, failure.message, failure.line)
             return
         if out.config.get("enabled") is False:
             return
+        if out.late is not None:
+            out = dataclasses.replace(out, sql=stand_in(out.late, out.refs, where_false=True))
         if not out.refs:
             self.add(res.file, "a singular test must ref() or source() the model it tests")
             return

@@ -18,7 +18,7 @@ from typing import Any
 import jinja2
 
 from gitops_data.spec.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
-from gitops_data.spec.dbt.constants import constant_query
+from gitops_data.spec.dbt.constants import constant_query, reads_tables
 from gitops_data.spec.dbt.housekeeping import INVOCATION_ID, RunStartedAt
 from gitops_data.spec.dbt.jinja import (
     DBT_VERSION,
@@ -27,9 +27,11 @@ from gitops_data.spec.dbt.jinja import (
     ConfigCall,
     DbtRenderError,
     Exceptions,
+    InferredColumn,
     MacroReturn,
     Namespace,
     Relation,
+    ResultTable,
     Unsupported,
     describe,
     fromjson,
@@ -44,6 +46,7 @@ from gitops_data.spec.dbt.jinja import (
     try_set,
     try_zip,
 )
+from gitops_data.spec.dbt.late import BuildRunner, LateRenderError, NeedsWarehouse, late_key, register
 from gitops_data.spec.dbt.project import DbtPackage, merge_config
 
 _MISSING = object()
@@ -78,16 +81,19 @@ class Rendered:
     sql: str
     config: dict[str, Any]
     refs: tuple[str, ...]  # node names ref()'d or source()'d, in order of the calls
+    late: str | None = None  # rendered at build time: the key of its stand-in (see late.py)
+    files: tuple[str, ...] = ()  # the macro files the render used
 
 
 class RenderFailure(Exception):
     """A resource cannot be rendered; where (file, line) and why."""
 
-    def __init__(self, file: str, message: str, line: int | None = None):
+    def __init__(self, file: str, message: str, line: int | None = None, late: bool = False):
         super().__init__(message)
         self.file = file
         self.message = message
         self.line = line
+        self.late = late  # it queries the warehouse: a build can render it
 
 
 class Disabled(Exception):  # noqa: N818 - control flow
@@ -176,7 +182,12 @@ class Renderer:
             raise DbtRenderError(f"dependency cycle while rendering: {cycle}")
         self._stack.append(key)
         try:
-            out = self.render(self.resources[key])
+            try:
+                out = self.render(self.resources[key])
+            except RenderFailure as failure:
+                if not failure.late:
+                    raise
+                out = self.render_late(self.resources[key], failure)
         except RenderFailure as failure:
             self._done[key] = failure
             raise
@@ -194,8 +205,14 @@ class Renderer:
             )
         return out
 
-    def render(self, resource: Resource, incremental: bool = False) -> Rendered:
-        scope = _Scope(self, resource, incremental)
+    def render(
+        self,
+        resource: Resource,
+        incremental: bool = False,
+        execute: bool = True,
+        run: BuildRunner | None = None,
+    ) -> Rendered:
+        scope = _Scope(self, resource, incremental, execute=execute, run=run)
         try:
             sql = self.env.get_template(resource.file).render(scope.context)
         except Disabled:
@@ -206,15 +223,49 @@ class Renderer:
             if scope.snapshot_sql is None:
                 raise RenderFailure(resource.file, f"no {{% snapshot {resource.block} %}} block")
             sql = scope.snapshot_sql
-        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)))
+        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)), files=scope.files)
+
+    def render_late(self, resource: Resource, why: RenderFailure) -> Rendered:
+        """A resource whose render queries the warehouse: rendered as dbt parses it (`execute`
+        false) for its refs and configs, registered to render for real when its build runs."""
+        try:
+            parsed = self.render(resource, execute=False)
+        except RenderFailure:
+            raise why from None
+        if resource.kind not in ("model", "test"):
+            raise RenderFailure(
+                why.file, f"{why.message} (only a model or a test can render at build time)", why.line
+            )
+        key = late_key(
+            resource.file,
+            self.texts[resource.file],
+            parsed.sql,
+            repr(sorted(parsed.config.items(), key=lambda kv: kv[0])),
+            *(self.texts.get(f, "") for f in parsed.files),
+        )
+
+        def at_build(run: BuildRunner) -> str:
+            try:
+                return self.render(resource, run=run).sql
+            except RenderFailure as failure:
+                raise LateRenderError(f"{failure.file}:{failure.line or ''} {failure.message}") from None
+
+        register(key, at_build)
+        return Rendered(parsed.sql, parsed.config, parsed.refs, late=key, files=parsed.files)
 
     def render_test(
-        self, resource: Resource, test: str, kwargs: dict[str, Any], line: int | None
+        self,
+        resource: Resource,
+        test: str,
+        kwargs: dict[str, Any],
+        line: int | None,
+        execute: bool = True,
+        run: BuildRunner | None = None,
     ) -> Rendered:
         """A generic test (`test_<name>` macro, maybe `package.name`) applied to `kwargs` (which
         hold `model`, maybe `column_name`, and the test's arguments; strings that are ref() or
         source() calls are evaluated)."""
-        scope = _Scope(self, resource)
+        scope = _Scope(self, resource, execute=execute, run=run)
         try:
             macro = scope.test_macro(test)
             args = {k: scope.evaluate_relation(v) for k, v in kwargs.items()}
@@ -223,8 +274,34 @@ class Renderer:
             return Rendered("", scope.config, ())
         except Exception as exc:
             failure = self.failure(resource.file, exc)
+            if failure.late and execute and run is None:
+                return self._late_test(resource, test, kwargs, line, failure)
             raise RenderFailure(resource.file, failure.message, line) from None
-        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)))
+        return Rendered(sql, scope.config, tuple(dict.fromkeys(scope.refs)), files=scope.files)
+
+    def _late_test(
+        self, resource: Resource, test: str, kwargs: dict[str, Any], line: int | None, why: RenderFailure
+    ) -> Rendered:
+        try:
+            parsed = self.render_test(resource, test, kwargs, line, execute=False)
+        except RenderFailure:
+            raise RenderFailure(resource.file, why.message, line) from None
+        key = late_key(
+            resource.file,
+            test,
+            repr(sorted((k, str(v)) for k, v in kwargs.items())),
+            parsed.sql,
+            *(self.texts.get(f, "") for f in parsed.files),
+        )
+
+        def at_build(run: BuildRunner) -> str:
+            try:
+                return self.render_test(resource, test, kwargs, line, run=run).sql
+            except RenderFailure as failure:
+                raise LateRenderError(f"{failure.file}:{failure.line or ''} {failure.message}") from None
+
+        register(key, at_build)
+        return Rendered(parsed.sql, parsed.config, parsed.refs, late=key, files=parsed.files)
 
     def relation_of(self, resource: Resource, text: str, line: int | None) -> Relation:
         """Evaluate `ref('x')` / `source('s', 't')` written in YAML (a relationships test's `to`)."""
@@ -249,6 +326,7 @@ class Renderer:
         """Where in the project an exception of a render happened, as a RenderFailure."""
         if isinstance(exc, RenderFailure):
             return exc
+        late = isinstance(exc, NeedsWarehouse)
         if isinstance(exc, jinja2.TemplateSyntaxError):
             return RenderFailure(
                 exc.filename or exc.name or file, f"Jinja syntax error: {exc.message}", exc.lineno
@@ -270,7 +348,7 @@ class Renderer:
             )
         if frames and frames[-1][0] != file:
             message += f" (in {frames[-1][0]}:{frames[-1][1]})"
-        return RenderFailure(file, message, line)
+        return RenderFailure(file, message, line, late=late)
 
     # --- what models may ask ------------------------------------------------------------------
 
@@ -291,6 +369,8 @@ class Renderer:
                 result = self.rendered(key)
             except RenderFailure as failure:
                 raise DbtRenderError(f"cannot tell the columns of {name!r}: {failure.message}") from None
+            if result.late is not None:  # its SQL is known when it builds: so are its columns
+                raise NeedsWarehouse(f"select * from {name}")
             cols = self._sql_columns(name, result.sql)
             if resource.kind == "snapshot":
                 cols = cols + [Column(c) for c in snapshot_columns(result.config)]
@@ -426,7 +506,15 @@ class _Adapter:
 
     def get_columns_in_relation(self, relation: Any) -> list[Column]:
         name = relation.name if isinstance(relation, Relation) else str(relation)
-        return self._scope.renderer.columns_of(name)
+        if self._scope.run is not None:  # at build time: the warehouse's own columns and types
+            target = self._scope.renderer.refs.get(name.lower())
+            return [Column(c, t) for c, t in self._scope.run.columns(target.name if target else name)]
+        if not self._scope.execute:  # parsing, as dbt does: columns are not asked for real
+            try:
+                return self._scope.renderer.columns_of(name)
+            except NeedsWarehouse:
+                return []
+        return [InferredColumn(c.column) for c in self._scope.renderer.columns_of(name)]
 
     def get_relation(
         self, database: Any = None, schema: Any = None, identifier: Any = None
@@ -482,7 +570,11 @@ class _Scope:
         resource: Resource | None,
         incremental: bool = False,
         package: str | None = None,
+        execute: bool = True,
+        run: BuildRunner | None = None,
     ):
+        self.execute = execute
+        self.run = run
         self.renderer = renderer
         self.resource = resource
         self.package = package or (resource.package if resource else renderer.root.name)
@@ -499,6 +591,10 @@ class _Scope:
     def macro(self, package: str, name: str) -> _MacroRef | None:
         file = self.renderer.macros.get(package, {}).get(name)
         return _MacroRef(self, package, name, file) if file else None
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        return tuple(sorted({f for _, f in self._modules}))
 
     def module(self, package: str, file: str) -> dict[str, Any]:
         """The macros of `file` bound to this render: its top level run with the package's names in
@@ -604,7 +700,7 @@ class _Scope:
             "set": try_set,
             "set_strict": set_strict,
             "local_md5": local_md5,
-            "execute": True,
+            "execute": self.execute,
             "flags": dict(_FLAGS),
             "model": model,
             "project_name": r.root.name,
@@ -710,13 +806,23 @@ class _Scope:
         language: str = "sql",
         caller: Any = None,
     ) -> str:
-        table = constant_query(str(caller()) if caller is not None else "", self.renderer.dialect)
+        if not self.execute:  # dbt parses without running statements
+            return ""
+        table = self._query(str(caller()) if caller is not None else "")
         if name:
             self.results[name] = {"data": table.rows, "table": table, "response": None}
         return ""
 
     def run_query(self, sql: str) -> Any:
-        return constant_query(str(sql), self.renderer.dialect)
+        return self._query(str(sql)) if self.execute else None
+
+    def _query(self, sql: str) -> ResultTable:
+        """A statement's result: by the in-memory engine when constant, else by the build's runner
+        (a render at build time), else it needs the warehouse (the resource renders late)."""
+        if self.run is not None and reads_tables(sql, self.renderer.dialect):
+            names, rows = self.run(sql)
+            return ResultTable(names, rows)
+        return constant_query(sql, self.renderer.dialect)
 
 
 def _relation_type(materialized: Any) -> str:
