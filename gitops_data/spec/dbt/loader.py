@@ -981,10 +981,49 @@ class DbtLoader:
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
 
-            mapped = map_tests(specs, node.name, relation, render, errors)
+            mapped = map_tests(specs, node.name, relation, render, errors, queries_only=node.ephemeral)
             for exc in errors:
                 self.add(entry.file, str(exc), exc.line, name)
+            if node.ephemeral:
+                self._attach_inlined(node, entry.file, entry.line, mapped.checks)
+                continue
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
+
+    def _attach_inlined(self, node: Node, file: str, line: int | None, checks: list[dict[str, Any]]) -> None:
+        """The tests of an ephemeral model, run on its inlined query: each query with the ephemeral
+        models it reads swapped for their own queries, a check of the first built model it reads."""
+        from gitops_data.sql import rewrite
+
+        for check in checks:
+            sql = check["args"]["sql"]
+            try:
+                for _ in range(len(self.nodes)):
+                    parsed = parse_query(sql, self.dialect)
+                    inline = {
+                        r.lower(): f"({self.nodes[r].sql})"
+                        for r in parsed.references
+                        if r in self.nodes and self.nodes[r].ephemeral
+                    }
+                    if not inline:
+                        break
+                    sql = rewrite(parsed, inline, DIALECT)
+                reads = sorted(
+                    r for r in parse_query(sql).references if r in self.nodes and self.nodes[r].built
+                )
+            except SqlError as exc:
+                self.add(file, f"test of ephemeral model {node.name}: {exc}", line, node.name)
+                continue
+            if not reads:
+                self.add(
+                    file,
+                    f"a test of ephemeral model {node.name} needs a built model under it to run with",
+                    line,
+                    node.name,
+                )
+                continue
+            name = f"{node.name}__{check['name']}"
+            inlined = {**check, "name": name, "args": {**check["args"], "sql": sql}}
+            self._attach(self.nodes[reads[0]], file, line, {}, [inlined])
 
     def _unit_tests(self) -> None:
         """dbt unit tests (`unit_tests:` with given/expect): not run here, so never skipped quietly."""
@@ -1083,12 +1122,16 @@ class DbtLoader:
             return
         if out.late is not None:
             out = dataclasses.replace(out, sql=stand_in(out.late, out.refs, where_false=True))
-        if not out.refs:
-            self.add(res.file, "a singular test must ref() or source() the model it tests")
-            return
         if any(n not in self.nodes for n in out.refs):
             return  # a node it refs failed to load: reported there
         built = [n for n in out.refs if self.nodes[n].built]
+        if not out.refs:
+            # it reads no model: its result depends on its query alone, so it runs with one model's
+            # build (the first by name), which re-runs it only when its query changes
+            built = sorted((n for n, node in self.nodes.items() if node.built), key=str.lower)[:1]
+            if not built:
+                self.add(res.file, "a singular test that refs no model needs a model to run with")
+                return
         try:
             check_config(out.config, None)
             severity = severity_of(out.config, None)

@@ -190,11 +190,13 @@ def map_tests(
     relation: Callable[[str, int | None], str],
     render_generic: Callable[[TestSpec, str | None], tuple[str, dict[str, Any]]],
     errors: list[TestMappingError],
+    queries_only: bool = False,
 ) -> NodeChecks:
     """The checks `specs` become on node `node`. `relation` turns a `ref(...)`/`source(...)` text
     into a node name; `render_generic(spec, where)` renders a test to SQL (a query of failing rows)
     and the configs its macro set (`fail_calc`, `severity`, ...; the YAML's win over them).
-    Problems go to `errors`; the tests that map are kept."""
+    Problems go to `errors`; the tests that map are kept. `queries_only`: every test as a query of
+    failing rows (an ephemeral model's, run on its inlined query)."""
     out = NodeChecks()
     severities: dict[tuple[str, str], str] = {}
     for spec in specs:
@@ -202,7 +204,7 @@ def map_tests(
             if spec.config.get("enabled") is False:
                 continue
             check_config(spec.config, spec.line)
-            _add(out, spec, node, relation, render_generic, severities)
+            _add(out, spec, node, relation, render_generic, severities, queries_only)
         except TestMappingError as exc:
             errors.append(exc)
         except (TypeError, ValueError, KeyError, AttributeError) as exc:  # arguments of unexpected shapes
@@ -225,6 +227,7 @@ def _add(
     relation: Callable[[str, int | None], str],
     render_generic: Callable[[TestSpec, str | None], tuple[str, dict[str, Any]]],
     severities: dict[tuple[str, str], str],
+    queries_only: bool = False,
 ) -> None:
     test, col = spec.test, spec.column
     builtin = test in BUILTIN or (test.startswith("dbt.") and test[4:] in BUILTIN)
@@ -253,7 +256,7 @@ def _add(
         and spec.args.get("quote", True) is False
         and not all(isinstance(v, (int, float)) for v in spec.args["values"])
     )
-    if where or unquoted or not _default_outcome(spec.config):
+    if queries_only or where or unquoted or not _default_outcome(spec.config):
         to = relation(str(spec.args["to"]), spec.line) if test == "relationships" else None
         model = f"(select * from {quote(node)} where {where}) as dbt_subquery" if where else quote(node)
         sql = builtin_sql(spec, model, quote(to) if to else None)
