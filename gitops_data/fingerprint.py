@@ -46,6 +46,8 @@ def _body(node: Node) -> Any:
         body = node.table
     if node.incremental is not None:
         body = [body, node.incremental.model_dump(include={"column", "lookback", "unique_key"})]
+    if node.pre_hooks or node.post_hooks:  # they run in the build, so they shape its data
+        body = [body, list(node.pre_hooks), list(node.post_hooks)]
     return body
 
 

@@ -18,6 +18,9 @@ from gitops_data.spec.schema import (
 NodeKind = Literal["sql", "python", "seed", "source", "table", "snapshot"]
 
 
+THIS_TOKEN = "__gitops_data_this__"  # a hook's `this`: the build being written
+
+
 @dataclass(frozen=True)
 class Node:
     """One dataset of the project. `table` nodes are external tables (never built, only read)."""
@@ -43,6 +46,10 @@ class Node:
     incremental: IncrementalSpec | None = None  # kind sql: appends segments instead of rebuilding
     snapshot: SnapshotSpec | None = None  # kind snapshot: SCD-2 history of deps[0]
     materialized: str = "table"  # table | view | ephemeral (SQL models); every other kind: table
+    # dbt hooks: statements run in the build's transaction before / after it is written; THIS_TOKEN
+    # in them stands for the build's own table
+    pre_hooks: tuple[str, ...] = ()
+    post_hooks: tuple[str, ...] = ()
 
     @property
     def built(self) -> bool:

@@ -12,8 +12,9 @@ from dataclasses import dataclass, replace
 
 from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError, GitopsError
-from gitops_data.naming import quote
+from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
+from gitops_data.spec.project import THIS_TOKEN
 from gitops_data.sql import type_sql
 from gitops_data.warehouse.catalog import Catalog, now
 
@@ -29,6 +30,13 @@ class BuildTarget:
     internal_schema: str
     location: str = ""  # the model's file:line, for error messages
     reads: tuple[str, ...] = ()  # a view build: the builds whose tables it selects from
+    pre_hooks: tuple[str, ...] = ()  # statements run before it is written (THIS_TOKEN: its table)
+    post_hooks: tuple[str, ...] = ()  # ... and after
+
+    def run_hooks(self, engine: Engine, hooks: tuple[str, ...]) -> None:
+        this = qualified(self.internal_schema, self.build.table)
+        for hook in hooks:
+            engine.execute(hook.replace(THIS_TOKEN, this))
 
     @property
     def model(self) -> str:
@@ -61,7 +69,11 @@ def write_build(
     try:
         with engine.transaction():
             select = with_casts(engine, select, cast_types or {})
+            target.run_hooks(engine, target.pre_hooks)
             rows = engine.create_table_as(internal, target.build.table, select)
+            if target.post_hooks:
+                target.run_hooks(engine, target.post_hooks)
+                rows = engine.count(qualified(internal, target.build.table))
             columns = engine.columns(internal, target.build.table)
             rec = replace(target.build, run_id=target.run_id, row_count=rows, created_at=now())
             catalog.record_build(rec, target.kind, target.env, columns, target.reads)
@@ -78,7 +90,9 @@ def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[Buil
     engine, internal = catalog.engine, target.internal_schema
     try:
         with engine.transaction():
+            target.run_hooks(engine, target.pre_hooks)
             engine.create_view(internal, target.build.table, select, replace=False)
+            target.run_hooks(engine, target.post_hooks)
             columns = engine.columns(internal, target.build.table)
             rec = replace(target.build, run_id=target.run_id, row_count=None, created_at=now())
             catalog.record_build(rec, target.kind, target.env, columns, target.reads)

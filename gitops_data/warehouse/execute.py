@@ -67,7 +67,16 @@ def execute_build(
             f"model {step.name!r} ({step.location}): upstream {', '.join(missing)} has no build for "
             f"commit {plan.commit[:10]} (its step failed or was not part of this run)"
         )
-    target = BuildTarget(step.build, node.kind, plan.env, run_id, plan.internal_schema, step.location)
+    target = BuildTarget(
+        step.build,
+        node.kind,
+        plan.env,
+        run_id,
+        plan.internal_schema,
+        step.location,
+        pre_hooks=_filled(node.pre_hooks, step),
+        post_hooks=_filled(node.post_hooks, step),
+    )
     engine, internal = catalog.engine, plan.internal_schema
     types = node.declared_types
     if step.mode == Mode.ALIAS:
@@ -94,6 +103,13 @@ def execute_build(
         data = read_file(repo, plan.commit, node.data_path or "")
         rec, columns = write_file(catalog, target, data, node.data_format or "csv", types)
     return Built(rec, True, columns)
+
+
+def _filled(hooks: tuple[str, ...], step: ModelStep) -> tuple[str, ...]:
+    """A model's hooks with dbt's invocation_id / run_started_at filled in for this build."""
+    assert step.build is not None
+    started = datetime.now(UTC)
+    return tuple(fill_build_values(h, step.build.build_id, started) for h in hooks)
 
 
 def _render_late(catalog: Catalog, step: ModelStep, key: str) -> str:

@@ -468,7 +468,9 @@ class ResultTable:
     def __init__(self, names: list[str], rows: list[tuple]):
         self.column_names = list(names)
         self.rows = [tuple(r) for r in rows]
-        self.columns = [_ResultColumn(n, [r[i] for r in self.rows]) for i, n in enumerate(self.column_names)]
+        self.columns = _Columns(
+            _ResultColumn(n, [r[i] for r in self.rows]) for i, n in enumerate(self.column_names)
+        )
 
     def __iter__(self) -> Iterator[tuple]:
         return iter(self.rows)
@@ -481,6 +483,27 @@ class ResultTable:
 
     def print_table(self, *args: Any, **kwargs: Any) -> str:
         return ""
+
+
+class _Columns(list):
+    """agate's MappedSequence of columns: a list, and a mapping by column name."""
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            for col in self:
+                if col.name == key:
+                    return col
+            raise KeyError(key)
+        return super().__getitem__(key)
+
+    def keys(self) -> list[str]:
+        return [c.name for c in self]
+
+    def values(self) -> list:
+        return list(self)
+
+    def items(self) -> list[tuple[str, Any]]:
+        return [(c.name, c) for c in self]
 
 
 class _ResultColumn:

@@ -36,6 +36,7 @@ from gitops_data.spec.dbt.project import (
     DbtPackage,
     DbtProjectError,
     installed_packages,
+    key_name,
     listed_packages,
     merge_config,
     read_package,
@@ -59,7 +60,7 @@ from gitops_data.spec.dbt.tests import (
     severity_of,
     test_queries,
 )
-from gitops_data.spec.project import Node
+from gitops_data.spec.project import THIS_TOKEN, Node
 from gitops_data.spec.schema import (
     SETTINGS_FILE,
     ColumnSpec,
@@ -391,10 +392,37 @@ class DbtLoader:
         tree = tree_config(package.configs.get(kind), package.name, parts)
         if package is not self.root:
             tree = merge_config(tree, tree_config(self.root.configs.get(kind), package.name, parts))
-        cfg = self._value(tree, self.root.file, None)
+        cfg = self._value(_without_hooks(tree), self.root.file, None)
+        cfg.update({k: v for k, v in tree.items() if k in _HOOKS})  # hooks render when they run
         if entry is not None:
-            cfg = merge_config(cfg, self._value(entry.config, entry.file, entry.line))
+            own = {key_name(k): v for k, v in entry.config.items()}
+            own_cfg = self._value(_without_hooks(own), entry.file, entry.line)
+            own_cfg.update({k: v for k, v in own.items() if k in _HOOKS})
+            cfg = merge_config(cfg, own_cfg)
         return cfg
+
+    def _hooks(self, res: Resource, cfg: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """The statements run before and after a build of `res`: on-run-start of every project,
+        its pre-hooks; its post-hooks, on-run-end (rendered, `this` the build's table)."""
+        r, root = self.renderer, self.root
+        assert r is not None and root is not None
+        projects = [root, *self.packages]
+        out: list[tuple[str, ...]] = []
+        for templates in (
+            [h for p in projects for h in p.on_run_start] + _hook_list(cfg.get("pre-hook")),
+            _hook_list(cfg.get("post-hook")) + [h for p in projects for h in p.on_run_end],
+        ):
+            rendered_hooks = []
+            for text in templates:
+                try:
+                    sql = r.render_hook(res, text, THIS_TOKEN).strip()
+                except RenderFailure as failure:
+                    self.add(_file(res), f"hook {text.strip()[:60]!r}: {failure.message}", None, res.name)
+                    return None
+                if sql:
+                    rendered_hooks.append(sql)
+            out.append(tuple(rendered_hooks))
+        return out[0], out[1]
 
     def _value(self, value: Any, file: str, line: int | None) -> Any:
         """A YAML value with its Jinja rendered (dbt renders configs)."""
@@ -532,7 +560,9 @@ class DbtLoader:
                     continue
                 columns[col] = ColumnSpec(type=canonical)
             data = _data_file(self.c, path, path, None, name, "csv")
-            if data is None:
+            seed = Resource(name, "seed", path, package.name, (package.name, *parts, name), cfg)
+            hooks = self._hooks(seed, cfg)
+            if data is None or hooks is None:
                 continue
             self.nodes[name] = Node(
                 name=name,
@@ -543,6 +573,8 @@ class DbtLoader:
                 tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
                 owner=_owner(cfg, entry),
                 columns=columns,
+                pre_hooks=hooks[0],
+                post_hooks=hooks[1],
                 **data,
             )
             if entry is not None:
@@ -685,8 +717,12 @@ class DbtLoader:
         problems = []
         if res.kind != "model" and out.config.get("alias") not in (None, res.name):
             problems.append(f"alias is not supported on a {res.kind}: it is published under its own name")
-        if _listed(out.config.get("pre-hook")) or _listed(out.config.get("post-hook")):
-            problems.append("pre-hook/post-hook run SQL outside the model, which gitops-data does not do")
+        hooked = _listed(out.config.get("pre-hook")) or _listed(out.config.get("post-hook"))
+        if hooked and (res.kind == "snapshot" or out.config.get("materialized") == "incremental"):
+            problems.append(
+                "pre-hook/post-hook on an incremental model or a snapshot are not supported (they would run "
+                "on one segment); move them to a table or a view"
+            )
         if out.config.get("sql_header"):
             problems.append("sql_header is not supported")
         for problem in problems:
@@ -728,7 +764,8 @@ class DbtLoader:
         entry = self.props["models"].get(res.name.lower())
         columns = self._declared_columns(res, entry, cfg)
         name = self._aliased(res, cfg, seen)
-        if name is None:
+        hooks = self._hooks(res, cfg)
+        if name is None or hooks is None:
             return
         self.nodes[name] = Node(
             name=name,
@@ -743,6 +780,8 @@ class DbtLoader:
             sql=self._canonical(sql, parsed),
             incremental=incremental,
             materialized="table" if incremental else materialized,
+            pre_hooks=hooks[0],
+            post_hooks=hooks[1],
         )
         if entry is not None:
             self._test_targets.append((name, entry, res.fqn[1:-1]))
@@ -1149,6 +1188,23 @@ class DbtLoader:
             for sql, level, suffix in test_queries(out.sql, out.config, severity)
         ]
         self._attach(owner, res.file, None, {}, checks)
+
+
+_HOOKS = ("pre-hook", "post-hook")
+
+
+def _without_hooks(cfg: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in cfg.items() if k not in _HOOKS}
+
+
+def _hook_list(value: Any) -> list[str]:
+    """dbt's hook config: a statement, a {sql: ...} mapping, or a list of them."""
+    out = []
+    for hook in _listed(value):
+        text = hook.get("sql") if isinstance(hook, dict) else hook
+        if isinstance(text, str) and text.strip():
+            out.append(text)
+    return out
 
 
 def _file(res: Resource) -> str:

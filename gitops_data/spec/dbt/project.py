@@ -107,6 +107,8 @@ class DbtPackage:
     vars: dict[str, Any] = field(default_factory=dict)
     configs: dict[str, Any] = field(default_factory=dict)  # models / seeds / snapshots / data_tests trees
     dispatch: dict[str, tuple[str, ...]] = field(default_factory=dict)  # namespace -> search order
+    on_run_start: tuple[str, ...] = ()  # templates, rendered per build (see loader)
+    on_run_end: tuple[str, ...] = ()
     raw: LineDict | None = None
 
     def path(self, rel: str) -> str:
@@ -178,14 +180,15 @@ def read_package(tree: FileTree, root: str) -> DbtPackage:
         raise DbtProjectError(
             file, "`name` must be the project's name (an identifier)", data.key_lines.get("name")
         )
+    hooks = {}
     for key in ("on-run-start", "on-run-end"):
-        if data.get(key):
+        value = data.get(key) or []
+        value = [value] if isinstance(value, str) else value
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
             raise DbtProjectError(
-                file,
-                f"{key} hooks run SQL outside the models, which gitops-data does not do "
-                "(builds are immutable; grant access with `consumers:` in gitops_data.yaml)",
-                data.key_lines.get(key),
+                file, f"{key} must be a statement or a list of them", data.key_lines.get(key)
             )
+        hooks[key] = tuple(value)
     vars_ = data.get("vars") or {}
     if not isinstance(vars_, dict):
         raise DbtProjectError(file, "vars must be a mapping", data.key_lines.get("vars"))
@@ -220,6 +223,8 @@ def read_package(tree: FileTree, root: str) -> DbtPackage:
         vars=dict(vars_),
         configs=configs,
         dispatch=_dispatch(data, file),
+        on_run_start=hooks["on-run-start"],
+        on_run_end=hooks["on-run-end"],
         raw=data,
     )
 

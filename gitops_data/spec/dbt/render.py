@@ -314,6 +314,15 @@ class Renderer:
             raise RenderFailure(resource.file, f"{text!r} is not a ref(...) or source(...)", line)
         return value
 
+    def render_hook(self, resource: Resource, text: str, this: str) -> str:
+        """A hook of `resource` rendered to SQL, `this` being the build it runs around."""
+        scope = _Scope(self, resource)
+        scope.context["this"] = Relation(this)
+        try:
+            return str(self.env.from_string(text).render(scope.context))
+        except Exception as exc:
+            raise self.failure(resource.file, exc) from None
+
     def render_value(self, text: str) -> Any:
         """A Jinja string from YAML (a config value), rendered to a native value."""
         scope = _Scope(self, None)
@@ -531,9 +540,17 @@ class _Adapter:
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("_", "jinja_")):
             raise AttributeError(name)
+        if name in _WRITES:
+            raise DbtRenderError(
+                f"adapter.{name} is not supported: it would change the warehouse while rendering, and a "
+                "build must not change another build (builds are immutable; a hook's SQL may write)"
+            )
         raise DbtRenderError(
             f"adapter.{name} is not supported: gitops-data renders without a warehouse connection"
         )
+
+
+_WRITES = {"drop_relation", "rename_relation", "truncate_relation", "create_schema", "drop_schema", "execute"}
 
 
 class _Api:
