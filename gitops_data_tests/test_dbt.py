@@ -417,9 +417,12 @@ ERRORS = [
         id="adapter-macro-for-another-adapter",
     ),
     pytest.param(
-        {"models/b.sql": "{% set r = run_query('select max(id) from a') %}\nselect 1 as x\n"},
-        ("models/b.sql", 1, "statement/run_query reads the warehouse"),
-        id="run-query-on-a-table",
+        {
+            "models/b.sql": "{{ config(materialized='ephemeral') }}\n"
+            "{% set r = run_query('select max(id) from ' ~ ref('a')) %}\nselect 1 as x\n"
+        },
+        ("models/b.sql", None, "a ephemeral model that queries the warehouse while rendering"),
+        id="run-query-on-a-table-in-an-ephemeral-model",
     ),
     pytest.param(
         {"models/b.sql": "select 1 as x,\n  {{ adapter.get_columns_in_query('select 1') }} as y\n"},
@@ -455,9 +458,9 @@ ERRORS = [
         id="incremental-without-column",
     ),
     pytest.param(
-        {"models/b.sql": "{{ config(post_hook='grant select on {{ this }} to bi') }}\nselect 1 as x\n"},
-        ("models/b.sql", None, "pre-hook/post-hook run SQL outside the model"),
-        id="hooks",
+        {"models/b.sql": "{{ config(post_hook='{% do adapter.drop_relation(this) %}') }}\nselect 1 as x\n"},
+        ("models/b.sql", None, "adapter.drop_relation is not supported: it would change the warehouse"),
+        id="hook-that-drops-its-build",
     ),
     pytest.param(
         {"models/b.py": "def model(dbt, session):\n    return None\n"},
@@ -490,16 +493,12 @@ ERRORS = [
     ),
     pytest.param(
         {
-            "models/e.sql": "{{ config(materialized='ephemeral') }}\nselect id from {{ ref('a') }}\n",
+            "models/e.sql": "{{ config(materialized='ephemeral') }}\nselect 1 as id\n",
             "models/schema.yml": "version: 2\nmodels:\n  - name: e\n    columns:\n      - name: id\n"
             "        data_tests: [unique]\n",
         },
-        (
-            "models/e.sql",
-            1,
-            "an ephemeral model is inlined into its downstream models and has no table to test",
-        ),
-        id="tests-on-an-ephemeral-model",
+        ("models/schema.yml", 3, "a test of ephemeral model e needs a built model under it to run with"),
+        id="tests-on-an-ephemeral-model-over-nothing",
     ),
     pytest.param(
         {"models/nums.sql": "select 1 as id\n"},
@@ -507,9 +506,9 @@ ERRORS = [
         id="model-named-like-a-seed",
     ),
     pytest.param(
-        {"dbt_project.yml": "name: t\non-run-end: \"{{ log('done') }}\"\n"},
-        ("dbt_project.yml", 2, "on-run-end hooks run SQL outside the models"),
-        id="on-run-end",
+        {"dbt_project.yml": "name: t\non-run-end: {done: true}\n"},
+        ("dbt_project.yml", 2, "on-run-end must be a statement or a list of them"),
+        id="on-run-end-not-a-statement",
     ),
 ]
 

@@ -308,14 +308,26 @@ BUILT = {
         "  count(*) as n\nfrom {{ ref('events') }}\n"
     ),
     "models/stamped.sql": (
-        "{{ config(alias='events_stamped', materialized='table') }}\n"
-        "select id, '{{ invocation_id }}' as loaded_by, cast('{{ run_started_at }}' as timestamptz) as loaded_at\n"
+        "{{ config(alias='events_stamped', materialized='table',\n"
+        '    post_hook="delete from {{ this }} where id = 4") }}\n'
+        "select id, '{{ invocation_id }}' as loaded_by,\n"
+        "  cast('{{ run_started_at }}' as timestamptz) as loaded_at\n"
         "from {{ ref('events') }}\n"
     ),
+    "models/clicks.sql": (
+        "{{ config(materialized='ephemeral') }}\nselect * from {{ ref('events') }} where kind = 'click'\n"
+    ),
+    "models/models_count.sql": (
+        "select {{ graph.nodes.values() | selectattr('resource_type', 'equalto', 'model')\n"
+        "  | list | length }} as n\n"
+    ),
+    "tests/constant_passes.sql": "select 1 as x where {{ 1 + 1 }} = 3\n",
     "models/schema.yml": (
         "version: 2\nmodels:\n  - name: by_kind\n    data_tests:\n"
         "      - column_count: {expected: 4}\n"
         "  - name: stamped\n    columns:\n      - name: id\n        data_tests: [unique]\n"
+        "  - name: clicks\n    columns:\n      - name: kind\n"
+        "        data_tests: [not_null, {accepted_values: {values: ['click']}}]\n"
     ),
     # a test whose query reads the warehouse while rendering (real column types)
     "macros/column_count.sql": (
@@ -345,6 +357,14 @@ def test_models_and_tests_that_query_the_warehouse_render_when_they_build(make_r
     # alias: published as events_stamped; the build's own id and start time, filled in at build
     stamped = query(ws, "select distinct loaded_by, loaded_at is not null from analytics.events_stamped")
     assert len(stamped) == 1 and stamped[0][1] is True and "gitops_data" not in stamped[0][0]
+    assert query(ws, "select count(*) from analytics.events_stamped") == [(3,)]  # its post-hook ran
+    assert query(ws, "select n from analytics.models_count") == [
+        (4,)
+    ]  # graph: by_kind, stamped, clicks, itself
+    # the ephemeral model's tests ran on its inlined query, as checks of the seed under it
+    events_checks = {c.name for c in declared_checks(project.nodes["events"])}
+    assert {"clicks__kind__not_null", "clicks__kind__accepted_values"} <= events_checks
+    assert "constant_passes" in {c.name for n in project.nodes.values() for c in declared_checks(n)}
 
     # the same commit again: nothing rebuilds (the stand-in's fingerprint did not change)
     again = ws.plan(ws.resolve("main"), ws.environment("main", project.settings))

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,7 +32,6 @@ from gitops_data.spec.dbt.jinja import (
     Namespace,
     Relation,
     ResultTable,
-    Unsupported,
     describe,
     fromjson,
     fromyaml,
@@ -138,6 +137,7 @@ class Renderer:
         self._columns: dict[str, list[Column]] = {}
         self._package_names = [p.name for p in self.packages]
         self.run_started_at = RunStartedAt.now_utc()
+        self._graph: dict[str, Any] | None = None
         for file, text in GLOBAL_FILES.items():
             self.add_macro_file(INTERNAL_PACKAGE, file, text)
 
@@ -419,6 +419,73 @@ class Renderer:
         except (SqlError, SqlglotError) as exc:
             raise DbtRenderError(f"cannot tell the columns of {name!r}: {exc}") from None
 
+    def graph(self) -> dict[str, Any]:
+        """dbt's `graph`: the project's models, snapshots, seeds (`nodes`) and `sources`, as the
+        manifest has them before compiling (`depends_on` is not filled in: it needs every render)."""
+        if self._graph is not None:
+            return self._graph
+        nodes: dict[str, Any] = {}
+        schema, database = self.target.get("schema"), self.target.get("database")
+        for res in self.resources.values():
+            uid = f"{res.kind}.{res.package}.{res.name}"
+            nodes[uid] = {
+                "unique_id": uid,
+                "name": res.name,
+                "resource_type": res.kind,
+                "package_name": res.package,
+                "path": res.file,
+                "original_file_path": res.file,
+                "fqn": list(res.fqn),
+                "config": dict(res.config),
+                "tags": list(res.config.get("tags", [])),
+                "alias": str(res.config.get("alias") or res.name),
+                "schema": schema,
+                "database": database,
+                "raw_code": self.texts.get(res.file, ""),
+                "columns": {},
+                "depends_on": {"nodes": [], "macros": []},
+                "meta": dict(res.config.get("meta", {})),
+            }
+        for target in self.refs.values():
+            if target.kind == "seed":
+                uid = f"seed.{self.root.name}.{target.name}"
+                nodes[uid] = {
+                    "unique_id": uid,
+                    "name": target.name,
+                    "resource_type": "seed",
+                    "package_name": self.root.name,
+                    "alias": target.name,
+                    "schema": schema,
+                    "database": database,
+                    "config": {},
+                    "tags": [],
+                    "columns": {},
+                    "depends_on": {"nodes": [], "macros": []},
+                }
+        sources = {
+            f"source.{self.root.name}.{s}.{t}": {
+                "unique_id": f"source.{self.root.name}.{s}.{t}",
+                "name": t,
+                "source_name": s,
+                "resource_type": "source",
+                "package_name": self.root.name,
+                "identifier": target.name,
+                "schema": schema,
+                "database": database,
+            }
+            for (s, t), target in self.sources.items()
+        }
+        self._graph = {
+            "nodes": nodes,
+            "sources": sources,
+            "exposures": {},
+            "metrics": {},
+            "groups": {},
+            "semantic_models": {},
+            "saved_queries": {},
+        }
+        return self._graph
+
     def var_scopes(self, package: str) -> list[dict[str, Any]]:
         """Where var() looks, first match wins: the settings' vars, the root project's vars for
         `package`, its global vars, then the package's own defaults."""
@@ -442,6 +509,22 @@ class Renderer:
         if configured:
             return list(configured)
         return [self.root.name, namespace] if namespace != self.root.name else [namespace]
+
+
+class _LazyGraph(Mapping):
+    """`graph`, built from the project when a render first reads it (every resource is known by then)."""
+
+    def __init__(self, renderer: Renderer):
+        self._renderer = renderer
+
+    def __getitem__(self, key: str) -> Any:
+        return self._renderer.graph()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._renderer.graph())
+
+    def __len__(self) -> int:
+        return len(self._renderer.graph())
 
 
 def snapshot_columns(config: dict[str, Any]) -> list[str]:
@@ -727,7 +810,7 @@ class _Scope:
             "load_result": self.results.get,
             "store_result": lambda *args, **kwargs: "",
             "builtins": {"ref": self.ref, "source": self.source, "config": config},
-            "graph": Unsupported("graph", "gitops-data does not expose dbt's manifest to models"),
+            "graph": _LazyGraph(r),
             "run_started_at": r.run_started_at,
             "invocation_id": INVOCATION_ID,
             "selected_resources": [],
