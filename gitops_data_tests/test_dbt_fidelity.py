@@ -90,7 +90,7 @@ def dbt() -> Path:
         pytest.skip(f"dbt cannot be installed here: {exc}")
 
 
-def run_dbt(dbt: Path, project: Path, profiles: Path) -> None:
+def run_dbt(dbt: Path, project: Path, profiles: Path) -> dict[str, str]:
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
     done = subprocess.run(
         [str(dbt), "build", "--profiles-dir", str(profiles)],
@@ -101,6 +101,10 @@ def run_dbt(dbt: Path, project: Path, profiles: Path) -> None:
         timeout=600,
     )
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    import json
+
+    results = json.loads((project / "target" / "run_results.json").read_text())["results"]
+    return {r["unique_id"]: r["status"] for r in results}
 
 
 def _value(v):
@@ -140,7 +144,7 @@ def cwd(path: Path):
         os.chdir(before)
 
 
-def compare(ours_path: str, dbt_path: Path, project: Path) -> dict[str, str]:
+def compare(ours_path: str, dbt_path: Path, project: Path, models: list[str] = MODELS) -> dict[str, str]:
     """model -> 'equal' or what differs. dbt's views read the CSV sources by relative paths: read
     them from the project folder, as dbt does."""
     import duckdb
@@ -150,7 +154,7 @@ def compare(ours_path: str, dbt_path: Path, project: Path) -> dict[str, str]:
         ours = duckdb.connect(ours_path, read_only=True)
         theirs = duckdb.connect(str(dbt_path), read_only=True)
         try:
-            for model in MODELS:
+            for model in models:
                 want = columns(theirs, "analytics", model)
                 have = columns(ours, "analytics", model)
                 missing = [c for c in want if c not in have]
@@ -202,3 +206,49 @@ def test_published_data_equals_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, 
     assert query(ws, "select count(*) from analytics.customers_snapshot where dbt_valid_to is not null") == [
         (1,)
     ]
+
+
+SURFACE = Path(__file__).resolve().parent / "dbt_surface"
+SURFACE_MODELS = [
+    "events",  # a seed with a byte-order mark
+    "events_trimmed_expected",
+    "events_trimmed",  # alias of a 68-character model name, with a post-hook
+    "by_kind",  # renders at build time (run_query over a table)
+    "click_total",  # reads an ephemeral model (whose test runs on its inlined query)
+    "crm_accounts",  # a package's seed
+    "crm_active",  # a package's model (its vars, config tree, macros)
+    "active_report",  # ref('crm', 'crm_active')
+]
+
+
+@pytest.mark.slow
+def test_the_dbt_surface_project_builds_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, instance):
+    """One of each construct gitops-data honours, built by both: equal data, equal test outcomes."""
+    project = tmp_path / "dbt_project"
+    shutil.copytree(SURFACE, project)
+    dbt_db = tmp_path / "dbt.duckdb"
+    (tmp_path / "profiles.yml").write_text(
+        "surface:\n  target: prod\n  outputs:\n    prod:\n"
+        f"      type: duckdb\n      path: {dbt_db}\n      schema: analytics\n      threads: 1\n"
+    )
+    repo = make_repo()
+    shutil.copytree(SURFACE, repo.path, dirs_exist_ok=True)
+    repo.commit("the surface project")
+    warehouse = str(tmp_path / "ours" / "warehouse.duckdb")
+    ws = Workspace(str(repo.path), warehouse)
+
+    statuses = run_dbt(dbt, project, tmp_path)
+    result = sync(ws, "main", instance)
+    assert compare(warehouse, dbt_db, project, SURFACE_MODELS) == dict.fromkeys(SURFACE_MODELS, "equal")
+    # the one test dbt warns on (warn_if '>0', error_if '>5'; 1 failing row) warns here, the rest pass
+    warned = sorted(uid.split(".")[2] for uid, status in statuses.items() if status == "warn")
+    assert warned == ["accepted_values_by_kind_n__4"]
+    assert {
+        s
+        for uid, s in statuses.items()
+        if not uid.endswith("accepted_values_by_kind_n__4.") and ".accepted_values_by_kind_n__4" not in uid
+    } <= {"success", "pass"}
+    assert result.warnings == [("by_kind", "n__accepted_values__warn", 1)]
+    assert "only_on_snowflake" not in ws.project(ws.resolve("main")).nodes
+    # run_started_at and invocation_id are the build's own on our side, dbt's run's on dbt's
+    assert query(ws, "select count(distinct loaded_by), count(loaded_at) from analytics.stamped") == [(1, 5)]

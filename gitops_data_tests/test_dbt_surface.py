@@ -375,3 +375,14 @@ def test_models_and_tests_that_query_the_warehouse_render_when_they_build(make_r
     repo.commit("a new kind")
     sync(ws, "main", instance)
     assert query(ws, "select refund_amount, n from analytics.by_kind") == [(-1.0, 5)]
+
+
+def test_the_surface_project_of_the_fidelity_test_loads():
+    """gitops_data_tests/dbt_surface (built beside dbt-duckdb in test_dbt_fidelity.py)."""
+    project = load_project(DirTree(str(Path(__file__).parent / "dbt_surface")), "postgres")
+    assert {"events_trimmed", "crm_active", "crm_accounts", "by_kind"} <= set(project.nodes)
+    assert "only_on_snowflake" not in project.nodes and "crm_unused" not in project.nodes
+    assert project.nodes["events_trimmed"].post_hooks == (
+        "delete from __gitops_data_this__ where kind = 'buy'",
+    )
+    assert project.nodes["events"].pre_hooks == ("select 1 as started",)  # on-run-start: in every build

@@ -173,10 +173,13 @@ def builtin_sql(spec: TestSpec, model: str, to: str | None) -> str:
         return f"select {col} from {model} where {col} is null"
     if spec.test == "unique":
         return f"select {col} from {model} where {col} is not null group by {col} having count(*) > 1"
-    if spec.test == "accepted_values":
+    if spec.test == "accepted_values":  # dbt's own query: with quote: false, values are expressions
         quoted = spec.args.get("quote", True) is not False
         values = ", ".join(_literal(v, quoted) for v in spec.args["values"])
-        return f"select {col} from {model} where {col} not in ({values})"
+        return (
+            f"select * from (select {col} as value_field, count(*) as n_records from {model} "
+            f"group by {col}) as all_values where value_field not in ({values})"
+        )
     field_ = quote(str(spec.args["field"]))
     return (
         f"select c.{col} from {model} as c left join {to} as p on c.{col} = p.{field_} "

@@ -1,0 +1,1 @@
+{% macro crm_flag() %}true{% endmacro %}

@@ -1,0 +1,1 @@
+select count(*) as accounts from {{ ref('crm', 'crm_active') }}
