@@ -432,10 +432,11 @@ ERRORS = [
     pytest.param(
         {
             "models/schema.yml": "version: 2\nunit_tests:\n  - name: a_doubles\n    model: a\n"
-            "    given: []\n    expect: {rows: []}\n",
+            "    given:\n      - input: ref('nums')\n        rows: [{id: 1, v: 10}]\n"
+            "    expect: {rows: [{id: 1, v: 20}]}\n",
         },
-        ("models/schema.yml", 3, "unit test 'a_doubles': dbt unit tests are not run"),
-        id="unit-test",
+        ("models/schema.yml", 3, "unit test 'a_doubles' of 'a' fails: 1 expected row(s) missing"),
+        id="failing-unit-test",
     ),
     pytest.param(
         {"models/b.sql": "select {{ var('nope') }} as x\n"},

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+from gitops_data.errors import ProjectError
 from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query, sync
 
@@ -90,7 +91,7 @@ def dbt() -> Path:
         pytest.skip(f"dbt cannot be installed here: {exc}")
 
 
-def run_dbt(dbt: Path, project: Path, profiles: Path) -> dict[str, str]:
+def run_dbt(dbt: Path, project: Path, profiles: Path, ok: bool = True) -> dict[str, str]:
     env = {**os.environ, "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
     done = subprocess.run(
         [str(dbt), "build", "--profiles-dir", str(profiles)],
@@ -100,7 +101,7 @@ def run_dbt(dbt: Path, project: Path, profiles: Path) -> dict[str, str]:
         text=True,
         timeout=600,
     )
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-2000:]
+    assert (done.returncode == 0) == ok, done.stdout[-4000:] + done.stderr[-2000:]
     import json
 
     results = json.loads((project / "target" / "run_results.json").read_text())["results"]
@@ -252,3 +253,15 @@ def test_the_dbt_surface_project_builds_what_dbt_duckdb_builds(dbt, make_repo, t
     assert "only_on_snowflake" not in ws.project(ws.resolve("main")).nodes
     # run_started_at and invocation_id are the build's own on our side, dbt's run's on dbt's
     assert query(ws, "select count(distinct loaded_by), count(loaded_at) from analytics.stamped") == [(1, 5)]
+
+    # a unit test that expects the wrong rows fails in dbt, and is a validate error here
+    for root in (project, repo.path):
+        unit = root / "models" / "unit.yml"
+        head, row, tail = unit.read_text().rpartition("amount: 2.0}")  # the expected row, not the given
+        unit.write_text(head + "amount: 2.5}" + tail)
+    repo.commit("a wrong expectation")
+    statuses = run_dbt(dbt, project, tmp_path, ok=False)
+    assert [s for uid, s in statuses.items() if uid.startswith("unit_test.")] == ["fail"]
+    with pytest.raises(ProjectError) as exc:
+        ws.project(ws.resolve("main"))
+    assert [(i.file, i.line) for i in exc.value.issues] == [("models/unit.yml", 3)], exc.value.issues

@@ -386,3 +386,77 @@ def test_the_surface_project_of_the_fidelity_test_loads():
         "delete from __gitops_data_this__ where kind = 'buy'",
     )
     assert project.nodes["events"].pre_hooks == ("select 1 as started",)  # on-run-start: in every build
+
+
+# --- unit tests ---------------------------------------------------------------------------------
+
+UNIT = {
+    "seeds/orders.csv": "id,amount,status\n1,10,paid\n",
+    "models/paid.sql": (
+        "{{ config(materialized='incremental', unique_key='id', incremental_column='id') }}\n"
+        "select id, amount * 2 as doubled from {{ ref('orders') }} where status = 'paid'\n"
+        "{% if is_incremental() %} and id > (select max(id) from {{ this }}){% endif %}\n"
+    ),
+}
+
+
+def _unit(tests: str) -> dict[str, str]:
+    return {**UNIT, "models/unit.yml": "version: 2\nunit_tests:\n" + textwrap.dedent(tests)}
+
+
+def test_unit_tests_run_on_their_fixtures(tmp_path):
+    project = load(
+        tmp_path,
+        _unit(
+            """\
+            - name: doubles_paid_orders
+              model: paid
+              given:
+                - input: ref('orders')
+                  rows: [{id: 1, amount: 5, status: paid}, {id: 2, amount: 7, status: open}]
+              expect:
+                rows: [{id: 1, doubled: 10}]
+            - name: only_new_rows_when_incremental
+              model: paid
+              overrides: {macros: {is_incremental: true}}
+              given:
+                - input: ref('orders')
+                  format: csv
+                  rows: |
+                    id,amount,status
+                    1,5,paid
+                    3,4,paid
+                - input: this
+                  rows: [{id: 1, doubled: 10}]
+              expect:
+                format: csv
+                rows: |
+                  id,doubled
+                  3,8
+            """
+        ),
+    )
+    assert "paid" in project.nodes
+
+
+def test_a_failing_unit_test_is_a_validate_error_at_its_line(tmp_path):
+    found = issues(
+        tmp_path,
+        _unit(
+            """\
+            - name: passes
+              model: paid
+              given: [{input: "ref('orders')", rows: []}]
+              expect: {rows: []}
+            - name: wrong
+              model: paid
+              given: [{input: "ref('orders')", rows: [{id: 1, amount: 5, status: paid}]}]
+              expect: {rows: [{id: 1, doubled: 11}]}
+            """
+        ),
+    )
+    assert [(i.file, i.line) for i in found] == [("models/unit.yml", 7)], found
+    assert (
+        "expected row(s) missing" in found[0].message
+        and "unexpected row(s), e.g. (1, 10)" in found[0].message
+    )

@@ -30,7 +30,7 @@ from gitops_data.errors import SqlError
 from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
 from gitops_data.spec.dbt.incremental import watched_columns
 from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
-from gitops_data.spec.dbt.late import stand_in
+from gitops_data.spec.dbt.late import key_of, stand_in
 from gitops_data.spec.dbt.project import (
     PROJECT_FILE,
     DbtPackage,
@@ -1065,16 +1065,60 @@ class DbtLoader:
             self._attach(self.nodes[reads[0]], file, line, {}, [inlined])
 
     def _unit_tests(self) -> None:
-        """dbt unit tests (`unit_tests:` with given/expect): not run here, so never skipped quietly."""
+        """dbt unit tests (`unit_tests:` with given/expect), run on their fixtures by an in-memory
+        DuckDB while loading: a failure is a validate error at the unit test's file and line."""
+        from gitops_data.spec.dbt.unit_tests import UnitTestError, fixture_of, run_unit_test
+
+        r = self.renderer
+        assert r is not None
         for entry in self.unit_tests:
-            name = entry.data.get("name")
-            self.add(
-                entry.file,
-                f"unit test {name!r}: dbt unit tests are not run by gitops-data; remove it, or move it to a "
-                "file dbt reads but gitops-data does not (a folder outside model-paths)",
-                entry.line,
-                str(entry.data.get("model")) if entry.data.get("model") else None,
-            )
+            data, name = entry.data, entry.data.get("name")
+            model = str(data.get("model") or "")
+            where = f"unit test {name!r} of {model!r}"
+            if _dict(data.get("config")).get("enabled") is False or model.lower() in r.disabled:
+                continue
+            target = r.refs.get(model.lower())
+            res = r.resources.get(model.lower())
+            node = self.nodes.get(target.name) if target else None
+            if target is None or res is None:
+                self.add(entry.file, f"{where}: no model named {model!r}", entry.line, model or None)
+                continue
+            if node is None:
+                continue  # the model failed to load: reported there
+            try:
+                if key_of(node.sql) is not None:
+                    raise UnitTestError(
+                        "its model renders at build time (it queries the warehouse while rendering)"
+                    )
+                overrides = _dict(data.get("overrides"))
+                macros = _dict(overrides.get("macros"))
+                if set(macros) - {"is_incremental"} or overrides.get("vars") or overrides.get("env_vars"):
+                    raise UnitTestError("overrides other than macros.is_incremental are not supported")
+                sql = node.sql or ""
+                if macros.get("is_incremental"):
+                    sql = r.render(res, incremental=True).sql
+                if self.dialect != "duckdb":
+                    sql = parse_query(sql, self.dialect).tree.sql(dialect="duckdb")
+                inputs = {}
+                for given in _entries(data.get("given")):
+                    if not isinstance(given, dict) or not isinstance(given.get("input"), str):
+                        raise UnitTestError("each `given` needs an `input:` (ref(...), source(...) or this)")
+                    text = given["input"].strip()
+                    relation = node.name if text == "this" else r.relation_of(res, text, entry.line).name
+                    try:
+                        known = [c.column for c in r.columns_of(relation)]
+                    except DbtRenderError:
+                        known = None
+                    inputs[relation] = (fixture_of(dict(given)), known)
+                expect = data.get("expect")
+                if not isinstance(expect, dict):
+                    raise UnitTestError("`expect:` must be a mapping with `rows:`")
+                problem = run_unit_test(sql, inputs, fixture_of(dict(expect)))
+            except (UnitTestError, RenderFailure, DbtRenderError, SqlError) as exc:
+                self.add(entry.file, f"{where}: {getattr(exc, 'message', exc)}", entry.line, model)
+                continue
+            if problem is not None:
+                self.add(entry.file, f"{where} fails: {problem}", entry.line, model)
 
     def _rendered_spec(self, spec: TestSpec, file: str) -> TestSpec:
         """A test with the Jinja in its arguments and configs rendered, as dbt renders them."""
