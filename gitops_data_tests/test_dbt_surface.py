@@ -146,7 +146,7 @@ def test_warn_if_error_if_and_limit_become_two_judged_checks(tmp_path):
                 "          - accepted_values:\n              values: [1]\n"
                 "              config: {warn_if: '>0', error_if: '>5', limit: 10}\n"
                 "          - accepted_values:\n              name: unquoted\n"
-                "              values: ['id']\n              quote: false\n"
+                "              values: ['1 + 0', '2 * 1', 'least(3, 4)']\n              quote: false\n"
                 "          - not_null:\n              config: {severity: warn, error_if: '>100'}\n"
             ),
         },
@@ -155,7 +155,7 @@ def test_warn_if_error_if_and_limit_become_two_judged_checks(tmp_path):
     assert _outcomes(project, tmp_path, "nums") == {
         "id__accepted_values": ("error", True),  # 2 rows fail: over warn_if, not over error_if
         "id__accepted_values__warn": ("warn", False),
-        "unquoted": ("error", True),  # quote: false: `id not in (id)`, an expression
+        "unquoted": ("error", True),  # quote: false: the values are expressions
         "id__not_null": ("warn", True),
     }
 
