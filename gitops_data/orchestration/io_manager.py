@@ -8,6 +8,7 @@ metadata. A step that reuses a build writes nothing and reports the build it ser
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -19,9 +20,14 @@ from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 from gitops_data.workspace import Environment
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.metadata import RawMetadataValue
 
-def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool) -> dict:
-    meta = {
+
+def build_metadata(
+    plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool
+) -> dict[str, RawMetadataValue]:
+    meta: dict[str, RawMetadataValue] = {
         "commit": dg.MetadataValue.text(plan.commit),
         "environment": dg.MetadataValue.text(plan.env),
         "fingerprint": dg.MetadataValue.text(rec.fingerprint),
@@ -93,6 +99,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
+                assert step.build is not None  # a reused build
                 built = Built(step.build, False)
             rec, written = built.build, built.written
             columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
