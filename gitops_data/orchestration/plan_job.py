@@ -26,7 +26,7 @@ from gitops_data.workspace import Environment, Workspace
 PLAN_JOB = "gitops_plan"
 
 
-def _reporter(context: dg.OpExecutionContext, plan: Plan):
+def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
     env = Environment(plan.env, plan.schema)
 
     def report(ev: StepEvent) -> None:
@@ -38,7 +38,9 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan):
                 dg.AssetMaterialization(
                     asset_key=asset_key(env, name),
                     description=ev.step.reason,
-                    metadata=build_metadata(plan, rec, ev.columns or {}, reused=ev.kind == "reused"),
+                    metadata=build_metadata(
+                        plan, rec, ev.columns or {}, reused=ev.kind == "reused", warehouse=warehouse
+                    ),
                 )
             )
             progress.emit(ev.kind, name, f"{size_text(rec)} -> {rec.table}")
@@ -90,14 +92,19 @@ def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, pla
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
     with ConnectionLease(lambda: ws.catalog(meta), turn) as lease:
         errors = run_plan(
-            lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
+            lease,
+            plan,
+            ws.project(plan.commit),
+            context.run.run_id,
+            ws.repo,
+            _reporter(context, plan, ws.warehouse),
         )
     if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:
             context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
             context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
-            for event in served_reused(result):
+            for event in served_reused(result, ws.warehouse):
                 context.log_event(event)
     if errors:
         raise dg.Failure(description="; ".join(errors))

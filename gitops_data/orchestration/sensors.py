@@ -80,8 +80,8 @@ def git_ref_sensor(
             open_plans = cat.open_plan_count()
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
-        outcomes = apply_all(ws, heads, RequestingExecutor(context.instance), settings)
-        for event in (m for o in outcomes for m in served_reused(o)):
+        outcomes = apply_all(ws, heads, RequestingExecutor(ws, context.instance), settings)
+        for event in (m for o in outcomes for m in served_reused(o, ws.warehouse)):
             context.instance.report_runless_asset_event(event)
         requests = [o.request for o in outcomes if o.request is not None]
         lines = [
