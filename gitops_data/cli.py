@@ -357,6 +357,8 @@ def sync(obj: Ctx, ref: str | None, full: bool) -> None:
         console.print(f"{env.schema}: {escape(result.detail)}")
         return
     pub = result.publish
+    if pub is None:  # raise_for_status let through a status that publishes nothing
+        raise GitopsError(f"{env.schema}: not published ({result.status}): {result.detail}")
     if pub.previous_commit is None:
         console.print(
             f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema} (new): "

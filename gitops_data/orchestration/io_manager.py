@@ -8,6 +8,7 @@ metadata. A step that reuses a build writes nothing and reports the build it ser
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
@@ -20,12 +21,15 @@ from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 from gitops_data.workspace import Environment
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.metadata import RawMetadataValue
+
 
 def build_metadata(
     plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool, warehouse: str
-) -> dict:
+) -> dict[str, RawMetadataValue]:
     """A build's materialization metadata; `warehouse` is the location it lives in (see redact)."""
-    meta = {
+    meta: dict[str, RawMetadataValue] = {
         "warehouse": dg.MetadataValue.text(redact(warehouse)),
         "commit": dg.MetadataValue.text(plan.commit),
         "environment": dg.MetadataValue.text(plan.env),
@@ -98,6 +102,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
+                assert step.build is not None  # a reused build
                 built = Built(step.build, False)
             rec, written = built.build, built.written
             columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)

@@ -33,6 +33,7 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
         name = ev.step.name
         if ev.kind in ("built", "reused"):
             rec = ev.build
+            assert rec is not None  # a built or reused step reports its build
             context.log_event(
                 dg.AssetMaterialization(
                     asset_key=asset_key(env, name),
@@ -45,8 +46,9 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
             progress.emit(ev.kind, name, f"{size_text(rec)} -> {rec.table}")
         elif ev.kind == "checked":
             for r in ev.results:
+                # log_event's annotation (UserEvent) omits the AssetCheckEvaluation it handles
                 context.log_event(
-                    dg.AssetCheckEvaluation(
+                    dg.AssetCheckEvaluation(  # type: ignore[arg-type]
                         asset_key=asset_key(env, name),
                         check_name=r.name,
                         passed=r.passed,

@@ -4,6 +4,8 @@ exactly that plan, whatever asset graph the code location has loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from gitops_data.apply import Execution, RunState
@@ -55,7 +57,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str, warehouse: str) -> dg.R
 def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
     if plan_id.startswith(UI_PLAN_PREFIX):  # a run started from the UI: its plan is named after it
         run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX) :])
-        runs = [run] if run is not None else []
+        runs: Sequence[dg.DagsterRun] = [run] if run is not None else []
     else:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
     if not runs:
