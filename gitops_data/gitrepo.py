@@ -29,7 +29,8 @@ def open_repo(path: str) -> Iterator[git.Repo]:
 
 
 def ensure_data_repo(path: str) -> None:
-    """Raise NotADataRepo unless HEAD of the repo at `path` has gitops_data.yaml or dbt_project.yml.
+    """Raise NotADataRepo unless HEAD of the repo at `path`, or a commit before it, has
+    gitops_data.yaml or dbt_project.yml at the root.
 
     Checked before a command reads or changes anything, so that a command run in the wrong folder
     (the gitops-data checkout itself, say) does not read some other repository as the data repo.
@@ -43,12 +44,16 @@ def ensure_data_repo(path: str) -> None:
                 f"{path} is not a data repo yet: it has no commits. Commit a {SETTINGS_FILE} (or a dbt "
                 "project), or point GITOPS_DATA_REPO (or --repo) at the data repo"
             ) from None
-        found = repo.git.ls_tree("--name-only", head, "--", *markers).split()
-    if not found:
-        raise NotADataRepo(
-            f"{path} is not a data repo: its HEAD ({head[:10]}) has neither {SETTINGS_FILE} nor "
-            f"{DBT_PROJECT_FILE} at the root. Point GITOPS_DATA_REPO (or --repo) at the data repo"
-        )
+        # a commit that removed the file is the data repo's invalid commit (validate says so), not
+        # another repository: so HEAD's history counts, not only HEAD
+        if repo.git.ls_tree("--name-only", head, "--", *markers) or repo.git.log(
+            "-1", "--format=%h", head, "--", *markers
+        ):
+            return
+    raise NotADataRepo(
+        f"{path} is not a data repo: no commit of its HEAD ({head[:10]}) has {SETTINGS_FILE} or "
+        f"{DBT_PROJECT_FILE} at the root. Point GITOPS_DATA_REPO (or --repo) at the data repo"
+    )
 
 
 def resolve(path: str, ref: str) -> str:
