@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypedDict, Unpack
 
 from gitops_data import gitrepo
 from gitops_data.alerts import apply_events, send
@@ -50,6 +50,16 @@ class Executor(Protocol):
 
     def run_state(self, plan_id: str) -> RunState | None:
         """State of the run executing `plan_id`, None if there is none."""
+
+
+class _RunFields(TypedDict, total=False):
+    """The optional fields of an ApplyResult that `_Apply.result` passes on."""
+
+    plan: Plan | None
+    run_id: str | None
+    failures: list[tuple[str, str, int | None]]
+    warnings: list[tuple[str, str, int | None]]
+    error: GitopsError | None
 
 
 @dataclass
@@ -137,7 +147,7 @@ class _Apply:
     def __init__(self, ws: Workspace, ref: str, env: Environment, sha: str, settings: Settings):
         self.ws, self.ref, self.env, self.sha, self.s = ws, ref, env, sha, settings
 
-    def result(self, status: Status, detail: str = "", **kw) -> ApplyResult:
+    def result(self, status: Status, detail: str = "", **kw: Unpack[_RunFields]) -> ApplyResult:
         """The outcome, recorded as the environment's status if its ref still points at this commit
         (the run of an older commit never overwrites what the head's apply said)."""
         if status != Status.PUBLISHED and self._is_head():  # a publish records its status itself
@@ -181,7 +191,7 @@ class _Apply:
             send(project.alerts, events, project.settings.name, self.ws.state_dir)
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
-        kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
+        kw = _RunFields(plan=v.plan, run_id=run_id, failures=v.failures, warnings=v.warnings)
         # a blocking failure comes first: what it stopped downstream (Dagster skips those steps) is moot
         if v.failures:
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
@@ -366,7 +376,7 @@ def conclude_run(
         plan = (
             cat.plan(plan_id) if row is not None and row.status in ("open", str(Status.SUPERSEDED)) else None
         )
-        if plan is not None and row.status != "open":
+        if plan is not None and row is not None and row.status != "open":
             published_at = cat.environments().get(plan.env, (None, None, None))[2]
             if published_at is not None and published_at > row.created_at:
                 return None

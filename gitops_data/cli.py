@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gitops_data.errors import DriftFound, GitopsError
+from gitops_data.workspace import Workspace
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
@@ -81,10 +82,17 @@ class _LazyExecutor:
 
 
 class Ctx:
-    def __init__(self, repo: str | None, warehouse: str | None):
-        from gitops_data.workspace import Workspace
+    """The command's repo and warehouse; the data repo is checked on first use (`validate DIR` has none)."""
 
-        self.ws = Workspace.from_env(repo, warehouse)
+    def __init__(self, repo: str | None, warehouse: str | None):
+        self.repo, self.warehouse = repo, warehouse
+        self._ws: Workspace | None = None
+
+    @property
+    def ws(self) -> Workspace:
+        if self._ws is None:
+            self._ws = Workspace.from_env(self.repo, self.warehouse)
+        return self._ws
 
 
 def _short(sha: str | None) -> str:
@@ -139,9 +147,10 @@ def validate(obj: Ctx, path: str | None, ref: str | None, fmt: str) -> None:
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import DirTree, GitTree
 
-    tree = GitTree(obj.ws.repo, obj.ws.resolve(ref), label=ref) if ref else DirTree(path or obj.ws.repo)
+    ws = obj.ws if ref or not path else Workspace.from_env(obj.repo, obj.warehouse, require_data_repo=False)
+    tree = GitTree(ws.repo, ws.resolve(ref), label=ref) if ref else DirTree(path or ws.repo)
     try:
-        project = load_project(tree, obj.ws.dialect)
+        project = load_project(tree, ws.dialect)
     except ProjectError as exc:
         if fmt == "json":
             issues = [
@@ -348,6 +357,8 @@ def sync(obj: Ctx, ref: str | None, full: bool) -> None:
         console.print(f"{env.schema}: {escape(result.detail)}")
         return
     pub = result.publish
+    if pub is None:  # raise_for_status let through a status that publishes nothing
+        raise GitopsError(f"{env.schema}: not published ({result.status}): {result.detail}")
     if pub.previous_commit is None:
         console.print(
             f"[green]published[/] {ref} @ {_short(sha)} to schema {pub.schema} (new): "
@@ -379,7 +390,9 @@ def status(obj: Ctx, fmt: str) -> None:
         checkouts = cat.checkouts()
         drifts = detect_drift(cat, settings.internal_schema)
     table = _table(
-        f"environments of {ws.repo}", ["env (branch)", "schema", "published", "latest", "state"], 4
+        f"environments of {ws.repo} in {ws.warehouse_label}",
+        ["env (branch)", "schema", "published", "latest", "state"],
+        4,
     )
     from gitops_data.naming import environment_schema
 
@@ -425,7 +438,12 @@ def status(obj: Ctx, fmt: str) -> None:
     if fmt == "json":
         from gitops_data.render import to_json
 
-        print(to_json("status", {"environments": rows, "drift": [d.__dict__ for d in drifts]}))
+        body = {
+            "warehouse": ws.warehouse_label,
+            "environments": rows,
+            "drift": [d.__dict__ for d in drifts],
+        }
+        print(to_json("status", body))
         return
     console.print(table)
     for d in drifts[:20]:

@@ -8,20 +8,29 @@ metadata. A step that reuses a build writes nothing and reports the build it ser
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from gitops_data import progress
 from gitops_data.apply import ApplyResult
+from gitops_data.engines.locations import redact
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 from gitops_data.workspace import Environment
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.metadata import RawMetadataValue
 
-def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool) -> dict:
-    meta = {
+
+def build_metadata(
+    plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool, warehouse: str
+) -> dict[str, RawMetadataValue]:
+    """A build's materialization metadata; `warehouse` is the location it lives in (see redact)."""
+    meta: dict[str, RawMetadataValue] = {
+        "warehouse": dg.MetadataValue.text(redact(warehouse)),
         "commit": dg.MetadataValue.text(plan.commit),
         "environment": dg.MetadataValue.text(plan.env),
         "fingerprint": dg.MetadataValue.text(rec.fingerprint),
@@ -45,7 +54,7 @@ def size_text(rec: BuildRecord) -> str:
     return "a view" if rec.row_count is None else f"{rec.row_count:,} rows"
 
 
-def served_reused(result: ApplyResult) -> list[dg.AssetMaterialization]:
+def served_reused(result: ApplyResult, warehouse: str) -> list[dg.AssetMaterialization]:
     """Materializations of the models a publish started serving from builds that already existed
     (zero copy: a branch reusing production's tables, a merge, a revert). Without them the UI shows
     those models as never materialized in that environment. In build order, and followed again by
@@ -72,7 +81,7 @@ def served_reused(result: ApplyResult) -> list[dg.AssetMaterialization]:
             dg.AssetMaterialization(
                 asset_key=asset_key(env, name),
                 description=f"serves build {b.build_id}, {how}",
-                metadata=build_metadata(plan, b, {}, reused=step.action == Action.REUSE),
+                metadata=build_metadata(plan, b, {}, reused=step.action == Action.REUSE, warehouse=warehouse),
             )
         )
     return out
@@ -93,10 +102,13 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
+                assert step.build is not None  # a reused build
                 built = Built(step.build, False)
             rec, written = built.build, built.written
             columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
-        context.add_output_metadata(build_metadata(plan, rec, columns, reused=not written))
+        context.add_output_metadata(
+            build_metadata(plan, rec, columns, reused=not written, warehouse=ws.warehouse)
+        )
         how = ""
         if step.mode == Mode.ALIAS and step.base is not None:
             how = f", the data of build {step.base.build_id} (no copy)"

@@ -26,25 +26,29 @@ from gitops_data.workspace import Environment, Workspace
 PLAN_JOB = "gitops_plan"
 
 
-def _reporter(context: dg.OpExecutionContext, plan: Plan):
+def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
     env = Environment(plan.env, plan.schema)
 
     def report(ev: StepEvent) -> None:
         name = ev.step.name
         if ev.kind in ("built", "reused"):
             rec = ev.build
+            assert rec is not None  # a built or reused step reports its build
             context.log_event(
                 dg.AssetMaterialization(
                     asset_key=asset_key(env, name),
                     description=ev.step.reason,
-                    metadata=build_metadata(plan, rec, ev.columns or {}, reused=ev.kind == "reused"),
+                    metadata=build_metadata(
+                        plan, rec, ev.columns or {}, reused=ev.kind == "reused", warehouse=warehouse
+                    ),
                 )
             )
             progress.emit(ev.kind, name, f"{size_text(rec)} -> {rec.table}")
         elif ev.kind == "checked":
             for r in ev.results:
+                # log_event's annotation (UserEvent) omits the AssetCheckEvaluation it handles
                 context.log_event(
-                    dg.AssetCheckEvaluation(
+                    dg.AssetCheckEvaluation(  # type: ignore[arg-type]
                         asset_key=asset_key(env, name),
                         check_name=r.name,
                         passed=r.passed,
@@ -88,14 +92,19 @@ def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, pla
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
     with ConnectionLease(lambda: ws.catalog(meta), turn) as lease:
         errors = run_plan(
-            lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
+            lease,
+            plan,
+            ws.project(plan.commit),
+            context.run.run_id,
+            ws.repo,
+            _reporter(context, plan, ws.warehouse),
         )
     if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
         result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
         if result is not None:
             context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
             context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
-            for event in served_reused(result):
+            for event in served_reused(result, ws.warehouse):
                 context.log_event(event)
     if errors:
         raise dg.Failure(description="; ".join(errors))

@@ -4,9 +4,12 @@ exactly that plan, whatever asset graph the code location has loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from gitops_data.apply import Execution, RunState
+from gitops_data.engines.locations import redact
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
 from gitops_data.orchestration.io_manager import WarehouseIOManager
@@ -33,8 +36,8 @@ def resources(ws: Workspace) -> dict:
     return out
 
 
-def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
-    """The run of the plan job that executes `plan`."""
+def plan_request(plan: Plan, plan_id: str, trigger: str, warehouse: str) -> dg.RunRequest:
+    """The run of the plan job that executes `plan` in `warehouse`."""
     return dg.RunRequest(
         run_key=plan_id,
         job_name=PLAN_JOB,
@@ -45,6 +48,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
             T.REF: plan.env,
             T.SCHEMA: plan.schema,
             T.TRIGGER: trigger,
+            T.WAREHOUSE: redact(warehouse),
             "dagster/run_name": f"{plan.env}@{plan.commit[:10]} ({trigger})",
         },
     )
@@ -53,7 +57,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
 def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
     if plan_id.startswith(UI_PLAN_PREFIX):  # a run started from the UI: its plan is named after it
         run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX) :])
-        runs = [run] if run is not None else []
+        runs: Sequence[dg.DagsterRun] = [run] if run is not None else []
     else:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
     if not runs:
@@ -99,7 +103,12 @@ class InProcessExecutor:
         self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
-        return _execute(plan_job, plan_request(plan, plan_id, trigger), self.instance, resources(self.ws))
+        return _execute(
+            plan_job,
+            plan_request(plan, plan_id, trigger, self.ws.warehouse),
+            self.instance,
+            resources(self.ws),
+        )
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
@@ -110,11 +119,11 @@ class RequestingExecutor:
 
     synchronous = False
 
-    def __init__(self, instance: dg.DagsterInstance):
-        self.instance = instance
+    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+        self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
-        return Execution(False, request=plan_request(plan, plan_id, trigger))
+        return Execution(False, request=plan_request(plan, plan_id, trigger, self.ws.warehouse))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)

@@ -27,7 +27,7 @@ def _schedule(ws: Workspace, spec, models: list[str], ref: str) -> dg.ScheduleDe
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def _tick(context: dg.ScheduleEvaluationContext):
-        executor = RequestingExecutor(context.instance)
+        executor = RequestingExecutor(ws, context.instance)
         result = apply(ws, ref, executor, trigger="schedule", rebuild=frozenset(models))
         if result.request is not None:
             return result.request

@@ -448,9 +448,9 @@ class Unsupported:
         raise DbtRenderError(f"{self._name} is not supported: {self._why}")
 
     __call__ = _fail
-    __str__ = _fail  # type: ignore[assignment]
+    __str__ = _fail
     __iter__ = _fail
-    __bool__ = _fail  # type: ignore[assignment]
+    __bool__ = _fail
     __getitem__ = _fail
 
     def __getattr__(self, name: str) -> Any:
@@ -515,6 +515,40 @@ class _ResultColumn:
         return list(self._values)
 
 
+<<<<<<< HEAD
+=======
+def constant_query(sql: str, dialect: str) -> ResultTable:
+    """Evaluate a query that reads no table (`select datediff(...)`) in Python with sqlglot's
+    executor; anything that reads a table needs the warehouse, which rendering never touches."""
+    import sqlglot
+    from sqlglot import exp
+    from sqlglot.errors import SqlglotError
+    from sqlglot.executor import execute
+
+    try:
+        tree = sqlglot.parse_one(sql, dialect=dialect)
+    except SqlglotError as exc:
+        raise DbtRenderError(f"statement: cannot parse {sql.strip()[:80]!r}: {exc}") from None
+    if not isinstance(tree, exp.Select) or tree.find(exp.Table) is not None:
+        raise DbtRenderError(
+            "statement/run_query reads the warehouse, which gitops-data never does while rendering "
+            f"(only constant queries are evaluated): {' '.join(sql.split())[:120]!r}"
+        )
+    plain = {exp.DType.TIMESTAMPNTZ, exp.DType.TIMESTAMPLTZ, exp.DType.TIMESTAMPTZ}
+
+    def timestamps(node: exp.Expr) -> exp.Expr:  # the executor casts to plain TIMESTAMP only
+        if isinstance(node, exp.DataType) and node.this in plain:
+            return exp.DataType.build("timestamp")
+        return node
+
+    try:
+        table = execute(tree.transform(timestamps), dialect=dialect)
+    except Exception as exc:  # sqlglot's executor raises what its Python functions raise
+        raise DbtRenderError(f"statement: cannot evaluate {' '.join(sql.split())[:120]!r}: {exc}") from None
+    return ResultTable(list(table.columns), [tuple(r) for r in table.rows])
+
+
+>>>>>>> main
 # --- where an error happened --------------------------------------------------------------------
 
 

@@ -461,7 +461,7 @@ class DbtLoader:
                 for col in _entries(table.get("columns"))
                 if isinstance(col, dict) and isinstance(col.get("name"), str)
             }
-            common = dict(
+            common: dict[str, Any] = dict(
                 name=name,
                 file=file,
                 line=line,
@@ -808,8 +808,10 @@ class DbtLoader:
     ) -> dict[str, ColumnSpec]:
         """Descriptions, and the declared types of an enforced contract (checked on every build)."""
         out: dict[str, ColumnSpec] = {}
+        if entry is None:
+            return out
         enforced = isinstance(cfg.get("contract"), dict) and cfg["contract"].get("enforced") is True
-        for col in _entries(entry.data.get("columns")) if entry else []:
+        for col in _entries(entry.data.get("columns")):
             if not isinstance(col, dict) or not isinstance(col.get("name"), str):
                 continue
             type_ = None
@@ -927,7 +929,7 @@ class DbtLoader:
                 name=history,
                 source=source,
                 unique_key=keys,
-                strategy=strategy,
+                strategy="timestamp" if strategy == "timestamp" else "check",  # checked above
                 updated_at=cfg.get("updated_at") if strategy == "timestamp" else None,
                 check_cols=check_cols if isinstance(check_cols, list) else None,
                 invalidate_hard_deletes=hard == "invalidate",
@@ -1020,12 +1022,18 @@ class DbtLoader:
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
 
+<<<<<<< HEAD
             mapped = map_tests(specs, node.name, relation, render, errors, queries_only=node.ephemeral)
             for exc in errors:
                 self.add(entry.file, str(exc), exc.line, name)
             if node.ephemeral:
                 self._attach_inlined(node, entry.file, entry.line, mapped.checks)
                 continue
+=======
+            mapped = map_tests(specs, node.name, relation, render, errors)
+            for problem in errors:
+                self.add(entry.file, str(problem), problem.line, name)
+>>>>>>> main
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
 
     def _attach_inlined(self, node: Node, file: str, line: int | None, checks: list[dict[str, Any]]) -> None:
