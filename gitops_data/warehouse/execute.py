@@ -50,10 +50,12 @@ def execute_build(
     `existing`: the builds the caller knows exist (a plan run tracks its own), else the catalog is
     asked."""
     assert step.action == Action.BUILD and step.build is not None
+    build = step.build
     if key_of(step.sql) is not None:  # a dbt model that queries the warehouse: rendered now
         step = replace(step, sql=_render_late(catalog, step, key_of(step.sql) or ""))
     if has_build_values(step.sql):  # dbt's invocation_id / run_started_at: this build's own
-        step = replace(step, sql=fill_build_values(step.sql or "", step.build.build_id, datetime.now(UTC)))
+        step = replace(step, sql=fill_build_values(step.sql or "", build.build_id, datetime.now(UTC)))
+    assert step.build is not None
     planned = [r for r in step.reads if r.planned and r.build_id]
     if existing is None or step.build.build_id in existing:
         done = catalog.build(step.build.build_id)

@@ -142,7 +142,7 @@ class Relation(Mapping):
         self.schema = None
         self.type = node_type  # table | view | cte (ephemeral) | external
         self._text = text if text is not None else name
-        self._dict = {
+        self._dict: dict[str, Any] = {
             "metadata": {"type": "GitopsDataRelation"},
             "path": {"database": None, "schema": None, "identifier": name},
             "type": node_type,
@@ -158,7 +158,9 @@ class Relation(Mapping):
     def renamed(self, name: str) -> None:
         """`this` after the model's own config() gave it an alias."""
         self.name = self.identifier = self.table = self._text = name
-        self._dict.update(identifier=name, name=name, path={**self._dict["path"], "identifier": name})
+        path = dict(self._dict["path"])
+        path["identifier"] = name
+        self._dict.update(identifier=name, name=name, path=path)
 
     def __repr__(self) -> str:
         return f"<Relation {self._text}>"
@@ -375,7 +377,7 @@ def _modules() -> dict[str, Any]:
     """dbt's `modules`: datetime, pytz, re, itertools, json (pytz when installed)."""
     out: dict[str, Any] = {"datetime": datetime, "re": re, "itertools": itertools, "json": json}
     try:
-        import pytz
+        import pytz  # type: ignore[import-untyped]
 
         out["pytz"] = pytz
     except ImportError:  # pragma: no cover - pytz comes with pandas, which the project depends on
@@ -515,40 +517,6 @@ class _ResultColumn:
         return list(self._values)
 
 
-<<<<<<< HEAD
-=======
-def constant_query(sql: str, dialect: str) -> ResultTable:
-    """Evaluate a query that reads no table (`select datediff(...)`) in Python with sqlglot's
-    executor; anything that reads a table needs the warehouse, which rendering never touches."""
-    import sqlglot
-    from sqlglot import exp
-    from sqlglot.errors import SqlglotError
-    from sqlglot.executor import execute
-
-    try:
-        tree = sqlglot.parse_one(sql, dialect=dialect)
-    except SqlglotError as exc:
-        raise DbtRenderError(f"statement: cannot parse {sql.strip()[:80]!r}: {exc}") from None
-    if not isinstance(tree, exp.Select) or tree.find(exp.Table) is not None:
-        raise DbtRenderError(
-            "statement/run_query reads the warehouse, which gitops-data never does while rendering "
-            f"(only constant queries are evaluated): {' '.join(sql.split())[:120]!r}"
-        )
-    plain = {exp.DType.TIMESTAMPNTZ, exp.DType.TIMESTAMPLTZ, exp.DType.TIMESTAMPTZ}
-
-    def timestamps(node: exp.Expr) -> exp.Expr:  # the executor casts to plain TIMESTAMP only
-        if isinstance(node, exp.DataType) and node.this in plain:
-            return exp.DataType.build("timestamp")
-        return node
-
-    try:
-        table = execute(tree.transform(timestamps), dialect=dialect)
-    except Exception as exc:  # sqlglot's executor raises what its Python functions raise
-        raise DbtRenderError(f"statement: cannot evaluate {' '.join(sql.split())[:120]!r}: {exc}") from None
-    return ResultTable(list(table.columns), [tuple(r) for r in table.rows])
-
-
->>>>>>> main
 # --- where an error happened --------------------------------------------------------------------
 
 

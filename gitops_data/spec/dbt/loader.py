@@ -1022,18 +1022,12 @@ class DbtLoader:
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
 
-<<<<<<< HEAD
             mapped = map_tests(specs, node.name, relation, render, errors, queries_only=node.ephemeral)
-            for exc in errors:
-                self.add(entry.file, str(exc), exc.line, name)
+            for problem in errors:
+                self.add(entry.file, str(problem), problem.line, name)
             if node.ephemeral:
                 self._attach_inlined(node, entry.file, entry.line, mapped.checks)
                 continue
-=======
-            mapped = map_tests(specs, node.name, relation, render, errors)
-            for problem in errors:
-                self.add(entry.file, str(problem), problem.line, name)
->>>>>>> main
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
 
     def _attach_inlined(self, node: Node, file: str, line: int | None, checks: list[dict[str, Any]]) -> None:
