@@ -219,6 +219,7 @@ SURFACE_MODELS = [
     "crm_accounts",  # a package's seed
     "crm_active",  # a package's model (its vars, config tree, macros)
     "active_report",  # ref('crm', 'crm_active')
+    "big_spenders",  # a dbt Python model (dbt-duckdb's contract)
 ]
 
 

@@ -460,3 +460,40 @@ def test_a_failing_unit_test_is_a_validate_error_at_its_line(tmp_path):
         "expected row(s) missing" in found[0].message
         and "unexpected row(s), e.g. (1, 10)" in found[0].message
     )
+
+
+# --- dbt Python models --------------------------------------------------------------------------
+
+
+def test_a_dbt_python_model_reads_what_it_refs(tmp_path):
+    project = load(
+        tmp_path,
+        {
+            "seeds/nums.csv": "id\n1\n",
+            "models/a.sql": "select id from {{ ref('nums') }}\n",
+            "models/py.py": (
+                "def model(dbt, session):\n    dbt.config(materialized='table')\n"
+                "    return dbt.ref('a').join(dbt.ref('nums'), 'id')\n"
+            ),
+            "models/b.sql": "select * from {{ ref('py') }}\n",
+        },
+    )
+    assert project.nodes["py"].kind == "python" and project.nodes["py"].deps == ("a", "nums")
+    assert project.nodes["b"].deps == ("py",)
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ("def model(dbt):\n    return None\n", "defines `def model(dbt, session)`"),
+        ("def model(dbt, session):\n    name = 'a'\n    return dbt.ref(name)\n", "takes literal strings"),
+        ("def model(dbt, session):\n    return dbt.ref('nope')\n", "no model, seed or snapshot named 'nope'"),
+        (
+            "def model(dbt, session):\n    dbt.config(materialized='incremental')\n    return None\n",
+            "a dbt Python model is a table here",
+        ),
+    ],
+)
+def test_dbt_python_models_that_cannot_be_read_are_validate_errors(tmp_path, body, message):
+    found = issues(tmp_path, {"seeds/nums.csv": "id\n1\n", "models/py.py": body})
+    assert any(i.file == "models/py.py" and message in i.message for i in found), found

@@ -156,6 +156,7 @@ class DbtLoader:
         self._sources_props: list[tuple[str, LineDict, LineDict, DbtPackage | None]] = []
         self._test_targets: list[tuple[str, _Entry, tuple[str, ...]]] = []  # (node, properties, fqn parts)
         self.packages: list[DbtPackage] = []
+        self._python_files: list[tuple[str, str, DbtPackage]] = []  # dbt Python models
         self.unit_tests: list[_Entry] = []  # `unit_tests:` entries of the properties files
 
     @classmethod
@@ -281,6 +282,8 @@ class DbtLoader:
                 self._model(res, seen)
             else:
                 self._snapshot(res, seen)
+        for path, rel, package in self._python_files:
+            self._python_model(path, rel, package, seen)
         self._tests()
         self._unit_tests()
         for res in tests:
@@ -607,12 +610,8 @@ class DbtLoader:
         for path, rel in self._files(root.folders("model"), (".sql", ".py")):
             name = posixpath.splitext(posixpath.basename(rel))[0]
             if path.endswith(".py"):
-                self.add(
-                    path,
-                    "dbt Python models are not supported (write it as a gitops-data Python model)",
-                    None,
-                    name,
-                )
+                self._python_files.append((path, rel, root))
+                r.refs[name.lower()] = RefTarget(name, "model", "table")
                 continue
             parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
             entry = self.props["models"].get(name.lower())
@@ -785,6 +784,80 @@ class DbtLoader:
         )
         if entry is not None:
             self._test_targets.append((name, entry, res.fqn[1:-1]))
+
+    def _python_model(
+        self, path: str, rel: str, package: DbtPackage, seen: dict[str, tuple[str, int | None]]
+    ) -> None:
+        """A dbt Python model -> our Python node, called with dbt-duckdb's contract when it builds."""
+        from gitops_data.spec.dbt.python_models import DBT_FUNCTION, DbtPythonError, read_python_model
+
+        r = self.renderer
+        assert r is not None
+        name = posixpath.splitext(posixpath.basename(rel))[0]
+        parts = tuple(posixpath.dirname(rel).split("/")) if "/" in rel else ()
+        entry = self.props["models"].get(name.lower())
+        cfg = self._config("models", (*parts, name), entry, package)
+        if cfg.get("enabled") is False:
+            r.disabled.add(name.lower())
+            r.refs.pop(name.lower(), None)
+            return
+        text = self._read(path, name)
+        if text is None or not self._declare(seen, name, path, 1):
+            return
+        try:
+            model = read_python_model(text)
+        except DbtPythonError as exc:
+            self.add(path, str(exc), exc.line, name)
+            return
+        cfg = merge_config(cfg, model.config)
+        if cfg.get("enabled") is False:
+            seen.pop(name.lower(), None)
+            r.refs.pop(name.lower(), None)
+            return
+        if str(cfg.get("materialized", "table")) != "table":
+            self.add(path, "a dbt Python model is a table here (materialized: table)", 1, name)
+            return
+        deps = []
+        for ref in model.refs:
+            target = r.refs.get(ref[-1].lower())
+            if target is None:
+                self.add(
+                    path, f"dbt.ref({ref[-1]!r}): no model, seed or snapshot named {ref[-1]!r}", None, name
+                )
+                return
+            if target.name != ref[-1]:
+                self.add(
+                    path,
+                    f"dbt.ref({ref[-1]!r}) names a model published as {target.name!r} (an alias): ref that",
+                    None,
+                    name,
+                )
+                return
+            deps.append(target.name)
+        for source, table in model.sources:
+            found = r.sources.get((source.lower(), table.lower()))
+            if found is None:
+                self.add(
+                    path, f"dbt.source({source!r}, {table!r}) is not declared under `sources:`", None, name
+                )
+                return
+            deps.append(found.name)
+        self.nodes[name] = Node(
+            name=name,
+            kind="python",
+            file=path,
+            line=1,
+            deps=tuple(sorted(set(deps))),
+            description=_text(entry.data.get("description")) if entry else None,
+            tags=tuple(str(t) for t in _listed(cfg.get("tags"))),
+            owner=_owner(cfg, entry),
+            columns=self._declared_columns(Resource(name, "model", path, package.name, (), cfg), entry, cfg),
+            python_file=path,
+            python_function=DBT_FUNCTION,
+            python_source=text,
+        )
+        if entry is not None:
+            self._test_targets.append((name, entry, parts))
 
     def _aliased(
         self, res: Resource, cfg: dict[str, Any], seen: dict[str, tuple[str, int | None]]

@@ -859,7 +859,12 @@ class _Scope:
         else:
             raise DbtRenderError("ref() takes a model name, or a package and a model name")
         target = self.renderer.refs.get(name.lower())
-        if target is not None and target.kind == "model" and name.lower() not in self.renderer._stack:
+        if (
+            target is not None
+            and target.kind == "model"
+            and name.lower() in self.renderer.resources
+            and name.lower() not in self.renderer._stack
+        ):
             try:  # its own config() may give it an alias or another materialization
                 self.renderer.rendered(name)
             except (RenderFailure, DbtRenderError):
