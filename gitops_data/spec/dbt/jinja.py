@@ -296,9 +296,8 @@ class InferredColumn(Column):
         if name in ("dtype", "data_type"):
             from gitops_data.spec.dbt.late import NeedsWarehouse
 
-            raise NeedsWarehouse(
-                f"select * from <the relation of column {object.__getattribute__(self, 'column')}>"
-            )
+            column = object.__getattribute__(self, "column")
+            raise NeedsWarehouse(column, f"the type of column {column!r} is the warehouse's")
         return object.__getattribute__(self, name)
 
 

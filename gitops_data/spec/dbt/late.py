@@ -28,10 +28,10 @@ _RENDERERS: dict[str, Callable[[BuildRunner], str]] = {}
 class NeedsWarehouse(DbtRenderError):
     """A statement reads a table: only a build can render this resource."""
 
-    def __init__(self, sql: str):
+    def __init__(self, sql: str, what: str | None = None):
         super().__init__(
-            "statement/run_query reads the warehouse, which only a build can answer: "
-            f"{' '.join(sql.split())[:120]!r}"
+            (what or "statement/run_query reads the warehouse")
+            + f", which only a build can answer: {' '.join(sql.split())[:120]!r}"
         )
         self.sql = sql
 

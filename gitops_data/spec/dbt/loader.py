@@ -30,7 +30,7 @@ from gitops_data.errors import SqlError
 from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
 from gitops_data.spec.dbt.incremental import watched_columns
 from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
-from gitops_data.spec.dbt.late import key_of, stand_in
+from gitops_data.spec.dbt.late import LateRenderError, key_of, stand_in
 from gitops_data.spec.dbt.project import (
     PROJECT_FILE,
     DbtPackage,
@@ -1161,18 +1161,17 @@ class DbtLoader:
             if node is None:
                 continue  # the model failed to load: reported there
             try:
-                if key_of(node.sql) is not None:
-                    raise UnitTestError(
-                        "its model renders at build time (it queries the warehouse while rendering)"
-                    )
+                fixtures = self._fixture_reader(res)
                 overrides = _dict(data.get("overrides"))
+                if overrides.get("env_vars"):
+                    raise UnitTestError("overrides.env_vars is not supported")
                 macros = _dict(overrides.get("macros"))
-                if set(macros) - {"is_incremental"} or overrides.get("vars") or overrides.get("env_vars"):
-                    raise UnitTestError("overrides other than macros.is_incremental are not supported")
-                sql = node.sql or ""
-                if macros.get("is_incremental"):
-                    sql = r.render(res, incremental=True).sql
-                if self.dialect != "duckdb":
+                incremental = bool(macros.get("is_incremental"))
+                given_overrides = {"vars": _dict(overrides.get("vars")), "macros": macros}
+                sql: Any = node.sql or ""
+                if macros or overrides.get("vars") or key_of(node.sql) is not None:
+                    sql = self._unit_render(res, incremental, given_overrides)
+                elif self.dialect != "duckdb":
                     sql = parse_query(sql, self.dialect).tree.sql(dialect="duckdb")
                 inputs = {}
                 for given in _entries(data.get("given")):
@@ -1184,16 +1183,70 @@ class DbtLoader:
                         known = [c.column for c in r.columns_of(relation)]
                     except DbtRenderError:
                         known = None
-                    inputs[relation] = (fixture_of(dict(given)), known)
+                    inputs[relation] = (fixture_of(dict(given), fixtures), known)
                 expect = data.get("expect")
                 if not isinstance(expect, dict):
                     raise UnitTestError("`expect:` must be a mapping with `rows:`")
-                problem = run_unit_test(sql, inputs, fixture_of(dict(expect)))
+                problem = run_unit_test(sql, inputs, fixture_of(dict(expect), fixtures))
             except (UnitTestError, RenderFailure, DbtRenderError, SqlError) as exc:
                 self.add(entry.file, f"{where}: {getattr(exc, 'message', exc)}", entry.line, model)
                 continue
             if problem is not None:
                 self.add(entry.file, f"{where} fails: {problem}", entry.line, model)
+
+    def _fixture_reader(self, res: Resource) -> Any:
+        """Reads a unit test's fixture file (`fixture: name`): `<test-path>/fixtures/<name>.csv` or
+        `.sql` (rendered, as dbt renders it)."""
+        from gitops_data.spec.dbt.unit_tests import UnitTestError
+
+        r, root = self.renderer, self.root
+        assert r is not None and root is not None
+
+        def read(name: str, fmt: str) -> str:
+            suffix = ".sql" if fmt == "sql" else ".csv"
+            found = [
+                f
+                for f, rel in self._files(root.folders("test"), (suffix,))
+                if rel.startswith("fixtures/") and posixpath.basename(rel) == name + suffix
+            ]
+            if not found:
+                raise UnitTestError(
+                    f"fixture {name!r}: no {'/'.join(root.test_paths)}/fixtures/{name}{suffix}"
+                )
+            text = self._read(found[0]) or ""
+            if fmt == "sql":
+                try:
+                    return r.render_hook(res, text, res.name)
+                except RenderFailure as failure:
+                    raise UnitTestError(f"fixture {found[0]}: {failure.message}") from None
+            return text
+
+        return read
+
+    def _unit_render(self, res: Resource, incremental: bool, overrides: dict[str, Any]) -> Any:
+        """A unit test's model rendered with its overrides: SQL, or, for a model that queries the
+        warehouse while rendering, a render to run over the fixtures."""
+        r = self.renderer
+        assert r is not None
+
+        def duckdb_sql(sql: str) -> str:
+            return (
+                sql if self.dialect == "duckdb" else parse_query(sql, self.dialect).tree.sql(dialect="duckdb")
+            )
+
+        try:
+            return duckdb_sql(r.render(res, incremental=incremental, overrides=overrides).sql)
+        except RenderFailure as failure:
+            if not failure.late:
+                raise
+
+        def late(run: Any) -> str:
+            try:
+                return duckdb_sql(r.render(res, incremental=incremental, run=run, overrides=overrides).sql)
+            except RenderFailure as failure:
+                raise LateRenderError(failure.message) from None
+
+        return late
 
     def _rendered_spec(self, spec: TestSpec, file: str) -> TestSpec:
         """A test with the Jinja in its arguments and configs rendered, as dbt renders them."""
@@ -1249,7 +1302,7 @@ class DbtLoader:
         assert r is not None
         out = []
         for path, rel in self._files(root.folders("test"), (".sql",)):
-            if "generic/" in rel:
+            if "generic/" in rel or rel.startswith("fixtures/"):  # generic tests; unit-test fixtures
                 continue
             text = self._read(path)
             if text is None:

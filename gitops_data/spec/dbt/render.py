@@ -212,8 +212,10 @@ class Renderer:
         incremental: bool = False,
         execute: bool = True,
         run: BuildRunner | None = None,
+        overrides: dict[str, Any] | None = None,
     ) -> Rendered:
-        scope = _Scope(self, resource, incremental, execute=execute, run=run)
+        """`resource` rendered; `overrides`: a unit test's `vars` and `macros` (name -> value)."""
+        scope = _Scope(self, resource, incremental, execute=execute, run=run, overrides=overrides)
         try:
             sql = self.env.get_template(resource.file).render(scope.context)
         except Disabled:
@@ -380,7 +382,7 @@ class Renderer:
             except RenderFailure as failure:
                 raise DbtRenderError(f"cannot tell the columns of {name!r}: {failure.message}") from None
             if result.late is not None:  # its SQL is known when it builds: so are its columns
-                raise NeedsWarehouse(f"select * from {name}")
+                raise NeedsWarehouse(name, f"the columns of {name!r} are known when it builds")
             cols = self._sql_columns(name, result.sql)
             if resource.kind == "snapshot":
                 cols = cols + [Column(c) for c in snapshot_columns(result.config)]
@@ -543,6 +545,16 @@ def snapshot_columns(config: dict[str, Any]) -> list[str]:
     return list(names.values())
 
 
+class _Fixed:
+    """A macro a unit test overrides: it returns the value given."""
+
+    def __init__(self, value: Any):
+        self.value = value
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.value
+
+
 class _MacroRef:
     """A macro as the context offers it: called, it instantiates its file's module for this render
     (with the right names in scope) and catches `return()`."""
@@ -674,7 +686,9 @@ class _Scope:
         package: str | None = None,
         execute: bool = True,
         run: BuildRunner | None = None,
+        overrides: dict[str, Any] | None = None,
     ):
+        self.overrides = overrides or {}
         self.execute = execute
         self.run = run
         self.renderer = renderer
@@ -690,7 +704,11 @@ class _Scope:
 
     # --- macros -------------------------------------------------------------------------------
 
-    def macro(self, package: str, name: str) -> _MacroRef | None:
+    def macro(self, package: str, name: str) -> Any:
+        fixed = self.overrides.get("macros") or {}
+        for key in (f"{package}.{name}", name):
+            if key in fixed:  # a unit test's override: the macro returns this value
+                return _Fixed(fixed[key])
         file = self.renderer.macros.get(package, {}).get(name)
         return _MacroRef(self, package, name, file) if file else None
 
@@ -828,6 +846,9 @@ class _Scope:
             ctx.setdefault(name, _MacroRef(self, INTERNAL_PACKAGE, name, file))
         for name, file in r.macros.get(r.root.name, {}).items():
             ctx[name] = _MacroRef(self, r.root.name, name, file)
+        for name, value in (self.overrides.get("macros") or {}).items():
+            if "." not in name:
+                ctx[name] = _Fixed(value)
         if self.package not in (r.root.name, INTERNAL_PACKAGE):  # a package's model: its own macros first
             for name, file in r.macros.get(self.package, {}).items():
                 ctx[name] = _MacroRef(self, self.package, name, file)
@@ -895,7 +916,7 @@ class _Scope:
         return Relation(target.name, "external" if target.kind == "source" else "table")
 
     def var(self, name: str, default: Any = _MISSING) -> Any:
-        for scope in self.renderer.var_scopes(self.package):
+        for scope in [self.overrides.get("vars") or {}, *self.renderer.var_scopes(self.package)]:
             if name in scope:
                 return scope[name]
         if default is not _MISSING:

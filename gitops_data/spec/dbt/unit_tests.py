@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from gitops_data.naming import quote
+from gitops_data.spec.dbt.late import BuildRunner, LateRenderError
 
 
 class UnitTestError(ValueError):
@@ -85,12 +87,14 @@ def _rows_sql(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 def run_unit_test(
-    model_sql: str,
+    model_sql: str | Callable[[BuildRunner], str],
     inputs: dict[str, tuple[Fixture, list[str] | None]],
     expect: Fixture,
 ) -> str | None:
     """None when the model's query over `inputs` (node name -> fixture and the input's columns,
-    when known) gives the `expect` rows; else what differs."""
+    when known) gives the `expect` rows; else what differs. `model_sql` may be a render that
+    queries its inputs (a model that queries the warehouse while rendering): it gets a runner over
+    the fixtures."""
     import duckdb
 
     con = duckdb.connect(":memory:", config={"enable_external_access": False})
@@ -108,6 +112,17 @@ def run_unit_test(
                 columns = list(known or []) + [c for c in given if c not in (known or [])]
                 select = _rows_sql(fixture.rows or [], columns or ["_empty"])
             con.execute(f"create table {quote(name)} as {select}")
+        if not isinstance(model_sql, str):
+            tables = {name.lower(): quote(name) for name in inputs}
+
+            def fetch(sql: str) -> tuple[list[str], list[tuple]]:
+                result = con.execute(sql)
+                return [d[0] for d in result.description or []], result.fetchall()
+
+            def table_columns(table: str) -> dict[str, str]:
+                return {r[0]: r[1] for r in con.execute(f"describe {table}").fetchall()}
+
+            model_sql = model_sql(BuildRunner(fetch, table_columns, tables, "duckdb"))
         con.execute(f"create table __actual as {model_sql}")
         types = {r[0]: r[1] for r in con.execute("describe __actual").fetchall()}
         if expect.sql is not None:
@@ -138,7 +153,7 @@ def run_unit_test(
         absent = con.execute(
             f"select {listed} from __expected except all select {listed} from __actual"
         ).fetchall()
-    except duckdb.Error as exc:
+    except (duckdb.Error, LateRenderError) as exc:
         return f"cannot run: {' '.join(str(exc).split())[:300]}"
     finally:
         con.close()
