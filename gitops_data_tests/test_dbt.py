@@ -464,9 +464,9 @@ ERRORS = [
         id="hook-that-drops-its-build",
     ),
     pytest.param(
-        {"models/b.py": "def model(dbt, session):\n    return None\n"},
-        ("models/b.py", None, "dbt Python models are not supported"),
-        id="python-model",
+        {"models/b.py": "def model(dbt, session):\n    return dbt.ref(dbt.this)\n"},
+        ("models/b.py", 2, "dbt.ref() takes literal strings"),
+        id="python-model-with-a-computed-ref",
     ),
     pytest.param(
         {
