@@ -497,3 +497,18 @@ def test_a_dbt_python_model_reads_what_it_refs(tmp_path):
 def test_dbt_python_models_that_cannot_be_read_are_validate_errors(tmp_path, body, message):
     found = issues(tmp_path, {"seeds/nums.csv": "id\n1\n", "models/py.py": body})
     assert any(i.file == "models/py.py" and message in i.message for i in found), found
+
+
+def test_a_chain_of_a_thousand_aliased_models_loads(tmp_path):
+    """Each model refs the next, and sets its alias in its own file: no render recursion, no
+    recursion in ordering the plan."""
+    files: dict[str, str | bytes] = {
+        "seeds/s.csv": "id\n1\n",
+        "models/m999.sql": "select id from {{ ref('s') }}\n",
+    }
+    for i in range(999):
+        files[f"models/m{i}.sql"] = (
+            f"{{{{ config(alias='a{i}') }}}}\nselect id from {{{{ ref('m{i + 1}') }}}}\n"
+        )
+    project = load(tmp_path, files)
+    assert project.nodes["a0"].deps == ("a1",) and project.nodes["a998"].deps == ("m999",)

@@ -427,10 +427,19 @@ def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[st
     state: dict[str, int] = {}  # 1 = visiting, 2 = done
     reported: set[frozenset] = set()
 
-    def visit(name: str, stack: list[str]) -> None:
-        state[name] = 1
-        stack.append(name)
-        for dep in resolved[name].deps:
+    def visit(start: str) -> None:
+        """Depth-first, iteratively (a chain of thousands of models must not hit Python's recursion limit)."""
+        stack: list[str] = [start]
+        pending = [iter(resolved[start].deps)]
+        state[start] = 1
+        while pending:
+            dep = next(pending[-1], None)
+            if dep is None:
+                pending.pop()
+                done = stack.pop()
+                state[done] = 2
+                order.append(done)
+                continue
             if state.get(dep) == 1:
                 cycle = stack[stack.index(dep) :] + [dep]
                 key = frozenset(cycle)
@@ -439,14 +448,13 @@ def _order(c: _Collector, nodes: dict[str, Node], declared: set[str]) -> dict[st
                     node = resolved[dep]
                     c.add(node.file, "dependency cycle: " + " -> ".join(cycle), node.line, dep)
             elif state.get(dep) is None:
-                visit(dep, stack)
-        stack.pop()
-        state[name] = 2
-        order.append(name)
+                state[dep] = 1
+                stack.append(dep)
+                pending.append(iter(resolved[dep].deps))
 
     for name in sorted(resolved):
         if name not in state:
-            visit(name, [])
+            visit(name)
     return {name: resolved[name] for name in order}
 
 

@@ -277,6 +277,7 @@ class DbtLoader:
         for package in [root, *packages]:
             resources += self._resources(seen, package)
             tests += self._singular_tests(package)
+        r.resolve_aliases()
         for res in resources:
             if res.kind == "model":
                 self._model(res, seen)

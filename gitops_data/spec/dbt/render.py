@@ -195,16 +195,21 @@ class Renderer:
         finally:
             self._stack.pop()
         self._done[key] = out
-        resource = self.resources[key]
-        alias = out.config.get("alias")
-        if resource.kind == "model" and key in self.refs and out.config.get("enabled") is not False:
-            # ref() gives the model's alias, and its materialization as its own config() says
-            self.refs[key] = RefTarget(
-                str(alias) if alias else self.refs[key].name,
-                "model",
-                str(out.config.get("materialized", self.refs[key].materialized)),
-            )
         return out
+
+    def resolve_aliases(self) -> None:
+        """Before models render: the models whose own file may set an alias (`config(alias=...)`)
+        are rendered once, so every ref() to them gives the alias (in any order, no recursion)."""
+        for key, resource in self.resources.items():
+            if resource.kind != "model" or "alias" not in self.texts.get(resource.file, ""):
+                continue
+            try:
+                out = self.render(resource, execute=False)
+            except (RenderFailure, DbtRenderError):
+                continue  # its real render reports it
+            alias = out.config.get("alias")
+            if alias and key in self.refs and out.config.get("enabled") is not False:
+                self.refs[key] = RefTarget(str(alias), "model", str(out.config.get("materialized", "view")))
 
     def render(
         self,
@@ -880,17 +885,6 @@ class _Scope:
         else:
             raise DbtRenderError("ref() takes a model name, or a package and a model name")
         target = self.renderer.refs.get(name.lower())
-        if (
-            target is not None
-            and target.kind == "model"
-            and name.lower() in self.renderer.resources
-            and name.lower() not in self.renderer._stack
-        ):
-            try:  # its own config() may give it an alias or another materialization
-                self.renderer.rendered(name)
-            except (RenderFailure, DbtRenderError):
-                pass  # reported where it is
-            target = self.renderer.refs.get(name.lower(), target)
         if target is None:
             import difflib
 
