@@ -512,3 +512,23 @@ def test_a_chain_of_a_thousand_aliased_models_loads(tmp_path):
         )
     project = load(tmp_path, files)
     assert project.nodes["a0"].deps == ("a1",) and project.nodes["a998"].deps == ("m999",)
+
+
+def test_tests_of_an_external_table_source_are_checks_of_the_models_that_read_it(tmp_path):
+    sources = (
+        "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: orders\n"
+        "        columns:\n          - name: id\n            data_tests: [unique]\n"
+    )
+    project = load(
+        tmp_path,
+        {
+            "models/sources.yml": sources,
+            "models/stg.sql": "select id from {{ source('raw', 'orders') }}\n",
+            "models/other.sql": "select count(*) as n from {{ source('raw', 'orders') }}\n",
+        },
+    )
+    for reader in ("stg", "other"):
+        (check,) = declared_checks(project.nodes[reader])
+        assert check.name == "raw__orders__id__unique" and check.reads == ("raw__orders",)
+    found = issues(tmp_path / "unread", {"models/sources.yml": sources, "models/a.sql": "select 1 as x\n"})
+    assert any("run with the models that read it, and none does" in i.message for i in found), found

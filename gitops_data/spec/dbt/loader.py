@@ -530,8 +530,8 @@ class DbtLoader:
                     continue
                 node = Node(kind="table", table=".".join(parts), **common)
             self.nodes[name] = node
-            if node.kind == "source":  # an external table has no build to audit: its tests do not run
-                self._test_targets.append((name, _Entry(file, table, package), (sname,)))
+            # an external table has no build: its tests run as checks of the models that read it
+            self._test_targets.append((name, _Entry(file, table, package), (sname,)))
 
     def _seeds(self, seen: dict[str, tuple[str, int | None]], package: DbtPackage) -> None:
         from gitops_data.spec.loader import _data_file
@@ -1096,13 +1096,38 @@ class DbtLoader:
                 except RenderFailure as failure:
                     raise TestMappingError(failure.message, failure.line) from None
 
-            mapped = map_tests(specs, node.name, relation, render, errors, queries_only=node.ephemeral)
+            queries = node.ephemeral or node.kind == "table"
+            mapped = map_tests(specs, node.name, relation, render, errors, queries_only=queries)
             for problem in errors:
                 self.add(entry.file, str(problem), problem.line, name)
             if node.ephemeral:
                 self._attach_inlined(node, entry.file, entry.line, mapped.checks)
                 continue
+            if node.kind == "table":
+                self._attach_to_readers(node, entry.file, entry.line, mapped.checks)
+                continue
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
+
+    def _attach_to_readers(
+        self, node: Node, file: str, line: int | None, checks: list[dict[str, Any]]
+    ) -> None:
+        """The tests of a source that is an external table (no build of its own): checks of every
+        built model that reads it, so a failure blocks them, as `dbt build` skips them."""
+        if not checks:
+            return
+        readers = sorted(n for n, other in self.nodes.items() if node.name in other.deps and other.built)
+        if not readers:
+            self.add(
+                file,
+                f"the tests of source {node.name} (an external table) run with the models that read it, "
+                "and none does",
+                line,
+                node.name,
+            )
+            return
+        for reader in readers:
+            named = [{**c, "name": f"{node.name}__{c['name']}"} for c in checks]
+            self._attach(self.nodes[reader], file, line, {}, named)
 
     def _attach_inlined(self, node: Node, file: str, line: int | None, checks: list[dict[str, Any]]) -> None:
         """The tests of an ephemeral model, run on its inlined query: each query with the ephemeral
