@@ -82,9 +82,9 @@ class _LazyExecutor:
 
 class Ctx:
     def __init__(self, repo: str | None, warehouse: str | None):
-        from gitops_data.workspace import Workspace
+        from gitops_data.deployment.core import Deployment
 
-        self.ws = Workspace.from_env(repo, warehouse)
+        self.ws = Deployment.from_env(repo, warehouse)
 
 
 def _short(sha: str | None) -> str:
@@ -299,14 +299,14 @@ def build(obj: Ctx, ref: str | None, env_name: str | None, full: bool) -> None:
         console.print("nothing to build")
         return
     plan_id = uuid.uuid4().hex[:12]
-    with obj.ws.catalog(obj.ws.project(sha).settings.meta_schema) as cat:
+    with obj.ws.catalog() as cat:
         cat.save_plan(plan_id, p, "cli-build")
     stop = _listen()
     try:
         outcome = InProcessExecutor(obj.ws, dagster_instance()).execute(p, plan_id, "cli")
     finally:
         stop()
-        with obj.ws.catalog(obj.ws.project(sha).settings.meta_schema) as cat:  # built, not to be published
+        with obj.ws.catalog() as cat:  # built, not to be published
             cat.conclude_plan(
                 plan_id, Status.SUPERSEDED, "made by `gitops-data build`, which does not publish"
             )
@@ -325,7 +325,7 @@ def sync(obj: Ctx, ref: str | None, full: bool) -> None:
     Exit codes: 0 published or up to date, 2 invalid project, 3 blocked by checks, 4 build failed,
     5 warehouse busy or a publish conflict (an object of yours depends on a published view),
     6 superseded (the branch moved on while building)."""
-    from gitops_data.apply import apply
+    from gitops_data.deployment.apply import apply
     from gitops_data.plan import Status
 
     ref, sha, env = _target(obj, ref, None)
@@ -372,8 +372,8 @@ def status(obj: Ctx, fmt: str) -> None:
 
     ws = obj.ws
     settings = read_settings(GitTree(ws.repo, ws.resolve("HEAD")))
-    heads = ws.tracked_heads(settings)
-    with ws.catalog(settings.meta_schema) as cat:
+    heads = ws.tracked_heads()
+    with ws.catalog() as cat:
         envs = {e: (e, *v) for e, v in cat.environments().items()}
         statuses = cat.ref_statuses()
         checkouts = cat.checkouts()
@@ -451,7 +451,7 @@ def _plain_state(pub, head: str | None, st, checkout: bool = False) -> str:
 
 def _settings_and_catalog(obj: Ctx):
     settings = obj.ws.production_settings()
-    return settings, obj.ws.catalog(settings.meta_schema)
+    return settings, obj.ws.catalog()
 
 
 @main.command()
@@ -544,7 +544,7 @@ def checkout(obj: Ctx, target: str | None, name: str | None, drop: str | None) -
     from gitops_data.warehouse.publish import republish, unpublish
 
     settings, conn = _settings_and_catalog(obj)
-    heads = obj.ws.tracked_heads(settings)
+    heads = obj.ws.tracked_heads()
     with conn as cat:
         if drop is not None:
             env = f"checkout:{drop}"

@@ -12,12 +12,12 @@ import time
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.apply import ApplyResult
+from gitops_data.deployment.apply import ApplyResult
+from gitops_data.deployment.core import Environment
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
-from gitops_data.workspace import Environment
 
 
 def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool) -> dict:
@@ -88,7 +88,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         plan, step = obj.plan, obj.step
         ws = self.gitops.workspace
         node = ws.project(plan.commit).nodes[step.name]
-        with ws.catalog(ws.project(plan.commit).settings.meta_schema) as cat:
+        with ws.catalog() as cat:
             if step.action == Action.BUILD:
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)

@@ -12,7 +12,8 @@ publishes its plan itself (the CLI, which waits for its run, does that in `apply
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.apply import conclude_run
+from gitops_data.deployment.apply import conclude_run
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.engines import Turn, warehouse_turn
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
@@ -21,7 +22,6 @@ from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
 from gitops_data.warehouse.lease import ConnectionLease
 from gitops_data.warehouse.scheduler import StepEvent, run_plan
-from gitops_data.workspace import Environment, Workspace
 
 PLAN_JOB = "gitops_plan"
 
@@ -78,15 +78,15 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         _execute_plan(context, ws, turn, plan_id, sha)
 
 
-def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, plan_id: str, sha: str) -> None:
+def _execute_plan(context: dg.OpExecutionContext, ws: Deployment, turn: Turn, plan_id: str, sha: str) -> None:
     tags = context.run.tags
     meta = ws.project(sha).settings.meta_schema
-    with ws.catalog(meta) as cat:
+    with ws.catalog() as cat:
         plan = cat.plan(plan_id)
     if plan is None:
         raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
-    with ConnectionLease(lambda: ws.catalog(meta), turn) as lease:
+    with ConnectionLease(lambda: ws.catalog(), turn) as lease:
         errors = run_plan(
             lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
         )

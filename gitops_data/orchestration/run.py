@@ -6,14 +6,14 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gitops_data.apply import Execution, RunState
+from gitops_data.deployment.apply import Execution, RunState
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
 from gitops_data.orchestration.io_manager import WarehouseIOManager
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan
-from gitops_data.workspace import Workspace
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -25,7 +25,7 @@ _ACTIVE = {
 }
 
 
-def resources(ws: Workspace) -> dict:
+def resources(ws: Deployment) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     out = {"gitops": gitops, IO_MANAGER: WarehouseIOManager(gitops=gitops)}
     if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
@@ -95,7 +95,7 @@ class InProcessExecutor:
 
     synchronous = True
 
-    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+    def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
         self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:

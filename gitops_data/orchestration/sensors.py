@@ -8,7 +8,8 @@ import dagster as dg
 
 from gitops_data.alerts import AlertEvent
 from gitops_data.alerts import send as deliver_all
-from gitops_data.apply import apply_all
+from gitops_data.deployment.apply import apply_all
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import head_notes
 from gitops_data.orchestration.io_manager import served_reused
@@ -17,12 +18,11 @@ from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
 from gitops_data.spec.project import Project
 from gitops_data.warehouse.drift import detect_drift
-from gitops_data.workspace import Workspace
 
 log = logging.getLogger("gitops_data.sensors")
 
 
-def send(project: Project | None, ws: Workspace, events: list[AlertEvent]) -> None:
+def send(project: Project | None, ws: Deployment, events: list[AlertEvent]) -> None:
     if project is not None and project.alerts:
         deliver_all(project.alerts, events, project.settings.name, ws.state_dir)
 
@@ -53,7 +53,7 @@ def sensor_interval() -> int:
 
 
 def git_ref_sensor(
-    ws: Workspace,
+    ws: Deployment,
     loaded: dict[str, str],
     prod_project: Project | None,
     location: str,
@@ -72,14 +72,14 @@ def git_ref_sensor(
         description="Follows the data repo's branches: build, audit and publish each new commit.",
     )
     def _git_refs(context: dg.SensorEvaluationContext):
-        settings = ws.production_settings()
-        heads = ws.tracked_heads(settings)
+        dep = ws.fresh()  # settings as the production head says now
+        heads = dep.tracked_heads()
         cursor = json.loads(context.cursor) if context.cursor else {}
-        with ws.catalog(settings.meta_schema) as cat:
+        with dep.catalog() as cat:
             open_plans = cat.open_plan_count()
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
-        outcomes = apply_all(ws, heads, RequestingExecutor(context.instance), settings)
+        outcomes = apply_all(dep, heads, RequestingExecutor(context.instance))
         for event in (m for o in outcomes for m in served_reused(o)):
             context.instance.report_runless_asset_event(event)
         requests = [o.request for o in outcomes if o.request is not None]
@@ -92,7 +92,7 @@ def git_ref_sensor(
         for line in lines:
             context.log.info(line)
         reloaded_for = cursor.get("reloaded_for")
-        notes = head_notes(ws, settings, heads, loaded)
+        notes = head_notes(dep, heads, loaded)
         state = {"heads": heads, "notes": notes}
         stale = any(loaded.get(ref) != sha for ref, sha in heads.items()) or notes != loaded_notes
         if stale and state != reloaded_for:
@@ -120,7 +120,7 @@ def only_blocked_by_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     )
 
 
-def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.RunStatusSensorDefinition:
+def failure_alerts(ws: Deployment, prod_project: Project | None) -> dg.RunStatusSensorDefinition:
     @dg.run_failure_sensor(name="alert_run_failures", default_status=dg.DefaultSensorStatus.RUNNING)
     def _failed(context: dg.RunFailureSensorContext):
         run = context.dagster_run
@@ -143,7 +143,7 @@ def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.RunStatusS
     return _failed
 
 
-def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60) -> dg.SensorDefinition:
+def drift_guard(ws: Deployment, prod_project: Project | None, interval: int = 60) -> dg.SensorDefinition:
     """Reports changes made to the warehouse outside Git (and alerts once per new finding)."""
 
     @dg.sensor(
@@ -153,9 +153,9 @@ def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60)
         description="Detects objects and data changed outside Git; `gitops-data repair` fixes them.",
     )
     def _drift(context: dg.SensorEvaluationContext):
-        settings = ws.production_settings()
-        with ws.catalog(settings.meta_schema) as cat:
-            found = detect_drift(cat, settings.internal_schema)
+        dep = ws.fresh()
+        with dep.catalog() as cat:
+            found = detect_drift(cat, dep.settings.internal_schema)
         if not found:
             context.update_cursor("")
             return dg.SkipReason("no drift: the warehouse matches what was published")

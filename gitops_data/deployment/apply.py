@@ -16,6 +16,7 @@ from typing import Any, Literal, Protocol
 
 from gitops_data import gitrepo
 from gitops_data.alerts import apply_events, send
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.engines import warehouse_turn
 from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, Status, Verdict, gate
@@ -25,7 +26,6 @@ from gitops_data.spec.tree import GitTree
 from gitops_data.warehouse.catalog import now
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.warehouse.publish import PublishRecord, PublishTarget, publish_builds, unpublish
-from gitops_data.workspace import Environment, Workspace
 
 RunState = Literal["active", "success", "failure"]
 # a run requested by a sensor or schedule shows up in Dagster within a tick; past this, a plan
@@ -91,7 +91,7 @@ class ApplyResult:
         return self
 
 
-def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None = None) -> PublishRecord:
+def publish_plan(ws: Deployment, plan: Plan, ref: str | None, run_id: str | None = None) -> PublishRecord:
     """Publish `plan`'s builds if `ref` (when given) still points at its commit; then collect garbage.
 
     The ref check and the publish happen under the warehouse lock, so two publishers of one
@@ -99,7 +99,7 @@ def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None 
     """
     s = ws.project(plan.commit).settings
     builds = {n: (m.build.build_id, m.build.table) for n, m in plan.models.items() if m.build is not None}
-    with ws.catalog(s.meta_schema) as cat:
+    with ws.catalog() as cat:
         if ref is not None:
             try:
                 head = gitrepo.resolve(ws.repo, ref)
@@ -134,7 +134,7 @@ def publish_plan(ws: Workspace, plan: Plan, ref: str | None, run_id: str | None 
 class _Apply:
     """One apply of one ref (state shared by its steps)."""
 
-    def __init__(self, ws: Workspace, ref: str, env: Environment, sha: str, settings: Settings):
+    def __init__(self, ws: Deployment, ref: str, env: Environment, sha: str, settings: Settings):
         self.ws, self.ref, self.env, self.sha, self.s = ws, ref, env, sha, settings
 
     def result(self, status: Status, detail: str = "", **kw) -> ApplyResult:
@@ -142,7 +142,7 @@ class _Apply:
         (the run of an older commit never overwrites what the head's apply said)."""
         if status != Status.PUBLISHED and self._is_head():  # a publish records its status itself
             recorded = Status.PUBLISHED if status == Status.UP_TO_DATE else status
-            self.ws.record_status(self.s.meta_schema, self.env, self.sha, recorded, detail)
+            self.ws.record_status(self.env, self.sha, recorded, detail)
         return ApplyResult(self.ref, self.env, self.sha, status, detail, **kw)
 
     def _is_head(self) -> bool:
@@ -157,7 +157,7 @@ class _Apply:
         """Gate `plan` on what its steps left, publish it if every blocking check passed, alert. A
         stored plan is claimed first, so two processes never conclude (and publish) one plan twice."""
         ids = [m.build.build_id for m in plan.models.values() if m.build is not None]
-        with self.ws.catalog(self.s.meta_schema) as cat:
+        with self.ws.catalog() as cat:
             if plan_id is not None and not cat.claim_plan(plan_id, also_superseded=True):
                 return ApplyResult(
                     self.ref, self.env, self.sha, Status.BUILDING, f"plan {plan_id} is concluded"
@@ -165,7 +165,7 @@ class _Apply:
             verdict = gate(plan, cat.existing_builds(plan.internal_schema, ids), cat.latest_audits(ids))
         result = self._verdict(verdict, run_id, run_error)
         if plan_id is not None:
-            with self.ws.catalog(self.s.meta_schema) as cat:
+            with self.ws.catalog() as cat:
                 cat.conclude_plan(plan_id, result.status, result.detail)
         self.alert(result)
         return result
@@ -213,7 +213,7 @@ class _Apply:
 
 
 def apply(
-    ws: Workspace,
+    ws: Deployment,
     ref: str,
     executor: Executor,
     *,
@@ -232,7 +232,7 @@ def apply(
 
 
 def _apply(
-    ws: Workspace,
+    ws: Deployment,
     ref: str,
     executor: Executor,
     env_name: str | None,
@@ -245,7 +245,7 @@ def _apply(
     settings = read_settings(GitTree(ws.repo, sha))  # only the settings: cheap, even for an invalid head
     run = _Apply(ws, ref, ws.environment(env_name or ref, settings), sha, settings)
     env = run.env
-    with ws.catalog(settings.meta_schema) as cat:
+    with ws.catalog() as cat:
         held = cat.ref_statuses().get(env.name)
         # a requested run is awaited; a synchronous executor plans afresh (an open plan of a killed
         # CLI would look active for ever), and its new plan supersedes the open one
@@ -270,7 +270,7 @@ def _apply(
         elif now() - open_plan.created_at < REQUEST_GRACE:
             return ApplyResult(ref, env, sha, Status.BUILDING, "a run was requested for this commit", stored)
         else:
-            with ws.catalog(settings.meta_schema) as cat:
+            with ws.catalog() as cat:
                 cat.conclude_plan(
                     open_plan.plan_id, Status.SUPERSEDED, "its run never started; planned again"
                 )
@@ -278,14 +278,14 @@ def _apply(
     if not plan.has_work or plan.failures():  # reused builds already failed their blocking checks
         return run.conclude(plan, None, None, None)
     plan_id = uuid.uuid4().hex[:12]
-    with ws.catalog(settings.meta_schema) as cat:
+    with ws.catalog() as cat:
         cat.save_plan(plan_id, plan, trigger)
     detail = f"{len(plan.to_build)} to build, {len(plan.to_audit)} to re-audit"
     run.result(Status.BUILDING, detail)
     try:
         execution = executor.execute(plan, plan_id, trigger)
     except BaseException as exc:
-        with ws.catalog(settings.meta_schema) as cat:
+        with ws.catalog() as cat:
             cat.conclude_plan(plan_id, Status.FAILED, f"executor crashed: {exc!r}")
         raise
     if not execution.done:
@@ -294,7 +294,7 @@ def _apply(
 
 
 def apply_all(
-    ws: Workspace,
+    ws: Deployment,
     heads: dict[str, str],
     executor: Executor,
     settings: Settings | None = None,
@@ -307,9 +307,9 @@ def apply_all(
 
 
 def _apply_all(
-    ws: Workspace, heads: dict[str, str], executor: Executor, s: Settings, trigger: str
+    ws: Deployment, heads: dict[str, str], executor: Executor, s: Settings, trigger: str
 ) -> list[ApplyResult]:
-    with ws.catalog(s.meta_schema) as cat:
+    with ws.catalog() as cat:
         envs = cat.environments()
         # an environment serving a build marked invalid (changed outside Git) must be re-planned
         stale = {sb.env for sb in cat.served() if sb.invalid_reason is not None}
@@ -340,7 +340,7 @@ def _apply_all(
             out.append(ApplyResult(ref, env, sha, Status.FAILED, str(exc), error=exc))
     for env_name in sorted((set(envs) | set(statuses)) - set(heads) - {s.production_ref} - checkouts):
         schema = envs[env_name][0] if env_name in envs else statuses[env_name].schema
-        with ws.catalog(s.meta_schema) as cat:
+        with ws.catalog() as cat:
             dropped = unpublish(cat, env_name, schema)
         out.append(
             ApplyResult(
@@ -355,13 +355,13 @@ def _apply_all(
 
 
 def conclude_run(
-    ws: Workspace, meta: str, plan_id: str, run_id: str | None, error: str | None
+    ws: Deployment, meta: str, plan_id: str, run_id: str | None, error: str | None
 ) -> ApplyResult | None:
     """Gate and publish a stored plan at the end of the run that executed it (sensor and schedule
     runs publish themselves, one sensor tick sooner). A plan superseded while its run went on (an
     overlapping scheduled refresh) still publishes if nothing was published since it was made.
     None if the plan is gone, concluded, or overtaken."""
-    with ws.catalog(meta) as cat:
+    with ws.catalog() as cat:
         row = cat.plan_row(plan_id)
         plan = (
             cat.plan(plan_id) if row is not None and row.status in ("open", str(Status.SUPERSEDED)) else None
