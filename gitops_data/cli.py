@@ -73,11 +73,14 @@ class _LazyExecutor:
             self._real = InProcessExecutor(self.ws, dagster_instance())
         return self._real
 
-    def execute(self, plan, plan_id: str, trigger: str):
+    def execute(self, plan, plan_id: str, trigger):
         return self._get().execute(plan, plan_id, trigger)
 
     def run_state(self, plan_id: str):
         return self._get().run_state(plan_id)
+
+    def record(self, result) -> None:
+        self._get().record(result)
 
 
 class Ctx:
@@ -287,10 +290,8 @@ def _listen():
 @click.pass_obj
 def build(obj: Ctx, ref: str | None, env_name: str | None, full: bool) -> None:
     """Build (and audit) what the plan needs, as a Dagster run; does not publish."""
-    import uuid
-
-    from gitops_data.orchestration.run import InProcessExecutor
-    from gitops_data.plan import Status
+    from gitops_data.deployment.apply import apply
+    from gitops_data.plan import Status, Trigger
 
     ref, sha, env = _target(obj, ref, env_name)
     p = obj.ws.plan(sha, env, full=full)
@@ -298,21 +299,17 @@ def build(obj: Ctx, ref: str | None, env_name: str | None, full: bool) -> None:
     if not p.has_work:
         console.print("nothing to build")
         return
-    plan_id = uuid.uuid4().hex[:12]
-    with obj.ws.catalog() as cat:
-        cat.save_plan(plan_id, p, "cli-build")
     stop = _listen()
     try:
-        outcome = InProcessExecutor(obj.ws, dagster_instance()).execute(p, plan_id, "cli")
+        result = apply(
+            obj.ws, ref, _LazyExecutor(obj.ws), env_name=env.name, trigger=Trigger.BUILD, full=full
+        )
     finally:
         stop()
-        with obj.ws.catalog() as cat:  # built, not to be published
-            cat.conclude_plan(
-                plan_id, Status.SUPERSEDED, "made by `gitops-data build`, which does not publish"
-            )
-    console.print(f"Dagster run {outcome.run_id}: {'FAILED' if outcome.error else 'success'}")
-    if outcome.error:
-        raise GitopsError(f"build failed: {outcome.error}")
+    joined = f" (joined {result.joined})" if result.joined else ""
+    console.print(f"Dagster run {result.run_id or '-'}{joined}: {result.status}: {escape(result.detail)}")
+    if result.status == Status.FAILED:
+        raise GitopsError(f"build failed: {result.detail}")
 
 
 @main.command()
@@ -334,10 +331,8 @@ def sync(obj: Ctx, ref: str | None, full: bool) -> None:
         result = apply(obj.ws, ref, _LazyExecutor(obj.ws), full=full)
     finally:
         stop()
-    if result.run_id:  # the run in the Dagster UI says how it ended for the commit
-        from gitops_data.orchestration.tags import OUTCOME
-
-        dagster_instance().add_run_tags(result.run_id, {OUTCOME: result.outcome})
+    if result.joined:
+        console.print(f"joined {result.joined}, which built {_short(sha)}: {result.status}")
     for m, c, n in result.warnings:
         console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
     result.raise_for_status()

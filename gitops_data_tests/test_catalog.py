@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 
 from gitops_data.engines import open_warehouse
-from gitops_data.plan import BuildRecord, Status
+from gitops_data.plan import BuildRecord, PlanState, Status, Trigger
 from gitops_data.warehouse.catalog import Catalog
 from gitops_data_tests.test_gate import _plan
 
@@ -50,16 +50,33 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
         latest = cat.latest_audits(["f1"])["f1"][("v__ge", "h1")]
         assert (latest.passed, latest.failed_rows, latest.check_hash) == (True, 0, "h1")
 
-        cat.save_plan("p0", plan, "cli")
-        assert cat.open_plan("main", plan.commit) is None  # the CLI's own plans are not awaited by sensors
-        cat.save_plan("p1", plan, "git")  # and supersedes p0
-        assert cat.plan("p1") == plan and cat.plan_row("p0").status == "superseded"
-        row = cat.open_plan("main", plan.commit)
-        assert (row.plan_id, row.trigger, row.status) == ("p1", "git", "open")
+        row = cat.claim("p0", plan, Trigger.BUILD, "host:1:2")
+        assert (row.plan_id, row.trigger, row.state, row.owner) == (
+            "p0",
+            Trigger.BUILD,
+            PlanState.OPEN,
+            "host:1:2",
+        )
+        # one claim per (environment, commit): a second entry point gets the run that holds it
+        assert cat.claim("p1", plan, Trigger.GIT, None).plan_id == "p0" and cat.plan_row("p1") is None
+        assert cat.active_plan("main", plan.commit).plan_id == "p0"
+        assert cat.release_plan("p0", "its process died") and not cat.release_plan("p0", "twice")
+        assert cat.plan_row("p0").state == PlanState.RELEASED and cat.active_plan("main", plan.commit) is None
+        assert cat.claim("p1", plan, Trigger.GIT, None).plan_id == "p1"  # free again
+        assert cat.plan("p1") == plan and cat.active_plan_count() == 1
         assert cat.open_plan_builds() == {"d1", "f1"}  # gc keeps what a waiting plan reads or makes
-        assert cat.claim_plan("p1") and not cat.claim_plan("p1")  # one process concludes a plan
-        cat.conclude_plan("p1", Status.BLOCKED, "v__ge failed")
-        assert cat.open_plan("main", plan.commit) is None and cat.open_plan_builds() == set()
+        assert cat.start_plan("p1", "run1", "host:3:4") and not cat.start_plan("p0", "run2", "host:3:4")
+        # one process concludes a plan
+        assert cat.begin_conclusion("p1", "host:3:4") and not cat.begin_conclusion("p1", "host:5:6")
+        cat.conclude_plan("p1", Status.BLOCKED, "v__ge failed", '{"x": 1}')
+        row = cat.plan_row("p1")
+        assert (row.state, row.outcome, row.reason, row.run_id) == (
+            PlanState.CONCLUDED,
+            Status.BLOCKED,
+            "v__ge failed",
+            "run1",
+        )
+        assert cat.active_plan("main", plan.commit) is None and cat.open_plan_builds() == set()
 
         cat.set_ref_status("main", "analytics", plan.commit, Status.BLOCKED, "why")
         st = cat.ref_statuses()["main"]

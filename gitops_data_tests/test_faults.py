@@ -37,6 +37,7 @@ from gitops_data.engines import open_warehouse
 from gitops_data.engines.postgres import ADVISORY_KEY
 from gitops_data.naming import qualified
 from gitops_data.orchestration.run import InProcessExecutor
+from gitops_data.plan import Trigger
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
 from gitops_data_tests.conftest import query as q
 
@@ -278,9 +279,9 @@ def _build_content_b(ws: Deployment, repo, instance) -> str:
     target = repo.commit("content B")
     plan = ws.plan(target, ws.environment("main", ws.project(target).settings))
     with ws.catalog() as cat:
-        cat.save_plan("kill-test", plan, "cli")
-    # built and audited, not published: a run the CLI started leaves the gate to the CLI
-    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", "cli").error is None
+        cat.claim("kill-test", plan, Trigger.BUILD, None)
+    # built and audited, not published: the run concludes a `build` plan without publishing
+    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", Trigger.BUILD).error is None
     assert q(ws, "select commit from gitops_meta.environments where env = 'main'") == [(content_a,)]
     assert len(ws.plan(target, ws.environment("main", ws.project(target).settings)).views) == 8
     return target

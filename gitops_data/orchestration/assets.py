@@ -22,7 +22,7 @@ from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import with_note
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import ModelStep, Plan
+from gitops_data.plan import ModelStep, Plan, Trigger
 from gitops_data.spec.checks import DeclaredCheck, declared_checks
 from gitops_data.spec.project import Node, Project
 from gitops_data.warehouse.execute import execute_checks
@@ -84,7 +84,7 @@ def planned_step(
             sha = _valid_head(ws, env.name) or sha
         plan = ws.plan(sha, env)
         with ws.catalog() as cat:
-            cat.save_plan(plan_id, plan, "ui", supersede=False)
+            cat.claim(plan_id, plan, Trigger.UI, None)
     step = plan.models.get(name)
     if step is None:
         raise dg.Failure(f"model {name!r} is not in the plan of commit {sha[:10]}; reload the code location")

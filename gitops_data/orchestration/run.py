@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import dagster as dg
 
-from gitops_data.deployment.apply import Execution, RunState
+from gitops_data.deployment.apply import Execution
 from gitops_data.deployment.core import Deployment
+from gitops_data.deployment.lifecycle import ApplyResult, RunState
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
-from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.io_manager import WarehouseIOManager, served_reused
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
-from gitops_data.plan import Plan
+from gitops_data.plan import Plan, Trigger
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -33,7 +34,7 @@ def resources(ws: Deployment) -> dict:
     return out
 
 
-def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
+def plan_request(plan: Plan, plan_id: str, trigger: Trigger) -> dg.RunRequest:
     """The run of the plan job that executes `plan`."""
     return dg.RunRequest(
         run_key=plan_id,
@@ -44,7 +45,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str) -> dg.RunRequest:
             T.ENV: plan.env,
             T.REF: plan.env,
             T.SCHEMA: plan.schema,
-            T.TRIGGER: trigger,
+            T.TRIGGER: str(trigger),
             "dagster/run_name": f"{plan.env}@{plan.commit[:10]} ({trigger})",
         },
     )
@@ -90,6 +91,13 @@ def _execute(
     return Execution(True, result.run_id, error)
 
 
+def record(instance: dg.DagsterInstance, result: ApplyResult) -> None:
+    """A publish made outside a run (reused builds: a merge, a revert, a branch serving production's
+    tables), reported to Dagster as what the environment now serves."""
+    for event in served_reused(result, instance):
+        instance.report_runless_asset_event(event)
+
+
 class InProcessExecutor:
     """Runs a plan as a real Dagster run (of the plan job) in this process (the CLI)."""
 
@@ -98,11 +106,14 @@ class InProcessExecutor:
     def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
         self.ws, self.instance = ws, instance
 
-    def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
+    def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
         return _execute(plan_job, plan_request(plan, plan_id, trigger), self.instance, resources(self.ws))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
+
+    def record(self, result: ApplyResult) -> None:
+        record(self.instance, result)
 
 
 class RequestingExecutor:
@@ -113,11 +124,14 @@ class RequestingExecutor:
     def __init__(self, instance: dg.DagsterInstance):
         self.instance = instance
 
-    def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
+    def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
         return Execution(False, request=plan_request(plan, plan_id, trigger))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
+
+    def record(self, result: ApplyResult) -> None:
+        record(self.instance, result)
 
 
 def execute_run_request(

@@ -8,6 +8,7 @@ from gitops_data.deployment.apply import apply
 from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
+from gitops_data.plan import Trigger
 from gitops_data.spec.project import Project
 
 
@@ -28,7 +29,7 @@ def _schedule(ws: Deployment, spec, models: list[str], ref: str) -> dg.ScheduleD
     )
     def _tick(context: dg.ScheduleEvaluationContext):
         executor = RequestingExecutor(context.instance)
-        result = apply(ws, ref, executor, trigger="schedule", rebuild=frozenset(models))
+        result = apply(ws, ref, executor, trigger=Trigger.SCHEDULE, rebuild=frozenset(models))
         if result.request is not None:
             return result.request
         return dg.SkipReason(f"{ref}: {result.status} {result.detail}".strip())

@@ -12,7 +12,6 @@ from gitops_data.deployment.apply import apply_all
 from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import head_notes
-from gitops_data.orchestration.io_manager import served_reused
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
@@ -76,12 +75,10 @@ def git_ref_sensor(
         heads = dep.tracked_heads()
         cursor = json.loads(context.cursor) if context.cursor else {}
         with dep.catalog() as cat:
-            open_plans = cat.open_plan_count()
+            open_plans = cat.active_plan_count()
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
         outcomes = apply_all(dep, heads, RequestingExecutor(context.instance))
-        for event in (m for o in outcomes for m in served_reused(o)):
-            context.instance.report_runless_asset_event(event)
         requests = [o.request for o in outcomes if o.request is not None]
         lines = [
             f"{o.ref}@{(o.commit or '')[:10]}: {o.status}"

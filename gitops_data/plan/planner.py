@@ -265,13 +265,14 @@ def make_plan(
                 None,
             )
         if match is not None:
+            served = prev is not None and prev.build_id == match.build_id
             reason = (
                 "unchanged"
-                if prev is not None and prev.build_id == match.build_id
+                if served
                 else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
             )
             models[name] = ModelStep(
-                name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, **where
+                name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, served=served, **where
             )
             continue
         alias = None if forced else alias_of(name, node, want)
