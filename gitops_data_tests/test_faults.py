@@ -895,7 +895,7 @@ def test_multiprocess_executor_builds_20_models_without_lock_errors(
 def _init_dagster_home(env: dict) -> None:
     """Create the CLI's Dagster instance once, as an existing deployment has it (see the xfail below
     for what happens when the first two uses are concurrent)."""
-    code = "from gitops_data.cli import dagster_instance; dagster_instance().get_runs(limit=1)"
+    code = "from gitops_data.orchestration.instance import dagster_instance as i; i().get_runs(limit=1)"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=120)
 
 
@@ -946,7 +946,7 @@ FIRST_USE = textwrap.dedent("""
     import sys
 
     import dagster  # noqa: F401
-    from gitops_data.cli import dagster_instance
+    from gitops_data.orchestration.instance import dagster_instance
 
     print("ready", flush=True)
     sys.stdin.readline()

@@ -25,7 +25,7 @@ def _gc(ws: Deployment, dry_run: bool = False):
 
 def _views_resolve(ws: Deployment) -> None:
     with ws.catalog() as cat:
-        schemas = [schema for schema, _, _ in cat.environments().values()]
+        schemas = [served.schema for served in cat.environments().values()]
     for schema in schemas:
         for view in objects(ws, schema):
             query(ws, f'select count(*) from "{schema}"."{view}"')

@@ -30,7 +30,10 @@ import polars as pl
 
 
 def slow(a: pl.LazyFrame) -> pl.DataFrame:
-    time.sleep(float(os.environ.get("GITOPS_TEST_SLOW", "0")))
+    if os.environ.get("GITOPS_TEST_SLOW"):
+        with open(os.environ["GITOPS_TEST_SLOW"], "w") as f:
+            f.write("building")
+        time.sleep(600)
     return a.collect()
 """
 
@@ -81,7 +84,8 @@ def test_a_killed_build_is_released_and_the_sensor_publishes_in_one_tick(
 
     home = tmp_path / "cli_home"
     home.mkdir()
-    env = {**os.environ, "DAGSTER_HOME": str(home), "GITOPS_TEST_SLOW": "600"}
+    mark = tmp_path / "slow_model_started"
+    env = {**os.environ, "DAGSTER_HOME": str(home), "GITOPS_TEST_SLOW": str(mark)}
     cmd = [
         sys.executable,
         "-m",
@@ -94,20 +98,17 @@ def test_a_killed_build_is_released_and_the_sensor_publishes_in_one_tick(
     ]
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 120
-        while True:  # its run started: it holds the claim on main@head
-            with d.ws.catalog() as cat:
-                row = cat.active_plan("main", head)
-            if row is not None and row.run_id is not None:
-                break
+        deadline = time.monotonic() + 180
+        while not mark.exists():  # mid-run: its run is building the slow model (and holds the warehouse)
             assert child.poll() is None and time.monotonic() < deadline, "the build did not start"
             time.sleep(0.2)
-        assert row.trigger == Trigger.BUILD
-        time.sleep(2)  # mid-run: building the slow model
-        assert child.poll() is None
     finally:
         child.send_signal(signal.SIGKILL)
         child.wait()
+
+    with d.ws.catalog() as cat:  # the killed run still claims main@head
+        row = cat.active_plan("main", head)
+    assert row is not None and row.trigger == Trigger.BUILD and row.run_id is not None
 
     # tick 1: the killed run's claim is released and the commit planned again (b is reused)
     _, requests, message = d.tick()

@@ -366,7 +366,7 @@ def _apply_all(dep: Deployment, heads: dict[str, str], runner: Runner) -> list[A
     out = []
     for ref, sha in sorted(heads.items(), key=lambda kv: kv[0] != s.production_ref):
         env = dep.environment(ref)
-        published = envs.get(ref, (None, None, None))[1]
+        published = envs[ref].commit if ref in envs else None
         status = statuses.get(ref)
         if (
             published == sha
@@ -381,7 +381,7 @@ def _apply_all(dep: Deployment, heads: dict[str, str], runner: Runner) -> list[A
         except GitopsError as exc:
             out.append(ApplyResult(ref, env, sha, Status.FAILED, str(exc), error=exc))
     for env_name in sorted((set(envs) | set(statuses)) - set(heads) - {s.production_ref} - checkouts):
-        schema = envs[env_name][0] if env_name in envs else statuses[env_name].schema
+        schema = envs[env_name].schema if env_name in envs else statuses[env_name].schema
         with dep.catalog() as cat:
             dropped = unpublish(cat, env_name, schema)
         out.append(

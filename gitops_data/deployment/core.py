@@ -134,7 +134,8 @@ class Deployment:
             base_commit = state.published_commit
             if base_commit is None:  # a new environment keeps what production serves where it can
                 prod = s.production_ref
-                base_commit = cat.environments().get(prod, (None, None, None))[1]
+                served = cat.environments().get(prod)
+                base_commit = served.commit if served else None
                 baseline = cat.published_builds(prod).get(prod, {})
             else:
                 baseline = state.published

@@ -13,11 +13,10 @@ import logging
 import dagster as dg
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
-from gitops_data import gitrepo
 from gitops_data.deployment.core import Deployment, Environment
-from gitops_data.errors import GitopsError, ProjectError
+from gitops_data.errors import GitopsError
 from gitops_data.orchestration.assets import environment_assets
-from gitops_data.orchestration.head_state import head_notes
+from gitops_data.orchestration.head_state import current_pins, head_notes
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import resources
@@ -28,26 +27,6 @@ log = logging.getLogger("gitops_data.definitions")
 PIN_KEY = "gitops_data/pins"
 NOTES_KEY = "gitops_data/notes"
 LOCATION = "gitops_data"
-
-
-def shown_commit(ws: Deployment, sha: str, depth: int = 20) -> str | None:
-    """`sha` if its project is valid, else the newest valid first-parent ancestor (None if none)."""
-    for candidate in gitrepo.first_parents(ws.repo, sha, depth):
-        try:
-            ws.project(candidate)
-            return candidate
-        except ProjectError:
-            continue
-    return None
-
-
-def current_pins(ws: Deployment) -> dict[str, str]:
-    pins = {}
-    for ref, sha in ws.tracked_heads().items():
-        shown = shown_commit(ws, sha)
-        if shown is not None:
-            pins[ref] = shown
-    return pins
 
 
 def current_state(ws: Deployment) -> tuple[dict[str, str], dict[str, str]]:

@@ -5,12 +5,34 @@ from __future__ import annotations
 
 import logging
 
+from gitops_data import gitrepo
 from gitops_data.deployment.core import Deployment
-from gitops_data.errors import GitopsError
+from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.plan import Status
 
 log = logging.getLogger("gitops_data.head_state")
 _SHOWN = (Status.BLOCKED, Status.FAILED, Status.INVALID)
+
+
+def shown_commit(ws: Deployment, sha: str, depth: int = 20) -> str | None:
+    """`sha` if its project is valid, else the newest valid first-parent ancestor (None if none)."""
+    for candidate in gitrepo.first_parents(ws.repo, sha, depth):
+        try:
+            ws.project(candidate)
+            return candidate
+        except ProjectError:
+            continue
+    return None
+
+
+def current_pins(ws: Deployment) -> dict[str, str]:
+    """ref -> the commit whose assets a (re)load of the code location shows now."""
+    pins = {}
+    for ref, sha in ws.tracked_heads().items():
+        shown = shown_commit(ws, sha)
+        if shown is not None:
+            pins[ref] = shown
+    return pins
 
 
 def head_notes(ws: Deployment, heads: dict[str, str], shown: dict[str, str]) -> dict[str, str]:

@@ -7,14 +7,15 @@ from __future__ import annotations
 import dagster as dg
 
 from gitops_data.deployment.apply import Execution
-from gitops_data.deployment.core import Deployment
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult, RunState
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
+from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key
 from gitops_data.orchestration.io_manager import WarehouseIOManager, served_reused
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan, Trigger
+from gitops_data.warehouse.publish import PublishRecord
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -96,6 +97,32 @@ def record(instance: dg.DagsterInstance, result: ApplyResult) -> None:
     tables), reported to Dagster as what the environment now serves."""
     for event in served_reused(result, instance):
         instance.report_runless_asset_event(event)
+
+
+def record_publish(instance: dg.DagsterInstance, ws: Deployment, record: PublishRecord, why: str) -> None:
+    """A publish made without a plan (a rollback), reported to Dagster: what each changed model
+    of the environment serves now."""
+    with ws.catalog() as cat:
+        served = cat.published_builds(record.env).get(record.env, {})
+    env = Environment(record.env, record.schema)
+    for model in record.changed:
+        b = served.get(model)
+        if b is None:
+            continue
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=asset_key(env, model),
+                description=f"{record.schema} serves build {b.build_id} of commit {b.commit[:10]} ({why})",
+                metadata={
+                    "commit": dg.MetadataValue.text(record.commit),
+                    "environment": dg.MetadataValue.text(record.env),
+                    "build_id": dg.MetadataValue.text(b.build_id),
+                    "built_for_commit": dg.MetadataValue.text(b.commit),
+                    "publish_id": dg.MetadataValue.text(record.publish_id),
+                    "reused": dg.MetadataValue.bool(True),
+                },
+            )
+        )
 
 
 class InProcessExecutor:

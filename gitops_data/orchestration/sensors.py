@@ -11,8 +11,9 @@ from gitops_data.alerts import send as deliver_all
 from gitops_data.deployment.apply import apply_all
 from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.head_state import head_notes
+from gitops_data.orchestration.head_state import current_pins, head_notes
 from gitops_data.orchestration.plan_job import plan_job
+from gitops_data.orchestration.reload import request_reload
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
 from gitops_data.spec.project import Project
@@ -24,26 +25,6 @@ log = logging.getLogger("gitops_data.sensors")
 def send(project: Project | None, ws: Deployment, events: list[AlertEvent]) -> None:
     if project is not None and project.alerts:
         deliver_all(project.alerts, events, project.settings.name, ws.state_dir)
-
-
-def request_reload(location: str) -> str | None:
-    """Ask a webserver to reload this code location, so the asset graph in the UI follows the refs
-    (best effort: publishing never depends on it). Returns a problem to report, or None."""
-    target = os.environ.get("GITOPS_DATA_DAGSTER_WEBSERVER", "localhost:3000")
-    if target.lower() in ("", "off", "none"):
-        return None
-    host, _, port = target.rpartition(":")
-    try:
-        from dagster_graphql import DagsterGraphQLClient
-
-        DagsterGraphQLClient(host or "localhost", port_number=int(port)).reload_repository_location(location)
-        return None
-    except Exception as exc:  # no webserver there: the UI shows the new graph after its next reload
-        return (
-            f"could not ask the webserver at {target} to reload {location} "
-            f"({' '.join(str(exc).split())[:200]}); "
-            "builds and publishes go on without it. Set GITOPS_DATA_DAGSTER_WEBSERVER=host:port, or off"
-        )
 
 
 def sensor_interval() -> int:
@@ -89,9 +70,10 @@ def git_ref_sensor(
         for line in lines:
             context.log.info(line)
         reloaded_for = cursor.get("reloaded_for")
-        notes = head_notes(dep, heads, loaded)
+        shown = current_pins(dep)  # what a reload would show: the words match `status`
+        notes = head_notes(dep, heads, shown)
         state = {"heads": heads, "notes": notes}
-        stale = any(loaded.get(ref) != sha for ref, sha in heads.items()) or notes != loaded_notes
+        stale = shown != loaded or notes != loaded_notes
         if stale and state != reloaded_for:
             reloaded_for = state  # once per state of the heads; a failure is a warning, never a stall
             problem = request_reload(location)

@@ -136,6 +136,37 @@ def _plan_row(row: tuple) -> PlanRow:
 
 
 @dataclass(frozen=True)
+class Served:
+    """What an environment serves: its schema and the publish it serves."""
+
+    env: str
+    schema: str
+    commit: str
+    publish_id: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """An environment that follows no branch (`gitops-data checkout`)."""
+
+    env: str
+    schema: str
+    commit: str
+    publish_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishHit:
+    """A publish found by the prefix of its id or commit."""
+
+    env: str
+    publish_id: str
+    commit: str
+
+
+@dataclass(frozen=True)
 class ServedBuild:
     env: str
     model: str
@@ -345,12 +376,10 @@ class Catalog:
         )
         return [ServedBuild(e, mo, b, t, n, json.loads(c), r) for e, mo, b, t, n, c, r in rows]
 
-    def environments(self) -> dict[str, tuple[str, str, datetime]]:
-        """env -> (schema, published commit, published at)."""
-        return {
-            e: (s, c, t)
-            for e, s, c, t in self._q("select env, schema_name, commit, published_at from {m}.environments")
-        }
+    def environments(self) -> dict[str, Served]:
+        """env -> what it serves."""
+        rows = self._q("select env, schema_name, commit, publish_id, published_at from {m}.environments")
+        return {r[0]: Served(*r) for r in rows}
 
     def env_views(self, env: str) -> dict[str, tuple[str, str | None, str]]:
         """model -> (view sql, definition stored after publishing, build id) of what `env` serves."""
@@ -384,7 +413,9 @@ class Catalog:
         candidates = {k: tuple(sorted(v, key=lambda b: rank.get(b.build_id, 2))) for k, v in found.items()}
         ids = [b.build_id for builds in candidates.values() for b in builds]
         env_row = self.environments().get(env)
-        return CatalogState(candidates, self.latest_audits(ids), published, env_row[1] if env_row else None)
+        return CatalogState(
+            candidates, self.latest_audits(ids), published, env_row.commit if env_row else None
+        )
 
     def record_publish(
         self,
@@ -461,25 +492,23 @@ class Catalog:
             for r in rows
         ]
 
-    def find_publish(self, target: str) -> tuple[str, str, str] | None:
-        """(env, publish id, commit) of the newest publish whose id or commit starts with `target`."""
+    def find_publish(self, target: str) -> PublishHit | None:
+        """The newest publish whose id or commit starts with `target`."""
         rows = self._q(
             """select env, publish_id, commit from {m}.publishes
                where substr(publish_id, 1, length(?)) = ? or substr(commit, 1, length(?)) = ?
                order by published_at desc limit 1""",
             [target, target, target, target],
         )
-        return rows[0] if rows else None
+        return PublishHit(*rows[0]) if rows else None
 
     def add_checkout(self, env: str, schema: str, commit: str, publish_id: str) -> None:
         self._q("insert into {m}.checkouts values (?, ?, ?, ?, ?)", [env, schema, commit, publish_id, now()])
 
-    def checkouts(self) -> dict[str, tuple[str, str, datetime]]:
-        """checkout env -> (schema, commit, created at): environments that follow no branch."""
-        return {
-            e: (s, c, t)
-            for e, s, c, t in self._q("select env, schema_name, commit, created_at from {m}.checkouts")
-        }
+    def checkouts(self) -> dict[str, Checkout]:
+        """checkout env -> its record: environments that follow no branch."""
+        rows = self._q("select env, schema_name, commit, publish_id, created_at from {m}.checkouts")
+        return {r[0]: Checkout(*r) for r in rows}
 
     def forget_environment(self, env: str) -> None:
         self._q("delete from {m}.checkouts where env = ?", [env])
