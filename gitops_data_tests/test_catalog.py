@@ -8,7 +8,7 @@ import pytest
 
 from gitops_data.engines import open_warehouse
 from gitops_data.plan import BuildRecord, PlanState, Status, Trigger
-from gitops_data.warehouse.catalog import Catalog
+from gitops_data.warehouse.catalog import LATEST, MIGRATIONS, Catalog
 from gitops_data_tests.test_gate import _plan
 
 
@@ -93,6 +93,19 @@ def test_a_catalog_of_an_earlier_version_is_migrated(warehouse):
             "insert into old_meta.builds values ('b1', 'm', 'sql', 'fp', 'c', 'main', null, 't', 1, "
             "'{}', now())"
         )
+        # plans as the unversioned catalog kept them: the status column mixed states and outcomes
+        engine.execute("""create table old_meta.plans (plan_id varchar, env varchar, commit varchar,
+            trigger varchar, body json, status varchar, reason varchar, created_at timestamp,
+            updated_at timestamp)""")
+        engine.execute(
+            "insert into old_meta.plans values ('p1', 'main', 'c', 'git', '{}', 'blocked', 'why', now(), "
+            "now()), ('p2', 'main', 'c', 'cli', '{}', 'open', '', now(), now())"
+        )
         cat = Catalog(engine, "old_meta")
-        assert {"plans", "segments", "ref_status"} <= set(engine.objects("old_meta"))
+        assert {"plans", "segments", "ref_status", "migrations"} <= set(engine.objects("old_meta"))
+        assert cat.version() == LATEST and [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1))
         assert cat.build("b1").version is None and cat.build("b1").data_version == "fp"
+        p1, p2 = cat.plan_row("p1"), cat.plan_row("p2")
+        assert (p1.state, p1.outcome, p1.reason) == (PlanState.CONCLUDED, Status.BLOCKED, "why")
+        assert (p2.state, p2.outcome, p2.trigger) == (PlanState.OPEN, None, Trigger.SYNC)
+        assert cat.migrate() == []  # applied once

@@ -257,3 +257,14 @@ def test_after_a_blocked_commit_is_reverted_no_production_asset_shows_a_failed_c
         evaluation = record.event.dagster_event.event_specific_data
         assert evaluation.passed, f"{ck.to_user_string()} shows failed: {evaluation.description}"
     assert _latest_materialization_commit(instance, ["analytics", "a"]) == revert
+
+
+def test_settings_name_the_branches_that_get_environments(make_repo, warehouse, instance):
+    files = {**SMALL_PROJECT, "gitops_data.yaml": 'name: t\nbranches: ["feature/*", "release-*"]\n'}
+    repo = make_repo(files)
+    for branch in ("feature/a", "wip/b", "release-1"):
+        repo.git("branch", branch)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
+    d.settle()
+    envs = {e for (e,) in d.query("select env from gitops_meta.environments")}
+    assert envs == {"main", "feature/a", "release-1"}  # wip/b matches no pattern: the sensor leaves it

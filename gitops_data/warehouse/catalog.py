@@ -22,7 +22,8 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-DDL = """
+# The catalog as the first versioned release made it; every change since is a migration below.
+BASE = """
 create schema if not exists {m};
 create table if not exists {m}.builds (
   build_id varchar, model varchar, kind varchar, fingerprint varchar, commit varchar, env varchar,
@@ -39,7 +40,25 @@ create table if not exists {m}.environments (
   env varchar, schema_name varchar, commit varchar, publish_id varchar, published_at timestamp);
 create table if not exists {m}.ref_status (
   env varchar, schema_name varchar, commit varchar, status varchar, reason varchar, updated_at timestamp);
--- forward migrations of catalogs made by earlier versions
+create table if not exists {m}.migrations (version integer, name varchar, applied_at timestamp);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One change of the catalog's schema, applied once per catalog, in order, in a transaction."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS = (
+    # catalogs made before migrations were versioned may hold some of this already: `if not exists`
+    Migration(
+        1,
+        "build inputs, versions and reads; segments, checkouts, plans",
+        """
 alter table {m}.env_views add column if not exists definition varchar;
 alter table {m}.builds add column if not exists invalid_reason varchar;
 alter table {m}.builds add column if not exists inputs {json};
@@ -51,14 +70,21 @@ create table if not exists {m}.checkouts (
 create table if not exists {m}.plans (
   plan_id varchar, env varchar, commit varchar, trigger varchar, body {json}, status varchar,
   reason varchar, created_at timestamp, updated_at timestamp);
--- a plan's lifecycle: its state (PlanState) apart from its outcome (Status), who executes it
-alter table {m}.plans add column if not exists outcome varchar;
-alter table {m}.plans add column if not exists result {json};
-alter table {m}.plans add column if not exists owner varchar;
-alter table {m}.plans add column if not exists run_id varchar;
-update {m}.plans set outcome = status, status = 'concluded'
-  where status not in ('open', 'concluding', 'concluded', 'released');
-"""
+""",
+    ),
+    Migration(
+        2,
+        "a plan's lifecycle state apart from its outcome; who executes it",
+        """
+alter table {m}.plans add column outcome varchar;
+alter table {m}.plans add column result {json};
+alter table {m}.plans add column owner varchar;
+alter table {m}.plans add column run_id varchar;
+update {m}.plans set outcome = status, status = 'concluded' where status not in ('open', 'concluding');
+""",
+    ),
+)
+LATEST = MIGRATIONS[-1].version
 
 _BUILD_COLUMNS = (
     "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
@@ -193,18 +219,35 @@ class Catalog:
         return other
 
     def _ensure(self) -> None:
-        """Create (or migrate) the catalog tables; once per database and process (checked once per
-        connection: a turn on the warehouse makes many catalogs over one connection)."""
+        """Create the catalog, or migrate it to the LATEST version; once per database and process
+        (checked once per connection: a turn on the warehouse makes many catalogs over one)."""
         checked = self.engine.__dict__.setdefault("_catalogs_checked", set())
         if self.meta in checked:
             return
         key = self.engine.database_key()
         key = (*key, self.meta) if key else None
-        if key is None or key not in _ensured or "checkouts" not in self.engine.objects(self.meta):
-            self.engine.execute(DDL.format(m=self.m, json=self.engine.json_type))
+        if key is None or key not in _ensured or "migrations" not in self.engine.objects(self.meta):
+            self.migrate()
             if key is not None:
                 _ensured.add(key)
         checked.add(self.meta)
+
+    def version(self) -> int:
+        """The migrations applied to this catalog (0: none yet)."""
+        return int(self.engine.scalar(f"select coalesce(max(version), 0) from {self.m}.migrations") or 0)
+
+    def migrate(self) -> list[Migration]:
+        """Apply the migrations this catalog lacks, each in its own transaction; the ones applied."""
+        self.engine.execute(BASE.format(m=self.m, json=self.engine.json_type))
+        applied = []
+        for mig in MIGRATIONS:
+            if mig.version <= self.version():
+                continue
+            with self.engine.transaction():
+                self.engine.execute(mig.sql.format(m=self.m, json=self.engine.json_type))
+                self._q("insert into {m}.migrations values (?, ?, ?)", [mig.version, mig.name, now()])
+            applied.append(mig)
+        return applied
 
     def _q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.engine.fetchall(sql.replace("{m}", self.m), params)
