@@ -1,15 +1,13 @@
 #!/usr/bin/env bash
 # The main job, end to end, on the embedded default (DuckDB + a local Dagster home):
 # install, turn examples/shop into a Git data repo, validate, plan, build + audit + publish.
-# With GITOPS_DATA_WAREHOUSE=postgresql://user@host:port/db set, the same on PostgreSQL.
+# With GITOPS_DATA_WAREHOUSE=postgresql://user@host:port/db set, the same on PostgreSQL, in a state
+# folder of its own (examples/env.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
 bash .ci/setup
-state="$root/.gitops_data"
-export GITOPS_DATA_REPO="$state/shop"
-export GITOPS_DATA_WAREHOUSE="${GITOPS_DATA_WAREHOUSE:-$state/warehouse.duckdb}"
-export DAGSTER_HOME="$state/dagster_home"   # a local Dagster instance (SQLite), set up from ./dagster.yaml
+source examples/env.sh   # GITOPS_DATA_WAREHOUSE (default DuckDB), and its own data repo and Dagster home
 mkdir -p "$DAGSTER_HOME"
 [ -f "$DAGSTER_HOME/dagster.yaml" ] || cp dagster.yaml "$DAGSTER_HOME/dagster.yaml"
 gd="$root/.venv/bin/gitops-data"
@@ -47,5 +45,5 @@ PY
 cat <<MSG
 Done. The data repo is $GITOPS_DATA_REPO, the warehouse $GITOPS_DATA_WAREHOUSE.
 Open the Dagster UI (assets, checks, the git_refs sensor) with:
-  cd $root && GITOPS_DATA_REPO=$GITOPS_DATA_REPO GITOPS_DATA_WAREHOUSE=$GITOPS_DATA_WAREHOUSE DAGSTER_HOME=$DAGSTER_HOME .venv/bin/dagster dev -w workspace.yaml
+  cd $root && export GITOPS_DATA_WAREHOUSE='$GITOPS_DATA_WAREHOUSE' && source examples/env.sh && .venv/bin/dagster dev -w workspace.yaml
 MSG

@@ -68,6 +68,7 @@ def deliver(
         if alert.webhook:
             problem = _post(alert.webhook, body.encode(), alert.retries)
         else:
+            assert alert.file is not None  # the validator: exactly one of webhook and file
             try:
                 path = Path(base_dir) / alert.file if not Path(alert.file).is_absolute() else Path(alert.file)
                 path.parent.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,9 @@ pandera) happen only in commands that run builds. A new command: one function be
 
 from __future__ import annotations
 
+import functools
 import sys
+from functools import cached_property
 
 import click
 from rich.markup import escape
@@ -44,6 +46,31 @@ class _Runner:
         from gitops_data.orchestration.run import record_publish
 
         record_publish(self._get().instance, self.dep, record, why)
+
+
+class _Named:
+    """The repo and warehouse the options name; the Deployment over them is made (and the repo
+    checked to be a data repo) at first use: `validate DIR` needs none."""
+
+    def __init__(self, repo: str | None, warehouse: str | None):
+        self.repo, self.warehouse = repo, warehouse
+
+    @cached_property
+    def dep(self):
+        from gitops_data.deployment.core import Deployment
+
+        return Deployment.from_env(self.repo, self.warehouse)
+
+
+def pass_dep(command):
+    """Hand `command` the Deployment as its first argument."""
+
+    @click.pass_obj
+    @functools.wraps(command)
+    def run(named: _Named, *args, **kwargs):
+        return command(named.dep, *args, **kwargs)
+
+    return run
 
 
 def _json(kind: str, body: dict) -> None:
@@ -92,9 +119,7 @@ _full_option = click.option(
 @click.pass_context
 def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
     """GitOps for data: a Git repo of YAML models drives a DuckDB or PostgreSQL warehouse through Dagster."""
-    from gitops_data.deployment.core import Deployment
-
-    ctx.obj = Deployment.from_env(repo, warehouse)
+    ctx.obj = _Named(repo, warehouse)
 
 
 @main.command()
@@ -102,14 +127,16 @@ def main(ctx: click.Context, repo: str | None, warehouse: str | None) -> None:
 @click.option("--ref", help="Validate this commit/branch/tag of --repo instead of a folder.")
 @_format_option("json")
 @click.pass_obj
-def validate(dep, path: str | None, ref: str | None, fmt: str) -> None:
+def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None:
     """Check a project (a folder, or --ref of the repo): syntax, keys, references, cycles, SQL, Python.
 
     Exit codes: 0 valid, 2 invalid (every issue with file, line and model)."""
+    from gitops_data.deployment.core import Deployment
     from gitops_data.errors import ProjectError
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import DirTree, GitTree
 
+    dep = named.dep if ref or not path else Deployment.from_env(named.repo, named.warehouse, False)
     tree = GitTree(dep.repo, dep.resolve(ref), label=ref) if ref else DirTree(path or dep.repo)
     try:
         project = load_project(tree, dep.dialect)
@@ -139,7 +166,7 @@ def validate(dep, path: str | None, ref: str | None, fmt: str) -> None:
 @_env_option
 @_full_option
 @_format_option("json", "markdown")
-@click.pass_obj
+@pass_dep
 def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str) -> None:
     """Show, per model, whether the commit needs a new build or reuses one, and why. Writes nothing."""
     from gitops_data import console as c
@@ -182,7 +209,7 @@ def _apply(dep, t, trigger, full: bool):
 @_ref_option
 @_env_option
 @_full_option
-@click.pass_obj
+@pass_dep
 def build(dep, ref: str | None, env_name: str | None, full: bool) -> None:
     """Build (and audit) what the plan needs, as a Dagster run; does not publish."""
     from gitops_data.console import print_plan
@@ -204,7 +231,7 @@ def build(dep, ref: str | None, env_name: str | None, full: bool) -> None:
 @main.command()
 @click.option("--ref", default=None, help="Branch to sync. [default: the production ref]")
 @_full_option
-@click.pass_obj
+@pass_dep
 def sync(dep, ref: str | None, full: bool) -> None:
     """Plan, build, audit and publish a branch.
 
@@ -221,7 +248,7 @@ def sync(dep, ref: str | None, full: bool) -> None:
 
 @main.command()
 @_format_option("json")
-@click.pass_obj
+@pass_dep
 def status(dep, fmt: str) -> None:
     """Per environment: published commit, the ref's latest commit, and why they differ."""
     from dataclasses import asdict
@@ -231,7 +258,7 @@ def status(dep, fmt: str) -> None:
     report = ops.status(dep)
     if fmt == "json":
         envs, drifts = [asdict(e) for e in report.environments], [asdict(d) for d in report.drift]
-        _json("status", {"environments": envs, "drift": drifts})
+        _json("status", {"warehouse": report.warehouse, "environments": envs, "drift": drifts})
     else:
         print_status(report)
 
@@ -240,7 +267,7 @@ def status(dep, fmt: str) -> None:
 @_env_option
 @click.option("--limit", default=20, show_default=True)
 @_format_option("json")
-@click.pass_obj
+@pass_dep
 def history(dep, env_name: str | None, limit: int, fmt: str) -> None:
     """Publishes of an environment: when, which commit, which models changed."""
     from gitops_data.console import print_history
@@ -255,7 +282,7 @@ def history(dep, env_name: str | None, limit: int, fmt: str) -> None:
 @main.command()
 @_env_option
 @click.option("--to", "target", required=True, help="A publish id (see `history`) or a commit it published.")
-@click.pass_obj
+@pass_dep
 def rollback(dep, env_name: str | None, target: str) -> None:
     """Serve exactly what an earlier publish served (zero copy; incremental models included).
 
@@ -275,7 +302,7 @@ def rollback(dep, env_name: str | None, target: str) -> None:
 @click.option(
     "--drop", "drop", default=None, metavar="NAME", help="Remove a checkout (its schema and views)."
 )
-@click.pass_obj
+@pass_dep
 def checkout(dep, target: str | None, name: str | None, drop: str | None) -> None:
     """Serve a retained commit (or publish id) as its own read-only environment, zero copy.
 
@@ -299,7 +326,7 @@ def checkout(dep, target: str | None, name: str | None, drop: str | None) -> Non
 @click.argument("env_a")
 @click.argument("env_b")
 @_format_option("json", "markdown")
-@click.pass_obj
+@pass_dep
 def diff(dep, env_a: str, env_b: str, fmt: str) -> None:
     """Which models differ between two environments (branches), with row count and schema changes."""
     from gitops_data import render
@@ -316,7 +343,7 @@ def diff(dep, env_a: str, env_b: str, fmt: str) -> None:
 
 @main.command()
 @click.option("--dry-run", is_flag=True, help="Only list what would be dropped.")
-@click.pass_obj
+@pass_dep
 def gc(dep, dry_run: bool) -> None:
     """Drop builds that no environment serves and no retained publish needs (see `retention`)."""
     report, internal = ops.gc(dep, dry_run), dep.settings.internal_schema
@@ -330,7 +357,7 @@ def gc(dep, dry_run: bool) -> None:
 
 @main.command()
 @_format_option("json")
-@click.pass_obj
+@pass_dep
 def drift(dep, fmt: str) -> None:
     """Report changes made to the warehouse outside Git (exit 7 if there are any)."""
     found = ops.drift(dep)
@@ -352,7 +379,7 @@ def drift(dep, fmt: str) -> None:
 
 
 @main.command()
-@click.pass_obj
+@pass_dep
 def repair(dep) -> None:
     """Restore published views (dropping objects made by hand); builds whose tables were changed are
     marked invalid, so the next `sync` rebuilds them."""

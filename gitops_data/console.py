@@ -9,7 +9,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gitops_data.plan import Plan
+from gitops_data.errors import GitopsError
+from gitops_data.plan import CheckState, Plan
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
@@ -53,7 +54,7 @@ def print_plan(plan: Plan) -> None:
         "alias": "keep data",
     }
     for m in plan.models.values():
-        pend, failed = m.checks_in("pending"), m.checks_in("failed")
+        pend, failed = m.checks_in(CheckState.PENDING), m.checks_in(CheckState.FAILED)
         checks = ", ".join(
             filter(
                 None,
@@ -65,7 +66,7 @@ def print_plan(plan: Plan) -> None:
             if m.previous_fingerprint in (None, m.fingerprint)
             else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
         )
-        action = labels.get(m.mode, m.action) if m.action == "build" else m.action
+        action = labels.get(str(m.mode), m.action) if m.action == "build" else m.action
         t.add_row(
             m.name,
             m.kind if m.materialized == "table" else f"{m.kind} ({m.materialized})",
@@ -88,7 +89,8 @@ def print_plan(plan: Plan) -> None:
 
 def print_status(report) -> None:
     """`status`: one row per environment (an operations.StatusReport), then the drift found."""
-    t = table(f"environments of {report.repo}", ["env (branch)", "schema", "published", "latest", "state"], 4)
+    columns = ["env (branch)", "schema", "published", "latest", "state"]
+    t = table(f"environments of {report.repo} in {report.warehouse}", columns, 4)
     for e in report.environments:
         if e.state == "checkout":
             state = f"checkout (read-only, follows no branch): serves {short(e.published)}"
@@ -171,6 +173,8 @@ def print_published(result) -> None:
         console.print(f"{result.env.schema}: {escape(result.detail)}")
         return
     pub = result.publish
+    if pub is None:  # raise_for_status let through a status that publishes nothing
+        raise GitopsError(f"{result.env.schema}: not published ({result.status}): {result.detail}")
     where = f"[green]published[/] {result.ref} @ {short(result.commit)} to schema {pub.schema}"
     if pub.previous_commit is None:
         console.print(f"{where} (new): {len(pub.changed)} view(s) created")

@@ -41,6 +41,10 @@ class GitError(GitopsError):
     """The data repository or one of its refs cannot be read."""
 
 
+class NotADataRepo(GitError):
+    """The Git repository a command was pointed at holds no gitops-data or dbt project."""
+
+
 class IdentifierError(GitopsError):
     """A name (model, branch, column) cannot be mapped to a safe identifier."""
 

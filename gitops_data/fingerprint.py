@@ -39,6 +39,7 @@ def _body(node: Node) -> Any:
     elif node.kind in ("seed", "source"):
         body = [node.content_digest, node.data_format]
     elif node.kind == "snapshot":
+        assert node.snapshot is not None  # every snapshot node carries its spec
         body = node.snapshot.model_dump(
             include={"unique_key", "strategy", "updated_at", "check_cols", "invalidate_hard_deletes"}
         )

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import git
 
-from gitops_data.errors import GitError
+from gitops_data.errors import GitError, NotADataRepo
+from gitops_data.spec.dbt.project import PROJECT_FILE as DBT_PROJECT_FILE
+from gitops_data.spec.schema import SETTINGS_FILE
 
 
 @contextlib.contextmanager
@@ -24,6 +26,34 @@ def open_repo(path: str) -> Iterator[git.Repo]:
         yield repo
     finally:
         repo.close()
+
+
+def ensure_data_repo(path: str) -> None:
+    """Raise NotADataRepo unless HEAD of the repo at `path`, or a commit before it, has
+    gitops_data.yaml or dbt_project.yml at the root.
+
+    Checked before a command reads or changes anything, so that a command run in the wrong folder
+    (the gitops-data checkout itself, say) does not read some other repository as the data repo.
+    """
+    markers = (SETTINGS_FILE, DBT_PROJECT_FILE)
+    with open_repo(path) as repo:
+        try:
+            head = repo.head.commit.hexsha
+        except ValueError:
+            raise NotADataRepo(
+                f"{path} is not a data repo yet: it has no commits. Commit a {SETTINGS_FILE} (or a dbt "
+                "project), or point GITOPS_DATA_REPO (or --repo) at the data repo"
+            ) from None
+        # a commit that removed the file is the data repo's invalid commit (validate says so), not
+        # another repository: so HEAD's history counts, not only HEAD
+        if repo.git.ls_tree("--name-only", head, "--", *markers) or repo.git.log(
+            "-1", "--format=%h", head, "--", *markers
+        ):
+            return
+    raise NotADataRepo(
+        f"{path} is not a data repo: no commit of its HEAD ({head[:10]}) has {SETTINGS_FILE} or "
+        f"{DBT_PROJECT_FILE} at the root. Point GITOPS_DATA_REPO (or --repo) at the data repo"
+    )
 
 
 def resolve(path: str, ref: str) -> str:

@@ -51,7 +51,7 @@ _FORBIDDEN_FUNCTIONS = {
 class ParsedSql:
     """A parsed model query and the plain names it reads."""
 
-    tree: exp.Expression
+    tree: exp.Expr
     references: frozenset[str]
 
     @functools.cached_property
@@ -65,7 +65,8 @@ def _is_cte_reference(table: exp.Table) -> bool:
     non-recursive CTE sees only the CTEs before it, not itself, so `with a as (select * from a)`
     reads the model `a`)."""
     name = table.name.lower()
-    prev, node = table, table.parent
+    prev: exp.Expr = table
+    node: exp.Expr | None = table.parent
     while node is not None:
         if isinstance(node, exp.With):
             ctes = node.expressions
@@ -169,7 +170,7 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
     """SQL text in `dialect` with each referenced node (lower-case name -> quoted physical name, or
     `(query)` in the canonical dialect for an inlined model) swapped in."""
 
-    def swap(node: exp.Expression) -> exp.Expression:
+    def swap(node: exp.Expr) -> exp.Expr:
         if (
             isinstance(node, exp.Table)
             and isinstance(node.this, exp.Identifier)
@@ -180,7 +181,7 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
             target = tables[node.name.lower()]
             alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(node.name, quoted=True))
             if target.startswith("("):
-                replacement: exp.Expression = exp.Subquery(this=_parsed(target[1:-1]).copy(), alias=alias)
+                replacement: exp.Expr = exp.Subquery(this=_parsed(target[1:-1]).copy(), alias=alias)
             else:
                 replacement = _parsed(target, exp.Table).copy()
                 replacement.set("alias", alias)
@@ -203,12 +204,12 @@ def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -
 
 
 @functools.lru_cache(maxsize=4096)
-def _parsed(text: str, into: type[exp.Expression] | None = None) -> exp.Expression:
+def _parsed(text: str, into: type[exp.Expr] | None = None) -> exp.Expr:
     """A physical name or inlined query, parsed once (a build is read by many models); copy it."""
     return sqlglot.parse_one(text, into=into, dialect=DIALECT)
 
 
-def _group_by_all_as_ordinals(node: exp.Expression) -> exp.Expression:
+def _group_by_all_as_ordinals(node: exp.Expr) -> exp.Expr:
     """GROUP BY ALL (DuckDB) -> GROUP BY the positions of the select items that aggregate nothing."""
     if isinstance(node, exp.Group) and node.args.get("all") and isinstance(node.parent, exp.Select):
         keys = [
@@ -221,7 +222,7 @@ def _group_by_all_as_ordinals(node: exp.Expression) -> exp.Expression:
 
 
 # What sqlglot passes through to PostgreSQL unchanged although PostgreSQL rejects it.
-_NOT_IN_POSTGRES: list[tuple[type[exp.Expression], str, Callable[[exp.Expression], bool]]] = [
+_NOT_IN_POSTGRES: list[tuple[type[exp.Expr], str, Callable[[exp.Expr], bool]]] = [
     (
         exp.Star,
         "SELECT * EXCLUDE / REPLACE",

@@ -434,6 +434,8 @@ def test_materializations_carry_build_metadata(make_repo, warehouse, instance):
         assert event is not None and event.run_id == result.run_id, model
         md = event.asset_materialization.metadata
         assert md["commit"].value == c1
+        assert md["warehouse"].value == ws.warehouse  # which warehouse it is about (no password here)
+        assert instance.get_run_by_id(event.run_id).tags["gitops/warehouse"] == ws.warehouse
         assert md["fingerprint"].value == fps[model]
         assert md["physical_table"].value == f"gitops_internal.{tables[model]}"
         assert md["dagster/row_count"].value == q(ws, f"select count(*) from analytics.{model}")[0][0]

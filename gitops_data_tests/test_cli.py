@@ -123,3 +123,31 @@ def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, any_
     assert objects(ws, old) == {}
     code, _, err = cli("checkout", "0000000")
     assert code == 1 and "no publish of any environment matches" in err
+
+
+@pytest.mark.parametrize("command", [["status"], ["plan"], ["sync"], ["validate", "--ref", "main"]])
+def test_a_repo_that_is_not_a_data_repo_stops_before_anything_is_read_or_written(
+    tmp_path, make_repo, monkeypatch, capsys, command
+):
+    """A command run in the wrong Git repo (say, the gitops-data checkout) names it and the variable to
+    set, and creates nothing: no warehouse, no catalog."""
+    repo = make_repo({"README.md": "not data\n", "ci.yml": "jobs: {}\n"})
+    warehouse = tmp_path / "wh" / "warehouse.duckdb"
+    monkeypatch.setattr(
+        sys, "argv", ["gitops-data", "--repo", str(repo.path), "--warehouse", str(warehouse), *command]
+    )
+    assert entry() == 1
+    err = capsys.readouterr().err
+    assert f"{repo.path} is not a data repo" in err and "GITOPS_DATA_REPO" in err
+    assert "gitops_data.yaml" in err and "dbt_project.yml" in err
+    assert not warehouse.parent.exists()
+
+
+def test_validate_of_a_folder_needs_no_data_repo(tmp_path, make_repo, monkeypatch, capsys):
+    folder = tmp_path / "project"
+    for rel, text in SMALL_PROJECT.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    repo = make_repo({"README.md": "not data\n"})
+    monkeypatch.setattr(sys, "argv", ["gitops-data", "--repo", str(repo.path), "validate", str(folder)])
+    assert entry() == 0, capsys.readouterr().err

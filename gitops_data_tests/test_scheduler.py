@@ -109,8 +109,8 @@ def test_reports_are_made_on_their_own_thread_in_order_and_all_before_the_run_en
     made: list[tuple[str, str, str]] = []
     real = plan_job._reporter
 
-    def slow_reporter(context, plan):
-        report = real(context, plan)
+    def slow_reporter(context, plan, warehouse):
+        report = real(context, plan, warehouse)
 
         def slower(event):
             time.sleep(0.1)
@@ -140,7 +140,7 @@ def test_a_report_that_fails_stops_the_run_before_more_steps_start(
 ):
     monkeypatch.setenv("GITOPS_DATA_THREADS", "2")
 
-    def failing_reporter(context, plan):
+    def failing_reporter(context, plan, warehouse):
         def report(event):
             raise RuntimeError("the event store is down")
 

@@ -46,6 +46,7 @@ def _run_pandera(engine: Engine, table: str, chk: DeclaredCheck) -> tuple[int, l
         schema = polars_expression_schema(chk)
         frame = engine.frame(f"select * from {table}")
     else:
+        assert chk.column is not None  # every other pandera check is a column's
         schema = column_schema(chk)
         frame = engine.frame(f"select {quote(chk.column)} from {table}")
     try:
@@ -79,6 +80,7 @@ def run_check(
     try:
         a = chk.args
         if chk.kind == "type":
+            assert chk.column is not None  # a type check is a column's
             want = engine.type_name(type_sql(a, engine.dialect))
             got = columns[chk.column]
             return result(0 if want == got else 1, f"declared {want}, table has {got}")

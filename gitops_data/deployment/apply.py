@@ -12,7 +12,7 @@ from __future__ import annotations
 import time
 import uuid
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypedDict, Unpack
 
 from gitops_data import gitrepo, progress
 from gitops_data.alerts import apply_events, send
@@ -95,6 +95,16 @@ def publish_plan(dep: Deployment, plan: Plan, ref: str | None, run_id: str | Non
         return record
 
 
+class _RunFields(TypedDict, total=False):
+    """The optional fields of an ApplyResult that `_Lifecycle.result` passes on."""
+
+    plan: Plan | None
+    run_id: str | None
+    failures: list[tuple[str, str, int | None]]
+    warnings: list[tuple[str, str, int | None]]
+    error: GitopsError | None
+
+
 class _Lifecycle:
     """One commit of one environment, as one entry point (`trigger`) sees it."""
 
@@ -103,7 +113,7 @@ class _Lifecycle:
     ):
         self.dep, self.ref, self.env, self.sha, self.s, self.trigger = dep, ref, env, sha, settings, trigger
 
-    def result(self, status: Status, detail: str = "", **kw) -> ApplyResult:
+    def result(self, status: Status, detail: str = "", **kw: Unpack[_RunFields]) -> ApplyResult:
         """The outcome, recorded as the environment's status if its ref still points at this commit
         (the run of an older commit never overwrites what the head's apply said). `build`, which
         never publishes, records nothing there."""
@@ -155,7 +165,7 @@ class _Lifecycle:
             send(project.alerts, events, project.settings.name, self.dep.state_dir)
 
     def _verdict(self, v: Verdict, run_id: str | None, run_error: str | None) -> ApplyResult:
-        kw = {"plan": v.plan, "run_id": run_id, "failures": v.failures, "warnings": v.warnings}
+        kw = _RunFields(plan=v.plan, run_id=run_id, failures=v.failures, warnings=v.warnings)
         # a blocking failure comes first: what it stopped downstream (Dagster skips those steps) is moot
         if v.failures:
             return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
@@ -304,9 +314,9 @@ class _Lifecycle:
         with self.dep.catalog() as cat:
             row = cat.plan_row(plan_id)
         if row is not None and row.state == PlanState.CONCLUDED:  # the run concluded it: read how
-            result = ApplyResult.concluded(row, plan)
-            result.ref, result.env = self.ref, self.env
-            return result
+            done = ApplyResult.concluded(row, plan)
+            done.ref, done.env = self.ref, self.env
+            return done
         # the run ended before concluding (it crashed): conclude from what it left
         result = self.conclude(plan, plan_id, execution.run_id, execution.error or "the run crashed")
         if result is None:

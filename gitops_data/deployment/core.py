@@ -19,6 +19,7 @@ from pathlib import Path
 
 from gitops_data import gitrepo
 from gitops_data.engines import engine_dialect, is_url, open_warehouse
+from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.naming import environment_schema
@@ -68,12 +69,23 @@ class Deployment:
     warehouse: str
 
     @classmethod
-    def from_env(cls, repo: str | None = None, warehouse: str | None = None) -> Deployment:
-        """The deployment named by the arguments, else by GITOPS_DATA_REPO / GITOPS_DATA_WAREHOUSE."""
+    def from_env(
+        cls, repo: str | None = None, warehouse: str | None = None, require_data_repo: bool = True
+    ) -> Deployment:
+        """The repo and warehouse given, else from GITOPS_DATA_REPO / GITOPS_DATA_WAREHOUSE; the repo
+        must be a data repo (NotADataRepo otherwise) unless `require_data_repo` is False."""
         location = warehouse or default_warehouse()
         if not is_url(location):
             location = str(Path(location).resolve())
-        return cls(str(Path(repo or default_repo()).resolve()), location)
+        path = str(Path(repo or default_repo()).resolve())
+        if require_data_repo:
+            gitrepo.ensure_data_repo(path)
+        return cls(path, location)
+
+    @property
+    def warehouse_label(self) -> str:
+        """The warehouse, fit for output, run tags and metadata (a URL's password masked)."""
+        return redact(self.warehouse)
 
     @property
     def state_dir(self) -> str:

@@ -214,6 +214,6 @@ class ApplyResult:
             plan,
             pub,
             body["run_id"],
-            failures=[tuple(f) for f in body["failures"]],  # type: ignore[misc]
-            warnings=[tuple(w) for w in body["warnings"]],  # type: ignore[misc]
+            failures=[(m, c, n) for m, c, n in body["failures"]],
+            warnings=[(m, c, n) for m, c, n in body["warnings"]],
         )

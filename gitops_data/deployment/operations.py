@@ -53,6 +53,7 @@ class EnvState:
 @dataclass(frozen=True)
 class StatusReport:
     repo: str
+    warehouse: str  # its label: a URL's password masked
     environments: list[EnvState]
     drift: list[Drift]
 
@@ -92,7 +93,7 @@ def status(dep: Deployment) -> StatusReport:
                 any(d.env == name or name in d.env.split(", ") for d in drifts),
             )
         )
-    return StatusReport(dep.repo, rows, drifts)
+    return StatusReport(dep.repo, dep.warehouse_label, rows, drifts)
 
 
 def history(dep: Deployment, env_name: str | None, limit: int) -> tuple[str, list[dict]]:

@@ -33,10 +33,12 @@ def lease_seconds() -> float:
 
 def _connect(location: str, timeout: float | None) -> contextlib.AbstractContextManager[Engine]:
     if is_url(location):
-        from gitops_data.engines.postgres import open_postgres as opener
-    else:
-        from gitops_data.engines.duckdb import open_duckdb as opener
-    return opener(location, timeout)
+        from gitops_data.engines.postgres import open_postgres
+
+        return open_postgres(location, timeout)
+    from gitops_data.engines.duckdb import open_duckdb
+
+    return open_duckdb(location, timeout)
 
 
 class Turn:

@@ -13,6 +13,7 @@ import random
 import re
 import uuid
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -22,6 +23,10 @@ from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError, PublishConflict
 from gitops_data.naming import qualified, quote
+
+if TYPE_CHECKING:
+    import polars as pl
+    import pyarrow as pa
 
 # pg_advisory_lock key shared by every gitops-data process on a database ("gitops" in ASCII).
 ADVISORY_KEY = 0x6769746F7073
@@ -183,13 +188,13 @@ class PostgresEngine(Engine):
         for field, column in zip(table.schema, table.columns, strict=True):
             meta = field.metadata or {}
             if isinstance(field.type, pa.OpaqueType) and meta.get(b"POSTGRESQL:type") == b"numeric":
-                text = pl.from_arrow(pa.chunked_array([c.storage for c in column.chunks], pa.string()))
+                text = _series(pa.chunked_array([c.storage for c in column.chunks], pa.string()))
                 mod = int(meta.get(b"POSTGRESQL:typmod", b"-1"))
                 # numeric(p, s) keeps its scale; a bare numeric gets the scale its values need
                 scale = ((mod - 4) & 0xFFFF) if mod >= 4 else None
                 columns[field.name] = text.str.to_decimal(inference_length=max(len(text), 1), scale=scale)
             else:
-                columns[field.name] = pl.from_arrow(column)
+                columns[field.name] = _series(column)
         return pl.DataFrame([s.alias(n) for n, s in columns.items()]) if columns else pl.DataFrame()
 
     @contextlib.contextmanager
@@ -351,9 +356,9 @@ def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEn
 
         def take() -> None:
             nonlocal knocked
-            if not con.execute("select pg_try_advisory_lock(%s)", [ADVISORY_KEY]).fetchone()[0]:
+            if not _try_advisory_lock(con, ADVISORY_KEY):
                 if not knocked:  # one knock per waiter; it goes with the session if we give up
-                    knocked = con.execute("select pg_try_advisory_lock(%s)", [KNOCK_KEY]).fetchone()[0]
+                    knocked = _try_advisory_lock(con, KNOCK_KEY)
                 raise Retry()
 
         with_backoff(
@@ -369,3 +374,19 @@ def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEn
         yield engine
     finally:
         engine.close()  # ending the session releases the advisory lock
+
+
+def _series(values: pa.ChunkedArray) -> pl.Series:
+    """One Arrow column as a polars series (from_arrow makes a series of a chunked array)."""
+    import polars as pl
+
+    out = pl.from_arrow(values)
+    assert isinstance(out, pl.Series)
+    return out
+
+
+def _try_advisory_lock(con: psycopg.Connection, key: int) -> bool:
+    """Take the session-level advisory lock `key` if it is free."""
+    row = con.execute("select pg_try_advisory_lock(%s)", [key]).fetchone()
+    assert row is not None  # a select of one value has one row
+    return bool(row[0])

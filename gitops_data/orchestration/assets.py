@@ -153,7 +153,7 @@ def _model_asset(
     """One step per model: build it (when selected), then run its own checks (when selected); plus
     one asset check per check that reads another model, after that model."""
     key = asset_key(env, node.name)
-    metadata = {
+    metadata: dict[str, object] = {
         "gitops/kind": node.kind,
         "gitops/materialized": node.materialized,
         "gitops/file": f"{node.file}:{node.line}",

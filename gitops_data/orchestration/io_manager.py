@@ -9,20 +9,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from gitops_data import progress
 from gitops_data.deployment.core import Environment
 from gitops_data.deployment.lifecycle import ApplyResult
+from gitops_data.engines.locations import redact
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Action, BuildRecord, CheckState, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 
+if TYPE_CHECKING:
+    from dagster._core.definitions.metadata import RawMetadataValue
 
-def build_metadata(plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool) -> dict:
-    meta = {
+
+def build_metadata(
+    plan: Plan, rec: BuildRecord, columns: dict[str, str], reused: bool, warehouse: str
+) -> dict[str, RawMetadataValue]:
+    """A build's materialization metadata; `warehouse` is the location it lives in (see redact)."""
+    meta: dict[str, RawMetadataValue] = {
+        "warehouse": dg.MetadataValue.text(redact(warehouse)),
         "commit": dg.MetadataValue.text(plan.commit),
         "environment": dg.MetadataValue.text(plan.env),
         "fingerprint": dg.MetadataValue.text(rec.fingerprint),
@@ -73,7 +82,7 @@ def _shown(instance: dg.DagsterInstance, plan: Plan) -> tuple[dict, dict]:
 
 
 def served_reused(
-    result: ApplyResult, instance: dg.DagsterInstance
+    result: ApplyResult, instance: dg.DagsterInstance, warehouse: str
 ) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
     """What a publish serves that Dagster does not show yet: a materialization per model whose
     served build is not its latest materialization (reused, zero copy: a branch serving production's
@@ -105,7 +114,9 @@ def served_reused(
                 dg.AssetMaterialization(
                     asset_key=key,
                     description=f"{plan.schema} serves build {b.build_id} since {plan.commit[:10]}, {how}",
-                    metadata=build_metadata(plan, b, {}, reused=step.action == Action.REUSE),
+                    metadata=build_metadata(
+                        plan, b, {}, reused=step.action == Action.REUSE, warehouse=warehouse
+                    ),
                 )
             )
         if step.action == Action.REUSE:
@@ -154,10 +165,13 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
             else:
+                assert step.build is not None  # a reused build
                 built = Built(step.build, False)
             rec, written = built.build, built.written
             columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
-        context.add_output_metadata(build_metadata(plan, rec, columns, reused=not written))
+        context.add_output_metadata(
+            build_metadata(plan, rec, columns, reused=not written, warehouse=ws.warehouse)
+        )
         how = ""
         if step.mode == Mode.ALIAS and step.base is not None:
             how = f", the data of build {step.base.build_id} (no copy)"

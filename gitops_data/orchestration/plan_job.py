@@ -28,25 +28,29 @@ from gitops_data.warehouse.scheduler import StepEvent, run_plan
 PLAN_JOB = "gitops_plan"
 
 
-def _reporter(context: dg.OpExecutionContext, plan: Plan):
+def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
     env = Environment(plan.env, plan.schema)
 
     def report(ev: StepEvent) -> None:
         name = ev.step.name
         if ev.kind in ("built", "reused"):
             rec = ev.build
+            assert rec is not None  # a built or reused step reports its build
             context.log_event(
                 dg.AssetMaterialization(
                     asset_key=asset_key(env, name),
                     description=ev.step.reason,
-                    metadata=build_metadata(plan, rec, ev.columns or {}, reused=ev.kind == "reused"),
+                    metadata=build_metadata(
+                        plan, rec, ev.columns or {}, reused=ev.kind == "reused", warehouse=warehouse
+                    ),
                 )
             )
             progress.emit(ev.kind, name, f"{size_text(rec)} -> {rec.table}")
         elif ev.kind == "checked":
             for r in ev.results:
+                # log_event's annotation (UserEvent) omits the AssetCheckEvaluation it handles
                 context.log_event(
-                    dg.AssetCheckEvaluation(
+                    dg.AssetCheckEvaluation(  # type: ignore[arg-type]
                         asset_key=asset_key(env, name),
                         check_name=r.name,
                         passed=r.passed,
@@ -88,15 +92,20 @@ def _execute_plan(context: dg.OpExecutionContext, ws: Deployment, turn: Turn, pl
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
     with ConnectionLease(lambda: ws.catalog(), turn) as lease:
         errors = run_plan(
-            lease, plan, ws.project(plan.commit), context.run.run_id, ws.repo, _reporter(context, plan)
+            lease,
+            plan,
+            ws.project(plan.commit),
+            context.run.run_id,
+            ws.repo,
+            _reporter(context, plan, ws.warehouse),
         )
     # the run that executes a plan concludes it, whatever its trigger
     result = conclude_run(ws, plan_id, context.run.run_id, "; ".join(errors) or None)
     if result is not None:
         context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
         context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
-        for event in served_reused(result, context.instance):
-            context.log_event(event)
+        for event in served_reused(result, context.instance, ws.warehouse):
+            context.log_event(event)  # type: ignore[arg-type]  # UserEvent omits AssetCheckEvaluation
     if errors:
         raise dg.Failure(description="; ".join(errors))
 

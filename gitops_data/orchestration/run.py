@@ -4,11 +4,14 @@ exactly that plan, whatever asset graph the code location has loaded."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import dagster as dg
 
 from gitops_data.deployment.apply import Execution
 from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult, RunState
+from gitops_data.engines.locations import redact
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key
 from gitops_data.orchestration.io_manager import WarehouseIOManager, served_reused
@@ -35,8 +38,8 @@ def resources(ws: Deployment) -> dict:
     return out
 
 
-def plan_request(plan: Plan, plan_id: str, trigger: Trigger) -> dg.RunRequest:
-    """The run of the plan job that executes `plan`."""
+def plan_request(plan: Plan, plan_id: str, trigger: Trigger, warehouse: str) -> dg.RunRequest:
+    """The run of the plan job that executes `plan` in `warehouse`."""
     return dg.RunRequest(
         run_key=plan_id,
         job_name=PLAN_JOB,
@@ -47,6 +50,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: Trigger) -> dg.RunRequest:
             T.REF: plan.env,
             T.SCHEMA: plan.schema,
             T.TRIGGER: str(trigger),
+            T.WAREHOUSE: redact(warehouse),
             "dagster/run_name": f"{plan.env}@{plan.commit[:10]} ({trigger})",
         },
     )
@@ -55,7 +59,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: Trigger) -> dg.RunRequest:
 def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
     if plan_id.startswith(UI_PLAN_PREFIX):  # a run started from the UI: its plan is named after it
         run = instance.get_run_by_id(plan_id[len(UI_PLAN_PREFIX) :])
-        runs = [run] if run is not None else []
+        runs: Sequence[dg.DagsterRun] = [run] if run is not None else []
     else:
         runs = instance.get_runs(filters=dg.RunsFilter(tags={T.PLAN: plan_id}), limit=1)
     if not runs:
@@ -92,10 +96,10 @@ def _execute(
     return Execution(True, result.run_id, error)
 
 
-def record(instance: dg.DagsterInstance, result: ApplyResult) -> None:
+def record(instance: dg.DagsterInstance, result: ApplyResult, warehouse: str) -> None:
     """A publish made outside a run (reused builds: a merge, a revert, a branch serving production's
     tables), reported to Dagster as what the environment now serves."""
-    for event in served_reused(result, instance):
+    for event in served_reused(result, instance, warehouse):
         instance.report_runless_asset_event(event)
 
 
@@ -134,13 +138,18 @@ class InProcessExecutor:
         self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
-        return _execute(plan_job, plan_request(plan, plan_id, trigger), self.instance, resources(self.ws))
+        return _execute(
+            plan_job,
+            plan_request(plan, plan_id, trigger, self.ws.warehouse),
+            self.instance,
+            resources(self.ws),
+        )
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
 
     def record(self, result: ApplyResult) -> None:
-        record(self.instance, result)
+        record(self.instance, result, self.ws.warehouse)
 
 
 class RequestingExecutor:
@@ -148,17 +157,17 @@ class RequestingExecutor:
 
     synchronous = False
 
-    def __init__(self, instance: dg.DagsterInstance):
-        self.instance = instance
+    def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
+        self.ws, self.instance = ws, instance
 
     def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
-        return Execution(False, request=plan_request(plan, plan_id, trigger))
+        return Execution(False, request=plan_request(plan, plan_id, trigger, self.ws.warehouse))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
 
     def record(self, result: ApplyResult) -> None:
-        record(self.instance, result)
+        record(self.instance, result, self.ws.warehouse)
 
 
 def execute_run_request(

@@ -28,7 +28,7 @@ def _schedule(ws: Deployment, spec, models: list[str], ref: str) -> dg.ScheduleD
         default_status=dg.DefaultScheduleStatus.RUNNING,
     )
     def _tick(context: dg.ScheduleEvaluationContext):
-        executor = RequestingExecutor(context.instance)
+        executor = RequestingExecutor(ws, context.instance)
         result = apply(ws, ref, executor, trigger=Trigger.SCHEDULE, rebuild=frozenset(models))
         if result.request is not None:
             return result.request

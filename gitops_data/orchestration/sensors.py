@@ -5,6 +5,7 @@ import logging
 import os
 
 import dagster as dg
+from dagster._core.execution.plan.objects import StepFailureData
 
 from gitops_data.alerts import AlertEvent
 from gitops_data.alerts import send as deliver_all
@@ -59,7 +60,7 @@ def git_ref_sensor(
             open_plans = cat.active_plan_count()
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
-        outcomes = apply_all(dep, heads, RequestingExecutor(context.instance))
+        outcomes = apply_all(dep, heads, RequestingExecutor(dep, context.instance))
         requests = [o.request for o in outcomes if o.request is not None]
         lines = [
             f"{o.ref}@{(o.commit or '')[:10]}: {o.status}"
@@ -93,13 +94,17 @@ def only_blocked_by_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     """Whether every failed step of a run failed because a blocking check failed (Dagster reports
     that as a step failure; for us it is a `blocked` commit, alerted as such, not a broken run)."""
     records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
-    errors = [r.event_log_entry.dagster_event.event_specific_data.error for r in records]
+    errors = []
+    for r in records:
+        event = r.event_log_entry.dagster_event
+        data = event.event_specific_data if event is not None else None
+        errors.append(data.error if isinstance(data, StepFailureData) else None)
     return bool(errors) and all(
         e is not None and e.cls_name == "DagsterAssetCheckFailedError" for e in errors
     )
 
 
-def failure_alerts(ws: Deployment, prod_project: Project | None) -> dg.RunStatusSensorDefinition:
+def failure_alerts(ws: Deployment, prod_project: Project | None) -> dg.SensorDefinition:
     @dg.run_failure_sensor(name="alert_run_failures", default_status=dg.DefaultSensorStatus.RUNNING)
     def _failed(context: dg.RunFailureSensorContext):
         run = context.dagster_run

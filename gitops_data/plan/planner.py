@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import replace
+from typing import TypedDict
 
 from gitops_data.fingerprint import data_fingerprints, local_fingerprint
 from gitops_data.naming import physical_table, qualified
@@ -44,6 +45,14 @@ def _planned_checks(
             state_ = CheckState.PASSED if rec.passed else CheckState.FAILED
             out.append(PlannedCheck(chk, state_, effective, reads, rec.failed_rows))
     return tuple(out)
+
+
+class _Where(TypedDict):
+    """Where a model is declared, passed on to its step."""
+
+    file: str
+    line: int | None
+    materialized: str
 
 
 def _build_reason(
@@ -216,7 +225,7 @@ def make_plan(
 
     for name, node in project.nodes.items():
         fp = fingerprints[name]
-        where = {"file": node.file, "line": node.line, "materialized": node.materialized}
+        where = _Where(file=node.file, line=node.line, materialized=node.materialized)
         if node.kind == "table":
             models[name] = ModelStep(
                 name, node.kind, fp, Action.EXTERNAL, f"external table {node.table}", **where
@@ -246,7 +255,8 @@ def make_plan(
             for d in physical
             if models[d].action == Action.BUILD and models[d].mode not in (Mode.RESTORE, Mode.ALIAS)
         ]
-        want = {r.model: r.version for r in reads if r.build_id is not None}
+        # a read of a build always carries its data version (see read_of)
+        want = {r.model: r.version for r in reads if r.build_id is not None and r.version is not None}
         # forced: a scheduled refresh of this node, or of the external table it reads
         forced = name in rebuild or any(
             d in rebuild and models[d].action == Action.EXTERNAL for d in physical
@@ -265,32 +275,39 @@ def make_plan(
                 None,
             )
         if match is not None:
-            served = prev is not None and prev.build_id == match.build_id
+            same = prev is not None and prev.build_id == match.build_id
             reason = (
-                "unchanged"
-                if served
-                else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
+                "unchanged" if same else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
             )
             models[name] = ModelStep(
-                name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, served=served, **where
+                name,
+                node.kind,
+                fp,
+                Action.REUSE,
+                reason,
+                match,
+                prev_fp,
+                reads=reads,
+                served=serves_it,
+                **where,
             )
             continue
         alias = None if forced else alias_of(name, node, want)
         if alias is not None:
-            base, why = alias
+            aliased, why = alias
             build = BuildRecord(
-                new_id(), name, fp, base.table, commit, inputs=want, version=base.data_version
+                new_id(), name, fp, aliased.table, commit, inputs=want, version=aliased.data_version
             )
             models[name] = ModelStep(
                 name,
                 node.kind,
                 fp,
                 Action.BUILD,
-                f"keeps the data of build {base.build_id}: {why}",
+                f"keeps the data of build {aliased.build_id}: {why}",
                 build,
                 prev_fp,
                 mode=Mode.ALIAS,
-                base=base,
+                base=aliased,
                 reads=reads,
                 **where,
             )

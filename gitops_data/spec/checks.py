@@ -82,9 +82,9 @@ def declared_checks(node: Node) -> list[DeclaredCheck]:
             raw.append((None, "unique", col, None, spec.severity))
         for chk in spec.checks:
             raw.append((chk.name, chk.kind, col, chk.args, chk.severity))
-    for chk in node.checks:
-        kind = "unique_combination" if chk.kind == "unique" else chk.kind
-        raw.append((chk.name, kind, None, chk.args, chk.severity))
+    for model_chk in node.checks:
+        kind = "unique_combination" if model_chk.kind == "unique" else model_chk.kind
+        raw.append((model_chk.name, kind, None, model_chk.args, model_chk.severity))
     out: list[DeclaredCheck] = []
     used: set[str] = set()
     for explicit, kind, column, args, severity in raw:

@@ -152,7 +152,7 @@ def _yaml_entries(
     c: _Collector, settings: Settings
 ) -> tuple[list[tuple[str, str, LineDict]], dict[str, FileDefaults]]:
     """(section, file, raw entry) for every entry of every project YAML file; each file's defaults."""
-    out = []
+    out: list[tuple[str, str, LineDict]] = []
     defaults: dict[str, FileDefaults] = {}
     for path in c.tree.files():
         if path == SETTINGS_FILE or not path.endswith((".yml", ".yaml")):
@@ -184,7 +184,7 @@ def _yaml_entries(
                 c.add(path, f"`{key}` must be a list", data.key_lines.get(key))
                 continue
             for entry in value:
-                if not isinstance(entry, dict):
+                if not isinstance(entry, LineDict):  # every parsed mapping is one
                     c.add(path, f"each entry of `{key}` must be a mapping", getattr(value, "line", None))
                     continue
                 out.append((key, path, entry))
@@ -306,6 +306,7 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict, dialects: tuple
                 )
                 return None
             return node
+        assert spec.path is not None  # the validator: exactly one of path and table
         data = _data_file(c, spec.path, file, line_of(raw, ("path",)), spec.name, spec.format)
         return Node(kind="source", **common, **data) if data else None
     if isinstance(spec, SeedSpec):
@@ -323,6 +324,7 @@ def _node(c: _Collector, section: str, file: str, raw: LineDict, dialects: tuple
             return None
         sql_where, sql = got
     else:
+        assert spec.sql is not None  # the validator: exactly one of sql, sql_file and python
         sql_where, sql = file, spec.sql
     written, target = dialects
     key_line = line_of(raw, ("sql",)) if sql_where == file else 0

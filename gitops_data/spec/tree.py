@@ -12,14 +12,19 @@ import posixpath
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gitops_data.errors import GitError
+
+if TYPE_CHECKING:
+    import git
 
 
 class FileTree(Protocol):
     label: str
-    commit: str | None
+
+    @property
+    def commit(self) -> str | None: ...  # read-only: a GitTree always has one
 
     def files(self) -> list[str]: ...
     def exists(self, path: str) -> bool: ...
@@ -54,7 +59,7 @@ class GitTree:
     repo_path: str
     commit: str
     label: str = ""
-    _blobs: dict[str, object] = field(default_factory=dict, repr=False)
+    _blobs: dict[str, git.Blob] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         import git  # local import: pure callers never pay for gitpython
@@ -63,8 +68,8 @@ class GitTree:
             repo = git.Repo(self.repo_path)
             tree = repo.commit(self.commit).tree
             for item in tree.traverse():
-                if item.type == "blob":
-                    self._blobs[item.path] = item
+                if isinstance(item, git.Blob):
+                    self._blobs[str(item.path)] = item
         except (git.exc.GitError, ValueError) as exc:
             raise GitError(f"cannot read commit {self.commit!r} of {self.repo_path}: {exc}") from exc
         finally:
@@ -75,7 +80,7 @@ class GitTree:
     def files(self) -> list[str]:
         return sorted(p for p in self._blobs if not _hidden(p))
 
-    def _blob(self, path: str):
+    def _blob(self, path: str) -> git.Blob:
         norm = normalize(path)
         blob = self._blobs.get(norm)
         if blob is None:

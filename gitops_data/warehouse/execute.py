@@ -53,7 +53,8 @@ def execute_build(
         if done is not None:
             return Built(done, False)
     if existing is None:
-        existing = frozenset(catalog.existing_builds(plan.internal_schema, [r.build_id for r in planned]))
+        ids = [r.build_id for r in planned if r.build_id]
+        existing = frozenset(catalog.existing_builds(plan.internal_schema, ids))
     missing = [r.model for r in planned if r.build_id not in existing]
     if missing:
         raise BuildError(
@@ -74,6 +75,7 @@ def execute_build(
         if node.snapshot is not None:
             select = snapshot_select(engine, step.sql or "", node.snapshot, base_view)
         else:
+            assert node.incremental is not None  # segmented: a snapshot or an incremental model
             select = incremental_select(engine, step.sql or "", node.incremental, base_view)
         rec, columns = write_segmented(
             catalog, target, select, step.base, Layout.of(node.incremental, node.snapshot), types

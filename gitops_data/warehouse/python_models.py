@@ -27,6 +27,7 @@ def load_function(node: Node, commit: str):
             f"{node.python_file}: importing the module of model {node.name!r} failed: {exc!r}"
             + _user_frames(exc, module.__file__)
         ) from None
+    assert node.python_function is not None  # every python node names its function
     return getattr(module, node.python_function)
 
 

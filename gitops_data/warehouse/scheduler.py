@@ -6,6 +6,7 @@ SQL."""
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -140,16 +141,24 @@ def run_plan(
             if not giving_way:
                 ready, skipped = frontier.take(threads - len(running))
                 for step in ready:
-                    known = frozenset(existing)
-                    submit(
-                        step, lambda cat, s=step, k=known: _build_step(cat, plan, s, project, run_id, repo, k)
+                    job = functools.partial(
+                        _build_step,
+                        plan=plan,
+                        step=step,
+                        project=project,
+                        run_id=run_id,
+                        repo=repo,
+                        existing=frozenset(existing),
                     )
+                    submit(step, job)
                 for skip in skipped:
                     detail = f"upstream {', '.join(skip.upstream)} did not pass"
                     unreported.append(StepEvent("skipped", skip.step, detail=detail))
                 while frontier.done and cross and len(running) < threads:  # every build exists now
                     step, names = cross.pop(0)
-                    submit(step, lambda cat, s=step, n=names: _check_step(cat, plan, s, n, run_id))
+                    submit(
+                        step, functools.partial(_check_step, plan=plan, step=step, names=names, run_id=run_id)
+                    )
             reports.extend(reporter.submit(report, event) for event in unreported)
             unreported = []
             for made in [f for f in reports if f.done()]:  # a report that failed stops the run now

@@ -130,9 +130,9 @@ def incremental_select(
 
 def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: str | None) -> str:
     """New row versions (and deletion markers) of `source` since the base build's current state."""
-    valid_from = (
-        f"cast(s.{quote(spec.updated_at)} as timestamp)" if spec.strategy == "timestamp" else "localtimestamp"
-    )
+    # the validator: strategy timestamp comes with updated_at, strategy check without it
+    updated_at = spec.updated_at if spec.strategy == "timestamp" else None
+    valid_from = f"cast(s.{quote(updated_at)} as timestamp)" if updated_at else "localtimestamp"
     first = f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s"
     if base_view is None:
         return first
@@ -142,8 +142,8 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
     if missing:
         raise BuildError(f"snapshot: unique_key column(s) {missing} are not in {source}")
     join = " and ".join(f"s.{quote(k)} = c.{quote(k)}" for k in spec.unique_key)
-    if spec.strategy == "timestamp":
-        changed = f"s.{quote(spec.updated_at)} > c.{quote(spec.updated_at)}"
+    if updated_at:
+        changed = f"s.{quote(updated_at)} > c.{quote(updated_at)}"
     else:
         watch = spec.check_cols or [c for c in cols if c not in spec.unique_key]
         changed = " or ".join(f"s.{quote(c)} is distinct from c.{quote(c)}" for c in watch) or "false"

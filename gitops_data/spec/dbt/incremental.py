@@ -7,7 +7,7 @@ from sqlglot import exp
 from sqlglot.errors import SqlglotError
 
 
-def _subquery(node: exp.Expression) -> exp.Select | None:
+def _subquery(node: exp.Expr) -> exp.Select | None:
     while isinstance(node, exp.Paren):
         node = node.this
     if isinstance(node, exp.Subquery) and isinstance(node.this, exp.Select):

@@ -369,9 +369,9 @@ class Unsupported:
         raise DbtRenderError(f"{self._name} is not supported: {self._why}")
 
     __call__ = _fail
-    __str__ = _fail  # type: ignore[assignment]
+    __str__ = _fail
     __iter__ = _fail
-    __bool__ = _fail  # type: ignore[assignment]
+    __bool__ = _fail
     __getitem__ = _fail
 
     def __getattr__(self, name: str) -> Any:
@@ -432,7 +432,7 @@ def constant_query(sql: str, dialect: str) -> ResultTable:
         )
     plain = {exp.DType.TIMESTAMPNTZ, exp.DType.TIMESTAMPLTZ, exp.DType.TIMESTAMPTZ}
 
-    def timestamps(node: exp.Expression) -> exp.Expression:  # the executor casts to plain TIMESTAMP only
+    def timestamps(node: exp.Expr) -> exp.Expr:  # the executor casts to plain TIMESTAMP only
         if isinstance(node, exp.DataType) and node.this in plain:
             return exp.DataType.build("timestamp")
         return node

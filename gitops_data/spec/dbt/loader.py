@@ -410,7 +410,7 @@ class DbtLoader:
                 for col in _entries(table.get("columns"))
                 if isinstance(col, dict) and isinstance(col.get("name"), str)
             }
-            common = dict(
+            common: dict[str, Any] = dict(
                 name=name,
                 file=file,
                 line=line,
@@ -710,8 +710,10 @@ class DbtLoader:
     ) -> dict[str, ColumnSpec]:
         """Descriptions, and the declared types of an enforced contract (checked on every build)."""
         out: dict[str, ColumnSpec] = {}
+        if entry is None:
+            return out
         enforced = isinstance(cfg.get("contract"), dict) and cfg["contract"].get("enforced") is True
-        for col in _entries(entry.data.get("columns")) if entry else []:
+        for col in _entries(entry.data.get("columns")):
             if not isinstance(col, dict) or not isinstance(col.get("name"), str):
                 continue
             type_ = None
@@ -829,7 +831,7 @@ class DbtLoader:
                 name=history,
                 source=source,
                 unique_key=keys,
-                strategy=strategy,
+                strategy="timestamp" if strategy == "timestamp" else "check",  # checked above
                 updated_at=cfg.get("updated_at") if strategy == "timestamp" else None,
                 check_cols=check_cols if isinstance(check_cols, list) else None,
                 invalidate_hard_deletes=hard == "invalidate",
@@ -914,8 +916,8 @@ class DbtLoader:
                     raise TestMappingError(failure.message, failure.line) from None
 
             mapped = map_tests(specs, node.name, relation, render, errors)
-            for exc in errors:
-                self.add(entry.file, str(exc), exc.line, name)
+            for problem in errors:
+                self.add(entry.file, str(problem), problem.line, name)
             self._attach(node, entry.file, entry.line, mapped.columns, mapped.checks)
 
     def _attach(

@@ -9,6 +9,7 @@ a relation's columns (`adapter.get_columns_in_relation`, used by `star`) come fr
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from collections.abc import Callable
@@ -304,14 +305,15 @@ class Renderer:
             # qualify() folds names to lower case: give them back the case they are written in
             spelled = {c.lower(): c for cols in schema.values() for c in cols}
             spelled.update({n.lower(): n for n in tree.named_selects if n != "*"})
-            tree = qualify(
+            qualified = qualify(
                 sqlglot.parse_one(sql, dialect=self.dialect),
-                schema=schema,
+                schema=dict(schema),
                 dialect=self.dialect,
                 validate_qualify_columns=False,
                 identify=False,
             )
-            return [Column(spelled.get(c.lower(), c)) for c in tree.named_selects]
+            assert isinstance(qualified, exp.Query)  # the same query, its names qualified
+            return [Column(spelled.get(c.lower(), c)) for c in qualified.named_selects]
         except (SqlError, SqlglotError) as exc:
             raise DbtRenderError(f"cannot tell the columns of {name!r}: {exc}") from None
 
@@ -608,7 +610,7 @@ class _Scope:
             "_dbt_snapshot_block": self._snapshot_block,
         }
         for package in r.macros:
-            ctx[package] = Namespace(package, lambda name, p=package: self.macro(p, name))
+            ctx[package] = Namespace(package, functools.partial(self.macro, package))
         for name, file in r.macros.get(INTERNAL_PACKAGE, {}).items():
             ctx.setdefault(name, _MacroRef(self, INTERNAL_PACKAGE, name, file))
         for name, file in r.macros.get(r.root.name, {}).items():
