@@ -288,7 +288,7 @@ def make_plan(
                 match,
                 prev_fp,
                 reads=reads,
-                served=serves_it,
+                served=same,
                 **where,
             )
             continue
