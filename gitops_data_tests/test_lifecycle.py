@@ -133,10 +133,16 @@ def test_a_rollback_holds_when_a_schedule_fires(make_repo, warehouse, instance):
     head = repo.commit("five")
     d.settle()
     assert d.query("select v2 from analytics.b order by id") == [(50,), (100,), (150,)]
+    schedule = d.definitions().get_schedule_def("hourly_b")
+    with dg.build_schedule_context(instance=instance) as ctx:  # a refresh requested before the rollback
+        under_way = schedule.evaluate_tick(ctx).run_requests[0]
     with d.ws.catalog() as cat:  # what `gitops-data rollback` does
         republish(cat, "main", first, "gitops_internal", hold_head=head)
+    run = execute_run_request(d.definitions(), under_way, instance)  # its run concludes: held
+    assert run.error is None
+    assert instance.get_run_by_id(run.run_id).tags["gitops/outcome"] == "rolled_back"
+    assert d.query("select v2 from analytics.b order by id") == [(20,), (40,), (60,)]
 
-    schedule = d.definitions().get_schedule_def("hourly_b")
     with dg.build_schedule_context(instance=instance) as ctx:
         tick = schedule.evaluate_tick(ctx)
     assert not tick.run_requests and "rolled_back" in (tick.skip_message or "")

@@ -122,6 +122,14 @@ class _Lifecycle:
             self.dep.record_status(self.env, self.sha, recorded, detail)
         return ApplyResult(self.ref, self.env, self.sha, status, detail, **kw)
 
+    def _held(self) -> str | None:
+        """Why this commit may not be published in its environment now (a rollback holds it)."""
+        with self.dep.catalog() as cat:
+            st = cat.ref_statuses().get(self.env.name)
+        if st is not None and st.commit == self.sha and st.status == Status.ROLLED_BACK:
+            return st.reason
+        return None
+
     def _is_head(self) -> bool:
         try:
             return gitrepo.resolve(self.dep.repo, self.env.name) == self.sha
@@ -186,6 +194,9 @@ class _Lifecycle:
             )
         if v.plan.unchanged:
             return self.result(Status.UP_TO_DATE, "", **kw)
+        held = self._held()
+        if held is not None:  # a rollback since the run started binds its conclusion too
+            return ApplyResult(self.ref, self.env, self.sha, Status.ROLLED_BACK, held, **kw)
         try:
             record = publish_plan(self.dep, v.plan, self.ref if self.ref == self.env.name else None, run_id)
         except Superseded as exc:
@@ -266,7 +277,8 @@ class _Lifecycle:
         with dep.catalog() as cat:
             held = cat.ref_statuses().get(env.name)
         if held is not None and held.commit == sha:
-            # a rollback holds until the branch moves, for every trigger that publishes (schedules too)
+            # a rollback holds until the branch moves, for every trigger that publishes (schedules too;
+            # a run that was under way when it came is held at its conclusion)
             if held.status == Status.ROLLED_BACK and self.trigger.publishes:
                 return ApplyResult(self.ref, env, sha, held.status, held.reason)
             if held.status.final and not retry_final and not rebuild:
@@ -431,3 +443,13 @@ def conclude_run(dep: Deployment, plan_id: str, run_id: str | None, error: str |
     s = dep.project(plan.commit).settings
     lc = _Lifecycle(dep, plan.env, Environment(plan.env, plan.schema), plan.commit, s, row.trigger)
     return lc.conclude(plan, plan_id, run_id, error)
+
+
+def plan_for_run(dep: Deployment, plan_id: str, env: Environment, sha: str) -> Plan:
+    """The plan of a run started without one ("Materialize" in the UI), made for `env` at `sha` and
+    stored under the run's plan id. It claims nothing (the run is under way already); whoever meets
+    it when the run has ended concludes it, holds respected."""
+    plan = dep.plan(sha, env)
+    with dep.catalog() as cat:
+        cat.claim(plan_id, plan, Trigger.UI, None)
+    return plan

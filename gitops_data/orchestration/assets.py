@@ -16,13 +16,14 @@ import dagster as dg
 
 from gitops_data import progress
 from gitops_data.audit.runner import CheckResult
+from gitops_data.deployment.apply import plan_for_run
 from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.engines import warehouse_turn
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import with_note
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import ModelStep, Plan, Trigger
+from gitops_data.plan import ModelStep, Plan
 from gitops_data.spec.checks import DeclaredCheck, declared_checks
 from gitops_data.spec.project import Node, Project
 from gitops_data.warehouse.execute import execute_checks
@@ -82,9 +83,7 @@ def planned_step(
         env = Environment(tags.get(T.ENV, env.name), env.schema)
         if T.COMMIT not in tags:
             sha = _valid_head(ws, env.name) or sha
-        plan = ws.plan(sha, env)
-        with ws.catalog() as cat:
-            cat.claim(plan_id, plan, Trigger.UI, None)
+        plan = plan_for_run(ws, plan_id, env, sha)
     step = plan.models.get(name)
     if step is None:
         raise dg.Failure(f"model {name!r} is not in the plan of commit {sha[:10]}; reload the code location")
