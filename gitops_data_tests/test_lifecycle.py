@@ -14,9 +14,10 @@ import time
 import dagster as dg
 import pytest
 
+from gitops_data.deployment import operations as ops
 from gitops_data.deployment.apply import apply
 from gitops_data.deployment.core import Deployment
-from gitops_data.orchestration.run import InProcessExecutor, execute_run_request
+from gitops_data.orchestration.run import InProcessExecutor, execute_run_request, record_publish
 from gitops_data.plan import PlanState, Status, Trigger
 from gitops_data.warehouse.publish import republish
 from gitops_data_tests.conftest import SMALL_PROJECT
@@ -198,6 +199,10 @@ def test_cli_sync_and_the_sensor_on_one_commit_build_it_once(make_repo, warehous
     assert [r.tags.get("gitops/outcome") for r in runs] == ["published"]  # one run, tagged by itself
 
 
+def ws_history(ws: Deployment) -> list[dict]:
+    return ops.history(ws, "main", 100)[1]
+
+
 def _latest_materialization_commit(instance, key: list[str]) -> str | None:
     entry = instance.get_latest_materialization_event(dg.AssetKey(key))
     return entry.asset_materialization.metadata["commit"].value if entry else None
@@ -229,6 +234,14 @@ def test_a_cli_merge_and_revert_appear_in_the_assets_history(make_repo, warehous
     assert apply(ws, "main", runner).status == Status.PUBLISHED
     assert _latest_materialization_commit(instance, ["analytics", "b"]) == revert
     assert _latest_materialization_commit(instance, ["analytics", "c"]) == revert
+
+    # `gitops-data rollback` to the merge's publish: the asset says it serves the merge's build again
+    merge_publish = next(r for r in ws_history(ws) if r["commit"] == merge)["publish_id"]
+    done = ops.rollback(ws, "main", merge_publish)
+    record_publish(instance, ws, done.record, f"rolled back to publish {merge_publish}")
+    entry = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "b"]))
+    assert entry.asset_materialization.metadata["commit"].value == merge
+    assert "rolled back" in entry.asset_materialization.description
 
 
 def test_after_a_blocked_commit_is_reverted_no_production_asset_shows_a_failed_check(
