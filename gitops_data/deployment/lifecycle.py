@@ -183,6 +183,7 @@ class ApplyResult:
             "failures": self.failures,
             "warnings": self.warnings,
             "publish": pub,
+            "error": _error_record(self.error),
         }
         return json.dumps(body)
 
@@ -216,4 +217,26 @@ class ApplyResult:
             body["run_id"],
             failures=[(m, c, n) for m, c, n in body["failures"]],
             warnings=[(m, c, n) for m, c, n in body["warnings"]],
+            error=_error_from(body.get("error")),
         )
+
+
+def _error_record(error: GitopsError | None) -> dict[str, str] | None:
+    return None if error is None else {"type": type(error).__name__, "message": str(error)}
+
+
+def _error_classes(root: type[GitopsError] = GitopsError) -> dict[str, type[GitopsError]]:
+    out = {root.__name__: root}
+    for sub in root.__subclasses__():
+        out.update(_error_classes(sub))
+    return out
+
+
+def _error_from(record: dict[str, str] | None) -> GitopsError | None:
+    """The stored error again, of its own class (its exit code and message; not its other fields)."""
+    if record is None:
+        return None
+    cls = _error_classes().get(record["type"], GitopsError)
+    error = cls.__new__(cls)
+    Exception.__init__(error, record["message"])
+    return error
