@@ -67,14 +67,16 @@ def resolve(path: str, ref: str) -> str:
             raise GitError(f"ref {ref!r} does not exist in {path}") from None
 
 
-def branch_heads(path: str, pattern: str = "*") -> dict[str, str]:
-    """Local branch -> head SHA, for branches matching the fnmatch `pattern` (one git call)."""
+def branch_heads(path: str, pattern: str | list[str] = "*") -> dict[str, str]:
+    """Local branch -> head SHA, for branches matching the fnmatch `pattern` (or any of several) (one
+    git call)."""
+    patterns = [pattern] if isinstance(pattern, str) else pattern
     with open_repo(path) as repo:
         out = repo.git.for_each_ref("refs/heads", "--format=%(refname:short)%00%(objectname)")
     heads = {}
     for line in out.splitlines():
         name, _, sha = line.partition("\x00")
-        if name and fnmatch.fnmatchcase(name, pattern):
+        if name and any(fnmatch.fnmatchcase(name, p) for p in patterns):
             heads[name] = sha
     return heads
 

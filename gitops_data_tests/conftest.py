@@ -15,7 +15,7 @@ EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "shop"
 
 
 def query(ws, sql: str, params: list | None = None) -> list[tuple]:
-    """Read the warehouse of `ws` (a Workspace, or a location) like a consumer: a short read-only
+    """Read the warehouse of `ws` (a Deployment, or a location) like a consumer: a short read-only
     connection (DuckDB) or a plain session (PostgreSQL). Placeholders are `?` on both."""
     location = getattr(ws, "warehouse", ws)
     if str(location).startswith("postgresql://"):
@@ -195,7 +195,7 @@ models:
 
 def sync(ws, ref: str, instance, rebuild: frozenset[str] = frozenset(), env_name: str | None = None):
     """What `gitops-data sync` does: apply `ref` with an in-process Dagster run; raise if not published."""
-    from gitops_data.apply import apply
+    from gitops_data.deployment.apply import apply
     from gitops_data.orchestration.run import InProcessExecutor
 
     result = apply(ws, ref, InProcessExecutor(ws, instance), env_name=env_name, rebuild=rebuild)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import dagster as dg
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.definitions import build_definitions, current_state
 from gitops_data.orchestration.run import execute_run_request
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query
 
 
 class Driver:
-    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+    def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
         self.ws = ws
         self.instance = instance
         self.cursor: str | None = None

@@ -16,14 +16,14 @@ import os
 
 import dagster as dg
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.definitions import build_definitions
-from gitops_data.workspace import Workspace
 
 JOB_NAME = "parallel_build"
 
 
 def parallel_build_job() -> dg.JobDefinition:
-    ws = Workspace.from_env()
+    ws = Deployment.from_env()
     base = build_definitions(ws, json.loads(os.environ["GITOPS_DATA_TEST_PINS"]))
     executor = dg.multiprocess_executor.configured(
         {

@@ -15,8 +15,8 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import BuildError, PublishBlocked
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, column_types, execute, objects, sync, view_definitions
 from gitops_data_tests.conftest import query as q
 
@@ -30,20 +30,20 @@ def warehouse(any_warehouse) -> str:
 ANALYTICS_B_V1 = [(1, 20), (2, 40), (3, 60)]
 
 
-def served_commit(ws: Workspace, env: str = "main") -> str | None:
+def served_commit(ws: Deployment, env: str = "main") -> str | None:
     rows = q(ws, "select commit from gitops_meta.environments where env = ?", [env])
     return rows[0][0] if rows else None
 
 
-def env_views(ws: Workspace, env: str = "main") -> dict[str, str]:
+def env_views(ws: Deployment, env: str = "main") -> dict[str, str]:
     return dict(q(ws, "select model, build_id from gitops_meta.env_views where env = ?", [env]))
 
 
-def builds_count(ws: Workspace) -> int:
+def builds_count(ws: Deployment) -> int:
     return q(ws, "select count(*) from gitops_meta.builds")[0][0]
 
 
-def orphan_tables(ws: Workspace) -> list[str]:
+def orphan_tables(ws: Deployment) -> list[str]:
     """Internal tables with no catalog row: a build that half-happened."""
     known = {r[0] for r in q(ws, "select table_name from gitops_meta.builds")}
     known |= {r[0] for r in q(ws, "select table_name from gitops_meta.segments")}
@@ -52,7 +52,7 @@ def orphan_tables(ws: Workspace) -> list[str]:
     )
 
 
-def assert_serves(ws: Workspace, sha: str, env: str = "main", schema: str = "analytics") -> None:
+def assert_serves(ws: Deployment, sha: str, env: str = "main", schema: str = "analytics") -> None:
     """`schema` serves exactly the builds the catalog says, all of commit `sha`'s fingerprints."""
     assert served_commit(ws, env) == sha
     fps = ws.fingerprints(sha)
@@ -78,7 +78,7 @@ def assert_serves(ws: Workspace, sha: str, env: str = "main", schema: str = "ana
 
 def test_blocking_failure_is_not_published_and_next_good_commit_is(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     c1 = repo.head()
     assert sync(ws, "main", instance).status == "published"
     assert q(ws, "select * from analytics.b order by id") == ANALYTICS_B_V1
@@ -162,7 +162,7 @@ models:
 
 def test_warn_failure_publishes_and_is_reported(make_repo, warehouse, instance):
     repo = make_repo(WARN_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     result = sync(ws, "main", instance)
 
     assert result.status == "published"
@@ -198,7 +198,7 @@ def test_warn_failure_publishes_and_is_reported(make_repo, warehouse, instance):
 
 def test_check_only_change_reaudits_without_building(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     n_builds = builds_count(ws)
     n_audits = q(ws, "select count(*) from gitops_meta.audits")[0][0]
@@ -282,7 +282,7 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
     from decimal import Decimal
 
     repo = make_repo(PY_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     c1 = repo.head()
     assert sync(ws, "main", instance).status == "published"
     types = list(column_types(ws, "analytics", "prices").items())
@@ -346,7 +346,7 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
 
 def test_sql_error_at_build_time_keeps_previous_state(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     c1 = repo.head()
     sync(ws, "main", instance)
     served = env_views(ws)
@@ -383,7 +383,7 @@ def test_sql_error_at_build_time_keeps_previous_state(make_repo, warehouse, inst
 
 def test_removed_model_view_is_dropped(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     c_table = q(
         ws,
@@ -418,7 +418,7 @@ def test_removed_model_view_is_dropped(make_repo, warehouse, instance):
 
 def test_materializations_carry_build_metadata(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     c1 = repo.head()
     result = sync(ws, "main", instance)
     fps = ws.fingerprints(c1)
@@ -475,7 +475,7 @@ models:
 
 def test_sync_with_rebuild_publishes_the_refreshed_builds(make_repo, warehouse, instance):
     repo = make_repo(EXTERNAL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     if ws.dialect == "duckdb":
         Path(warehouse).parent.mkdir(parents=True, exist_ok=True)
     execute(warehouse, "create schema ext_src; create table ext_src.ext as select 1 as id, 10 as v")
@@ -525,7 +525,7 @@ def _no_traceback(p: subprocess.CompletedProcess) -> str:
 
 def test_cli_sync_exit_codes(tmp_path, make_repo):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), str(tmp_path / "cli.duckdb"))
+    ws = Deployment(str(repo.path), str(tmp_path / "cli.duckdb"))
 
     p = _cli(tmp_path, repo, "sync")
     out = _no_traceback(p)

@@ -22,9 +22,9 @@ def _q(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
 
 
 def _sync(repo, warehouse, instance, ref="main"):
-    from gitops_data.workspace import Workspace
+    from gitops_data.deployment.core import Deployment
 
-    return sync(Workspace.from_env(str(repo.path), warehouse), ref, instance)
+    return sync(Deployment.from_env(str(repo.path), warehouse), ref, instance)
 
 
 SEED = "id\n" + "".join(f"{i}\n" for i in range(1, 11))  # ids 1..10

@@ -92,8 +92,8 @@ def test_markdown_plan_and_diff_for_a_pull_request(cli):
 def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, any_warehouse):
     from datetime import timedelta
 
+    from gitops_data.deployment.core import Deployment
     from gitops_data.warehouse.inspect import collect_garbage
-    from gitops_data.workspace import Workspace
     from gitops_data_tests.conftest import objects, query
 
     repo = cli.repo
@@ -105,7 +105,7 @@ def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, any_
         assert cli("sync")[0] == 0
     code, out, err = cli("checkout", commits[0][:12])
     assert code == 0, err
-    ws = Workspace(str(repo.path), any_warehouse)
+    ws = Deployment(str(repo.path), any_warehouse)
     old = f"analytics__at_{commits[0][:10]}"
     assert query(ws, f"select v from {old}.a where id = 1") == [(10,)]
     assert query(ws, "select v from analytics.a where id = 1") == [(13,)]  # production serves the head
@@ -113,7 +113,7 @@ def test_checkout_serves_an_old_commit_beside_production_until_dropped(cli, any_
     assert states == {"main": "up_to_date", f"checkout:at_{commits[0][:10]}": "checkout"}
 
     def gc():
-        with ws.catalog("gitops_meta") as cat:
+        with ws.catalog() as cat:
             return collect_garbage(cat, ws.production_settings(), grace=timedelta(0))
 
     gc()  # retention keeps one publish of main: the checked-out builds stay because the checkout serves them

@@ -7,7 +7,7 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from gitops_data.workspace import Workspace
+from gitops_data.deployment.core import Deployment
 from gitops_data_tests.conftest import objects, query, sync
 
 
@@ -19,7 +19,7 @@ def _normal(value):
     return value
 
 
-def _served(ws: Workspace, drop: tuple[str, ...] = ("valid_from", "valid_to")) -> dict[str, list[tuple]]:
+def _served(ws: Deployment, drop: tuple[str, ...] = ("valid_from", "valid_to")) -> dict[str, list[tuple]]:
     """model -> its rows (sorted, normalized); columns that hold the build's wall-clock time dropped."""
     out = {}
     for view in sorted(objects(ws, "analytics")):
@@ -42,8 +42,8 @@ def test_the_example_serves_the_same_data_on_duckdb_and_postgresql(
     make_repo, tmp_path, postgres_db, instance
 ):
     repo = make_repo(example=True)
-    on_duckdb = Workspace(str(repo.path), str(tmp_path / "wh" / "warehouse.duckdb"))
-    on_postgres = Workspace(str(repo.path), postgres_db)
+    on_duckdb = Deployment(str(repo.path), str(tmp_path / "wh" / "warehouse.duckdb"))
+    on_postgres = Deployment(str(repo.path), postgres_db)
     for ws in (on_duckdb, on_postgres):
         sync(ws, "main", instance)
     first = _served(on_duckdb)

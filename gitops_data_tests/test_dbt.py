@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from gitops_data.apply import apply
+from gitops_data.deployment.apply import apply
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import ProjectError
 from gitops_data.fingerprint import local_fingerprint, project_fingerprints
 from gitops_data.orchestration.run import InProcessExecutor
@@ -17,7 +18,6 @@ from gitops_data.plan import Action, Mode, Status
 from gitops_data.spec.checks import declared_checks
 from gitops_data.spec.loader import load_project
 from gitops_data.spec.tree import DirTree, GitTree
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query, sync
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jaffle_dbt"
@@ -562,7 +562,7 @@ def jaffle(make_repo):
     return repo
 
 
-def _plan(ws: Workspace, ref: str):
+def _plan(ws: Deployment, ref: str):
     sha = ws.resolve(ref)
     return ws.plan(sha, ws.environment(ref, ws.project(sha).settings))
 
@@ -572,7 +572,7 @@ def _actions(plan) -> dict[str, str]:
 
 
 def test_the_example_validates_plans_syncs_branches_merges_and_reverts(jaffle, any_warehouse, instance):
-    ws = Workspace(str(jaffle.path), any_warehouse)
+    ws = Deployment(str(jaffle.path), any_warehouse)
     plan = _plan(ws, "main")
     assert _actions(plan)["int_order_payments"] == "inline" and _actions(plan)["orders"] == "full"
     result = sync(ws, "main", instance)
@@ -605,7 +605,7 @@ def test_the_example_validates_plans_syncs_branches_merges_and_reverts(jaffle, a
 
 
 def test_incremental_models_append_and_snapshots_keep_history(jaffle, warehouse, instance):
-    ws = Workspace(str(jaffle.path), warehouse)
+    ws = Deployment(str(jaffle.path), warehouse)
     sync(ws, "main", instance)
     jaffle.write(
         "data/raw_orders.csv",
@@ -635,7 +635,7 @@ def test_incremental_models_append_and_snapshots_keep_history(jaffle, warehouse,
 
 
 def test_a_failing_dbt_test_blocks_the_publish(jaffle, warehouse, instance):
-    ws = Workspace(str(jaffle.path), warehouse)
+    ws = Deployment(str(jaffle.path), warehouse)
     sync(ws, "main", instance)
     jaffle.replace("models/staging/stg_orders.sql", "    status\n", "    upper(status) as status\n")
     jaffle.commit("shout the status")

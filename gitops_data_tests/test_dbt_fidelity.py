@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import ProjectError
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query, sync
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jaffle_dbt"
@@ -183,7 +183,7 @@ def test_published_data_equals_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, 
     shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
     repo.commit("the jaffle dbt project")
     warehouse = str(tmp_path / "ours" / "warehouse.duckdb")
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
 
     run_dbt(dbt, project, tmp_path)
     sync(ws, "main", instance)
@@ -237,7 +237,7 @@ def test_the_dbt_surface_project_builds_what_dbt_duckdb_builds(dbt, make_repo, t
     shutil.copytree(SURFACE, repo.path, dirs_exist_ok=True)
     repo.commit("the surface project")
     warehouse = str(tmp_path / "ours" / "warehouse.duckdb")
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
 
     statuses = run_dbt(dbt, project, tmp_path)
     result = sync(ws, "main", instance)

@@ -341,11 +341,11 @@ BUILT = {
 
 
 def test_models_and_tests_that_query_the_warehouse_render_when_they_build(make_repo, any_warehouse, instance):
-    from gitops_data.workspace import Workspace
+    from gitops_data.deployment.core import Deployment
     from gitops_data_tests.conftest import query, sync
 
     repo = make_repo(BUILT)
-    ws = Workspace(str(repo.path), any_warehouse)
+    ws = Deployment(str(repo.path), any_warehouse)
     project = ws.project(ws.resolve("main"))
     assert project.nodes["by_kind"].deps == ("events",)
     assert "gitops_data_rendered_at_build" in (project.nodes["by_kind"].sql or "")

@@ -210,10 +210,29 @@ def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, pos
         assert cur.fetchone()[0] >= 3
 
 
+def _asset_groups(port: int) -> set[str]:
+    """The asset groups the webserver at `port` shows now (what the UI's asset graph lists)."""
+    import json
+    import urllib.request
+
+    body = json.dumps({"query": "{ assetNodes { groupName } }"}).encode()
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{port}/graphql", body, {"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            nodes = json.loads(response.read())["data"]["assetNodes"]
+    except OSError:
+        return set()
+    return {n["groupName"] for n in nodes}
+
+
 def test_dagster_dev_on_a_non_default_port(deployment):
     repo, warehouse, procs = deployment
     port = _free_port()
-    # the webserver is not where GITOPS_DATA_DAGSTER_WEBSERVER says (default localhost:3000): a warning
+    # the sensor finds the webserver `dagster dev` started (its port is on its command line) and asks
+    # it to reload: a new branch's group appears in the asset graph with nobody clicking "Reload"
+    procs.env.pop("GITOPS_DATA_DAGSTER_WEBSERVER", None)
     procs.start(
         "dagster_dev",
         str(BIN / "dagster"),
@@ -226,3 +245,11 @@ def test_dagster_dev_on_a_non_default_port(deployment):
         "127.0.0.1",
     )
     _follow_main_and_a_branch(repo, warehouse, procs)
+    from gitops_data.deployment.core import Deployment
+
+    group = Deployment(str(repo.path), warehouse).environment("feature/x").schema
+    deadline = time.monotonic() + 60
+    while group not in (groups := _asset_groups(port)):
+        assert time.monotonic() < deadline, f"group {group} never appeared; the graph shows {sorted(groups)}"
+        time.sleep(1)
+    assert "analytics" in groups

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.warehouse.drift import detect_drift, repair
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, execute, objects, query, sync
 
 
@@ -15,12 +15,12 @@ def warehouse(any_warehouse) -> str:
     return any_warehouse
 
 
-def _drift(ws: Workspace) -> list[tuple[str, str]]:
-    with ws.catalog("gitops_meta") as cat:
+def _drift(ws: Deployment) -> list[tuple[str, str]]:
+    with ws.catalog() as cat:
         return sorted((d.kind, d.name) for d in detect_drift(cat, "gitops_internal"))
 
 
-def _tamper(ws: Workspace) -> str:
+def _tamper(ws: Deployment) -> str:
     execute(ws, "create table analytics.by_hand as select 42 as answer")
     execute(ws, "drop view analytics.b")
     execute(ws, "create view analytics.b as select 1 as id, 2 as v2")
@@ -36,7 +36,7 @@ def _tamper(ws: Workspace) -> str:
 
 def test_drift_detected_then_repaired(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     assert _drift(ws) == []
     table = _tamper(ws)
@@ -46,7 +46,7 @@ def test_drift_detected_then_repaired(make_repo, warehouse, instance):
         ("view_changed", "b"),
         ("view_dropped", "c"),
     ]
-    with ws.catalog("gitops_meta") as cat:
+    with ws.catalog() as cat:
         repair(cat, detect_drift(cat, "gitops_internal"))
     # views are restored at once; the changed build is marked invalid and still served until rebuilt
     assert _drift(ws) == [("invalid_build_served", f"gitops_internal.{table}")]
@@ -60,7 +60,7 @@ def test_drift_detected_then_repaired(make_repo, warehouse, instance):
 
 def test_next_publish_removes_objects_made_by_hand(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     execute(ws, "create view analytics.sneaky as select 1 as x")
     execute(ws, "drop view analytics.b")

@@ -5,15 +5,15 @@ from __future__ import annotations
 import duckdb
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.engines import open_warehouse
 from gitops_data.errors import WarehouseBusy
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
 
 
 def test_views_resolve_when_the_file_is_attached_under_another_name(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     con = duckdb.connect()
     con.execute(f"attach '{warehouse}' as wh (read_only)")
@@ -28,7 +28,7 @@ def test_a_reader_holding_the_file_makes_writers_wait_then_report_busy(
     make_repo, warehouse, instance, monkeypatch
 ):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     monkeypatch.setenv("GITOPS_DATA_LOCK_TIMEOUT", "1")
     # DuckDB's own file lock is per process: hold it from another process, like a consumer would

@@ -11,8 +11,8 @@ import uuid
 import psycopg
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import ProjectError, PublishConflict
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, execute, query, sync, with_url_part
 
 
@@ -40,7 +40,7 @@ def test_a_consumer_role_reads_the_external_schemas_and_nothing_else(make_repo, 
     files = dict(SMALL_PROJECT)
     files["gitops_data.yaml"] = f"name: t\nconsumers: [{role}]\n"
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), postgres_db)
+    ws = Deployment(str(repo.path), postgres_db)
     sync(ws, "main", instance)
     repo.git("checkout", "-q", "-b", "feature/x")
     repo.replace("project.yml", "v * 2 as v2", "v * 3 as v2")
@@ -77,7 +77,7 @@ def test_a_consumer_role_reads_the_external_schemas_and_nothing_else(make_repo, 
 def test_a_missing_consumer_role_is_reported_and_nothing_is_published(make_repo, postgres_db, instance):
     files = dict(SMALL_PROJECT)
     files["gitops_data.yaml"] = "name: t\nconsumers: [no_such_role_here]\n"
-    ws = Workspace(str(make_repo(files).path), postgres_db)
+    ws = Deployment(str(make_repo(files).path), postgres_db)
     with pytest.raises(PublishConflict, match="no_such_role_here.*do not exist"):
         sync(ws, "main", instance)
     assert query(ws, "select count(*) from gitops_meta.environments") == [(0,)]
@@ -85,7 +85,7 @@ def test_a_missing_consumer_role_is_reported_and_nothing_is_published(make_repo,
 
 def test_a_users_view_on_a_published_view_is_never_dropped(make_repo, postgres_db, instance):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), postgres_db)
+    ws = Deployment(str(repo.path), postgres_db)
     sync(ws, "main", instance)
     execute(
         ws, "create schema reports; create view reports.b_plus as select id, v2 + 1 as w from analytics.b"
@@ -118,7 +118,7 @@ def test_a_reader_holding_a_view_delays_a_publish_but_never_fails_or_tears_it(
     make_repo, postgres_db, instance
 ):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), postgres_db)
+    ws = Deployment(str(repo.path), postgres_db)
     sync(ws, "main", instance)
     repo.replace("project.yml", "v * 2 as v2 from a", "v * 2 as v2, 0 as z from a")
     c2 = repo.commit("b gains a column")
@@ -150,7 +150,7 @@ def test_models_are_transpiled_and_duckdb_only_sql_is_a_validate_error(make_repo
         "select count(*) as n from b", "select v2 % 20 as k, count(*) as n from b group by all"
     )
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), postgres_db)
+    ws = Deployment(str(repo.path), postgres_db)
     sync(ws, "main", instance)  # GROUP BY ALL is rewritten for PostgreSQL
     assert sorted(query(ws, "select k, n from analytics.c")) == [(0, 3)]
 
@@ -161,7 +161,7 @@ def test_models_are_transpiled_and_duckdb_only_sql_is_a_validate_error(make_repo
     issue = exc.value.issues[0]
     assert issue.file == "project.yml" and issue.line == 12 and issue.model == "b"
     assert "EXCLUDE" in issue.message and "postgres" in issue.message
-    Workspace(str(repo.path), "/tmp/unused.duckdb").project(bad)  # the same commit is fine on DuckDB
+    Deployment(str(repo.path), "/tmp/unused.duckdb").project(bad)  # the same commit is fine on DuckDB
 
 
 def test_a_project_written_in_the_postgres_dialect_runs_on_both_engines(make_repo, any_warehouse, instance):
@@ -170,7 +170,7 @@ def test_a_project_written_in_the_postgres_dialect_runs_on_both_engines(make_rep
     files["project.yml"] = SMALL_PROJECT["project.yml"].replace(
         "select count(*) as n from b", "select count(*)::text || ' rows' as n, 'A' ilike 'a' as ci from b"
     )
-    ws = Workspace(str(make_repo(files).path), any_warehouse)
+    ws = Deployment(str(make_repo(files).path), any_warehouse)
     sync(ws, "main", instance)
     assert query(ws, "select n, ci from analytics.c") == [("3 rows", True)]
 
@@ -183,7 +183,7 @@ def test_readers_in_a_loop_never_fail_and_never_see_a_mix_of_commits(make_repo, 
         "select count(*) as n from b", "select sum(v2) as n from b"
     )
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), postgres_db)
+    ws = Deployment(str(repo.path), postgres_db)
     sync(ws, "main", instance)
     stop = threading.Event()
     seen: list[tuple] = []

@@ -12,9 +12,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.assets import asset_key
 from gitops_data.orchestration.event_log import SqliteEventLogStorage
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
 
 
@@ -49,7 +49,7 @@ def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(
     home, make_repo, warehouse, tmp_path
 ):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     with dg.DagsterInstance.from_config(str(home)) as inst:
         assert isinstance(inst.event_log_storage, SqliteEventLogStorage)
         result = sync(ws, "main", inst)
@@ -80,7 +80,7 @@ def test_a_syncs_events_are_all_in_the_event_log_of_the_repos_dagster_yaml(
 
 def test_a_wipe_keeps_the_template_and_a_removed_one_is_made_again(home, make_repo, warehouse):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     with dg.DagsterInstance.from_config(str(home)) as inst:
         inst.wipe()  # Dagster's wipe leaves the template alone
         template_dir = home / "history" / "runs" / ".template"
@@ -102,7 +102,7 @@ def test_without_hard_links_a_run_file_is_made_the_dagster_way(home, make_repo, 
 
     monkeypatch.setattr(os, "link", no_links)
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     with dg.DagsterInstance.from_config(str(home)) as inst:
         result = sync(ws, "main", inst)
         assert inst.all_logs(result.run_id)[-1].dagster_event_type == dg.DagsterEventType.RUN_SUCCESS

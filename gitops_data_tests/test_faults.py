@@ -32,11 +32,12 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.engines import open_warehouse
 from gitops_data.engines.postgres import ADVISORY_KEY
 from gitops_data.naming import qualified
 from gitops_data.orchestration.run import InProcessExecutor
-from gitops_data.workspace import Workspace
+from gitops_data.plan import Trigger
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
 from gitops_data_tests.conftest import query as q
 
@@ -97,7 +98,7 @@ def expected_data(repo, sha: str) -> dict[str, list[tuple]]:
 SCRATCH = "__gitops_frame_"  # the PostgreSQL engine's bulk-load tables (register_frame)
 
 
-def orphan_tables(ws: Workspace, scratch_ok: bool = False) -> list[str]:
+def orphan_tables(ws: Deployment, scratch_ok: bool = False) -> list[str]:
     """Internal tables no catalog row knows: what a build that half-happened would leave. With
     `scratch_ok`, a bulk-load scratch table a kill left on PostgreSQL is not counted: the next gc
     drops it (test_pg_scratch_table_of_a_killed_bulk_load_is_collected)."""
@@ -113,12 +114,12 @@ def orphan_tables(ws: Workspace, scratch_ok: bool = False) -> list[str]:
     return sorted(t for t in set(present) - known if not (scratch_ok and t.startswith(SCRATCH)))
 
 
-def scratch_tables(ws: Workspace) -> list[str]:
+def scratch_tables(ws: Deployment) -> list[str]:
     with open_warehouse(ws.warehouse, timeout=60) as engine:
         return sorted(t for t in engine.objects("gitops_internal") if t.startswith(SCRATCH))
 
 
-def assert_consistent(ws: Workspace, repo, env: str = "main", schema: str = "analytics") -> str:
+def assert_consistent(ws: Deployment, repo, env: str = "main", schema: str = "analytics") -> str:
     """The environment serves exactly one commit; returns it. Engine-neutral: it reads through a
     gitops-data connection (holding the warehouse's lock, so a killed process's transaction is over)."""
     with open_warehouse(ws.warehouse, timeout=60) as engine:
@@ -240,15 +241,15 @@ KILL_IN_PUBLISH = (
     textwrap.dedent("""
     import json, os, signal, sys
 
-    from gitops_data.apply import publish_plan
-    from gitops_data.workspace import Workspace
+    from gitops_data.deployment.apply import publish_plan
+    from gitops_data.deployment.core import Deployment
 
     """)
     + inspect.getsource(hook_publish_statements)
     + textwrap.dedent("""
 
     repo, warehouse, kill_at = sys.argv[1], sys.argv[2], int(sys.argv[3])
-    ws = Workspace(repo, warehouse)
+    ws = Deployment(repo, warehouse)
     sha = ws.resolve("main")
     plan = ws.plan(sha, ws.environment("main", ws.project(sha).settings))
     if not plan.ready:
@@ -269,7 +270,7 @@ KILL_IN_PUBLISH = (
 )
 
 
-def _build_content_b(ws: Workspace, repo, instance) -> str:
+def _build_content_b(ws: Deployment, repo, instance) -> str:
     """Commit content B (new data for every model, m7 removed, m8 added: the publish also drops a
     view) and build and audit it without publishing; content A stays served. Returns B's commit."""
     content_a = repo.head()
@@ -277,10 +278,10 @@ def _build_content_b(ws: Workspace, repo, instance) -> str:
     repo.replace("project.yml", M7, M8)
     target = repo.commit("content B")
     plan = ws.plan(target, ws.environment("main", ws.project(target).settings))
-    with ws.catalog("gitops_meta") as cat:
-        cat.save_plan("kill-test", plan, "cli")
-    # built and audited, not published: a run the CLI started leaves the gate to the CLI
-    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", "cli").error is None
+    with ws.catalog() as cat:
+        cat.claim("kill-test", plan, Trigger.BUILD, None)
+    # built and audited, not published: the run concludes a `build` plan without publishing
+    assert InProcessExecutor(ws, instance).execute(plan, "kill-test", Trigger.BUILD).error is None
     assert q(ws, "select commit from gitops_meta.environments where env = 'main'") == [(content_a,)]
     assert len(ws.plan(target, ws.environment("main", ws.project(target).settings)).views) == 8
     return target
@@ -288,7 +289,7 @@ def _build_content_b(ws: Workspace, repo, instance) -> str:
 
 def test_sigkill_inside_publish_transaction(tmp_path, make_repo, any_warehouse, instance, capsys):
     repo = make_repo(KILL_PROJECT)
-    ws = Workspace(str(repo.path), any_warehouse)
+    ws = Deployment(str(repo.path), any_warehouse)
     sync(ws, "main", instance)
     served = repo.head()
     target = _build_content_b(ws, repo, instance)
@@ -445,7 +446,7 @@ def test_sigkill_at_random_moments_of_sync(tmp_path, make_repo, any_warehouse, m
     from gitops_data.cli import entry
 
     repo = make_repo(KILL_PROJECT)
-    ws = Workspace(str(repo.path), any_warehouse)
+    ws = Deployment(str(repo.path), any_warehouse)
     env = _cli_env(tmp_path)
     args = [GITOPS_DATA, "--repo", str(repo.path), "--warehouse", any_warehouse, "sync"]
     monkeypatch.setenv("DAGSTER_HOME", env["DAGSTER_HOME"])
@@ -603,14 +604,14 @@ PUBLISHER = textwrap.dedent("""
 
     import psycopg
 
-    from gitops_data.apply import publish_plan
-    from gitops_data.workspace import Workspace
+    from gitops_data.deployment.apply import publish_plan
+    from gitops_data.deployment.core import Deployment
 
     repo, warehouse = sys.argv[1], sys.argv[2]
 
 
     def ready_plan():
-        ws = Workspace(repo, warehouse)
+        ws = Deployment(repo, warehouse)
         sha = ws.resolve("main")
         plan = ws.plan(sha, ws.environment("main", ws.project(sha).settings))
         if not plan.ready:
@@ -642,11 +643,11 @@ def test_pg_terminate_backend_inside_publish_transaction(
     mixed state, nothing lost), and a rerun publishes the new one."""
     import psycopg
 
-    from gitops_data.apply import publish_plan
+    from gitops_data.deployment.apply import publish_plan
 
     url = any_warehouse
     repo = make_repo(KILL_PROJECT)
-    ws = Workspace(str(repo.path), url)
+    ws = Deployment(str(repo.path), url)
     sync(ws, "main", instance)
     served = repo.head()
     target = _build_content_b(ws, repo, instance)
@@ -804,7 +805,7 @@ def test_pg_scratch_table_of_a_killed_bulk_load_is_collected(tmp_path, make_repo
     """A sync killed while a seed's rows sit in the engine's scratch table: a rerun and a gc leave
     no table in the internal schema that the catalog does not know."""
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), any_warehouse)
+    ws = Deployment(str(repo.path), any_warehouse)
     env = _cli_env(tmp_path)
     args = ["--repo", str(repo.path), "--warehouse", any_warehouse]
     script = tmp_path / "kill_in_bulk_load.py"
@@ -850,7 +851,7 @@ def test_multiprocess_executor_builds_20_models_without_lock_errors(
             f"models:\n{models}",
         }
     )
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sha = repo.head()
     monkeypatch.setenv("GITOPS_DATA_REPO", str(repo.path))
     monkeypatch.setenv("GITOPS_DATA_WAREHOUSE", warehouse)
@@ -894,13 +895,13 @@ def test_multiprocess_executor_builds_20_models_without_lock_errors(
 def _init_dagster_home(env: dict) -> None:
     """Create the CLI's Dagster instance once, as an existing deployment has it (see the xfail below
     for what happens when the first two uses are concurrent)."""
-    code = "from gitops_data.cli import dagster_instance; dagster_instance().get_runs(limit=1)"
+    code = "from gitops_data.orchestration.instance import dagster_instance as i; i().get_runs(limit=1)"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=120)
 
 
 def test_two_branch_syncs_at_the_same_time(tmp_path, make_repo, warehouse):
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     for branch, factor in (("left", 3), ("right", 5)):
         repo.git("checkout", "-q", "-b", branch, "main")
         repo.replace("project.yml", "v * 2 as v2", f"v * {factor} as v2")
@@ -945,7 +946,7 @@ FIRST_USE = textwrap.dedent("""
     import sys
 
     import dagster  # noqa: F401
-    from gitops_data.cli import dagster_instance
+    from gitops_data.orchestration.instance import dagster_instance
 
     print("ready", flush=True)
     sys.stdin.readline()

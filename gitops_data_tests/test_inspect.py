@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.warehouse.inspect import collect_garbage
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT, objects, query, sync
 from gitops_data_tests.test_segments import INCREMENTAL, _events
 
@@ -18,14 +18,14 @@ def warehouse(any_warehouse) -> str:
     return any_warehouse
 
 
-def _gc(ws: Workspace, dry_run: bool = False):
-    with ws.catalog("gitops_meta") as cat:
+def _gc(ws: Deployment, dry_run: bool = False):
+    with ws.catalog() as cat:
         return collect_garbage(cat, ws.production_settings(), dry_run, grace=timedelta(0))
 
 
-def _views_resolve(ws: Workspace) -> None:
-    with ws.catalog("gitops_meta") as cat:
-        schemas = [schema for schema, _, _ in cat.environments().values()]
+def _views_resolve(ws: Deployment) -> None:
+    with ws.catalog() as cat:
+        schemas = [served.schema for served in cat.environments().values()]
     for schema in schemas:
         for view in objects(ws, schema):
             query(ws, f'select count(*) from "{schema}"."{view}"')
@@ -35,7 +35,7 @@ def test_gc_respects_retention_and_never_drops_served_builds(make_repo, warehous
     files = dict(SMALL_PROJECT)
     files["gitops_data.yaml"] = "name: t\nretention: {publishes: 2}\n"
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     first = {r[0] for r in query(ws, "select build_id from gitops_meta.builds where model = 'c'")}
     for factor in (3, 4, 5):
@@ -55,7 +55,7 @@ def test_gc_keeps_segments_shared_with_retained_builds(make_repo, warehouse, ins
     files = dict(INCREMENTAL)
     files["gitops_data.yaml"] = "name: inc\nretention: {publishes: 1}\n"
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     repo.write("data/events.csv", _events(range(1, 121)))
     repo.commit("more")

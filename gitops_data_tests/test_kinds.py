@@ -6,10 +6,10 @@ from datetime import timedelta
 
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import ProjectError
 from gitops_data.plan import Action, Mode
 from gitops_data.warehouse.inspect import collect_garbage
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import objects, query, sync
 
 
@@ -40,24 +40,24 @@ models:
 }
 
 
-def _plan(ws: Workspace, ref: str = "main", full: bool = False):
+def _plan(ws: Deployment, ref: str = "main", full: bool = False):
     sha = ws.resolve(ref)
     return ws.plan(sha, ws.environment(ref, ws.project(sha).settings), full=full)
 
 
-def _gc(ws: Workspace):
-    with ws.catalog("gitops_meta") as cat:
+def _gc(ws: Deployment):
+    with ws.catalog() as cat:
         return collect_garbage(cat, ws.production_settings(), grace=timedelta(0))
 
 
-def _resolve_all(ws: Workspace) -> None:
+def _resolve_all(ws: Deployment) -> None:
     for view in objects(ws, "analytics"):
         query(ws, f"select count(*) from analytics.{view}")
 
 
 def test_views_and_ephemeral_models_build_publish_and_change(make_repo, warehouse, instance):
     repo = make_repo(KINDS)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     plan = _plan(ws)
     assert plan.models["positive"].action == Action.INLINE
     assert plan.models["doubled"].materialized == "view"
@@ -107,7 +107,7 @@ def test_a_view_build_keeps_the_builds_it_reads_from_gc(make_repo, warehouse, in
         "  - name: total\n", "  - name: total\n    materialized: view\n"
     )
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     # nums gets a new build; doubled and total are new views over it; the old ones go
     repo.write("seeds/nums.csv", "id,v\n1,10\n2,-5\n3,30\n4,40\n")
@@ -132,7 +132,7 @@ def test_defaults_per_file_and_per_tag(make_repo, warehouse):
             "  - name: m\n    sql: select id from h\n",
         }
     )
-    project = Workspace(str(repo.path), warehouse).project(repo.head())
+    project = Deployment(str(repo.path), warehouse).project(repo.head())
     kinds = {n: nd.materialized for n, nd in project.nodes.items()}
     assert kinds == {"nums": "table", "s1": "view", "s2": "table", "h": "ephemeral", "m": "table"}
     assert project.physical_deps("m") == ("s2",)
@@ -169,7 +169,7 @@ def test_kinds_that_cannot_work_are_validate_errors(make_repo, warehouse, yml, m
         }
     )
     with pytest.raises(ProjectError) as exc:
-        Workspace(str(repo.path), warehouse).project(repo.head())
+        Deployment(str(repo.path), warehouse).project(repo.head())
     assert message in str(exc.value)
 
 
@@ -198,7 +198,7 @@ models:
 }
 
 
-def _data(ws: Workspace) -> dict[str, list]:
+def _data(ws: Deployment) -> dict[str, list]:
     models = ("a", "b", "b_view", "c", "star", "counted")
     return {m: sorted(query(ws, f"select * from analytics.{m}")) for m in models}
 
@@ -207,7 +207,7 @@ def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read
     make_repo, warehouse, tmp_path, instance
 ):
     repo = make_repo(ADDITIVE)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     tables = dict(query(ws, "select model, table_name from gitops_meta.builds"))
 
@@ -236,7 +236,7 @@ def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read
     assert query(ws, "select w from analytics.a order by id") == [(11,), (21,), (31,)]
 
     # the kept data equals what a full build of the same commit makes
-    fresh = Workspace(str(repo.path), str(tmp_path / "fresh.duckdb"))
+    fresh = Deployment(str(repo.path), str(tmp_path / "fresh.duckdb"))
     sync(fresh, "main", instance)
     assert _data(ws) == _data(fresh)
 
@@ -250,7 +250,7 @@ def test_an_additive_change_keeps_the_data_of_downstream_models_that_do_not_read
 
 def test_changes_that_are_not_additive_rebuild_downstream(make_repo, warehouse, instance):
     repo = make_repo(ADDITIVE)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     # a new column, but also new data upstream: the rows of `a` changed
     repo.replace("project.yml", "select id, v from nums", "select id, v, v + 1 as w from nums")

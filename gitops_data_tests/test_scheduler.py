@@ -12,10 +12,10 @@ import dagster as dg
 import pytest
 
 from gitops_data import engines
+from gitops_data.deployment.core import Deployment
 from gitops_data.engines import open_warehouse, warehouse_turn
 from gitops_data.orchestration import plan_job
 from gitops_data.plan.frontier import Frontier
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import query, sync
 
 
@@ -57,7 +57,7 @@ models:
 }
 
 
-def _intervals(ws: Workspace) -> dict[str, tuple[float, float]]:
+def _intervals(ws: Deployment) -> dict[str, tuple[float, float]]:
     return {m: query(ws, f"select started, ended from analytics.{m}")[0] for m in ("left", "right")}
 
 
@@ -65,7 +65,7 @@ def _intervals(ws: Workspace) -> dict[str, tuple[float, float]]:
 def test_independent_models_build_at_the_same_time(make_repo, warehouse, instance, monkeypatch, threads):
     monkeypatch.setenv("GITOPS_DATA_THREADS", str(threads))
     repo = make_repo(PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     (l0, l1), (r0, r1) = _intervals(ws).values()
     overlap = min(l1, r1) - max(l0, r0)
@@ -85,7 +85,7 @@ def test_a_failed_build_skips_its_downstream_while_independent_steps_go_on(
     failing = "\n\ndef right(seed):\n    raise ValueError('no')\n"
     files["models/slow.py"] = SLOW_MODEL.format(name="left") + failing
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     with pytest.raises(Exception, match="no"):
         sync(ws, "main", instance)
     built = {r[0] for r in query(ws, "select model from gitops_meta.builds")}
@@ -94,7 +94,7 @@ def test_a_failed_build_skips_its_downstream_while_independent_steps_go_on(
 
 def test_a_sync_connects_to_the_warehouse_once(make_repo, warehouse, instance, monkeypatch):
     repo = make_repo(PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     connects = []
     real = engines._connect
     monkeypatch.setattr(engines, "_connect", lambda *a: connects.append(a) or real(*a))
@@ -121,7 +121,7 @@ def test_reports_are_made_on_their_own_thread_in_order_and_all_before_the_run_en
 
     monkeypatch.setattr(plan_job, "_reporter", slow_reporter)
     repo = make_repo(PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     result = sync(ws, "main", instance)
     assert {t for t, _, _ in made} == {"gitops-report_0"}
     built = [name for _, kind, name in made if kind == "built"]
@@ -148,7 +148,7 @@ def test_a_report_that_fails_stops_the_run_before_more_steps_start(
 
     monkeypatch.setattr(plan_job, "_reporter", failing_reporter)
     repo = make_repo(PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     with pytest.raises(Exception, match="the event store is down"):
         sync(ws, "main", instance)
     built = {r[0] for r in query(ws, "select model from gitops_meta.builds")}
@@ -195,7 +195,7 @@ def test_the_frontier_runs_independent_steps_together_and_skips_downstream_of_a_
     make_repo, warehouse, instance
 ):
     repo = make_repo(PROJECT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sha = repo.head()
     plan = ws.plan(sha, ws.environment("main", ws.project(sha).settings))
     frontier = Frontier(plan)

@@ -12,9 +12,9 @@ import dagster as dg
 import pytest
 
 from gitops_data.alerts import AlertEvent, deliver
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.run import execute_run_request
 from gitops_data.spec.schema import AlertSpec
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
 
@@ -77,7 +77,7 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(
     monkeypatch.chdir(tmp_path)  # a PostgreSQL warehouse keeps local state in ./.gitops_data
     url, received, _ = webhook
     repo = make_repo(_project_with(url))
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     assert [e["event"] for e in received] == ["published"]
     assert received[0]["env"] == "main" and received[0]["alert"] == "team"
@@ -87,7 +87,7 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(
     schedule = defs.get_schedule_def("nightly_b")
     with dg.build_schedule_context(instance=instance) as ctx:
         request = schedule.evaluate_tick(ctx).run_requests[0]
-    with d.ws.catalog("gitops_meta") as cat:
+    with d.ws.catalog() as cat:
         plan = cat.plan(request.tags["gitops/plan"])
     assert plan.to_build == ["b", "c"]  # the selection and its downstream
     assert execute_run_request(defs, request, instance).error is None  # the run gates and publishes itself
@@ -104,7 +104,7 @@ def test_schedule_rebuilds_selection_and_publishes_with_alerts(
 def test_blocked_commit_alerts(make_repo, warehouse, instance, webhook):
     url, received, _ = webhook
     repo = make_repo(_project_with(url))
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.write("seeds/nums.csv", "id,v\n1,-1\n2,20\n3,30\n")
     repo.commit("bad")
@@ -129,7 +129,7 @@ def test_run_failed_alert_only_for_broken_runs_not_for_blocked_ones(make_repo, w
     from gitops_data.orchestration.sensors import only_blocked_by_checks
 
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.write("seeds/nums.csv", "id,v\n1,-1\n2,20\n3,30\n")  # breaks a blocking check
     repo.commit("bad data")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.errors import PublishBlocked
 from gitops_data.warehouse.publish import republish
-from gitops_data.workspace import Workspace
 from gitops_data_tests.conftest import objects, sync
 from gitops_data_tests.conftest import query as _q
 
@@ -40,7 +40,7 @@ models:
 }
 
 
-def _segments(ws: Workspace) -> list[int]:
+def _segments(ws: Deployment) -> list[int]:
     """Row counts of the segments of the build that main serves for events_inc."""
     rows = _q(
         ws,
@@ -52,7 +52,7 @@ def _segments(ws: Workspace) -> list[int]:
 
 def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, warehouse, instance):
     repo = make_repo(INCREMENTAL)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     assert _segments(ws) == [100]
     first_publish = _q(ws, "select publish_id from gitops_meta.environments where env = 'main'")[0][0]
@@ -90,7 +90,7 @@ def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, war
 
     # rollback to the first publish: exactly its data, and nothing copied
     tables_before = len(objects(ws, "gitops_internal"))
-    with ws.catalog("gitops_meta") as cat:
+    with ws.catalog() as cat:
         republish(cat, "main", first_publish, "gitops_internal")
     assert _q(ws, "select * from analytics.events_inc order by id") == snapshot_1
     assert _q(ws, "select * from analytics.total") == [(100, sum(range(1, 101)))]
@@ -99,7 +99,7 @@ def test_incremental_appends_only_new_rows_and_rolls_back_exactly(make_repo, war
 
 def test_git_revert_of_an_incremental_input_is_exact_and_builds_nothing(make_repo, warehouse, instance):
     repo = make_repo(INCREMENTAL)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     before = _q(ws, "select * from analytics.total")
     repo.write("data/events.csv", _events(range(1, 121)))
@@ -119,7 +119,7 @@ def test_forward_only_change_keeps_history(make_repo, warehouse, instance):
         "incremental: {column: id, compact_after: 3}", "incremental: {column: id, forward_only: true}"
     )
     repo = make_repo(files)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     repo.replace("p.yml", "select id, amount from events", "select id, amount * 2 as amount from events")
     repo.write("data/events.csv", _events(range(1, 111)))
@@ -150,7 +150,7 @@ snapshots:
 
 def test_snapshot_history_over_four_commits(make_repo, warehouse, instance):
     repo = make_repo(SNAPSHOT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     repo.write("data/people.csv", "id,name,city\n1,ann,paris\n3,cid,lima\n")  # update 1, delete 2, insert 3
     repo.commit("2")
@@ -186,7 +186,7 @@ def test_snapshot_history_over_four_commits(make_repo, warehouse, instance):
 
 def test_snapshot_twice_on_unchanged_input_adds_nothing(make_repo, warehouse, instance):
     repo = make_repo(SNAPSHOT)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     segments = _q(ws, "select count(*) from gitops_meta.segments")[0][0]
     sync(ws, "main", instance, rebuild=frozenset({"people_history"}))  # a scheduled run on the same input
@@ -202,13 +202,13 @@ def test_snapshot_twice_on_unchanged_input_adds_nothing(make_repo, warehouse, in
 
 def test_rollback_holds_until_the_branch_moves(make_repo, warehouse, instance):
     repo = make_repo(INCREMENTAL)
-    ws = Workspace(str(repo.path), warehouse)
+    ws = Deployment(str(repo.path), warehouse)
     sync(ws, "main", instance)
     first = _q(ws, "select publish_id from gitops_meta.environments where env = 'main'")[0][0]
     repo.write("data/events.csv", _events(range(1, 121)))
     head = repo.commit("20 more")
     sync(ws, "main", instance)
-    with ws.catalog("gitops_meta") as cat:
+    with ws.catalog() as cat:
         republish(cat, "main", first, "gitops_internal", hold_head=head)
     assert sync(ws, "main", instance).status == "rolled_back"  # the head is not re-published
     assert _q(ws, "select n from analytics.total") == [(100,)]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dagster as dg
 import pytest
 
-from gitops_data.workspace import Workspace
+from gitops_data.deployment.core import Deployment
 from gitops_data_tests.conftest import SMALL_PROJECT, objects
 from gitops_data_tests.drive import Driver
 
@@ -31,7 +31,7 @@ def _view_builds(d: Driver, env: str) -> dict[str, str]:
 
 def test_branch_merge_revert_and_blocked_commit(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
 
     d.settle()
     assert d.query("select * from analytics.b order by id") == [(1, 20), (2, 40), (3, 60)]
@@ -96,7 +96,7 @@ def test_branch_merge_revert_and_blocked_commit(make_repo, warehouse, instance):
 
 def test_invalid_commit_is_not_built_and_keeps_serving(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.replace("project.yml", "from a", "from a_typo")
     repo.commit("typo")
@@ -113,7 +113,7 @@ def test_invalid_commit_is_not_built_and_keeps_serving(make_repo, warehouse, ins
 
 def test_a_blocked_head_is_labelled_on_its_assets(make_repo, warehouse, instance):
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.write("seeds/nums.csv", "id,v\n1,10\n2,-5\n3,30\n")  # a.v >= 0 fails
     repo.commit("negative")
@@ -150,7 +150,7 @@ models:
 
 def test_cross_model_checks_publish_in_one_tick_and_block_on_a_violation(make_repo, warehouse, instance):
     repo = make_repo(CROSS_MODEL)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     assert len(d.runs) == 1 and d.runs[0].error is None
     assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(repo.head(),)]
@@ -171,7 +171,7 @@ def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
     import dagster as dg
 
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     before = _view_builds(d, "main")
     repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
@@ -194,7 +194,7 @@ def test_a_partial_ui_run_is_completed_by_the_sensor_not_failed(make_repo, wareh
     import dagster as dg
 
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.replace("project.yml", "v * 2 as v2", "v * 7 as v2")
     head = repo.commit("b times 7")
@@ -212,7 +212,7 @@ def test_models_a_branch_serves_from_production_show_as_materialized_in_its_grou
     import dagster as dg
 
     repo = make_repo(SMALL_PROJECT)
-    d = Driver(Workspace(str(repo.path), warehouse), instance)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
     d.settle()
     repo.git("checkout", "-q", "-b", "feature/z")
     repo.replace("project.yml", "v * 2 as v2", "v * 9 as v2")

@@ -19,7 +19,7 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from gitops_data.workspace import Workspace
+from gitops_data.deployment.core import Deployment
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
 from gitops_data_tests.test_deployment import _free_port
@@ -70,7 +70,7 @@ def test_the_ui_shows_reused_models_an_invalid_branch_and_a_blocked_run(tmp_path
     monkeypatch.setenv("DAGSTER_HOME", str(home))
     monkeypatch.setenv("GITOPS_DATA_DAGSTER_WEBSERVER", "off")
     repo = make_repo(SMALL_PROJECT)
-    ws = Workspace(str(repo.path), str(tmp_path / "wh" / "warehouse.duckdb"))
+    ws = Deployment(str(repo.path), str(tmp_path / "wh" / "warehouse.duckdb"))
     instance = dg.DagsterInstance.get()
     driver = Driver(ws, instance)
     driver.settle()

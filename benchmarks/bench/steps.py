@@ -45,12 +45,12 @@ def sync_ref(
     their summary is under "readers"). Raises, like the CLI, if the commit was not published."""
     from bench.measure import step
     from bench.readers import readers as reading
-    from gitops_data.apply import apply
+    from gitops_data.deployment.apply import apply
+    from gitops_data.deployment.core import Deployment
     from gitops_data.orchestration.run import InProcessExecutor
-    from gitops_data.workspace import Workspace
 
     inst = instance(home)
-    ws = Workspace(repo, warehouse)
+    ws = Deployment(repo, warehouse)
     executor = InProcessExecutor(ws, inst)
 
     with (

@@ -102,6 +102,7 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     """Run in a child: each stage timed on its own, in the order a code server meets them."""
     import dagster as dg
 
+    from gitops_data.deployment.core import Deployment
     from gitops_data.engines import open_warehouse
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.orchestration.definitions import build_definitions
@@ -109,16 +110,15 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     from gitops_data.spec.loader import load_project
     from gitops_data.spec.tree import GitTree
     from gitops_data.warehouse.catalog import Catalog
-    from gitops_data.workspace import Workspace
 
-    ws = Workspace(repo, warehouse)
+    ws = Deployment(repo, warehouse)
     sha = ws.resolve("main")
     with step("scale_load") as load:
         project = load_project(GitTree(repo, sha))
     with step("scale_fingerprints") as fingerprints:
         fps = project_fingerprints(project)
     s = project.settings
-    with step("scale_plan") as plan_m:  # what Workspace.plan does, on the project loaded above
+    with step("scale_plan") as plan_m:  # what Deployment.plan does, on the project loaded above
         built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
         with open_warehouse(warehouse) as engine:
             state = Catalog(engine, s.meta_schema).state(s.internal_schema, "main", built)
@@ -131,7 +131,7 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
         repo_def = defs.get_repository_def()
     defs_m["assets"] = len(repo_def.asset_graph.get_all_asset_keys())
     sensor = defs.get_sensor_def("git_refs")
-    heads = ws.tracked_heads(ws.production_settings())
+    heads = ws.tracked_heads()
     cursor = json.dumps({"heads": heads, "pending": []})
     instance = dg.DagsterInstance.ephemeral()
 
@@ -191,7 +191,7 @@ def run(ctx) -> list[Row]:
             "c",
             f"plan, {n:,} nodes all published (no-op)",
             out["plan"],
-            "Catalog.state + make_plan (as Workspace.plan)",
+            "Catalog.state + make_plan (as Deployment.plan)",
         ),
         row(
             "d",

@@ -33,12 +33,12 @@ def commits_and_gc(repo: str, warehouse: str, home: str, commits: int) -> dict:
     from datetime import timedelta
 
     from bench.steps import instance
-    from gitops_data.apply import apply
+    from gitops_data.deployment.apply import apply
+    from gitops_data.deployment.core import Deployment
     from gitops_data.orchestration.run import InProcessExecutor
     from gitops_data.warehouse.inspect import collect_garbage
-    from gitops_data.workspace import Workspace
 
-    inst, ws, data = instance(home), Workspace(repo, warehouse), DataRepo(repo)
+    inst, ws, data = instance(home), Deployment(repo, warehouse), DataRepo(repo)
     executor = InProcessExecutor(ws, inst)
     models, per_commit = list(MODELS), []
     with step("storage_syncs") as m:
@@ -50,7 +50,7 @@ def commits_and_gc(repo: str, warehouse: str, home: str, commits: int) -> dict:
             per_commit.append({"model": name, "status": str(result.status), **database_size(warehouse)})
     after = database_size(warehouse)
     settings = ws.production_settings()
-    with ws.catalog(settings.meta_schema) as cat:
+    with ws.catalog() as cat:
         report = collect_garbage(cat, settings, dry_run=False, grace=timedelta(0))
         cat.engine.execute("checkpoint")
     return {

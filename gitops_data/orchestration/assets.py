@@ -16,6 +16,8 @@ import dagster as dg
 
 from gitops_data import progress
 from gitops_data.audit.runner import CheckResult
+from gitops_data.deployment.apply import plan_for_run
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.engines import warehouse_turn
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
@@ -25,7 +27,6 @@ from gitops_data.plan import ModelStep, Plan
 from gitops_data.spec.checks import DeclaredCheck, declared_checks
 from gitops_data.spec.project import Node, Project
 from gitops_data.warehouse.execute import execute_checks
-from gitops_data.workspace import Environment, Workspace
 
 IO_MANAGER = "gitops_io"
 UI_PLAN_PREFIX = "run-"  # the plan of a run started without a plan (from the UI) is "run-<run id>"
@@ -57,7 +58,7 @@ def _stored_plan(warehouse: str, meta: str, plan_id: str) -> Plan | None:
         return Catalog(engine, meta).plan(plan_id)
 
 
-def _valid_head(ws: Workspace, ref: str) -> str | None:
+def _valid_head(ws: Deployment, ref: str) -> str | None:
     try:
         sha = ws.resolve(ref)
         ws.project(sha)
@@ -67,7 +68,7 @@ def _valid_head(ws: Workspace, ref: str) -> str | None:
 
 
 def planned_step(
-    context, ws: Workspace, env: Environment, default_commit: str, name: str
+    context, ws: Deployment, env: Environment, default_commit: str, name: str
 ) -> tuple[Plan, ModelStep]:
     """The plan of this run and its step for `name`. A run without a plan tag (started from the UI)
     gets one plan, made for its environment's current head (the commit the location shows if the
@@ -82,9 +83,7 @@ def planned_step(
         env = Environment(tags.get(T.ENV, env.name), env.schema)
         if T.COMMIT not in tags:
             sha = _valid_head(ws, env.name) or sha
-        plan = ws.plan(sha, env)
-        with ws.catalog(meta) as cat:
-            cat.save_plan(plan_id, plan, "ui", supersede=False)
+        plan = plan_for_run(ws, plan_id, env, sha)
     step = plan.models.get(name)
     if step is None:
         raise dg.Failure(f"model {name!r} is not in the plan of commit {sha[:10]}; reload the code location")
@@ -116,10 +115,9 @@ def check_metadata(plan: Plan, step: ModelStep, r: CheckResult) -> dict:
     }
 
 
-def audit(context, ws: Workspace, env: Environment, plan: Plan, step: ModelStep, names: list[str]):
+def audit(context, ws: Deployment, env: Environment, plan: Plan, step: ModelStep, names: list[str]):
     """Run the checks `names` of a step and report each as an AssetCheckResult."""
-    s = ws.project(plan.commit).settings
-    with ws.catalog(s.meta_schema) as cat:
+    with ws.catalog() as cat:
         results = execute_checks(cat, plan, step, names, context.run.run_id)
     key = asset_key(env, step.name)
     for r in results:
@@ -242,7 +240,7 @@ def _external_asset(env: Environment, node: Node, engine: str) -> dg.AssetSpec:
 
 
 def environment_assets(
-    ws: Workspace, env: Environment, sha: str, project: Project, note: str | None = None
+    ws: Deployment, env: Environment, sha: str, project: Project, note: str | None = None
 ) -> list:
     """All assets (with their checks) and external assets of one environment at one commit; `note`
     (why the branch head is not served: invalid, blocked, failed) heads every description."""

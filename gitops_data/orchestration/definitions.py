@@ -13,16 +13,15 @@ import logging
 import dagster as dg
 from dagster._core.definitions.definitions_load_context import DefinitionsLoadContext, DefinitionsLoadType
 
-from gitops_data import gitrepo
-from gitops_data.errors import GitopsError, ProjectError
+from gitops_data.deployment.core import Deployment, Environment
+from gitops_data.errors import GitopsError
 from gitops_data.orchestration.assets import environment_assets
-from gitops_data.orchestration.head_state import head_notes
+from gitops_data.orchestration.head_state import current_pins, head_notes
 from gitops_data.orchestration.maintenance import gc_job, gc_schedule
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import resources
 from gitops_data.orchestration.schedules import yaml_schedules
 from gitops_data.orchestration.sensors import drift_guard, failure_alerts, git_ref_sensor
-from gitops_data.workspace import Environment, Workspace
 
 log = logging.getLogger("gitops_data.definitions")
 PIN_KEY = "gitops_data/pins"
@@ -30,35 +29,14 @@ NOTES_KEY = "gitops_data/notes"
 LOCATION = "gitops_data"
 
 
-def shown_commit(ws: Workspace, sha: str, depth: int = 20) -> str | None:
-    """`sha` if its project is valid, else the newest valid first-parent ancestor (None if none)."""
-    for candidate in gitrepo.first_parents(ws.repo, sha, depth):
-        try:
-            ws.project(candidate)
-            return candidate
-        except ProjectError:
-            continue
-    return None
-
-
-def current_pins(ws: Workspace) -> dict[str, str]:
-    settings = ws.production_settings()
-    pins = {}
-    for ref, sha in ws.tracked_heads(settings).items():
-        shown = shown_commit(ws, sha)
-        if shown is not None:
-            pins[ref] = shown
-    return pins
-
-
-def current_state(ws: Workspace) -> tuple[dict[str, str], dict[str, str]]:
+def current_state(ws: Deployment) -> tuple[dict[str, str], dict[str, str]]:
     """(ref -> commit to show, ref -> note on its head) as the refs and the catalog say now."""
+    ws = ws.fresh()
     pins = current_pins(ws)
-    settings = ws.production_settings()
-    return pins, head_notes(ws, settings, ws.tracked_heads(settings), pins)
+    return pins, head_notes(ws, ws.tracked_heads(), pins)
 
 
-def _pins(ws: Workspace) -> tuple[dict[str, str], dict[str, str]]:
+def _pins(ws: Deployment) -> tuple[dict[str, str], dict[str, str]]:
     """(ref -> pinned commit, ref -> note on its head), as loaded at INITIALIZATION."""
     ctx = DefinitionsLoadContext.get()
     if ctx.load_type == DefinitionsLoadType.RECONSTRUCTION and PIN_KEY in ctx.reconstruction_metadata:
@@ -71,18 +49,18 @@ def _pins(ws: Workspace) -> tuple[dict[str, str], dict[str, str]]:
 
 
 def build_definitions(
-    ws: Workspace, pins: dict[str, str], location: str = LOCATION, notes: dict[str, str] | None = None
+    ws: Deployment, pins: dict[str, str], location: str = LOCATION, notes: dict[str, str] | None = None
 ) -> dg.Definitions:
     """Assets, checks, sensors and schedules for the pinned commits (ref -> SHA); `notes` (ref -> why
     its head is not served) go on top of that environment's asset descriptions."""
     notes = notes or {}
-    settings = ws.production_settings()
+    settings = ws.settings
     assets: list = []
     envs: dict[str, tuple[Environment, str]] = {}
     for ref, sha in sorted(pins.items()):
         try:
             project = ws.project(sha)
-            env = ws.environment(ref, settings)
+            env = ws.environment(ref)
         except GitopsError as exc:
             log.warning("skipping %s: %s", ref, exc)
             continue
@@ -107,6 +85,6 @@ def build_definitions(
 @dg.definitions
 def defs() -> dg.Definitions:
     """Entry point for workspace.yaml; the data repo and warehouse come from GITOPS_DATA_REPO / _WAREHOUSE."""
-    ws = Workspace.from_env()
+    ws = Deployment.from_env()
     pins, notes = _pins(ws)
     return build_definitions(ws, pins, notes=notes)

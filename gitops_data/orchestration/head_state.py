@@ -5,18 +5,37 @@ from __future__ import annotations
 
 import logging
 
-from gitops_data.errors import GitopsError
+from gitops_data import gitrepo
+from gitops_data.deployment.core import Deployment
+from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.plan import Status
-from gitops_data.spec.schema import Settings
-from gitops_data.workspace import Workspace
 
 log = logging.getLogger("gitops_data.head_state")
 _SHOWN = (Status.BLOCKED, Status.FAILED, Status.INVALID)
 
 
-def head_notes(
-    ws: Workspace, settings: Settings, heads: dict[str, str], shown: dict[str, str]
-) -> dict[str, str]:
+def shown_commit(ws: Deployment, sha: str, depth: int = 20) -> str | None:
+    """`sha` if its project is valid, else the newest valid first-parent ancestor (None if none)."""
+    for candidate in gitrepo.first_parents(ws.repo, sha, depth):
+        try:
+            ws.project(candidate)
+            return candidate
+        except ProjectError:
+            continue
+    return None
+
+
+def current_pins(ws: Deployment) -> dict[str, str]:
+    """ref -> the commit whose assets a (re)load of the code location shows now."""
+    pins = {}
+    for ref, sha in ws.tracked_heads().items():
+        shown = shown_commit(ws, sha)
+        if shown is not None:
+            pins[ref] = shown
+    return pins
+
+
+def head_notes(ws: Deployment, heads: dict[str, str], shown: dict[str, str]) -> dict[str, str]:
     """ref -> one line on why its head is not what its environment serves (refs that are fine: none).
     `shown`: ref -> the commit whose assets the location shows."""
     notes: dict[str, str] = {}
@@ -24,7 +43,7 @@ def head_notes(
         if ref in shown and shown[ref] != head:
             notes[ref] = f"head {head[:10]} is invalid; the assets shown are of {shown[ref][:10]}"
     try:
-        with ws.catalog(settings.meta_schema) as cat:
+        with ws.catalog() as cat:
             statuses = cat.ref_statuses()
     except GitopsError as exc:  # a busy warehouse: the notes come with the next reload
         log.warning("head states unknown: %s", exc)

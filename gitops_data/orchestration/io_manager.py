@@ -8,18 +8,19 @@ metadata. A step that reuses a build writes nothing and reports the build it ser
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.apply import ApplyResult
+from gitops_data.deployment.core import Environment
+from gitops_data.deployment.lifecycle import ApplyResult
 from gitops_data.engines.locations import redact
 from gitops_data.orchestration.assets import StepWork, asset_key
 from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import Action, BuildRecord, Mode, Plan, Status
+from gitops_data.plan import Action, BuildRecord, CheckState, Mode, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
-from gitops_data.workspace import Environment
 
 if TYPE_CHECKING:
     from dagster._core.definitions.metadata import RawMetadataValue
@@ -54,34 +55,96 @@ def size_text(rec: BuildRecord) -> str:
     return "a view" if rec.row_count is None else f"{rec.row_count:,} rows"
 
 
-def served_reused(result: ApplyResult, warehouse: str) -> list[dg.AssetMaterialization]:
-    """Materializations of the models a publish started serving from builds that already existed
-    (zero copy: a branch reusing production's tables, a merge, a revert). Without them the UI shows
-    those models as never materialized in that environment. In build order, and followed again by
-    the models built downstream of them, so none looks older than its upstream ("stale")."""
+def _meta_text(metadata: Mapping, name: str) -> str | None:
+    value = metadata.get(name)
+    return getattr(value, "value", value) if value is not None else None
+
+
+def _shown(instance: dg.DagsterInstance, plan: Plan) -> tuple[dict, dict]:
+    """(asset key -> build id of its latest materialization, check key -> (build id, passed) of its
+    latest evaluation), for the environment's models, as Dagster shows them now."""
+    env = Environment(plan.env, plan.schema)
+    keys = [asset_key(env, n) for n, m in plan.models.items() if m.build is not None]
+    built: dict[dg.AssetKey, str | None] = {}
+    for key, entry in instance.get_latest_materialization_events(keys).items():
+        mat = entry.asset_materialization if entry is not None else None
+        built[key] = _meta_text(mat.metadata, "build_id") if mat is not None else None
+    check_keys = [
+        dg.AssetCheckKey(asset_key(env, n), c.name) for n, m in plan.models.items() for c in m.checks
+    ]
+    checks: dict[dg.AssetCheckKey, tuple[str | None, bool | None]] = {}
+    latest = instance.event_log_storage.get_latest_asset_check_execution_by_key(check_keys)
+    for ck, rec in latest.items():
+        ev = rec.event.dagster_event.event_specific_data if rec.event and rec.event.dagster_event else None
+        if isinstance(ev, dg.AssetCheckEvaluation):
+            checks[ck] = (_meta_text(ev.metadata, "build_id"), ev.passed)
+    return built, checks
+
+
+def served_reused(
+    result: ApplyResult, instance: dg.DagsterInstance, warehouse: str
+) -> list[dg.AssetMaterialization | dg.AssetCheckEvaluation]:
+    """What a publish serves that Dagster does not show yet: a materialization per model whose
+    served build is not its latest materialization (reused, zero copy: a branch serving production's
+    tables, a merge, a revert; or a blocked commit's build shown since), and the served build's check
+    results where the latest evaluation is of another build (so production does not stay red after
+    a blocked commit is reverted). In build order, and followed again by the models built downstream
+    of them, so none looks older than its upstream ("stale")."""
     plan, record = result.plan, result.publish
     if result.status != Status.PUBLISHED or plan is None or record is None:
         return []
     env = Environment(plan.env, plan.schema)
-    out = []
-    changed = set(record.changed)
+    built, checks = _shown(instance, plan)
+    out: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = []
     reported: set[str] = set()
     for name, step in plan.models.items():
         b = step.build
-        if name not in changed or b is None:
+        if b is None:
             continue
+        key = asset_key(env, name)
         if step.action == Action.REUSE:
             how = f"made for commit {b.commit[:10]} (reused, zero copy)"
-        elif any(r.model in reported for r in step.reads):
-            how = "made by this run; published after its reused upstreams"
+            stale = built.get(key) != b.build_id
         else:
+            how = "made by this run; published after its reused upstreams"
+            stale = any(r.model in reported for r in step.reads)
+        if stale:
+            reported.add(name)
+            out.append(
+                dg.AssetMaterialization(
+                    asset_key=key,
+                    description=f"{plan.schema} serves build {b.build_id} since {plan.commit[:10]}, {how}",
+                    metadata=build_metadata(
+                        plan, b, {}, reused=step.action == Action.REUSE, warehouse=warehouse
+                    ),
+                )
+            )
+        if step.action == Action.REUSE:
+            out.extend(_served_checks(plan, step, key, checks))
+    return out
+
+
+def _served_checks(plan: Plan, step, key: dg.AssetKey, shown: dict) -> list[dg.AssetCheckEvaluation]:
+    """The served build's check results where Dagster shows another build's (or none)."""
+    b = step.build
+    out = []
+    for c in step.checks:
+        passed = c.state == CheckState.PASSED
+        if c.state == CheckState.PENDING or shown.get(dg.AssetCheckKey(key, c.name)) == (b.build_id, passed):
             continue
-        reported.add(name)
         out.append(
-            dg.AssetMaterialization(
-                asset_key=asset_key(env, name),
-                description=f"serves build {b.build_id}, {how}",
-                metadata=build_metadata(plan, b, {}, reused=step.action == Action.REUSE, warehouse=warehouse),
+            dg.AssetCheckEvaluation(
+                asset_key=key,
+                check_name=c.name,
+                passed=passed,
+                severity=dg.AssetCheckSeverity.ERROR if c.check.blocking else dg.AssetCheckSeverity.WARN,
+                description=f"as audited on build {b.build_id}, which {plan.schema} serves since "
+                f"{plan.commit[:10]}" + ("" if passed else f": {c.failed_rows} row(s) fail"),
+                metadata={
+                    "build_id": dg.MetadataValue.text(b.build_id),
+                    "commit": dg.MetadataValue.text(plan.commit),
+                    "failed_rows": dg.MetadataValue.int(int(c.failed_rows or 0)),
+                },
             )
         )
     return out
@@ -97,7 +160,7 @@ class WarehouseIOManager(dg.ConfigurableIOManager):
         plan, step = obj.plan, obj.step
         ws = self.gitops.workspace
         node = ws.project(plan.commit).nodes[step.name]
-        with ws.catalog(ws.project(plan.commit).settings.meta_schema) as cat:
+        with ws.catalog() as cat:
             if step.action == Action.BUILD:
                 cat.engine.create_schema(plan.internal_schema)
                 built = execute_build(cat, plan, step, node, context.run_id, ws.repo)

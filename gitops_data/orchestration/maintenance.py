@@ -12,7 +12,7 @@ from gitops_data.warehouse.inspect import collect_garbage
 def collect_builds(context: dg.OpExecutionContext, gitops: GitopsResource) -> dg.Output:
     ws = gitops.workspace
     settings = ws.production_settings()
-    with ws.catalog(settings.meta_schema) as cat:
+    with ws.catalog() as cat:
         report = collect_garbage(cat, settings)
     for b in report.dropped:
         context.log.info(f"dropped {settings.internal_schema}.{b.table}")

@@ -6,14 +6,17 @@ the run's `gitops/plan` tag, so a commit made after the location loaded is built
 and without a webserver. Each build is reported as a materialization of the environment's asset and
 each check as an asset check evaluation, so the UI shows them per asset; the whole plan is one step,
 which also saves Dagster's per-step cost. A run requested by a sensor or schedule then gates and
-publishes its plan itself (the CLI, which waits for its run, does that in `apply`).
+concludes its plan itself (gate, publish, record, tag), whatever started it: the CLI, which waits
+for its run, reads how it concluded.
 """
 
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.apply import conclude_run
+from gitops_data.deployment.apply import conclude_run, start_run
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.engines import Turn, warehouse_turn
+from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
 from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
@@ -21,7 +24,6 @@ from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
 from gitops_data.warehouse.lease import ConnectionLease
 from gitops_data.warehouse.scheduler import StepEvent, run_plan
-from gitops_data.workspace import Environment, Workspace
 
 PLAN_JOB = "gitops_plan"
 
@@ -82,15 +84,13 @@ def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None
         _execute_plan(context, ws, turn, plan_id, sha)
 
 
-def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, plan_id: str, sha: str) -> None:
-    tags = context.run.tags
-    meta = ws.project(sha).settings.meta_schema
-    with ws.catalog(meta) as cat:
-        plan = cat.plan(plan_id)
-    if plan is None:
-        raise dg.Failure(f"plan {plan_id} is not in the catalog {meta}.plans")
+def _execute_plan(context: dg.OpExecutionContext, ws: Deployment, turn: Turn, plan_id: str, sha: str) -> None:
+    try:
+        plan = start_run(ws, plan_id, context.run.run_id)
+    except GitopsError as exc:
+        raise dg.Failure(str(exc)) from None
     context.log.info(f"{plan.env}@{plan.commit[:10]}: {len(plan.to_build)} to build, plan {plan_id}")
-    with ConnectionLease(lambda: ws.catalog(meta), turn) as lease:
+    with ConnectionLease(lambda: ws.catalog(), turn) as lease:
         errors = run_plan(
             lease,
             plan,
@@ -99,13 +99,13 @@ def _execute_plan(context: dg.OpExecutionContext, ws: Workspace, turn: Turn, pla
             ws.repo,
             _reporter(context, plan, ws.warehouse),
         )
-    if tags.get(T.TRIGGER) != "cli":  # a requested run gates and publishes its plan itself
-        result = conclude_run(ws, meta, plan_id, context.run.run_id, "; ".join(errors) or None)
-        if result is not None:
-            context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
-            context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
-            for event in served_reused(result, ws.warehouse):
-                context.log_event(event)
+    # the run that executes a plan concludes it, whatever its trigger
+    result = conclude_run(ws, plan_id, context.run.run_id, "; ".join(errors) or None)
+    if result is not None:
+        context.log.info(f"{plan.env}@{plan.commit[:10]}: {result.status}: {result.detail}")
+        context.instance.add_run_tags(context.run.run_id, {T.OUTCOME: result.outcome})
+        for event in served_reused(result, context.instance, ws.warehouse):
+            context.log_event(event)  # type: ignore[arg-type]  # UserEvent omits AssetCheckEvaluation
     if errors:
         raise dg.Failure(description="; ".join(errors))
 

@@ -9,8 +9,8 @@ import dagster as dg
 import duckdb
 from dagster_duckdb import DuckDBResource
 
+from gitops_data.deployment.core import Deployment
 from gitops_data.engines.duckdb import open_duckdb
-from gitops_data.workspace import Workspace
 
 
 class WarehouseResource(DuckDBResource):
@@ -24,11 +24,11 @@ class WarehouseResource(DuckDBResource):
 
 
 class GitopsResource(dg.ConfigurableResource):
-    """Where the data repo is; gives the Workspace that loads projects at commits and plans."""
+    """Where the data repo is; gives the Deployment that loads projects at commits and plans."""
 
     repo: str
     warehouse: str
 
     @property
-    def workspace(self) -> Workspace:
-        return Workspace(self.repo, self.warehouse)
+    def workspace(self) -> Deployment:
+        return Deployment(self.repo, self.warehouse)

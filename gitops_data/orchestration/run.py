@@ -8,15 +8,17 @@ from collections.abc import Sequence
 
 import dagster as dg
 
-from gitops_data.apply import Execution, RunState
+from gitops_data.deployment.apply import Execution
+from gitops_data.deployment.core import Deployment, Environment
+from gitops_data.deployment.lifecycle import ApplyResult, RunState
 from gitops_data.engines.locations import redact
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX
-from gitops_data.orchestration.io_manager import WarehouseIOManager
+from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key
+from gitops_data.orchestration.io_manager import WarehouseIOManager, served_reused
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
-from gitops_data.plan import Plan
-from gitops_data.workspace import Workspace
+from gitops_data.plan import Plan, Trigger
+from gitops_data.warehouse.publish import PublishRecord
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -28,7 +30,7 @@ _ACTIVE = {
 }
 
 
-def resources(ws: Workspace) -> dict:
+def resources(ws: Deployment) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     out = {"gitops": gitops, IO_MANAGER: WarehouseIOManager(gitops=gitops)}
     if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
@@ -36,7 +38,7 @@ def resources(ws: Workspace) -> dict:
     return out
 
 
-def plan_request(plan: Plan, plan_id: str, trigger: str, warehouse: str) -> dg.RunRequest:
+def plan_request(plan: Plan, plan_id: str, trigger: Trigger, warehouse: str) -> dg.RunRequest:
     """The run of the plan job that executes `plan` in `warehouse`."""
     return dg.RunRequest(
         run_key=plan_id,
@@ -47,7 +49,7 @@ def plan_request(plan: Plan, plan_id: str, trigger: str, warehouse: str) -> dg.R
             T.ENV: plan.env,
             T.REF: plan.env,
             T.SCHEMA: plan.schema,
-            T.TRIGGER: trigger,
+            T.TRIGGER: str(trigger),
             T.WAREHOUSE: redact(warehouse),
             "dagster/run_name": f"{plan.env}@{plan.commit[:10]} ({trigger})",
         },
@@ -94,15 +96,48 @@ def _execute(
     return Execution(True, result.run_id, error)
 
 
+def record(instance: dg.DagsterInstance, result: ApplyResult, warehouse: str) -> None:
+    """A publish made outside a run (reused builds: a merge, a revert, a branch serving production's
+    tables), reported to Dagster as what the environment now serves."""
+    for event in served_reused(result, instance, warehouse):
+        instance.report_runless_asset_event(event)
+
+
+def record_publish(instance: dg.DagsterInstance, ws: Deployment, record: PublishRecord, why: str) -> None:
+    """A publish made without a plan (a rollback), reported to Dagster: what each changed model
+    of the environment serves now."""
+    with ws.catalog() as cat:
+        served = cat.published_builds(record.env).get(record.env, {})
+    env = Environment(record.env, record.schema)
+    for model in record.changed:
+        b = served.get(model)
+        if b is None:
+            continue
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=asset_key(env, model),
+                description=f"{record.schema} serves build {b.build_id} of commit {b.commit[:10]} ({why})",
+                metadata={
+                    "commit": dg.MetadataValue.text(record.commit),
+                    "environment": dg.MetadataValue.text(record.env),
+                    "build_id": dg.MetadataValue.text(b.build_id),
+                    "built_for_commit": dg.MetadataValue.text(b.commit),
+                    "publish_id": dg.MetadataValue.text(record.publish_id),
+                    "reused": dg.MetadataValue.bool(True),
+                },
+            )
+        )
+
+
 class InProcessExecutor:
     """Runs a plan as a real Dagster run (of the plan job) in this process (the CLI)."""
 
     synchronous = True
 
-    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+    def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
         self.ws, self.instance = ws, instance
 
-    def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
+    def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
         return _execute(
             plan_job,
             plan_request(plan, plan_id, trigger, self.ws.warehouse),
@@ -113,20 +148,26 @@ class InProcessExecutor:
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
 
+    def record(self, result: ApplyResult) -> None:
+        record(self.instance, result, self.ws.warehouse)
+
 
 class RequestingExecutor:
     """Hands back a RunRequest of the plan job for the daemon (sensors, schedules)."""
 
     synchronous = False
 
-    def __init__(self, ws: Workspace, instance: dg.DagsterInstance):
+    def __init__(self, ws: Deployment, instance: dg.DagsterInstance):
         self.ws, self.instance = ws, instance
 
-    def execute(self, plan: Plan, plan_id: str, trigger: str) -> Execution:
+    def execute(self, plan: Plan, plan_id: str, trigger: Trigger) -> Execution:
         return Execution(False, request=plan_request(plan, plan_id, trigger, self.ws.warehouse))
 
     def run_state(self, plan_id: str) -> RunState | None:
         return run_state(self.instance, plan_id)
+
+    def record(self, result: ApplyResult) -> None:
+        record(self.instance, result, self.ws.warehouse)
 
 
 def execute_run_request(

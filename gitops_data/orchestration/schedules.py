@@ -4,11 +4,12 @@ plan, audit and publish path as a commit; the Git-ref sensor publishes it once i
 
 import dagster as dg
 
-from gitops_data.apply import apply
+from gitops_data.deployment.apply import apply
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
+from gitops_data.plan import Trigger
 from gitops_data.spec.project import Project
-from gitops_data.workspace import Workspace
 
 
 def schedule_models(project: Project, selectors: list[str]) -> list[str]:
@@ -17,7 +18,7 @@ def schedule_models(project: Project, selectors: list[str]) -> list[str]:
     return [n for n, node in project.nodes.items() if n in chosen and node.built]
 
 
-def _schedule(ws: Workspace, spec, models: list[str], ref: str) -> dg.ScheduleDefinition:
+def _schedule(ws: Deployment, spec, models: list[str], ref: str) -> dg.ScheduleDefinition:
     @dg.schedule(
         name=spec.name,
         cron_schedule=spec.cron,
@@ -28,7 +29,7 @@ def _schedule(ws: Workspace, spec, models: list[str], ref: str) -> dg.ScheduleDe
     )
     def _tick(context: dg.ScheduleEvaluationContext):
         executor = RequestingExecutor(ws, context.instance)
-        result = apply(ws, ref, executor, trigger="schedule", rebuild=frozenset(models))
+        result = apply(ws, ref, executor, trigger=Trigger.SCHEDULE, rebuild=frozenset(models))
         if result.request is not None:
             return result.request
         return dg.SkipReason(f"{ref}: {result.status} {result.detail}".strip())
@@ -36,7 +37,7 @@ def _schedule(ws: Workspace, spec, models: list[str], ref: str) -> dg.ScheduleDe
     return _tick
 
 
-def yaml_schedules(ws: Workspace, project: Project, refs: set[str]) -> list[dg.ScheduleDefinition]:
+def yaml_schedules(ws: Deployment, project: Project, refs: set[str]) -> list[dg.ScheduleDefinition]:
     """One Dagster schedule per YAML schedule of the production project whose ref is tracked."""
     return [
         _schedule(

@@ -9,43 +9,23 @@ from dagster._core.execution.plan.objects import StepFailureData
 
 from gitops_data.alerts import AlertEvent
 from gitops_data.alerts import send as deliver_all
-from gitops_data.apply import apply_all
+from gitops_data.deployment.apply import apply_all
+from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.head_state import head_notes
-from gitops_data.orchestration.io_manager import served_reused
+from gitops_data.orchestration.head_state import current_pins, head_notes
 from gitops_data.orchestration.plan_job import plan_job
+from gitops_data.orchestration.reload import request_reload
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
 from gitops_data.spec.project import Project
 from gitops_data.warehouse.drift import detect_drift
-from gitops_data.workspace import Workspace
 
 log = logging.getLogger("gitops_data.sensors")
 
 
-def send(project: Project | None, ws: Workspace, events: list[AlertEvent]) -> None:
+def send(project: Project | None, ws: Deployment, events: list[AlertEvent]) -> None:
     if project is not None and project.alerts:
         deliver_all(project.alerts, events, project.settings.name, ws.state_dir)
-
-
-def request_reload(location: str) -> str | None:
-    """Ask a webserver to reload this code location, so the asset graph in the UI follows the refs
-    (best effort: publishing never depends on it). Returns a problem to report, or None."""
-    target = os.environ.get("GITOPS_DATA_DAGSTER_WEBSERVER", "localhost:3000")
-    if target.lower() in ("", "off", "none"):
-        return None
-    host, _, port = target.rpartition(":")
-    try:
-        from dagster_graphql import DagsterGraphQLClient
-
-        DagsterGraphQLClient(host or "localhost", port_number=int(port)).reload_repository_location(location)
-        return None
-    except Exception as exc:  # no webserver there: the UI shows the new graph after its next reload
-        return (
-            f"could not ask the webserver at {target} to reload {location} "
-            f"({' '.join(str(exc).split())[:200]}); "
-            "builds and publishes go on without it. Set GITOPS_DATA_DAGSTER_WEBSERVER=host:port, or off"
-        )
 
 
 def sensor_interval() -> int:
@@ -54,7 +34,7 @@ def sensor_interval() -> int:
 
 
 def git_ref_sensor(
-    ws: Workspace,
+    ws: Deployment,
     loaded: dict[str, str],
     prod_project: Project | None,
     location: str,
@@ -73,16 +53,14 @@ def git_ref_sensor(
         description="Follows the data repo's branches: build, audit and publish each new commit.",
     )
     def _git_refs(context: dg.SensorEvaluationContext):
-        settings = ws.production_settings()
-        heads = ws.tracked_heads(settings)
+        dep = ws.fresh()  # settings as the production head says now
+        heads = dep.tracked_heads()
         cursor = json.loads(context.cursor) if context.cursor else {}
-        with ws.catalog(settings.meta_schema) as cat:
-            open_plans = cat.open_plan_count()
+        with dep.catalog() as cat:
+            open_plans = cat.active_plan_count()
         if heads == cursor.get("heads") and not cursor.get("pending") and not open_plans:
             return dg.SkipReason(f"no new commits on {len(heads)} ref(s)")
-        outcomes = apply_all(ws, heads, RequestingExecutor(ws, context.instance), settings)
-        for event in (m for o in outcomes for m in served_reused(o, ws.warehouse)):
-            context.instance.report_runless_asset_event(event)
+        outcomes = apply_all(dep, heads, RequestingExecutor(dep, context.instance))
         requests = [o.request for o in outcomes if o.request is not None]
         lines = [
             f"{o.ref}@{(o.commit or '')[:10]}: {o.status}"
@@ -93,9 +71,10 @@ def git_ref_sensor(
         for line in lines:
             context.log.info(line)
         reloaded_for = cursor.get("reloaded_for")
-        notes = head_notes(ws, settings, heads, loaded)
+        shown = current_pins(dep)  # what a reload would show: the words match `status`
+        notes = head_notes(dep, heads, shown)
         state = {"heads": heads, "notes": notes}
-        stale = any(loaded.get(ref) != sha for ref, sha in heads.items()) or notes != loaded_notes
+        stale = shown != loaded or notes != loaded_notes
         if stale and state != reloaded_for:
             reloaded_for = state  # once per state of the heads; a failure is a warning, never a stall
             problem = request_reload(location)
@@ -125,7 +104,7 @@ def only_blocked_by_checks(instance: dg.DagsterInstance, run_id: str) -> bool:
     )
 
 
-def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.SensorDefinition:
+def failure_alerts(ws: Deployment, prod_project: Project | None) -> dg.SensorDefinition:
     @dg.run_failure_sensor(name="alert_run_failures", default_status=dg.DefaultSensorStatus.RUNNING)
     def _failed(context: dg.RunFailureSensorContext):
         run = context.dagster_run
@@ -148,7 +127,7 @@ def failure_alerts(ws: Workspace, prod_project: Project | None) -> dg.SensorDefi
     return _failed
 
 
-def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60) -> dg.SensorDefinition:
+def drift_guard(ws: Deployment, prod_project: Project | None, interval: int = 60) -> dg.SensorDefinition:
     """Reports changes made to the warehouse outside Git (and alerts once per new finding)."""
 
     @dg.sensor(
@@ -158,9 +137,9 @@ def drift_guard(ws: Workspace, prod_project: Project | None, interval: int = 60)
         description="Detects objects and data changed outside Git; `gitops-data repair` fixes them.",
     )
     def _drift(context: dg.SensorEvaluationContext):
-        settings = ws.production_settings()
-        with ws.catalog(settings.meta_schema) as cat:
-            found = detect_drift(cat, settings.internal_schema)
+        dep = ws.fresh()
+        with dep.catalog() as cat:
+            found = detect_drift(cat, dep.settings.internal_schema)
         if not found:
             context.update_cursor("")
             return dg.SkipReason("no drift: the warehouse matches what was published")

@@ -2,7 +2,7 @@
 
 from gitops_data.plan.gate import Verdict, gate
 from gitops_data.plan.planner import make_plan, new_build_id
-from gitops_data.plan.records import AuditRecord, BuildRecord, CatalogState, Status
+from gitops_data.plan.records import AuditRecord, BuildRecord, CatalogState, PlanState, Status, Trigger
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
 
 __all__ = [
@@ -14,9 +14,11 @@ __all__ = [
     "Mode",
     "ModelStep",
     "Plan",
+    "PlanState",
     "PlannedCheck",
     "Read",
     "Status",
+    "Trigger",
     "Verdict",
     "gate",
     "make_plan",

@@ -275,13 +275,21 @@ def make_plan(
                 None,
             )
         if match is not None:
+            same = prev is not None and prev.build_id == match.build_id
             reason = (
-                "unchanged"
-                if prev is not None and prev.build_id == match.build_id
-                else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
+                "unchanged" if same else f"reuses build {match.build_id} made for commit {match.commit[:10]}"
             )
             models[name] = ModelStep(
-                name, node.kind, fp, Action.REUSE, reason, match, prev_fp, reads=reads, **where
+                name,
+                node.kind,
+                fp,
+                Action.REUSE,
+                reason,
+                match,
+                prev_fp,
+                reads=reads,
+                served=same,
+                **where,
             )
             continue
         alias = None if forced else alias_of(name, node, want)

@@ -19,11 +19,54 @@ class Status(StrEnum):
     SUPERSEDED = "superseded"  # the ref moved on while this commit was being built
     ROLLED_BACK = "rolled_back"  # an explicit rollback holds until the branch moves
     DROPPED = "dropped"  # the branch is gone; its schema was dropped
+    BUILT = "built"  # built and audited by `gitops-data build`, which does not publish
 
     @property
     def final(self) -> bool:
         """Decided for this head: nothing more happens until the branch moves."""
         return self in (Status.INVALID, Status.BLOCKED, Status.FAILED, Status.ROLLED_BACK)
+
+
+class Trigger(StrEnum):
+    """Who started work on a commit (stored with its plan; a run's `gitops/trigger` tag)."""
+
+    SYNC = "cli"  # `gitops-data sync`: waits for its run and reads how it concluded
+    BUILD = "cli-build"  # `gitops-data build`: builds and audits, never publishes
+    GIT = "git"  # the git_refs sensor
+    SCHEDULE = "schedule"  # a YAML schedule's tick
+    UI = "ui"  # "Materialize" in the Dagster UI
+
+    @property
+    def publishes(self) -> bool:
+        """Whether concluding its plan publishes (every trigger but `build`)."""
+        return self is not Trigger.BUILD
+
+    @property
+    def label(self) -> str:
+        return _TRIGGER_LABELS[self]
+
+
+_TRIGGER_LABELS = {
+    Trigger.SYNC: "`gitops-data sync`",
+    Trigger.BUILD: "`gitops-data build`",
+    Trigger.GIT: "the git_refs sensor",
+    Trigger.SCHEDULE: "a schedule",
+    Trigger.UI: "a run started from the UI",
+}
+
+
+class PlanState(StrEnum):
+    """Where a stored plan is in its lifecycle: claim -> execute -> conclude (or released)."""
+
+    OPEN = "open"  # it claims its (environment, commit): its run is requested or under way
+    CONCLUDING = "concluding"  # the run that executed it is gating and publishing it
+    CONCLUDED = "concluded"  # done; its outcome (a Status) says how
+    RELEASED = "released"  # its run died (killed, gone, never started): the commit is free again
+
+    @property
+    def active(self) -> bool:
+        """Whether the plan still holds its claim on its (environment, commit)."""
+        return self in (PlanState.OPEN, PlanState.CONCLUDING)
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,7 @@ class ModelStep:
     materialized: str = "table"  # table | view | ephemeral
     file: str = ""
     line: int | None = None
+    served: bool = False  # a reuse of the very build the environment serves now
 
     def checks_in(self, state: CheckState) -> list[str]:
         return [c.name for c in self.checks if c.state == state]
@@ -164,8 +165,7 @@ class Plan:
             self.commit == self.previous_commit
             and not self.removed
             and all(
-                m.action in (Action.EXTERNAL, Action.INLINE)
-                or (m.action == Action.REUSE and m.reason == "unchanged")
+                m.action in (Action.EXTERNAL, Action.INLINE) or (m.action == Action.REUSE and m.served)
                 for m in self.models.values()
             )
         )

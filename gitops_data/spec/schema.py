@@ -372,7 +372,11 @@ class Settings(_Strict):
     external_schema: str = "analytics"
     meta_schema: str = "gitops_meta"
     production_ref: str = "main"
-    branches: str = Field(default="*", description="fnmatch pattern of branches that get environments")
+    branches: str | list[str] = Field(
+        default="*",
+        description="fnmatch pattern(s) of the branches the sensor builds environments for (the "
+        "production ref always); default all",
+    )
     exclude: list[str] = Field(default_factory=list, description="globs of YAML files that are not ours")
     yaml: list[str] | None = Field(
         default=None,

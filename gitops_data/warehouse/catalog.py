@@ -14,7 +14,7 @@ from typing import Any
 
 from gitops_data.engines.base import Engine
 from gitops_data.naming import quote
-from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, Plan, Status
+from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, Plan, PlanState, Status, Trigger
 from gitops_data.plan.records import Audits
 
 
@@ -22,7 +22,8 @@ def now() -> datetime:
     return datetime.now(UTC).replace(tzinfo=None)
 
 
-DDL = """
+# The catalog as the first versioned release made it; every change since is a migration below.
+BASE = """
 create schema if not exists {m};
 create table if not exists {m}.builds (
   build_id varchar, model varchar, kind varchar, fingerprint varchar, commit varchar, env varchar,
@@ -39,7 +40,25 @@ create table if not exists {m}.environments (
   env varchar, schema_name varchar, commit varchar, publish_id varchar, published_at timestamp);
 create table if not exists {m}.ref_status (
   env varchar, schema_name varchar, commit varchar, status varchar, reason varchar, updated_at timestamp);
--- forward migrations of catalogs made by earlier versions
+create table if not exists {m}.migrations (version integer, name varchar, applied_at timestamp);
+"""
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One change of the catalog's schema, applied once per catalog, in order, in a transaction."""
+
+    version: int
+    name: str
+    sql: str
+
+
+MIGRATIONS = (
+    # catalogs made before migrations were versioned may hold some of this already: `if not exists`
+    Migration(
+        1,
+        "build inputs, versions and reads; segments, checkouts, plans",
+        """
 alter table {m}.env_views add column if not exists definition varchar;
 alter table {m}.builds add column if not exists invalid_reason varchar;
 alter table {m}.builds add column if not exists inputs {json};
@@ -51,7 +70,21 @@ create table if not exists {m}.checkouts (
 create table if not exists {m}.plans (
   plan_id varchar, env varchar, commit varchar, trigger varchar, body {json}, status varchar,
   reason varchar, created_at timestamp, updated_at timestamp);
-"""
+""",
+    ),
+    Migration(
+        2,
+        "a plan's lifecycle state apart from its outcome; who executes it",
+        """
+alter table {m}.plans add column outcome varchar;
+alter table {m}.plans add column result {json};
+alter table {m}.plans add column owner varchar;
+alter table {m}.plans add column run_id varchar;
+update {m}.plans set outcome = status, status = 'concluded' where status not in ('open', 'concluding');
+""",
+    ),
+)
+LATEST = MIGRATIONS[-1].version
 
 _BUILD_COLUMNS = (
     "b.build_id, b.model, b.fingerprint, b.table_name, b.commit, b.run_id, b.row_count, b.created_at, "
@@ -93,12 +126,70 @@ class RefStatus:
 
 @dataclass(frozen=True)
 class PlanRow:
+    """A stored plan's lifecycle record (its body: `Catalog.plan`)."""
+
     plan_id: str
     env: str
     commit: str
-    trigger: str
-    status: str  # open | a Status once concluded
+    trigger: Trigger
+    state: PlanState
+    outcome: Status | None  # once concluded
+    reason: str
+    owner: str | None  # the process executing or concluding it (lifecycle.Owner)
+    run_id: str | None  # the Dagster run executing it, once started
+    result: str | None  # the concluded result (JSON, lifecycle.ApplyResult)
     created_at: datetime
+
+
+_PLAN_COLUMNS = "plan_id, env, commit, trigger, status, outcome, reason, owner, run_id, result, created_at"
+
+
+def _plan_row(row: tuple) -> PlanRow:
+    plan_id, env, commit, trigger, state, outcome, reason, owner, run_id, result, created = row
+    return PlanRow(
+        plan_id,
+        env,
+        commit,
+        Trigger(trigger),
+        PlanState(state),
+        Status(outcome) if outcome else None,
+        reason or "",
+        owner,
+        run_id,
+        result,
+        created,
+    )
+
+
+@dataclass(frozen=True)
+class Served:
+    """What an environment serves: its schema and the publish it serves."""
+
+    env: str
+    schema: str
+    commit: str
+    publish_id: str
+    published_at: datetime
+
+
+@dataclass(frozen=True)
+class Checkout:
+    """An environment that follows no branch (`gitops-data checkout`)."""
+
+    env: str
+    schema: str
+    commit: str
+    publish_id: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class PublishHit:
+    """A publish found by the prefix of its id or commit."""
+
+    env: str
+    publish_id: str
+    commit: str
 
 
 @dataclass(frozen=True)
@@ -128,18 +219,35 @@ class Catalog:
         return other
 
     def _ensure(self) -> None:
-        """Create (or migrate) the catalog tables; once per database and process (checked once per
-        connection: a turn on the warehouse makes many catalogs over one connection)."""
+        """Create the catalog, or migrate it to the LATEST version; once per database and process
+        (checked once per connection: a turn on the warehouse makes many catalogs over one)."""
         checked = self.engine.__dict__.setdefault("_catalogs_checked", set())
         if self.meta in checked:
             return
         key = self.engine.database_key()
         key = (*key, self.meta) if key else None
-        if key is None or key not in _ensured or "checkouts" not in self.engine.objects(self.meta):
-            self.engine.execute(DDL.format(m=self.m, json=self.engine.json_type))
+        if key is None or key not in _ensured or "migrations" not in self.engine.objects(self.meta):
+            self.migrate()
             if key is not None:
                 _ensured.add(key)
         checked.add(self.meta)
+
+    def version(self) -> int:
+        """The migrations applied to this catalog (0: none yet)."""
+        return int(self.engine.scalar(f"select coalesce(max(version), 0) from {self.m}.migrations") or 0)
+
+    def migrate(self) -> list[Migration]:
+        """Apply the migrations this catalog lacks, each in its own transaction; the ones applied."""
+        self.engine.execute(BASE.format(m=self.m, json=self.engine.json_type))
+        applied = []
+        for mig in MIGRATIONS:
+            if mig.version <= self.version():
+                continue
+            with self.engine.transaction():
+                self.engine.execute(mig.sql.format(m=self.m, json=self.engine.json_type))
+                self._q("insert into {m}.migrations values (?, ?, ?)", [mig.version, mig.name, now()])
+            applied.append(mig)
+        return applied
 
     def _q(self, sql: str, params: list | None = None) -> list[tuple]:
         return self.engine.fetchall(sql.replace("{m}", self.m), params)
@@ -311,12 +419,10 @@ class Catalog:
         )
         return [ServedBuild(e, mo, b, t, n, json.loads(c), r) for e, mo, b, t, n, c, r in rows]
 
-    def environments(self) -> dict[str, tuple[str, str, datetime]]:
-        """env -> (schema, published commit, published at)."""
-        return {
-            e: (s, c, t)
-            for e, s, c, t in self._q("select env, schema_name, commit, published_at from {m}.environments")
-        }
+    def environments(self) -> dict[str, Served]:
+        """env -> what it serves."""
+        rows = self._q("select env, schema_name, commit, publish_id, published_at from {m}.environments")
+        return {r[0]: Served(*r) for r in rows}
 
     def env_views(self, env: str) -> dict[str, tuple[str, str | None, str]]:
         """model -> (view sql, definition stored after publishing, build id) of what `env` serves."""
@@ -350,7 +456,9 @@ class Catalog:
         candidates = {k: tuple(sorted(v, key=lambda b: rank.get(b.build_id, 2))) for k, v in found.items()}
         ids = [b.build_id for builds in candidates.values() for b in builds]
         env_row = self.environments().get(env)
-        return CatalogState(candidates, self.latest_audits(ids), published, env_row[1] if env_row else None)
+        return CatalogState(
+            candidates, self.latest_audits(ids), published, env_row.commit if env_row else None
+        )
 
     def record_publish(
         self,
@@ -427,25 +535,23 @@ class Catalog:
             for r in rows
         ]
 
-    def find_publish(self, target: str) -> tuple[str, str, str] | None:
-        """(env, publish id, commit) of the newest publish whose id or commit starts with `target`."""
+    def find_publish(self, target: str) -> PublishHit | None:
+        """The newest publish whose id or commit starts with `target`."""
         rows = self._q(
             """select env, publish_id, commit from {m}.publishes
                where substr(publish_id, 1, length(?)) = ? or substr(commit, 1, length(?)) = ?
                order by published_at desc limit 1""",
             [target, target, target, target],
         )
-        return rows[0] if rows else None
+        return PublishHit(*rows[0]) if rows else None
 
     def add_checkout(self, env: str, schema: str, commit: str, publish_id: str) -> None:
         self._q("insert into {m}.checkouts values (?, ?, ?, ?, ?)", [env, schema, commit, publish_id, now()])
 
-    def checkouts(self) -> dict[str, tuple[str, str, datetime]]:
-        """checkout env -> (schema, commit, created at): environments that follow no branch."""
-        return {
-            e: (s, c, t)
-            for e, s, c, t in self._q("select env, schema_name, commit, created_at from {m}.checkouts")
-        }
+    def checkouts(self) -> dict[str, Checkout]:
+        """checkout env -> its record: environments that follow no branch."""
+        rows = self._q("select env, schema_name, commit, publish_id, created_at from {m}.checkouts")
+        return {r[0]: Checkout(*r) for r in rows}
 
     def forget_environment(self, env: str) -> None:
         self._q("delete from {m}.checkouts where env = ?", [env])
@@ -471,60 +577,64 @@ class Catalog:
         return {r[0]: RefStatus(r[0], r[1], r[2], Status(r[3]), r[4], r[5]) for r in rows}
 
     # -- plans ------------------------------------------------------------------------------
-    def save_plan(self, plan_id: str, plan: Plan, trigger: str, supersede: bool = True) -> None:
-        """Store a plan to execute; unless `supersede` is false (a run started from the UI), it supersedes
-        the open plans of the same environment and commit."""
-        ts = now()
-        if supersede:
+    _ACTIVE = "status in ('open', 'concluding')"
+
+    def claim(self, plan_id: str, plan: Plan, trigger: Trigger, owner: str | None) -> PlanRow:
+        """Store `plan` as the claim on its (environment, commit), unless a plan already holds it:
+        the row that holds the claim (this one if it was free). A UI run's plan claims nothing: its
+        run is under way already, whatever else is."""
+        with self.engine.transaction():
+            if trigger != Trigger.UI:
+                held = self.active_plan(plan.env, plan.commit)
+                if held is not None:
+                    return held
+            ts = now()
             self._q(
-                """update {m}.plans set status = ?, reason = ?, updated_at = ?
-                   where env = ? and commit = ? and status = 'open'""",
-                [str(Status.SUPERSEDED), f"superseded by plan {plan_id}", ts, plan.env, plan.commit],
+                """insert into {m}.plans (plan_id, env, commit, trigger, body, status, reason, created_at,
+                       updated_at, owner) values (?, ?, ?, ?, ?, 'open', '', ?, ?, ?)""",
+                [plan_id, plan.env, plan.commit, str(trigger), plan.to_json(), ts, ts, owner],
             )
-        self._q(
-            "insert into {m}.plans values (?, ?, ?, ?, ?, 'open', '', ?, ?)",
-            [plan_id, plan.env, plan.commit, trigger, plan.to_json(), ts, ts],
-        )
+        row = self.plan_row(plan_id)
+        assert row is not None
+        return row
 
     def plan(self, plan_id: str) -> Plan | None:
         rows = self._q("select body from {m}.plans where plan_id = ?", [plan_id])
         return Plan.from_json(rows[0][0]) if rows else None
 
     def plan_row(self, plan_id: str) -> PlanRow | None:
+        rows = self._q(f"select {_PLAN_COLUMNS} from {{m}}.plans where plan_id = ?", [plan_id])
+        return _plan_row(rows[0]) if rows else None
+
+    def active_plan(self, env: str, commit: str) -> PlanRow | None:
+        """The plan that claims `env` at `commit` (open or concluding), if any."""
         rows = self._q(
-            "select plan_id, env, commit, trigger, status, created_at from {m}.plans where plan_id = ?",
-            [plan_id],
+            f"""select {_PLAN_COLUMNS} from {{m}}.plans where env = ? and commit = ? and {self._ACTIVE}
+                and trigger <> ? order by created_at desc limit 1""",
+            [env, commit, str(Trigger.UI)],
         )
-        return PlanRow(*rows[0]) if rows else None
+        if not rows:  # a UI run's plan is awaited too, though it claims nothing
+            rows = self._q(
+                f"""select {_PLAN_COLUMNS} from {{m}}.plans where env = ? and commit = ? and {self._ACTIVE}
+                    order by created_at desc limit 1""",
+                [env, commit],
+            )
+        return _plan_row(rows[0]) if rows else None
 
-    # Plans the CLI runs in its own process are its own to conclude; if it was killed, its run looks
-    # active for ever, so the sensor never waits for them (at worst it builds the same commit again).
-    _AWAITED = "status = 'open' and trigger <> 'cli'"
+    def active_plan_count(self) -> int:
+        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where {self._ACTIVE}"))
 
-    def open_plan(self, env: str, commit: str) -> PlanRow | None:
-        """The newest plan of `env` at `commit` that a sensor awaits (open, not the CLI's)."""
-        rows = self._q(
-            f"""select plan_id, env, commit, trigger, status, created_at from {{m}}.plans
-               where env = ? and commit = ? and {self._AWAITED} order by created_at desc limit 1""",
-            [env, commit],
-        )
-        return PlanRow(*rows[0]) if rows else None
-
-    def open_plan_count(self) -> int:
-        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where {self._AWAITED}"))
-
-    def open_plans(self) -> list[PlanRow]:
-        rows = self._q(
-            f"select plan_id, env, commit, trigger, status, created_at from {{m}}.plans where {self._AWAITED}"
-        )
-        return [PlanRow(*r) for r in rows]
+    def active_plans(self) -> list[PlanRow]:
+        return [
+            _plan_row(r) for r in self._q(f"select {_PLAN_COLUMNS} from {{m}}.plans where {self._ACTIVE}")
+        ]
 
     def open_plan_builds(self, max_age: timedelta = timedelta(days=1)) -> set[str]:
-        """Every build an open plan (younger than `max_age`) reads or will make: gc keeps them while
+        """Every build an active plan (younger than `max_age`) reads or will make: gc keeps them while
         the plan waits for its run."""
         out: set[str] = set()
         rows = self._q(
-            "select body from {m}.plans where status = 'open' and created_at > ?", [now() - max_age]
+            f"select body from {{m}}.plans where {self._ACTIVE} and created_at > ?", [now() - max_age]
         )
         for (body,) in rows:
             plan = Plan.from_json(body)
@@ -532,18 +642,37 @@ class Catalog:
             out |= {m.base.build_id for m in plan.models.values() if m.base is not None}
         return out
 
-    def claim_plan(self, plan_id: str, also_superseded: bool = False) -> bool:
-        """Take an open plan (or a superseded one) to conclude it; False if another process has."""
-        states = ["open", str(Status.SUPERSEDED)] if also_superseded else ["open"]
+    def _move(self, plan_id: str, to: PlanState, frm: tuple[PlanState, ...], **columns: Any) -> bool:
+        sets = "".join(f", {c} = ?" for c in columns)
         rows = self._q(
-            "update {m}.plans set status = 'concluding', updated_at = ? "
-            f"where plan_id = ? and {_in('status', states)} returning plan_id",
-            [now(), plan_id, *states],
+            f"update {{m}}.plans set status = ?, updated_at = ?{sets} "
+            f"where plan_id = ? and {_in('status', list(frm))} returning plan_id",
+            [str(to), now(), *columns.values(), plan_id, *map(str, frm)],
         )
         return bool(rows)
 
-    def conclude_plan(self, plan_id: str, status: Status, reason: str = "") -> None:
-        self._q(
-            "update {m}.plans set status = ?, reason = ?, updated_at = ? where plan_id = ?",
-            [str(status), reason, now(), plan_id],
+    def start_plan(self, plan_id: str, run_id: str, owner: str) -> bool:
+        """The run `run_id` (in the process `owner`) executes the open plan; False if it is not open
+        (concluded, or released because its run was taken for dead)."""
+        return self._move(plan_id, PlanState.OPEN, (PlanState.OPEN,), run_id=run_id, owner=owner)
+
+    def begin_conclusion(self, plan_id: str, owner: str) -> bool:
+        """Take an open plan to conclude it; False if another process has (or it is released)."""
+        return self._move(plan_id, PlanState.CONCLUDING, (PlanState.OPEN,), owner=owner)
+
+    def conclude_plan(
+        self, plan_id: str, outcome: Status, reason: str = "", result: str | None = None
+    ) -> None:
+        """Record how a plan ended (`result`: the concluded result, for callers that wait)."""
+        self._move(
+            plan_id,
+            PlanState.CONCLUDED,
+            (PlanState.OPEN, PlanState.CONCLUDING),
+            outcome=str(outcome),
+            reason=reason,
+            result=result,
         )
+
+    def release_plan(self, plan_id: str, reason: str) -> bool:
+        """Give up the claim of a plan whose run died; the next entry point plans the commit again."""
+        return self._move(plan_id, PlanState.RELEASED, (PlanState.OPEN, PlanState.CONCLUDING), reason=reason)

@@ -29,7 +29,7 @@ def detect_drift(catalog: Catalog, internal: str) -> list[Drift]:
     """Every difference between what the catalog published and what the warehouse holds."""
     engine = catalog.engine
     out: list[Drift] = []
-    for env, (schema, _, _) in sorted(catalog.environments().items()):
+    for env, schema in sorted((e, s.schema) for e, s in catalog.environments().items()):
         expected = catalog.env_views(env)
         objects = engine.objects(schema)
         actual = engine.view_definitions(schema)
@@ -102,7 +102,7 @@ def repair(catalog: Catalog, drift: list[Drift], consumers: tuple[str, ...] = ()
         for d in drift:
             if d.kind == "table_changed":
                 catalog.mark_invalid(d.name.split(".", 1)[1], d.detail)
-        for env, (schema, _, _) in catalog.environments().items():
+        for env, schema in ((e, s.schema) for e, s in catalog.environments().items()):
             engine.create_schema(schema)
             published = {model: sql for model, (sql, _, _) in catalog.env_views(env).items()}
             for name, kind in engine.objects(schema).items():

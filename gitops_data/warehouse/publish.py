@@ -94,7 +94,8 @@ def _publish_once(
     env, schema = target.env, target.schema
     builds = {n: b for n, (b, _) in target.builds.items()}
     tables = {n: t for n, (_, t) in target.builds.items()}
-    previous = catalog.environments().get(env, (None, None, None))[1]
+    served = catalog.environments().get(env)
+    previous = served.commit if served else None
     before = {name: b.build_id for name, b in catalog.published_builds(env).get(env, {}).items()}
     changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
     ts = now()

@@ -1,8 +1,9 @@
-"""The I/O facade shared by the CLI and Dagster: a data repo + a warehouse file.
+"""A deployment: a data repo + a warehouse, with the production settings resolved once.
 
 It loads projects at commits (from Git objects, cached per process), maps refs to environments,
 and computes plans against the catalog. Dagster code and the CLI both go through it, so a build
-started from either reads exactly the same things.
+started from either reads exactly the same things. Make one per operation (a CLI command, a sensor
+tick): its settings are those of the production head when it was first asked.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import functools
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from gitops_data import gitrepo
@@ -62,14 +64,14 @@ class Environment:
 
 
 @dataclass(frozen=True)
-class Workspace:
+class Deployment:
     repo: str
     warehouse: str
 
     @classmethod
     def from_env(
         cls, repo: str | None = None, warehouse: str | None = None, require_data_repo: bool = True
-    ) -> Workspace:
+    ) -> Deployment:
         """The repo and warehouse given, else from GITOPS_DATA_REPO / GITOPS_DATA_WAREHOUSE; the repo
         must be a data repo (NotADataRepo otherwise) unless `require_data_repo` is False."""
         location = warehouse or default_warehouse()
@@ -104,8 +106,10 @@ class Workspace:
     def fingerprints(self, sha: str) -> dict[str, str]:
         return _fingerprints_at(self.repo, sha, self.dialect)
 
-    def environment(self, ref: str, s: Settings) -> Environment:
-        """The environment a ref publishes to: production, or `<schema>__<branch>`."""
+    def environment(self, ref: str, s: Settings | None = None) -> Environment:
+        """The environment a ref publishes to: production, or `<schema>__<branch>` (`s`: the
+        settings of the commit being published, default the deployment's)."""
+        s = s or self.settings
         if ref != s.production_ref and not gitrepo.is_branch(self.repo, ref):
             raise GitopsError(
                 f"{ref!r} is not a branch; only branches have environments. Build a commit with "
@@ -113,11 +117,20 @@ class Workspace:
             )
         return Environment(ref, environment_schema(s.external_schema, ref, s.production_ref))
 
+    def fresh(self) -> Deployment:
+        """The same repo and warehouse with settings read anew (a long-lived caller: a sensor tick)."""
+        return Deployment(self.repo, self.warehouse)
+
+    @cached_property
+    def settings(self) -> Settings:
+        """The production head's settings, read once for this deployment."""
+        return self.production_settings()
+
     @contextlib.contextmanager
-    def catalog(self, meta: str) -> Iterator[Catalog]:
-        """The catalog (meta schema `meta`) over a short-lived warehouse connection."""
+    def catalog(self) -> Iterator[Catalog]:
+        """The catalog (the settings' meta schema) over a short-lived warehouse connection."""
         with open_warehouse(self.warehouse) as engine:
-            yield Catalog(engine, meta)
+            yield Catalog(engine, self.settings.meta_schema)
 
     def plan(
         self, sha: str, env: Environment, rebuild: frozenset[str] = frozenset(), full: bool = False
@@ -128,12 +141,13 @@ class Workspace:
         fps = self.fingerprints(sha)
         s = project.settings
         built = {n: fps[n] for n, nd in project.nodes.items() if nd.built}
-        with self.catalog(s.meta_schema) as cat:
+        with self.catalog() as cat:
             state = cat.state(s.internal_schema, env.name, built)
             base_commit = state.published_commit
             if base_commit is None:  # a new environment keeps what production serves where it can
                 prod = s.production_ref
-                base_commit = cat.environments().get(prod, (None, None, None))[1]
+                served = cat.environments().get(prod)
+                base_commit = served.commit if served else None
                 baseline = cat.published_builds(prod).get(prod, {})
             else:
                 baseline = state.published
@@ -157,9 +171,9 @@ class Workspace:
             full=full,
         )
 
-    def record_status(self, meta: str, env: Environment, sha: str, status: Status, reason: str = "") -> None:
+    def record_status(self, env: Environment, sha: str, status: Status, reason: str = "") -> None:
         """Why `env` does (not yet) serve `sha`: building, blocked, invalid, failed, superseded."""
-        with self.catalog(meta) as cat:
+        with self.catalog() as cat:
             cat.set_ref_status(env.name, env.schema, sha, status, reason)
 
     def production_settings(self, production_ref: str | None = None) -> Settings:
@@ -179,8 +193,9 @@ class Workspace:
             return self.production_settings(settings.production_ref)
         return settings
 
-    def tracked_heads(self, settings: Settings) -> dict[str, str]:
-        """ref -> head SHA for the production ref and every branch matching `settings.branches`."""
-        heads = gitrepo.branch_heads(self.repo, settings.branches)
-        heads.update(gitrepo.branch_heads(self.repo, settings.production_ref))
+    def tracked_heads(self) -> dict[str, str]:
+        """ref -> head SHA for the production ref and every branch matching the settings' `branches`."""
+        s = self.settings
+        heads = gitrepo.branch_heads(self.repo, s.branches)
+        heads.update(gitrepo.branch_heads(self.repo, s.production_ref))
         return heads

@@ -1,0 +1,185 @@
+"""What the CLI prints for people: rich tables and lines over the results of deployment operations
+(one rendering per result; JSON and Markdown are `render`'s)."""
+
+from __future__ import annotations
+
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from gitops_data.errors import GitopsError
+from gitops_data.plan import CheckState, Plan
+
+# outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
+console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
+err = Console(stderr=True, highlight=False, width=None if sys.stderr.isatty() else 100_000)
+
+STATE_LABELS = {
+    "up_to_date": "[green]up to date[/]",
+    "not_synced": "[yellow]not synced yet[/]",
+    "branch_deleted": "[red]branch deleted[/] (views remain until the sensor drops them)",
+    "building": "[yellow]building[/]",
+    "blocked": "[red]blocked[/]",
+    "invalid": "[red]invalid project[/]",
+    "failed": "[red]build failed[/]",
+    "superseded": "superseded",
+    "rolled_back": "[yellow]rolled back[/]",
+}
+
+
+def short(sha: str | None) -> str:
+    return sha[:10] if sha else "-"
+
+
+def table(title: str, columns: list[str], keys: int) -> Table:
+    """One row per item; the first `keys` columns (names, schemas, states) are never cut or wrapped,
+    the others fold when the terminal is narrow."""
+    t = Table(title=title)
+    for i, col in enumerate(columns):
+        t.add_column(col, no_wrap=i < keys, overflow="fold", min_width=len(col) if i < keys else None)
+    return t
+
+
+def print_plan(plan: Plan) -> None:
+    title = f"plan for {plan.env} ({plan.schema}) at {short(plan.commit)}"
+    t = table(title, ["model", "kind", "action", "fingerprint", "reason", "checks"], 3)
+    colors = {"build": "yellow", "reuse": "green", "external": "dim", "inline": "dim"}
+    labels = {
+        "append": "append",
+        "forward_only": "build (forward-only)",
+        "refresh": "refresh",
+        "restore": "rebuild",
+        "alias": "keep data",
+    }
+    for m in plan.models.values():
+        pend, failed = m.checks_in(CheckState.PENDING), m.checks_in(CheckState.FAILED)
+        checks = ", ".join(
+            filter(
+                None,
+                [f"{len(pend)} to run" if pend else "", f"[red]{len(failed)} failed[/]" if failed else ""],
+            )
+        )
+        fp = (
+            m.fingerprint[:10]
+            if m.previous_fingerprint in (None, m.fingerprint)
+            else f"{m.previous_fingerprint[:10]} -> {m.fingerprint[:10]}"
+        )
+        action = labels.get(str(m.mode), m.action) if m.action == "build" else m.action
+        t.add_row(
+            m.name,
+            m.kind if m.materialized == "table" else f"{m.kind} ({m.materialized})",
+            f"[{colors[m.action]}]{action}[/]",
+            fp,
+            escape(m.reason),
+            checks or ("ok" if m.checks else ""),
+        )
+    for name in plan.removed:
+        t.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
+    console.print(t)
+    audits = sum(len(v) for v in plan.to_audit.values())
+    aliases = sum(1 for m in plan.models.values() if m.mode == "alias")
+    console.print(
+        f"{len(plan.to_build) - aliases} to build, {aliases} keep their data, "
+        f"{len(plan.models) - len(plan.to_build)} reused, "
+        f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove"
+    )
+
+
+def print_status(report) -> None:
+    """`status`: one row per environment (an operations.StatusReport), then the drift found."""
+    columns = ["env (branch)", "schema", "published", "latest", "state"]
+    t = table(f"environments of {report.repo} in {report.warehouse}", columns, 4)
+    for e in report.environments:
+        if e.state == "checkout":
+            state = f"checkout (read-only, follows no branch): serves {short(e.published)}"
+        else:
+            state = STATE_LABELS.get(e.state, e.state)
+            if e.state == "up_to_date" and e.drift:
+                state += " [red](drift, see below)[/]"
+            if e.reason and e.state not in ("up_to_date", "not_synced"):
+                state += f": {escape(' '.join(e.reason.split())[:300])}"
+        t.add_row(e.env, e.schema, short(e.published), short(e.head), state)
+    console.print(t)
+    for d in report.drift[:20]:
+        console.print(f"[red]drift[/]: {escape(str(d))}")
+    if report.drift:
+        console.print(
+            f"{len(report.drift)} change(s) outside Git: `gitops-data repair` restores the published state"
+        )
+
+
+def print_history(env: str, rows: list[dict]) -> None:
+    columns = ["published at (UTC)", "publish id", "commit", "previous", "changed", "removed"]
+    t = table(f"publishes of {env}", columns, 4)
+    for r in rows:
+        changed = r["changed"]
+        t.add_row(
+            f"{r['published_at']:%Y-%m-%d %H:%M:%S}",
+            r["publish_id"],
+            short(r["commit"]),
+            short(r["previous_commit"]),
+            (f"rollback to {r['rollback_of']}; " if r.get("rollback_of") else "")
+            + f"{len(changed)}: "
+            + ", ".join(changed),
+            ", ".join(r["removed"]),
+        )
+    console.print(t)
+
+
+def print_diff(env_a: str, env_b: str, diffs: list) -> None:
+    if not diffs:
+        console.print(f"{env_a} and {env_b} serve the same builds")
+        return
+    t = table(
+        f"{env_a} -> {env_b}", ["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], 2
+    )
+    for d in diffs:
+        schema = "; ".join(
+            filter(
+                None,
+                [
+                    "+" + ", +".join(d.columns_added) if d.columns_added else "",
+                    "-" + ", -".join(d.columns_removed) if d.columns_removed else "",
+                    ", ".join(d.columns_retyped),
+                ],
+            )
+        )
+        t.add_row(
+            d.model,
+            d.state,
+            str(d.rows_a if d.rows_a is not None else "-"),
+            str(d.rows_b if d.rows_b is not None else "-"),
+            schema,
+        )
+    console.print(t)
+
+
+def print_notes(result) -> None:
+    """What `sync` says of an ApplyResult before its outcome: whose run it joined, warn checks."""
+    if result.joined:
+        console.print(f"joined {result.joined}, which built {short(result.commit)}: {result.status}")
+    for m, c, n in result.warnings:
+        console.print(f"[yellow]warning[/]: check {m}.{c} failed ({n} rows) - severity warn, not blocking")
+
+
+def print_published(result) -> None:
+    """`sync`'s last line for an ApplyResult that was published, up to date or rolled back."""
+    if result.status == "up_to_date":
+        console.print(f"{result.env.schema} already serves {short(result.commit)}; nothing to do")
+        return
+    if result.status == "rolled_back":
+        console.print(f"{result.env.schema}: {escape(result.detail)}")
+        return
+    pub = result.publish
+    if pub is None:  # raise_for_status let through a status that publishes nothing
+        raise GitopsError(f"{result.env.schema}: not published ({result.status}): {result.detail}")
+    where = f"[green]published[/] {result.ref} @ {short(result.commit)} to schema {pub.schema}"
+    if pub.previous_commit is None:
+        console.print(f"{where} (new): {len(pub.changed)} view(s) created")
+        return
+    console.print(
+        f"{where}: {len(pub.changed)} view(s) changed, {len(pub.removed)} removed "
+        f"(previous {short(pub.previous_commit)})"
+    )
