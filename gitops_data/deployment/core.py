@@ -31,6 +31,7 @@ from gitops_data.spec.tree import GitTree
 from gitops_data.warehouse.catalog import Catalog
 
 STATE_DIR = ".gitops_data"
+PROJECT_FILE = "dbt_project.yml"  # a dbt project at the root is a data repo too
 
 
 def default_warehouse() -> str:
@@ -183,10 +184,12 @@ class Deployment:
         except GitopsError:
             sha = self.resolve("HEAD")
         tree = GitTree(self.repo, sha)
-        if not tree.exists(SETTINGS_FILE):
+        if not tree.exists(SETTINGS_FILE) and not tree.exists(
+            PROJECT_FILE
+        ):  # a dbt project needs no settings
             raise GitopsError(
-                f"{self.repo} is not a gitops-data repository ({SETTINGS_FILE} is missing at "
-                f"{sha[:10]}); pass --repo or set GITOPS_DATA_REPO"
+                f"{self.repo} is not a gitops-data repository (neither {SETTINGS_FILE} nor {PROJECT_FILE} "
+                f"at {sha[:10]}); pass --repo or set GITOPS_DATA_REPO"
             )
         settings = read_settings(tree)
         if production_ref is None and settings.production_ref != "main":
