@@ -151,9 +151,13 @@ class _Lifecycle:
         try:
             result = self._verdict(verdict, run_id, run_error)
         except BaseException as exc:
-            if plan_id is not None:
+            if plan_id is not None:  # a caller that waits raises the same error (its exit code)
+                failed = ApplyResult(
+                    self.ref, self.env, self.sha, Status.FAILED, str(exc), plan, run_id=run_id,
+                    error=exc if isinstance(exc, GitopsError) else None,
+                )  # fmt: skip
                 with self.dep.catalog() as cat:
-                    cat.conclude_plan(plan_id, Status.FAILED, f"concluding failed: {exc}")
+                    cat.conclude_plan(plan_id, Status.FAILED, f"concluding failed: {exc}", failed.to_json())
             raise
         if plan_id is not None:
             with self.dep.catalog() as cat:

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
+from gitops_data import errors
 from gitops_data.deployment.core import Environment
 from gitops_data.errors import BuildError, GitopsError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, PlanState, Status, Trigger
@@ -132,6 +133,19 @@ def liveness(row: PlanRow, run: RunState | None, at: datetime | None = None) -> 
     return Liveness.DEAD, f"{who} never started; planned again"
 
 
+def _error(stored: dict | None) -> GitopsError | None:
+    """The error a conclusion stored, as the same exception class (so the CLI's exit code is its)."""
+    if not stored:
+        return None
+    cls = getattr(errors, stored["class"], None)
+    if not (isinstance(cls, type) and issubclass(cls, GitopsError)):
+        cls = GitopsError
+    try:
+        return cls(stored["message"])
+    except TypeError:  # a class that takes more than a message
+        return GitopsError(stored["message"])
+
+
 @dataclass
 class ApplyResult:
     """What the lifecycle decided for one ref."""
@@ -183,6 +197,7 @@ class ApplyResult:
             "failures": self.failures,
             "warnings": self.warnings,
             "publish": pub,
+            "error": {"class": type(self.error).__name__, "message": str(self.error)} if self.error else None,
         }
         return json.dumps(body)
 
@@ -216,4 +231,5 @@ class ApplyResult:
             body["run_id"],
             failures=[(m, c, n) for m, c, n in body["failures"]],
             warnings=[(m, c, n) for m, c, n in body["warnings"]],
+            error=_error(body.get("error")),
         )
