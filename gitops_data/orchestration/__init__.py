@@ -1,1 +1,1 @@
-"""Dagster: a thin layer over the deployment lifecycle: the plan job, assets, asset checks, sensors, schedules."""
+"""Dagster: a thin layer over the deployment lifecycle (plan job, assets, checks, sensors, schedules)."""
