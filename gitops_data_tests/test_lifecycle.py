@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import dagster as dg
 import pytest
@@ -17,8 +19,10 @@ import pytest
 from gitops_data.deployment import operations as ops
 from gitops_data.deployment.apply import apply
 from gitops_data.deployment.core import Deployment
+from gitops_data.deployment.lifecycle import REQUEST_GRACE, Liveness, Owner, liveness
 from gitops_data.orchestration.run import InProcessExecutor, execute_run_request, record_publish
 from gitops_data.plan import PlanState, Status, Trigger
+from gitops_data.warehouse.catalog import PlanRow, now
 from gitops_data.warehouse.publish import republish
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
@@ -287,3 +291,31 @@ def test_settings_name_the_branches_that_get_environments(make_repo, warehouse, 
     d.settle()
     envs = {e for (e,) in d.query("select env from gitops_meta.environments")}
     assert envs == {"main", "feature/a", "release-1"}  # wip/b matches no pattern: the sensor leaves it
+
+
+def _row(state: PlanState, owner: str | None, run_id: str | None, age_s: float = 0) -> PlanRow:
+    created = now() - timedelta(seconds=age_s)
+    return PlanRow("p", "main", "c", Trigger.GIT, state, None, "", owner, run_id, None, created)
+
+
+def test_a_claims_run_is_alive_waiting_finished_or_dead():
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, alive = str(Owner(socket.gethostname(), gone.pid, "1")), str(Owner.current())
+    elsewhere = str(Owner("another-host", 1, "1"))
+    cases = [
+        (_row(PlanState.OPEN, dead, "r1"), "active", Liveness.DEAD),  # killed: Dagster still says STARTED
+        (_row(PlanState.OPEN, alive, "r1"), "active", Liveness.ALIVE),
+        (_row(PlanState.OPEN, alive, None), None, Liveness.ALIVE),  # claimed, its run not made yet
+        (_row(PlanState.OPEN, elsewhere, "r1"), "active", Liveness.ALIVE),  # another host: Dagster says
+        (_row(PlanState.OPEN, elsewhere, "r1"), "failure", Liveness.FINISHED),
+        (_row(PlanState.OPEN, elsewhere, "r1"), None, Liveness.DEAD),  # its run is gone from Dagster
+        (_row(PlanState.OPEN, None, None), None, Liveness.WAITING),  # requested, within the grace
+        (_row(PlanState.OPEN, None, None, age_s=REQUEST_GRACE.total_seconds() + 1), None, Liveness.DEAD),
+        (_row(PlanState.CONCLUDING, alive, "r1"), "success", Liveness.ALIVE),
+        (_row(PlanState.CONCLUDING, dead, "r1"), "success", Liveness.DEAD),
+    ]
+    for row, run, expected in cases:
+        got, why = liveness(row, run)
+        assert got == expected, (row, run, why)
+        assert ("killed" in why) == (expected == Liveness.DEAD and row.owner == dead)
