@@ -4,6 +4,7 @@ binding every trigger, and every publish recorded in Dagster whoever made it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -28,6 +29,7 @@ from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
 
 SLOW_MODEL = """
+import json
 import os
 import time
 
@@ -319,3 +321,25 @@ def test_a_claims_run_is_alive_waiting_finished_or_dead():
         got, why = liveness(row, run)
         assert got == expected, (row, run, why)
         assert ("killed" in why) == (expected == Liveness.DEAD and row.owner == dead)
+
+
+def test_a_stale_code_location_does_not_call_a_valid_head_invalid(
+    make_repo, warehouse, instance, monkeypatch
+):
+    monkeypatch.setenv("GITOPS_DATA_DAGSTER_WEBSERVER", "off")
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
+    d.settle()
+    loaded = d.definitions()  # the location as loaded now; the branch moves on after it
+    repo.replace("project.yml", "v * 2 as v2", "v * 9 as v2")
+    head = repo.commit("nine")
+    for _ in range(3):  # the stale location's sensor builds and publishes the new head all the same
+        ctx = dg.build_sensor_context(instance=instance, cursor=d.cursor, definitions=loaded)
+        result = loaded.get_sensor_def("git_refs").evaluate_tick(ctx)
+        d.cursor = result.cursor if result.cursor is not None else ctx.cursor
+        for request in result.run_requests or []:
+            execute_run_request(loaded, request, instance)
+    assert _served(d) == head
+    cursor = json.loads(d.cursor)
+    assert cursor["reloaded_for"]["heads"] == {"main": head}  # a reload was asked for the new head
+    assert cursor["reloaded_for"]["notes"] == {}  # valid and published: no note calls it invalid
