@@ -74,7 +74,7 @@ def planned_step(
     head is not valid) the first time one of its steps asks."""
     tags = context.run.tags
     sha = tags.get(T.COMMIT, default_commit)
-    meta = ws.project(sha).settings.meta_schema
+    meta = ws.settings.meta_schema
     plan_id = tags.get(T.PLAN) or f"{UI_PLAN_PREFIX}{context.run.run_id}"
     plan = _stored_plan(ws.warehouse, meta, plan_id)
     if plan is None:
