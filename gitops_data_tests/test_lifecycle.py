@@ -343,3 +343,29 @@ def test_a_stale_code_location_does_not_call_a_valid_head_invalid(
     cursor = json.loads(d.cursor)
     assert cursor["reloaded_for"]["heads"] == {"main": head}  # a reload was asked for the new head
     assert cursor["reloaded_for"]["notes"] == {}  # valid and published: no note calls it invalid
+
+
+def test_a_run_that_died_before_concluding_is_released_then_planned_again(
+    make_repo, warehouse, instance, monkeypatch
+):
+    import gitops_data.orchestration.plan_job as plan_job
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
+    real = plan_job.run_plan
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the run worker lost its process")
+
+    monkeypatch.setattr(plan_job, "run_plan", crash)
+    _, requests, _ = d.tick()
+    assert execute_run_request(d.definitions(), requests[0], instance).error  # failed, plan left open
+    _, requests, message = d.tick()  # released (its run died) and requested again
+    assert len(requests) == 1, message
+    assert [p[:2] for p in _plans(d, repo.head())] == [
+        (Trigger.GIT, PlanState.RELEASED),
+        (Trigger.GIT, PlanState.OPEN),
+    ]
+    monkeypatch.setattr(plan_job, "run_plan", real)
+    assert execute_run_request(d.definitions(), requests[0], instance).error is None
+    assert _served(d) == repo.head()
