@@ -152,13 +152,19 @@ class _Lifecycle:
         try:
             result = self._verdict(verdict, run_id, run_error)
         except BaseException as exc:
-            if plan_id is not None:  # a caller that waits raises the same error (its exit code)
+            if plan_id is not None:  # a caller that waits raises the same error (class, exit code)
+                error = exc if isinstance(exc, GitopsError) else None
                 failed = ApplyResult(
-                    self.ref, self.env, self.sha, Status.FAILED, str(exc), plan, run_id=run_id,
-                    error=exc if isinstance(exc, GitopsError) else None,
-                )  # fmt: skip
+                    self.ref,
+                    self.env,
+                    self.sha,
+                    Status.FAILED,
+                    f"concluding failed: {exc}",
+                    plan,
+                    error=error,
+                )
                 with self.dep.catalog() as cat:
-                    cat.conclude_plan(plan_id, Status.FAILED, f"concluding failed: {exc}", failed.to_json())
+                    cat.conclude_plan(plan_id, Status.FAILED, failed.detail, failed.to_json())
             raise
         if plan_id is not None:
             with self.dep.catalog() as cat:

@@ -25,7 +25,6 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
-from gitops_data import errors
 from gitops_data.deployment.core import Environment
 from gitops_data.errors import BuildError, GitopsError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, PlanState, Status, Trigger
@@ -133,19 +132,6 @@ def liveness(row: PlanRow, run: RunState | None, at: datetime | None = None) -> 
     return Liveness.DEAD, f"{who} never started; planned again"
 
 
-def _error(stored: dict | None) -> GitopsError | None:
-    """The error a conclusion stored, as the same exception class (so the CLI's exit code is its)."""
-    if not stored:
-        return None
-    cls = getattr(errors, stored["class"], None)
-    if not (isinstance(cls, type) and issubclass(cls, GitopsError)):
-        cls = GitopsError
-    try:
-        return cls(stored["message"])
-    except TypeError:  # a class that takes more than a message
-        return GitopsError(stored["message"])
-
-
 @dataclass
 class ApplyResult:
     """What the lifecycle decided for one ref."""
@@ -197,7 +183,7 @@ class ApplyResult:
             "failures": self.failures,
             "warnings": self.warnings,
             "publish": pub,
-            "error": {"class": type(self.error).__name__, "message": str(self.error)} if self.error else None,
+            "error": _error_record(self.error),
         }
         return json.dumps(body)
 
@@ -231,5 +217,26 @@ class ApplyResult:
             body["run_id"],
             failures=[(m, c, n) for m, c, n in body["failures"]],
             warnings=[(m, c, n) for m, c, n in body["warnings"]],
-            error=_error(body.get("error")),
+            error=_error_from(body.get("error")),
         )
+
+
+def _error_record(error: GitopsError | None) -> dict[str, str] | None:
+    return None if error is None else {"type": type(error).__name__, "message": str(error)}
+
+
+def _error_classes(root: type[GitopsError] = GitopsError) -> dict[str, type[GitopsError]]:
+    out = {root.__name__: root}
+    for sub in root.__subclasses__():
+        out.update(_error_classes(sub))
+    return out
+
+
+def _error_from(record: dict[str, str] | None) -> GitopsError | None:
+    """The stored error again, of its own class (its exit code and message; not its other fields)."""
+    if record is None:
+        return None
+    cls = _error_classes().get(record["type"], GitopsError)
+    error = cls.__new__(cls)
+    Exception.__init__(error, record["message"])
+    return error

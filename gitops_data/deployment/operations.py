@@ -28,7 +28,7 @@ class Target:
 
 def target(dep: Deployment, ref: str | None, env_name: str | None = None) -> Target:
     """`ref` (default: the production ref) -> its commit and environment (`env_name`, default the ref)."""
-    ref = dep.settings.production_ref if ref is None else ref
+    ref = dep.settings.production_ref if ref is None else ref  # an empty --ref is an invalid ref
     sha = dep.resolve(ref)
     return Target(ref, sha, dep.environment(env_name or ref, dep.project(sha).settings))
 
