@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gitops_data.errors import GitopsError
 from gitops_data.plan import CheckState, Plan
+from gitops_data.render import schema_changes, summary_text
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
@@ -78,13 +79,7 @@ def print_plan(plan: Plan) -> None:
     for name in plan.removed:
         t.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(t)
-    audits = sum(len(v) for v in plan.to_audit.values())
-    aliases = sum(1 for m in plan.models.values() if m.mode == "alias")
-    console.print(
-        f"{len(plan.to_build) - aliases} to build, {aliases} keep their data, "
-        f"{len(plan.models) - len(plan.to_build)} reused, "
-        f"{audits} check(s) to re-run on reused builds, {len(plan.removed)} to remove"
-    )
+    console.print(summary_text(plan, ("[red]", "[/]")))
 
 
 def print_status(report) -> None:
@@ -136,16 +131,7 @@ def print_diff(env_a: str, env_b: str, diffs: list) -> None:
         f"{env_a} -> {env_b}", ["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], 2
     )
     for d in diffs:
-        schema = "; ".join(
-            filter(
-                None,
-                [
-                    "+" + ", +".join(d.columns_added) if d.columns_added else "",
-                    "-" + ", -".join(d.columns_removed) if d.columns_removed else "",
-                    ", ".join(d.columns_retyped),
-                ],
-            )
-        )
+        schema = schema_changes(d)
         t.add_row(
             d.model,
             d.state,

@@ -8,7 +8,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from gitops_data.plan import Action, Plan
+from gitops_data.plan import Action, Mode, Plan
 
 SCHEMA_VERSION = 1
 
@@ -58,14 +58,42 @@ def plan_body(plan: Plan) -> dict[str, Any]:
         "previous_commit": plan.previous_commit,
         "models": models,
         "removed": list(plan.removed),
-        "summary": {
-            "to_build": len(plan.to_build),
-            "reused": sum(1 for m in plan.models.values() if m.action == Action.REUSE),
-            "checks_to_rerun": sum(len(v) for v in plan.to_audit.values()),
-            "removed": len(plan.removed),
-            "blocking_failures": len(plan.failures()),
-        },
+        "summary": plan_summary(plan),
     }
+
+
+def plan_summary(plan: Plan) -> dict[str, int]:
+    """The plan's counts: the one summary the table, JSON and Markdown renderings show."""
+    return {
+        "to_build": len(plan.to_build),
+        "keep_data": sum(1 for m in plan.models.values() if m.mode == Mode.ALIAS),
+        "reused": sum(1 for m in plan.models.values() if m.action == Action.REUSE),
+        "checks_to_rerun": sum(len(v) for v in plan.to_audit.values()),
+        "removed": len(plan.removed),
+        "blocking_failures": len(plan.failures()),
+    }
+
+
+def summary_text(plan: Plan, strong: tuple[str, str] = ("", "")) -> str:
+    """The plan summary as one line (`strong`: markup around the blocking failures)."""
+    s = plan_summary(plan)
+    kept = f", {s['keep_data']} keep their data" if s["keep_data"] else ""
+    failing = s["blocking_failures"]
+    return (
+        f"{s['to_build'] - s['keep_data']} to build{kept}, {s['reused']} reused, "
+        f"{s['checks_to_rerun']} check(s) to re-run on reused builds, {s['removed']} to remove"
+        + (f", {strong[0]}{failing} blocking check(s) failing{strong[1]}" if failing else "")
+    )
+
+
+def schema_changes(d: Any) -> str:
+    """A model diff's column changes as one text (table and Markdown)."""
+    parts = [
+        ", ".join("+" + c for c in d.columns_added),
+        ", ".join("-" + c for c in d.columns_removed),
+        ", ".join(d.columns_retyped),
+    ]
+    return "; ".join(p for p in parts if p)
 
 
 def _md_table(header: list[str], rows: list[list[Any]]) -> str:
@@ -79,7 +107,6 @@ def _md_table(header: list[str], rows: list[list[Any]]) -> str:
 
 def plan_markdown(plan: Plan) -> str:
     body = plan_body(plan)
-    s = body["summary"]
     rows = [
         [
             f"`{m['model']}`",
@@ -93,9 +120,7 @@ def plan_markdown(plan: Plan) -> str:
     rows += [[f"`{name}`", "remove", "not in this commit", ""] for name in plan.removed]
     head = (
         f"### gitops-data plan: `{plan.env}` at `{plan.commit[:10]}` (schema `{plan.schema}`)\n\n"
-        f"{s['to_build']} to build, {s['reused']} reused, {s['checks_to_rerun']} check(s) to re-run, "
-        f"{s['removed']} to remove"
-        + (f", **{s['blocking_failures']} blocking check(s) failing**" if s["blocking_failures"] else "")
+        + summary_text(plan, ("**", "**"))
     )
     return head + (
         "\n\n" + _md_table(["model", "action", "why", "checks"], rows) if rows else "\n\nNothing changes."
@@ -113,16 +138,7 @@ def diff_markdown(env_a: str, env_b: str, diffs: list) -> str:
             d.state,
             d.rows_a,
             d.rows_b,
-            "; ".join(
-                filter(
-                    None,
-                    [
-                        ", ".join("+" + c for c in d.columns_added),
-                        ", ".join("-" + c for c in d.columns_removed),
-                        ", ".join(d.columns_retyped),
-                    ],
-                )
-            ),
+            schema_changes(d),
         ]
         for d in diffs
     ]

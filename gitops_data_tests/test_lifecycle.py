@@ -4,12 +4,15 @@ binding every trigger, and every publish recorded in Dagster whoever made it."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+from datetime import timedelta
 
 import dagster as dg
 import pytest
@@ -17,13 +20,16 @@ import pytest
 from gitops_data.deployment import operations as ops
 from gitops_data.deployment.apply import apply
 from gitops_data.deployment.core import Deployment
+from gitops_data.deployment.lifecycle import REQUEST_GRACE, Liveness, Owner, liveness
 from gitops_data.orchestration.run import InProcessExecutor, execute_run_request, record_publish
 from gitops_data.plan import PlanState, Status, Trigger
+from gitops_data.warehouse.catalog import PlanRow, now
 from gitops_data.warehouse.publish import republish
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
 
 SLOW_MODEL = """
+import json
 import os
 import time
 
@@ -287,3 +293,79 @@ def test_settings_name_the_branches_that_get_environments(make_repo, warehouse, 
     d.settle()
     envs = {e for (e,) in d.query("select env from gitops_meta.environments")}
     assert envs == {"main", "feature/a", "release-1"}  # wip/b matches no pattern: the sensor leaves it
+
+
+def _row(state: PlanState, owner: str | None, run_id: str | None, age_s: float = 0) -> PlanRow:
+    created = now() - timedelta(seconds=age_s)
+    return PlanRow("p", "main", "c", Trigger.GIT, state, None, "", owner, run_id, None, created)
+
+
+def test_a_claims_run_is_alive_waiting_finished_or_dead():
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    dead, alive = str(Owner(socket.gethostname(), gone.pid, "1")), str(Owner.current())
+    elsewhere = str(Owner("another-host", 1, "1"))
+    cases = [
+        (_row(PlanState.OPEN, dead, "r1"), "active", Liveness.DEAD),  # killed: Dagster still says STARTED
+        (_row(PlanState.OPEN, alive, "r1"), "active", Liveness.ALIVE),
+        (_row(PlanState.OPEN, alive, None), None, Liveness.ALIVE),  # claimed, its run not made yet
+        (_row(PlanState.OPEN, elsewhere, "r1"), "active", Liveness.ALIVE),  # another host: Dagster says
+        (_row(PlanState.OPEN, elsewhere, "r1"), "failure", Liveness.FINISHED),
+        (_row(PlanState.OPEN, elsewhere, "r1"), None, Liveness.DEAD),  # its run is gone from Dagster
+        (_row(PlanState.OPEN, None, None), None, Liveness.WAITING),  # requested, within the grace
+        (_row(PlanState.OPEN, None, None, age_s=REQUEST_GRACE.total_seconds() + 1), None, Liveness.DEAD),
+        (_row(PlanState.CONCLUDING, alive, "r1"), "success", Liveness.ALIVE),
+        (_row(PlanState.CONCLUDING, dead, "r1"), "success", Liveness.DEAD),
+    ]
+    for row, run, expected in cases:
+        got, why = liveness(row, run)
+        assert got == expected, (row, run, why)
+        assert ("killed" in why) == (expected == Liveness.DEAD and row.owner == dead)
+
+
+def test_a_stale_code_location_does_not_call_a_valid_head_invalid(
+    make_repo, warehouse, instance, monkeypatch
+):
+    monkeypatch.setenv("GITOPS_DATA_DAGSTER_WEBSERVER", "off")
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
+    d.settle()
+    loaded = d.definitions()  # the location as loaded now; the branch moves on after it
+    repo.replace("project.yml", "v * 2 as v2", "v * 9 as v2")
+    head = repo.commit("nine")
+    for _ in range(3):  # the stale location's sensor builds and publishes the new head all the same
+        ctx = dg.build_sensor_context(instance=instance, cursor=d.cursor, definitions=loaded)
+        result = loaded.get_sensor_def("git_refs").evaluate_tick(ctx)
+        d.cursor = result.cursor if result.cursor is not None else ctx.cursor
+        for request in result.run_requests or []:
+            execute_run_request(loaded, request, instance)
+    assert _served(d) == head
+    cursor = json.loads(d.cursor)
+    assert cursor["reloaded_for"]["heads"] == {"main": head}  # a reload was asked for the new head
+    assert cursor["reloaded_for"]["notes"] == {}  # valid and published: no note calls it invalid
+
+
+def test_a_run_that_died_before_concluding_is_released_then_planned_again(
+    make_repo, warehouse, instance, monkeypatch
+):
+    import gitops_data.orchestration.plan_job as plan_job
+
+    repo = make_repo(SMALL_PROJECT)
+    d = Driver(Deployment(str(repo.path), warehouse), instance)
+    real = plan_job.run_plan
+
+    def crash(*args, **kwargs):
+        raise RuntimeError("the run worker lost its process")
+
+    monkeypatch.setattr(plan_job, "run_plan", crash)
+    _, requests, _ = d.tick()
+    assert execute_run_request(d.definitions(), requests[0], instance).error  # failed, plan left open
+    _, requests, message = d.tick()  # released (its run died) and requested again
+    assert len(requests) == 1, message
+    assert [p[:2] for p in _plans(d, repo.head())] == [
+        (Trigger.GIT, PlanState.RELEASED),
+        (Trigger.GIT, PlanState.OPEN),
+    ]
+    monkeypatch.setattr(plan_job, "run_plan", real)
+    assert execute_run_request(d.definitions(), requests[0], instance).error is None
+    assert _served(d) == repo.head()

@@ -29,6 +29,7 @@ from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.warehouse.publish import PublishRecord, PublishTarget, publish_builds, unpublish
 
 JOIN_POLL_SECONDS = 0.5  # how often a caller that waits for another entry point's run looks again
+MAX_RELEASES = 3  # claims of one commit released for dead runs before its next death is a failure
 
 
 @dataclass(frozen=True)
@@ -240,6 +241,13 @@ class _Lifecycle:
                     return None
                 state = runner.run_state(row.plan_id)
                 error = "the run failed (see its logs in Dagster)" if state == "failure" else None
+                if error and row.trigger != Trigger.UI:
+                    # the plan job concludes even a failed build: a run that did not died (killed,
+                    # lost its worker); planned again, unless that keeps happening to this commit
+                    with self.dep.catalog() as cat:
+                        again = cat.released_count(row.env, row.commit) < MAX_RELEASES
+                        if again and cat.release_plan(row.plan_id, f"{why} (its run died); planned again"):
+                            return None
                 result = _Lifecycle(self.dep, row.env, self.env, row.commit, self.s, row.trigger).conclude(
                     stored, row.plan_id, row.run_id, error
                 )

@@ -1,1 +1,1 @@
-"""Dagster: a thin layer over the pure core — assets, IO manager, asset checks, sensors, schedules."""
+"""Dagster: a thin layer over the deployment lifecycle (plan job, assets, checks, sensors, schedules)."""

@@ -28,7 +28,6 @@ from gitops_data.spec.checks import DeclaredCheck, declared_checks
 from gitops_data.spec.project import Node, Project
 from gitops_data.warehouse.execute import execute_checks
 
-IO_MANAGER = "gitops_io"
 UI_PLAN_PREFIX = "run-"  # the plan of a run started without a plan (from the UI) is "run-<run id>"
 _KIND = {
     "sql": "sql",
@@ -75,7 +74,7 @@ def planned_step(
     head is not valid) the first time one of its steps asks."""
     tags = context.run.tags
     sha = tags.get(T.COMMIT, default_commit)
-    meta = ws.project(sha).settings.meta_schema
+    meta = ws.settings.meta_schema
     plan_id = tags.get(T.PLAN) or f"{UI_PLAN_PREFIX}{context.run.run_id}"
     plan = _stored_plan(ws.warehouse, meta, plan_id)
     if plan is None:
@@ -175,7 +174,7 @@ def _model_asset(
         metadata=metadata,
         owners=[node.owner] if node.owner and "@" in node.owner else None,
         tags={t: "" for t in node.tags if t.replace("_", "").replace("-", "").isalnum()},
-    ).with_io_manager_key(IO_MANAGER)
+    )
     checks = declared_checks(node)
     own = [
         dg.AssetCheckSpec(c.name, asset=key, blocking=c.blocking, description=c.description)
@@ -188,10 +187,11 @@ def _model_asset(
         ws = gitops.workspace
         with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
-            if key in context.selected_asset_keys:
-                # the IO manager writes the build as soon as it is yielded, before the checks run
-                yield dg.Output(
-                    StepWork(plan, step), output_name=context.assets_def.get_output_name_for_asset_key(key)
+            if key in context.selected_asset_keys:  # the build first, then its checks
+                from gitops_data.orchestration.io_manager import write_step
+
+                yield dg.MaterializeResult(
+                    asset_key=key, metadata=write_step(ws, plan, step, context.run.run_id)
                 )
             selected = sorted(k.name for k in context.selected_asset_check_keys)
             if selected:
@@ -219,14 +219,6 @@ def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> 
             return next(audit(context, ws, env, plan, step, [chk.name]))
 
     return _check
-
-
-class StepWork:
-    """What a model step hands its IO manager: the plan and the step to write."""
-
-    def __init__(self, plan: Plan, step: ModelStep):
-        self.plan = plan
-        self.step = step
 
 
 def _external_asset(env: Environment, node: Node, engine: str) -> dg.AssetSpec:

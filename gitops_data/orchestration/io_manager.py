@@ -1,8 +1,6 @@
-"""The IO manager: a model step's output becomes its planned build in the internal schema.
-
-Assets hand it their plan step; it writes exactly the build the step names (its id, physical table,
-SQL and upstream tables were fixed by the plan), records it in the catalog, and attaches the build's
-metadata. A step that reuses a build writes nothing and reports the build it serves.
+"""What Dagster is told about builds: their materialization metadata, what a publish serves that
+Dagster does not show yet, and the step of a UI run (it writes exactly the build its plan step
+names, with the scheduler's execute_build; no IO manager builds as a side effect).
 """
 
 from __future__ import annotations
@@ -14,12 +12,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from gitops_data import progress
-from gitops_data.deployment.core import Environment
+from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult
 from gitops_data.engines.locations import redact
-from gitops_data.orchestration.assets import StepWork, asset_key
-from gitops_data.orchestration.resources import GitopsResource
-from gitops_data.plan import Action, BuildRecord, CheckState, Mode, Plan, Status
+from gitops_data.orchestration.assets import asset_key
+from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 
 if TYPE_CHECKING:
@@ -150,41 +147,29 @@ def _served_checks(plan: Plan, step, key: dg.AssetKey, shown: dict) -> list[dg.A
     return out
 
 
-class WarehouseIOManager(dg.ConfigurableIOManager):
-    """Writes planned builds to the warehouse."""
-
-    gitops: GitopsResource
-
-    def handle_output(self, context: dg.OutputContext, obj: StepWork) -> None:
-        t0 = time.perf_counter()
-        plan, step = obj.plan, obj.step
-        ws = self.gitops.workspace
-        node = ws.project(plan.commit).nodes[step.name]
-        with ws.catalog() as cat:
-            if step.action == Action.BUILD:
-                cat.engine.create_schema(plan.internal_schema)
-                built = execute_build(cat, plan, step, node, context.run_id, ws.repo)
-            else:
-                assert step.build is not None  # a reused build
-                built = Built(step.build, False)
-            rec, written = built.build, built.written
-            columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
-        context.add_output_metadata(
-            build_metadata(plan, rec, columns, reused=not written, warehouse=ws.warehouse)
-        )
-        how = ""
-        if step.mode == Mode.ALIAS and step.base is not None:
-            how = f", the data of build {step.base.build_id} (no copy)"
-        elif step.base is not None and rec.row_count is not None:
-            added = rec.row_count - (step.base.row_count or 0)
-            how = f", {added:+,} on build {step.base.build_id} (new segment)"
-        progress.emit(
-            "built" if written else "reused",
-            step.name,
-            f"{size_text(rec)}{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
-        )
-
-    def load_input(self, context: dg.InputContext):
-        raise NotImplementedError(
-            "model steps read their upstream builds themselves, as their plan step says"
-        )
+def write_step(ws: Deployment, plan: Plan, step: ModelStep, run_id: str) -> dict[str, RawMetadataValue]:
+    """Execute one model step of a run started from the UI, as the plan job's scheduler does (the
+    same execute_build), and return its materialization's metadata."""
+    t0 = time.perf_counter()
+    node = ws.project(plan.commit).nodes[step.name]
+    with ws.catalog() as cat:
+        if step.action == Action.BUILD:
+            cat.engine.create_schema(plan.internal_schema)
+            built = execute_build(cat, plan, step, node, run_id, ws.repo)
+        else:
+            assert step.build is not None  # a reused build
+            built = Built(step.build, False)
+        rec, written = built.build, built.written
+        columns = built.columns or cat.engine.columns(plan.internal_schema, rec.table)
+    how = ""
+    if step.mode == Mode.ALIAS and step.base is not None:
+        how = f", the data of build {step.base.build_id} (no copy)"
+    elif step.base is not None and rec.row_count is not None:
+        added = rec.row_count - (step.base.row_count or 0)
+        how = f", {added:+,} on build {step.base.build_id} (new segment)"
+    progress.emit(
+        "built" if written else "reused",
+        step.name,
+        f"{size_text(rec)}{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
+    )
+    return build_metadata(plan, rec, columns, reused=not written, warehouse=ws.warehouse)

@@ -11,7 +11,7 @@ from gitops_data.warehouse.inspect import collect_garbage
 @dg.op(description="Drop builds that no environment serves and no retained publish needs.")
 def collect_builds(context: dg.OpExecutionContext, gitops: GitopsResource) -> dg.Output:
     ws = gitops.workspace
-    settings = ws.production_settings()
+    settings = ws.settings
     with ws.catalog() as cat:
         report = collect_garbage(cat, settings)
     for b in report.dropped:

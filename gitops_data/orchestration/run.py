@@ -13,8 +13,8 @@ from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult, RunState
 from gitops_data.engines.locations import redact
 from gitops_data.orchestration import tags as T
-from gitops_data.orchestration.assets import IO_MANAGER, UI_PLAN_PREFIX, asset_key
-from gitops_data.orchestration.io_manager import WarehouseIOManager, served_reused
+from gitops_data.orchestration.assets import UI_PLAN_PREFIX, asset_key
+from gitops_data.orchestration.io_manager import served_reused
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan, Trigger
@@ -32,7 +32,7 @@ _ACTIVE = {
 
 def resources(ws: Deployment) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
-    out = {"gitops": gitops, IO_MANAGER: WarehouseIOManager(gitops=gitops)}
+    out: dict = {"gitops": gitops}
     if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
         out["warehouse"] = WarehouseResource(database=ws.warehouse)
     return out

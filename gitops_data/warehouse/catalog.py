@@ -621,6 +621,15 @@ class Catalog:
             )
         return _plan_row(rows[0]) if rows else None
 
+    def released_count(self, env: str, commit: str) -> int:
+        """How many plans of `env` at `commit` were released (their runs died)."""
+        return int(
+            self.engine.scalar(
+                f"select count(*) from {self.m}.plans where env = ? and commit = ? and status = 'released'",
+                [env, commit],
+            )
+        )
+
     def active_plan_count(self) -> int:
         return int(self.engine.scalar(f"select count(*) from {self.m}.plans where {self._ACTIVE}"))
 
