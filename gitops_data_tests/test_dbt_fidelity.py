@@ -170,20 +170,26 @@ def compare(ours_path: str, dbt_path: Path, project: Path, models: list[str] = M
     return out
 
 
-@pytest.mark.slow
-def test_published_data_equals_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, instance):
+def side_by_side(source: Path, profile: str, make_repo, tmp_path: Path):
+    """The dbt project at `source` twice: a folder for dbt-duckdb (with its profile) and a committed
+    data repo for us; returns (dbt's folder, dbt's DuckDB file, our repo, our warehouse, Deployment)."""
     project = tmp_path / "dbt_project"
-    shutil.copytree(EXAMPLE, project)
+    shutil.copytree(source, project)
     dbt_db = tmp_path / "dbt.duckdb"
     (tmp_path / "profiles.yml").write_text(
-        "jaffle:\n  target: prod\n  outputs:\n    prod:\n"
+        f"{profile}:\n  target: prod\n  outputs:\n    prod:\n"
         f"      type: duckdb\n      path: {dbt_db}\n      schema: analytics\n      threads: 1\n"
     )
     repo = make_repo()
-    shutil.copytree(EXAMPLE, repo.path, dirs_exist_ok=True)
-    repo.commit("the jaffle dbt project")
+    shutil.copytree(source, repo.path, dirs_exist_ok=True)
+    repo.commit(f"the dbt project {source.name}")
     warehouse = str(tmp_path / "ours" / "warehouse.duckdb")
-    ws = Deployment(str(repo.path), warehouse)
+    return project, dbt_db, repo, warehouse, Deployment(str(repo.path), warehouse)
+
+
+@pytest.mark.slow
+def test_published_data_equals_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, instance):
+    project, dbt_db, repo, warehouse, ws = side_by_side(EXAMPLE, "jaffle", make_repo, tmp_path)
 
     run_dbt(dbt, project, tmp_path)
     sync(ws, "main", instance)
@@ -226,18 +232,7 @@ SURFACE_MODELS = [
 @pytest.mark.slow
 def test_the_dbt_surface_project_builds_what_dbt_duckdb_builds(dbt, make_repo, tmp_path, instance):
     """One of each construct gitops-data honours, built by both: equal data, equal test outcomes."""
-    project = tmp_path / "dbt_project"
-    shutil.copytree(SURFACE, project)
-    dbt_db = tmp_path / "dbt.duckdb"
-    (tmp_path / "profiles.yml").write_text(
-        "surface:\n  target: prod\n  outputs:\n    prod:\n"
-        f"      type: duckdb\n      path: {dbt_db}\n      schema: analytics\n      threads: 1\n"
-    )
-    repo = make_repo()
-    shutil.copytree(SURFACE, repo.path, dirs_exist_ok=True)
-    repo.commit("the surface project")
-    warehouse = str(tmp_path / "ours" / "warehouse.duckdb")
-    ws = Deployment(str(repo.path), warehouse)
+    project, dbt_db, repo, warehouse, ws = side_by_side(SURFACE, "surface", make_repo, tmp_path)
 
     statuses = run_dbt(dbt, project, tmp_path)
     result = sync(ws, "main", instance)
