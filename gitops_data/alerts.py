@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gitops_data.spec.schema import AlertSpec
+from gitops_data.project.schema import AlertSpec
 
 log = logging.getLogger("gitops_data.alerts")
 

@@ -133,8 +133,8 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
     Exit codes: 0 valid, 2 invalid (every issue with file, line and model)."""
     from gitops_data.deployment.core import Deployment
     from gitops_data.errors import ProjectError
-    from gitops_data.spec.loader import load_project
-    from gitops_data.spec.tree import DirTree, GitTree
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import DirTree, GitTree
 
     dep = named.dep if ref or not path else Deployment.from_env(named.repo, named.warehouse, False)
     tree = GitTree(dep.repo, dep.resolve(ref), label=ref) if ref else DirTree(path or dep.repo)

@@ -18,8 +18,8 @@ import hashlib
 import json
 from typing import Any
 
-from gitops_data.spec.checks import check_hash  # noqa: F401 - re-exported
-from gitops_data.spec.project import Node, Project
+from gitops_data.project.checks import check_hash  # noqa: F401 - re-exported
+from gitops_data.project.nodes import Node, Project
 from gitops_data.sql import parse_query
 
 # Bump when the meaning of a build changes (e.g. how types are cast), to force rebuilds.

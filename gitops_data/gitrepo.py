@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import git
 
 from gitops_data.errors import GitError, NotADataRepo
-from gitops_data.spec.dbt.project import PROJECT_FILE as DBT_PROJECT_FILE
-from gitops_data.spec.schema import SETTINGS_FILE
+from gitops_data.project.dbt.project import PROJECT_FILE as DBT_PROJECT_FILE
+from gitops_data.project.schema import SETTINGS_FILE
 
 
 @contextlib.contextmanager
@@ -96,7 +96,7 @@ def read_file(path: str, sha: str, file: str) -> bytes:
     """One file's bytes as of commit `sha` (never the working tree; symbolic links refused)."""
     import stat
 
-    from gitops_data.spec.tree import normalize
+    from gitops_data.project.tree import normalize
 
     with open_repo(path) as repo:
         try:

@@ -15,9 +15,9 @@ from gitops_data.errors import ProjectError
 from gitops_data.fingerprint import local_fingerprint, project_fingerprints
 from gitops_data.orchestration.run import InProcessExecutor
 from gitops_data.plan import Action, Mode, Status
-from gitops_data.spec.checks import declared_checks
-from gitops_data.spec.loader import load_project
-from gitops_data.spec.tree import DirTree, GitTree
+from gitops_data.project.checks import declared_checks
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import DirTree, GitTree
 from gitops_data_tests.conftest import query, sync
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "jaffle_dbt"

@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 from gitops_data.errors import ProjectError
-from gitops_data.spec.checks import declared_checks
-from gitops_data.spec.loader import load_project
-from gitops_data.spec.tree import DirTree
+from gitops_data.project.checks import declared_checks
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import DirTree
 
 PROJECT = "name: shop\nprofile: shop\n"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 
 from gitops_data.fingerprint import check_hash, node_fingerprint, project_fingerprints
-from gitops_data.spec.checks import declared_checks
-from gitops_data.spec.loader import load_project
-from gitops_data.spec.tree import GitTree
+from gitops_data.project.checks import declared_checks
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import GitTree
 from gitops_data_tests.conftest import SMALL_PROJECT
 
 

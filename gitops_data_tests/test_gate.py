@@ -13,7 +13,7 @@ from gitops_data.plan import (
     Read,
     gate,
 )
-from gitops_data.spec.checks import DeclaredCheck
+from gitops_data.project.checks import DeclaredCheck
 
 GE = DeclaredCheck("v__ge", "ge", "v", 0, "error", "v: ge 0")
 WARN = DeclaredCheck("v__le", "le", "v", 9, "warn", "v: le 9")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.plan import AuditRecord, BuildRecord, CatalogState, make_plan
-from gitops_data.spec.checks import declared_checks
-from gitops_data.spec.loader import load_project
-from gitops_data.spec.tree import GitTree
+from gitops_data.project.checks import declared_checks
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import GitTree
 from gitops_data_tests.conftest import SMALL_PROJECT
 
 C1 = "1" * 40

@@ -14,7 +14,7 @@ import pytest
 from gitops_data.alerts import AlertEvent, deliver
 from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.run import execute_run_request
-from gitops_data.spec.schema import AlertSpec
+from gitops_data.project.schema import AlertSpec
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
 

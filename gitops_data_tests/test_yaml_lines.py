@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from gitops_data.spec import yaml_lines
-from gitops_data.spec.yaml_lines import YamlSyntaxError, parse_yaml
+from gitops_data.project import yaml_lines
+from gitops_data.project.yaml_lines import YamlSyntaxError, parse_yaml
 
 DOC = """\
 name: t

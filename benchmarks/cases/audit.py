@@ -56,9 +56,9 @@ def ours(project: str, warehouse: str) -> dict:
 
     from gitops_data.audit.runner import run_check
     from gitops_data.engines.duckdb import DuckDBEngine
-    from gitops_data.spec.checks import declared_checks
-    from gitops_data.spec.loader import load_project
-    from gitops_data.spec.tree import DirTree
+    from gitops_data.project.checks import declared_checks
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import DirTree
 
     checks = declared_checks(load_project(DirTree(project)).nodes["facts"])
     engine = DuckDBEngine(duckdb.connect(warehouse, read_only=True))

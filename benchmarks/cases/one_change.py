@@ -12,8 +12,8 @@ TITLE = "one-model change"
 
 
 def expected_rebuilds(repo: str, sha: str, model: str) -> set[str]:
-    from gitops_data.spec.loader import load_project
-    from gitops_data.spec.tree import GitTree
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import GitTree
 
     return load_project(GitTree(repo, sha)).downstream({model})
 

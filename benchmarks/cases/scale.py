@@ -56,9 +56,9 @@ def publish_everything(repo: str, warehouse: str) -> str:
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.naming import physical_table, qualified
     from gitops_data.plan import BuildRecord, make_plan
-    from gitops_data.spec.checks import declared_checks
-    from gitops_data.spec.loader import load_project
-    from gitops_data.spec.tree import GitTree
+    from gitops_data.project.checks import declared_checks
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import GitTree
     from gitops_data.warehouse.catalog import Catalog, now
     from gitops_data.warehouse.publish import PublishTarget, publish_builds
 
@@ -107,8 +107,8 @@ def measure(repo: str, warehouse: str, repeats: int) -> dict:
     from gitops_data.fingerprint import project_fingerprints
     from gitops_data.orchestration.definitions import build_definitions
     from gitops_data.plan import make_plan
-    from gitops_data.spec.loader import load_project
-    from gitops_data.spec.tree import GitTree
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import GitTree
     from gitops_data.warehouse.catalog import Catalog
 
     ws = Deployment(repo, warehouse)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandera.polars as pa
 import polars as pl
 
-from gitops_data.spec.checks import DeclaredCheck
+from gitops_data.project.checks import DeclaredCheck
 
 # Column checks that pandera runs on a Polars frame of that one column.
 PANDERA_KINDS = {

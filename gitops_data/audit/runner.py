@@ -17,8 +17,8 @@ import pandera.polars as pa
 from gitops_data.audit.pandera_checks import PANDERA_KINDS, column_schema, polars_expression_schema
 from gitops_data.engines.base import Engine
 from gitops_data.naming import qualified, quote
-from gitops_data.spec.checks import DeclaredCheck
-from gitops_data.spec.dbt.late import fill_late, key_of, runner, split_table
+from gitops_data.project.checks import DeclaredCheck
+from gitops_data.project.dbt.late import fill_late, key_of, runner, split_table
 from gitops_data.sql import parse_expression, parse_query, rewrite, type_sql
 
 SAMPLE_SIZE = 5

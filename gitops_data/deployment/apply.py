@@ -21,9 +21,9 @@ from gitops_data.deployment.lifecycle import ApplyResult, Liveness, Owner, RunSt
 from gitops_data.engines import warehouse_turn
 from gitops_data.errors import BuildError, GitError, GitopsError, ProjectError, Superseded
 from gitops_data.plan import Plan, PlanState, Status, Trigger, Verdict, gate
-from gitops_data.spec.loader import read_settings
-from gitops_data.spec.schema import Settings
-from gitops_data.spec.tree import GitTree
+from gitops_data.project.loader import read_settings
+from gitops_data.project.schema import Settings
+from gitops_data.project.tree import GitTree
 from gitops_data.warehouse.catalog import PlanRow
 from gitops_data.warehouse.inspect import collect_garbage
 from gitops_data.warehouse.publish import PublishRecord, PublishTarget, publish_builds, unpublish

@@ -24,10 +24,10 @@ from gitops_data.errors import GitopsError
 from gitops_data.fingerprint import project_fingerprints
 from gitops_data.naming import environment_schema
 from gitops_data.plan import Plan, Status, make_plan
-from gitops_data.spec.loader import load_project, read_settings
-from gitops_data.spec.project import Project
-from gitops_data.spec.schema import SETTINGS_FILE, Settings
-from gitops_data.spec.tree import GitTree
+from gitops_data.project.loader import load_project, read_settings
+from gitops_data.project.nodes import Project
+from gitops_data.project.schema import SETTINGS_FILE, Settings
+from gitops_data.project.tree import GitTree
 from gitops_data.warehouse.catalog import Catalog
 
 STATE_DIR = ".gitops_data"

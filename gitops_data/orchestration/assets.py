@@ -24,8 +24,8 @@ from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import with_note
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import ModelStep, Plan
-from gitops_data.spec.checks import DeclaredCheck, declared_checks
-from gitops_data.spec.project import Node, Project
+from gitops_data.project.checks import DeclaredCheck, declared_checks
+from gitops_data.project.nodes import Node, Project
 from gitops_data.warehouse.execute import execute_checks
 
 UI_PLAN_PREFIX = "run-"  # the plan of a run started without a plan (from the UI) is "run-<run id>"

@@ -9,7 +9,7 @@ from gitops_data.deployment.core import Deployment
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Trigger
-from gitops_data.spec.project import Project
+from gitops_data.project.nodes import Project
 
 
 def schedule_models(project: Project, selectors: list[str]) -> list[str]:

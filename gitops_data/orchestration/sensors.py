@@ -17,7 +17,7 @@ from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.reload import request_reload
 from gitops_data.orchestration.run import RequestingExecutor
 from gitops_data.plan import Status
-from gitops_data.spec.project import Project
+from gitops_data.project.nodes import Project
 from gitops_data.warehouse.drift import detect_drift
 
 log = logging.getLogger("gitops_data.sensors")

@@ -16,8 +16,8 @@ from gitops_data.fingerprint import data_fingerprints, local_fingerprint
 from gitops_data.naming import physical_table, qualified
 from gitops_data.plan.records import BuildRecord, CatalogState, audit_of
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
-from gitops_data.spec.checks import DeclaredCheck, check_hash, declared_checks
-from gitops_data.spec.project import Node, Project
+from gitops_data.project.checks import DeclaredCheck, check_hash, declared_checks
+from gitops_data.project.nodes import Node, Project
 from gitops_data.sql import added_columns, parse_query, reads_columns, rewrite
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gitops_data.plan import BuildRecord
-from gitops_data.spec.schema import Retention
+from gitops_data.project.schema import Retention
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from enum import StrEnum
 from pydantic import TypeAdapter
 
 from gitops_data.plan.records import BuildRecord
-from gitops_data.spec.checks import DeclaredCheck
+from gitops_data.project.checks import DeclaredCheck
 
 
 class Action(StrEnum):

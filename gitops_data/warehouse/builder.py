@@ -14,7 +14,7 @@ from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError, GitopsError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
-from gitops_data.spec.project import THIS_TOKEN
+from gitops_data.project.nodes import THIS_TOKEN
 from gitops_data.sql import type_sql
 from gitops_data.warehouse.catalog import Catalog, now
 

@@ -12,9 +12,9 @@ from gitops_data.errors import BuildError, SqlError
 from gitops_data.gitrepo import read_file
 from gitops_data.naming import qualified
 from gitops_data.plan import Action, BuildRecord, Mode, ModelStep, Plan
-from gitops_data.spec.dbt.housekeeping import fill_build_values, has_build_values
-from gitops_data.spec.dbt.late import LateRenderError, key_of, render_late, runner, split_table
-from gitops_data.spec.project import Node
+from gitops_data.project.dbt.housekeeping import fill_build_values, has_build_values
+from gitops_data.project.dbt.late import LateRenderError, key_of, render_late, runner, split_table
+from gitops_data.project.nodes import Node
 from gitops_data.warehouse.builder import (
     BuildTarget,
     write_alias,

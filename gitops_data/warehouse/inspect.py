@@ -9,7 +9,7 @@ from gitops_data.engines.base import SCRATCH_PREFIX
 from gitops_data.errors import GitopsError
 from gitops_data.plan import BuildRecord
 from gitops_data.plan.retention import PublishEntry, retained_builds
-from gitops_data.spec.schema import Settings
+from gitops_data.project.schema import Settings
 from gitops_data.warehouse.catalog import Catalog, now
 
 

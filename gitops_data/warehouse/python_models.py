@@ -9,7 +9,7 @@ import types
 import polars as pl
 
 from gitops_data.errors import BuildError
-from gitops_data.spec.project import Node
+from gitops_data.project.nodes import Node
 
 
 def load_function(node: Node, commit: str):

@@ -17,7 +17,7 @@ from gitops_data.audit.runner import CheckResult
 from gitops_data.errors import BuildError
 from gitops_data.plan import Action, BuildRecord, CheckState, ModelStep, Plan
 from gitops_data.plan.frontier import Frontier
-from gitops_data.spec.project import Project
+from gitops_data.project.nodes import Project
 from gitops_data.warehouse.catalog import Catalog
 from gitops_data.warehouse.execute import execute_build, execute_checks
 from gitops_data.warehouse.lease import ConnectionLease

@@ -19,7 +19,7 @@ from gitops_data.engines.base import Engine
 from gitops_data.errors import BuildError
 from gitops_data.naming import qualified, quote
 from gitops_data.plan import BuildRecord
-from gitops_data.spec.schema import IncrementalSpec, SnapshotSpec, parse_duration
+from gitops_data.project.schema import IncrementalSpec, SnapshotSpec, parse_duration
 from gitops_data.warehouse.builder import BuildTarget, with_casts
 from gitops_data.warehouse.catalog import Catalog, now
 

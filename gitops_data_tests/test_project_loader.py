@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from gitops_data.errors import Issue, ProjectError
-from gitops_data.spec.loader import load_project
-from gitops_data.spec.tree import DirTree, GitTree
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import DirTree, GitTree
 
 BASE = {
     "gitops_data.yaml": "name: t\n",

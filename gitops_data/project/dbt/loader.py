@@ -22,16 +22,17 @@ import dataclasses
 import io
 import posixpath
 import re
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import ValidationError
 
 from gitops_data.errors import SqlError
 from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
-from gitops_data.spec.dbt.incremental import watched_columns
-from gitops_data.spec.dbt.jinja import Column, DbtRenderError, Relation
-from gitops_data.spec.dbt.late import LateRenderError, key_of, stand_in
-from gitops_data.spec.dbt.project import (
+from gitops_data.project.collector import Collector, data_file, read_yaml_mapping
+from gitops_data.project.dbt.incremental import watched_columns
+from gitops_data.project.dbt.jinja import Column, DbtRenderError, Relation
+from gitops_data.project.dbt.late import LateRenderError, key_of, stand_in
+from gitops_data.project.dbt.project import (
     PROJECT_FILE,
     DbtPackage,
     DbtProjectError,
@@ -43,7 +44,7 @@ from gitops_data.spec.dbt.project import (
     rendered,
     tree_config,
 )
-from gitops_data.spec.dbt.render import (
+from gitops_data.project.dbt.render import (
     RefTarget,
     Rendered,
     Renderer,
@@ -51,7 +52,7 @@ from gitops_data.spec.dbt.render import (
     Resource,
     snapshot_columns,
 )
-from gitops_data.spec.dbt.tests import (
+from gitops_data.project.dbt.tests import (
     TestMappingError,
     TestSpec,
     check_config,
@@ -60,8 +61,8 @@ from gitops_data.spec.dbt.tests import (
     severity_of,
     test_queries,
 )
-from gitops_data.spec.project import THIS_TOKEN, Node
-from gitops_data.spec.schema import (
+from gitops_data.project.nodes import THIS_TOKEN, Node
+from gitops_data.project.schema import (
     SETTINGS_FILE,
     ColumnSpec,
     IncrementalSpec,
@@ -69,12 +70,9 @@ from gitops_data.spec.schema import (
     Settings,
     SnapshotSpec,
 )
-from gitops_data.spec.tree import UnsafePath, normalize
-from gitops_data.spec.yaml_lines import LineDict
+from gitops_data.project.tree import UnsafePath, normalize
+from gitops_data.project.yaml_lines import LineDict
 from gitops_data.sql import DIALECT, ParsedSql, canonical_type, parse_query, target_problems
-
-if TYPE_CHECKING:
-    from gitops_data.spec.loader import _Collector
 
 _SNAPSHOT_BLOCK = re.compile(r"\{%-?\s*snapshot\s+([A-Za-z_]\w*)\s*-?%\}")
 _READER = re.compile(r"^\s*read_(csv|csv_auto|parquet|json|json_auto|ndjson)\s*\(\s*'([^']+)'\s*\)\s*$", re.I)
@@ -137,7 +135,7 @@ class _Entry:
 class DbtLoader:
     """One load of the dbt project of a data repo, reporting into the YAML loader's collector."""
 
-    def __init__(self, c: _Collector, settings: Settings, target: str, root: DbtPackage | None, folder: str):
+    def __init__(self, c: Collector, settings: Settings, target: str, root: DbtPackage | None, folder: str):
         self.c = c
         self.tree = c.tree
         self.target = target
@@ -160,7 +158,7 @@ class DbtLoader:
         self.unit_tests: list[_Entry] = []  # `unit_tests:` entries of the properties files
 
     @classmethod
-    def open(cls, c: _Collector, settings: Settings, target: str) -> DbtLoader:
+    def open(cls, c: Collector, settings: Settings, target: str) -> DbtLoader:
         """The dbt project named by `dbt_project:` in the settings, or at the repository root."""
         path = settings.dbt_project.path if settings.dbt_project is not None else "."
         try:
@@ -324,7 +322,6 @@ class DbtLoader:
     def _properties(self, root: DbtPackage) -> None:
         """Read the properties YAML files (schema.yml) of a project's (or package's) resource folders."""
         package = None if root is self.root else root
-        from gitops_data.spec.loader import read_yaml_mapping
 
         folders = tuple(
             dict.fromkeys(root.folders(k) for k in ("model", "seed", "snapshot", "test", "macro", "analysis"))
@@ -440,7 +437,6 @@ class DbtLoader:
     # --- sources and seeds --------------------------------------------------------------------
 
     def _sources(self, seen: dict[str, tuple[str, int | None]]) -> None:
-        from gitops_data.spec.loader import _data_file
 
         r = self.renderer
         assert r is not None and self.root is not None
@@ -508,7 +504,7 @@ class DbtLoader:
                         name,
                     )
                     continue
-                data = _data_file(self.c, (package or self.root).path(path), file, line, name, fmt)
+                data = data_file(self.c, (package or self.root).path(path), file, line, name, fmt)
                 if data is None:
                     continue
                 node = Node(kind="source", **common, **data)
@@ -534,7 +530,6 @@ class DbtLoader:
             self._test_targets.append((name, _Entry(file, table, package), (sname,)))
 
     def _seeds(self, seen: dict[str, tuple[str, int | None]], package: DbtPackage) -> None:
-        from gitops_data.spec.loader import _data_file
 
         r = self.renderer
         assert r is not None and self.root is not None
@@ -563,7 +558,7 @@ class DbtLoader:
                     )
                     continue
                 columns[col] = ColumnSpec(type=canonical)
-            data = _data_file(self.c, path, path, None, name, "csv")
+            data = data_file(self.c, path, path, None, name, "csv")
             seed = Resource(name, "seed", path, package.name, (package.name, *parts, name), cfg)
             hooks = self._hooks(seed, cfg)
             if data is None or hooks is None:
@@ -790,7 +785,7 @@ class DbtLoader:
         self, path: str, rel: str, package: DbtPackage, seen: dict[str, tuple[str, int | None]]
     ) -> None:
         """A dbt Python model -> our Python node, called with dbt-duckdb's contract when it builds."""
-        from gitops_data.spec.dbt.python_models import DBT_FUNCTION, DbtPythonError, read_python_model
+        from gitops_data.project.dbt.python_models import DBT_FUNCTION, DbtPythonError, read_python_model
 
         r = self.renderer
         assert r is not None
@@ -1168,7 +1163,7 @@ class DbtLoader:
     def _unit_tests(self) -> None:
         """dbt unit tests (`unit_tests:` with given/expect), run on their fixtures by an in-memory
         DuckDB while loading: a failure is a validate error at the unit test's file and line."""
-        from gitops_data.spec.dbt.unit_tests import UnitTestError, fixture_of, run_unit_test
+        from gitops_data.project.dbt.unit_tests import UnitTestError, fixture_of, run_unit_test
 
         r = self.renderer
         assert r is not None
@@ -1223,7 +1218,7 @@ class DbtLoader:
     def _fixture_reader(self, res: Resource) -> Any:
         """Reads a unit test's fixture file (`fixture: name`): `<test-path>/fixtures/<name>.csv` or
         `.sql` (rendered, as dbt renders it)."""
-        from gitops_data.spec.dbt.unit_tests import UnitTestError
+        from gitops_data.project.dbt.unit_tests import UnitTestError
 
         r, root = self.renderer, self.root
         assert r is not None and root is not None

@@ -18,10 +18,10 @@ from typing import Any
 
 import jinja2
 
-from gitops_data.spec.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
-from gitops_data.spec.dbt.constants import constant_query, reads_tables
-from gitops_data.spec.dbt.housekeeping import INVOCATION_ID, RunStartedAt
-from gitops_data.spec.dbt.jinja import (
+from gitops_data.project.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
+from gitops_data.project.dbt.constants import constant_query, reads_tables
+from gitops_data.project.dbt.housekeeping import INVOCATION_ID, RunStartedAt
+from gitops_data.project.dbt.jinja import (
     DBT_VERSION,
     MODULES,
     Column,
@@ -46,8 +46,8 @@ from gitops_data.spec.dbt.jinja import (
     try_set,
     try_zip,
 )
-from gitops_data.spec.dbt.late import BuildRunner, LateRenderError, NeedsWarehouse, late_key, register
-from gitops_data.spec.dbt.project import DbtPackage, merge_config
+from gitops_data.project.dbt.late import BuildRunner, LateRenderError, NeedsWarehouse, late_key, register
+from gitops_data.project.dbt.project import DbtPackage, merge_config
 
 _MISSING = object()
 _MACRO_DEF = re.compile(r"\{%-?\s*(macro|test)\s+([A-Za-z_]\w*)\s*\(")

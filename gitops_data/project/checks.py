@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from gitops_data.spec.project import Node
+from gitops_data.project.nodes import Node
 
 
 def check_hash(definition: Any) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from gitops_data.spec.schema import (
+from gitops_data.project.schema import (
     AlertSpec,
     ColumnSpec,
     IncrementalSpec,

@@ -8,8 +8,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from gitops_data.spec.tree import FileTree, UnsafePath, normalize
-from gitops_data.spec.yaml_lines import LineDict, YamlSyntaxError, parse_yaml
+from gitops_data.project.tree import FileTree, UnsafePath, normalize
+from gitops_data.project.yaml_lines import LineDict, YamlSyntaxError, parse_yaml
 
 PROJECT_FILE = "dbt_project.yml"
 # Root files of a dbt project that are dbt's, not gitops-data YAML.

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 
 from gitops_data.naming import quote
-from gitops_data.spec.dbt.jinja import DbtRenderError, ResultTable
+from gitops_data.project.dbt.jinja import DbtRenderError, ResultTable
 
 MARK = "gitops_data_rendered_at_build"
 _KEY = re.compile(r"'([0-9a-f]{32})'\s+as\s+" + MARK, re.I)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from gitops_data.spec.dbt.jinja import DbtRenderError, ResultTable
-from gitops_data.spec.dbt.late import NeedsWarehouse
+from gitops_data.project.dbt.jinja import DbtRenderError, ResultTable
+from gitops_data.project.dbt.late import NeedsWarehouse
 
 _LOCK = threading.Lock()
 _CONNECTION: Any = None

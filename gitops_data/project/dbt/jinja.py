@@ -294,7 +294,7 @@ class InferredColumn(Column):
 
     def __getattribute__(self, name: str) -> Any:
         if name in ("dtype", "data_type"):
-            from gitops_data.spec.dbt.late import NeedsWarehouse
+            from gitops_data.project.dbt.late import NeedsWarehouse
 
             column = object.__getattribute__(self, "column")
             raise NeedsWarehouse(column, f"the type of column {column!r} is the warehouse's")

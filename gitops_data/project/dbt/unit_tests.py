@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_data.naming import quote
-from gitops_data.spec.dbt.late import BuildRunner, LateRenderError
+from gitops_data.project.dbt.late import BuildRunner, LateRenderError
 
 
 class UnitTestError(ValueError):

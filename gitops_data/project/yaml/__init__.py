@@ -1,0 +1,1 @@
+"""The gitops-data YAML front-end."""
