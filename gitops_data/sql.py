@@ -236,14 +236,19 @@ _NOT_IN_POSTGRES: list[tuple[type[exp.Expr], str, Callable[[exp.Expr], bool]]] =
 ]
 
 
+# dialect -> (its name in messages, the constructs it cannot run after transpiling from DIALECT)
+_NOT_IN_TARGET = {"postgres": ("PostgreSQL", _NOT_IN_POSTGRES)}
+
+
 def target_problems(parsed: ParsedSql, dialect: str) -> list[str]:
     """Why `parsed` cannot run on `dialect` after transpiling (empty: it can)."""
-    if dialect != "postgres":
+    if dialect not in _NOT_IN_TARGET:
         return []
+    engine, rules = _NOT_IN_TARGET[dialect]
     found = []
-    for kind, what, bad in _NOT_IN_POSTGRES:
+    for kind, what, bad in rules:
         if any(bad(n) for n in parsed.tree.find_all(kind)):
-            found.append(f"{what}: PostgreSQL does not run this; write it out in plain SQL")
+            found.append(f"{what}: {engine} does not run this; write it out in plain SQL")
     return found
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from gitops_data.capabilities import DUCKDB
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.errors import GitopsError
@@ -76,7 +77,7 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
 class DuckDBEngine(Engine):
     """The embedded default: one DuckDB file."""
 
-    dialect = "duckdb"
+    capabilities = DUCKDB
 
     def __init__(self, con: duckdb.DuckDBPyConnection, lock_path: str | None = None):
         self.con = con
@@ -156,11 +157,10 @@ class DuckDBEngine(Engine):
     def register_file(self, path: str, fmt: str, schema: str) -> Iterator[str]:
         yield file_reader(path, fmt)
 
-    def missing_roles(self, roles: list[str]) -> list[str]:
-        return []  # a DuckDB file has no roles: its file permissions say who reads it
-
     def sibling(self) -> DuckDBEngine:
-        return DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
+        other = DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
+        other.capabilities = self.capabilities
+        return other
 
     def turn_wanted(self) -> bool:
         return self.lock_path is not None and _mtime(self.lock_path) != self._turn_began

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from gitops_data.capabilities import DUCKDB
 from gitops_data.deployment.apply import Execution
 from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult, RunState
@@ -33,7 +34,7 @@ _ACTIVE = {
 def resources(ws: Deployment) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     out: dict = {"gitops": gitops}
-    if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
+    if ws.capabilities is DUCKDB:  # dagster-duckdb's resource for users' own assets, under our lock
         out["warehouse"] = WarehouseResource(database=ws.warehouse)
     return out
 

@@ -61,7 +61,7 @@ def publish_builds(
     """The one publish transaction: views, drops, grants, env_views, publish record, environment row.
     Retried when readers hold a view past the engine's lock timeout."""
     engine = catalog.engine
-    missing = engine.missing_roles(list(consumers))
+    missing = engine.missing_roles(list(consumers)) if engine.capabilities.grants else []
     if missing:
         raise PublishConflict(
             f"consumer role(s) {', '.join(missing)} (gitops_data.yaml `consumers`) do not exist in the "
@@ -123,7 +123,8 @@ def _publish_once(
         for name in stale:
             engine.drop(existing[name], schema, name)
         engine.replace_views(schema, touch, existing)
-        engine.grant_read(schema, list(consumers))
+        if engine.capabilities.grants:
+            engine.grant_read(schema, list(consumers))
         definitions = engine.view_definitions(schema) if touch or stale else current
         views = {n: (builds[n], selects[n], definitions.get(n)) for n in tables}
         held = (
