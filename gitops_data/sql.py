@@ -290,7 +290,7 @@ _NOT_IN_SPARK: list[tuple[type[exp.Expr], str, Callable[[exp.Expr], bool]]] = [
         exp.Cast,
         f"a cast of a fractional value to an integer type ({_RESULTS_DIFFER}: DuckDB rounds, Spark "
         "truncates, 3.7 -> 4 or 3); cast round(x) or trunc(x)",
-        lambda n: n.to.this in _INTEGER_TYPES and _fractional(n.this),
+        lambda n: isinstance(n, exp.Cast) and n.to.this in _INTEGER_TYPES and _fractional(n.this),
     ),
 ]
 
