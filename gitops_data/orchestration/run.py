@@ -10,7 +10,7 @@ import dagster as dg
 
 from gitops_data.deployment.apply import Execution
 from gitops_data.deployment.core import Deployment, Environment
-from gitops_data.deployment.lifecycle import ApplyResult, RunState
+from gitops_data.deployment.lifecycle import ApplyResult, PublishRecord, RunState
 from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
@@ -19,7 +19,6 @@ from gitops_data.orchestration.materializations import served_checks, served_reu
 from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan, Trigger
-from gitops_data.warehouse.publish import PublishRecord
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
