@@ -165,9 +165,7 @@ def test_cross_model_checks_publish_in_one_tick_and_block_on_a_violation(make_re
     assert d.query("select count(*) from analytics.zz_dim_customer") == [(3,)]  # last good state served
 
 
-def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
-    make_repo, warehouse, instance
-):
+def test_a_run_started_from_the_ui_builds_the_head_and_concludes_it(make_repo, warehouse, instance):
     import dagster as dg
 
     repo = make_repo(SMALL_PROJECT)
@@ -178,8 +176,11 @@ def test_a_run_started_from_the_ui_builds_the_head_and_the_sensor_publishes_it(
     head = repo.commit("b times 7")
     # "Materialize all" on the production group, as a user clicks it: no gitops tags on the run
     assert d.materialize_from_ui(dg.AssetSelection.groups("analytics"))
-    assert _view_builds(d, "main") == before  # built and audited, not published by the run itself
-    d.settle()
+    # the run's last step concluded its plan: published, the outcome on the run, no tick needed
+    assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
+    ui_run = instance.get_runs(limit=1)[0]
+    assert "gitops/plan" not in ui_run.tags and ui_run.tags.get("gitops/outcome") == "published"
+    assert d.tick()[1] == []  # the sensor finds nothing left to do
     after = _view_builds(d, "main")
     assert d.query("select commit from gitops_meta.environments where env = 'main'") == [(head,)]
     assert after["a"] == before["a"] and after["nums"] == before["nums"]  # reused, not rebuilt

@@ -463,10 +463,28 @@ def conclude_run(dep: Deployment, plan_id: str, run_id: str | None, error: str |
     return lc.conclude(plan, plan_id, run_id, error)
 
 
+def conclude_if_complete(dep: Deployment, plan_id: str, run_id: str) -> ApplyResult | None:
+    """A run started from the UI has no last step of ours: each of its steps calls this, and the
+    first that finds every build of the plan made and every blocking check of them run (or one
+    failed) concludes the plan, as the plan job's run does. None while work is left (a partial
+    selection: the next tick plans what is missing) or when another step or process concluded it."""
+    with dep.catalog() as cat:
+        row = cat.plan_row(plan_id)
+        plan = cat.plan(plan_id) if row is not None and row.state == PlanState.OPEN else None
+        if plan is None:
+            return None
+        ids = [m.build.build_id for m in plan.models.values() if m.build is not None]
+        verdict = gate(plan, cat.existing_builds(plan.internal_schema, ids), cat.latest_audits(ids))
+    if not verdict.failures and (verdict.missing or verdict.not_run):
+        return None
+    return conclude_run(dep, plan_id, run_id, None)
+
+
 def plan_for_run(dep: Deployment, plan_id: str, env: Environment, sha: str) -> Plan:
     """The plan of a run started without one ("Materialize" in the UI), made for `env` at `sha` and
-    stored under the run's plan id. It claims nothing (the run is under way already); whoever meets
-    it when the run has ended concludes it, holds respected."""
+    stored under the run's plan id. It claims nothing (the run is under way already); the run's step
+    that completes it concludes it (conclude_if_complete), else whoever meets it when the run has
+    ended, holds respected."""
     plan = dep.plan(sha, env)
     with dep.catalog() as cat:
         cat.claim(plan_id, plan, Trigger.UI, None)

@@ -184,18 +184,19 @@ def _model_asset(
 
     @dg.multi_asset(specs=[spec], check_specs=own, can_subset=True, name=f"{env.key_prefix}__{node.name}")
     def _step(context: dg.AssetExecutionContext, gitops: GitopsResource):
+        from gitops_data.orchestration.materializations import conclude_ui_run, write_step
+
         ws = gitops.workspace
         with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:  # the build first, then its checks
-                from gitops_data.orchestration.materializations import write_step
-
                 yield dg.MaterializeResult(
                     asset_key=key, metadata=write_step(ws, plan, step, context.run.run_id)
                 )
             selected = sorted(k.name for k in context.selected_asset_check_keys)
             if selected:
                 yield from audit(context, ws, env, plan, step, selected)
+            conclude_ui_run(context, ws)
 
     return [_step, *(_cross_check(env, sha, node, c) for c in checks if cross_model(node, c))]
 
@@ -213,10 +214,14 @@ def _cross_check(env: Environment, sha: str, node: Node, chk: DeclaredCheck) -> 
         additional_deps=[asset_key(env, m) for m in cross_model(node, chk)],
     )
     def _check(context: dg.AssetCheckExecutionContext, gitops: GitopsResource):
+        from gitops_data.orchestration.materializations import conclude_ui_run
+
         ws = gitops.workspace
         with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
-            return next(audit(context, ws, env, plan, step, [chk.name]))
+            evaluation = next(audit(context, ws, env, plan, step, [chk.name]))
+            conclude_ui_run(context, ws)
+            return evaluation
 
     return _check
 

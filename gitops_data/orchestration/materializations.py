@@ -12,10 +12,12 @@ from typing import TYPE_CHECKING
 import dagster as dg
 
 from gitops_data import progress
+from gitops_data.deployment.apply import conclude_if_complete
 from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult
 from gitops_data.engines.locations import redact
-from gitops_data.orchestration.assets import asset_key
+from gitops_data.orchestration import tags as T
+from gitops_data.orchestration.assets import UI_PLAN_PREFIX, asset_key
 from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 
@@ -188,3 +190,18 @@ def write_step(ws: Deployment, plan: Plan, step: ModelStep, run_id: str) -> dict
         f"{size_text(rec)}{how} -> {rec.table} ({time.perf_counter() - t0:.2f}s)",
     )
     return build_metadata(plan, rec, columns, reused=not written, warehouse=ws.warehouse)
+
+
+def conclude_ui_run(context, ws: Deployment) -> None:
+    """At the end of each step of a run started from the UI: the step that completes the run's plan
+    concludes it (gate, publish, the outcome tag, what the publish serves), as the plan job does."""
+    run = context.run
+    if T.PLAN in run.tags:  # a run of the plan job concludes its plan itself
+        return
+    result = conclude_if_complete(ws, f"{UI_PLAN_PREFIX}{run.run_id}", run.run_id)
+    if result is None:
+        return
+    context.log.info(f"{result.env.name}@{(result.commit or '')[:10]}: {result.status}: {result.detail}")
+    context.instance.add_run_tags(run.run_id, {T.OUTCOME: result.outcome})
+    for event in served_reused(result, context.instance, ws.warehouse):
+        context.instance.report_runless_asset_event(event)
