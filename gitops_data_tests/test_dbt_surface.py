@@ -532,3 +532,75 @@ def test_tests_of_an_external_table_source_are_checks_of_the_models_that_read_it
         assert check.name == "raw__orders__id__unique" and check.reads == ("raw__orders",)
     found = issues(tmp_path / "unread", {"models/sources.yml": sources, "models/a.sql": "select 1 as x\n"})
     assert any("run with the models that read it, and none does" in i.message for i in found), found
+
+
+# --- store_failures -----------------------------------------------------------------------------
+
+STORED = {
+    "dbt_project.yml": PROJECT + "tests:\n  +store_failures: true\n",
+    "gitops_data.yaml": "retention: {publishes: 1}\n",
+    "seeds/orders.csv": "id,amount\n1,10\n1,20\n2,\n3,5\n",
+    "models/orders_m.sql": "select * from {{ ref('orders') }}\n",
+    "models/schema.yml": (
+        "version: 2\nmodels:\n  - name: orders_m\n    columns:\n"
+        "      - name: id\n        data_tests:\n"
+        "          - unique: {config: {severity: warn}}\n"
+        "          - accepted_values: {values: [1, 2, 3], config: {store_failures: false}}\n"
+        "      - name: amount\n        data_tests:\n"
+        "          - not_null: {config: {severity: warn, store_failures_as: view}}\n"
+    ),
+    "tests/no_big.sql": (
+        "{{ config(severity='warn') }}\nselect * from {{ ref('orders_m') }} where amount > 15\n"
+    ),
+}
+
+
+def test_store_failures_keeps_failing_rows_beside_the_build_until_gc_drops_it(
+    make_repo, any_warehouse, instance
+):
+    from datetime import timedelta
+
+    from gitops_data.deployment.core import Deployment
+    from gitops_data.naming import failures_table
+    from gitops_data.warehouse.inspect import collect_garbage
+    from gitops_data_tests.conftest import objects, query, sync
+
+    repo = make_repo(STORED)
+    ws = Deployment(str(repo.path), any_warehouse)
+    result = sync(ws, "main", instance)
+    assert {(m, c) for m, c, _ in result.warnings} == {
+        ("orders_m", "id__unique"),
+        ("orders_m", "amount__not_null"),
+        ("orders_m", "no_big"),
+    }
+    with ws.catalog() as cat:
+        first = cat.published_builds("main")["main"]["orders_m"]
+    internal = ws.settings.internal_schema
+    tables = {
+        check: failures_table(first.table, check) for check in ("id__unique", "amount__not_null", "no_big")
+    }
+    present = objects(ws, internal)
+    # tables both (a view would keep the builds it reads from gc)
+    assert present[tables["id__unique"]] == present[tables["amount__not_null"]] == "TABLE"
+    assert failures_table(first.table, "id__accepted_values") not in present  # store_failures: false
+    # dbt's columns: unique_field / n_records; not_null: the whole failing rows; a singular test's rows
+    assert query(ws, f'select unique_field, n_records from {internal}."{tables["id__unique"]}"') == [(1, 2)]
+    assert query(ws, f'select id, amount from {internal}."{tables["amount__not_null"]}"') == [(2, None)]
+    assert query(ws, f'select id, amount from {internal}."{tables["no_big"]}"') == [(1, 20)]
+
+    # a new build: its own failures tables; gc drops the old build's with it, none is an orphan
+    repo.write("seeds/orders.csv", "id,amount\n1,10\n2,30\n3,5\n")
+    repo.commit("fix the duplicate")
+    sync(ws, "main", instance)
+    with ws.catalog() as cat:
+        second = cat.published_builds("main")["main"]["orders_m"]
+        report = collect_garbage(cat, ws.settings, grace=timedelta(0))
+    assert first.build_id in {b.build_id for b in report.dropped} and report.orphans == []
+    present = objects(ws, internal)
+    assert not any(name.startswith(first.table) for name in present)
+    assert query(ws, f'select count(*) from {internal}."{failures_table(second.table, "id__unique")}"') == [
+        (0,)
+    ]
+    assert query(ws, f'select id, amount from {internal}."{failures_table(second.table, "no_big")}"') == [
+        (2, 30)
+    ]

@@ -57,9 +57,10 @@ from gitops_data.project.dbt.tests import (
     TestSpec,
     check_config,
     map_tests,
+    query_checks,
     read_tests,
     severity_of,
-    test_queries,
+    stored_as,
 )
 from gitops_data.project.nodes import THIS_TOKEN, Node
 from gitops_data.project.schema import (
@@ -87,6 +88,7 @@ _TEST_CONFIGS = {
     "fail_calc",
     "limit",
     "store_failures",
+    "store_failures_as",
 }
 
 
@@ -1298,10 +1300,17 @@ class DbtLoader:
         new_checks = list(node.checks)
         for check in checks:
             if check.get("kind") == "returns_no_rows":
-                sql = self._check_sql(node, file, line, check["args"]["sql"])
+                args = dict(check["args"])
+                sql = self._check_sql(node, file, line, args["sql"])
                 if sql is None:
                     continue
-                check = {**check, "args": {**check["args"], "sql": sql}}
+                args["sql"] = sql
+                if "store_failures" in args:  # the failing rows it keeps: canonical too
+                    rows = self._check_sql(node, file, line, args["store_failures"]["sql"])
+                    if rows is None:
+                        continue
+                    args["store_failures"] = {**args["store_failures"], "sql": rows}
+                check = {**check, "args": args}
             try:
                 new_checks.append(ModelCheck.model_validate(check))
             except ValidationError as exc:
@@ -1367,19 +1376,12 @@ class DbtLoader:
         try:
             check_config(out.config, None)
             severity = severity_of(out.config, None)
+            stored = stored_as(out.config, None)
         except TestMappingError as exc:
             self.add(res.file, str(exc))
             return
         owner = self.nodes[(built or list(out.refs))[0]]
-        checks = [
-            {
-                "kind": "returns_no_rows",
-                "args": {"sql": sql, "test": res.file + (" (warn_if)" if suffix else "")},
-                "severity": level,
-                "name": res.name + suffix,
-            }
-            for sql, level, suffix in test_queries(out.sql, out.config, severity)
-        ]
+        checks = query_checks(out.sql, out.config, res.file, severity, res.name, stored)
         self._attach(owner, res.file, None, {}, checks)
 
 
