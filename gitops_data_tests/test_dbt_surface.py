@@ -604,3 +604,55 @@ def test_store_failures_keeps_failing_rows_beside_the_build_until_gc_drops_it(
     assert query(ws, f'select id, amount from {internal}."{failures_table(second.table, "no_big")}"') == [
         (2, 30)
     ]
+
+
+# --- hooks on PostgreSQL --------------------------------------------------------------------------
+
+HOOKED = {
+    "dbt_project.yml": PROJECT,
+    "seeds/days.csv": "id,day\n1,2024-01-02\n2,2025-03-04\n",
+    "models/stamped_days.sql": (
+        "{{ config(materialized='table',\n"
+        "    post_hook=\"update {{ this }} set label = strftime(day, '%Y-%m')\") }}\n"
+        "select id, day, cast(null as varchar) as label from {{ ref('days') }}\n"
+    ),
+}
+
+
+def test_hooks_in_the_duckdb_dialect_are_transpiled_for_postgres(
+    make_repo, any_warehouse, instance, tmp_path
+):
+    from gitops_data.deployment.core import Deployment
+    from gitops_data_tests.conftest import query, sync
+
+    on_postgres = load(tmp_path, HOOKED, target="postgres")
+    assert on_postgres.nodes["stamped_days"].post_hooks == (
+        "UPDATE __gitops_data_this__ SET label = TO_CHAR(day, 'YYYY-MM')",
+    )
+    repo = make_repo(HOOKED)
+    ws = Deployment(str(repo.path), any_warehouse)
+    sync(ws, "main", instance)
+    assert query(ws, "select id, label from analytics.stamped_days order by id") == [
+        (1, "2024-01"),
+        (2, "2025-03"),
+    ]
+
+
+def test_a_hook_that_cannot_run_on_postgres_is_a_validate_error_at_its_line(tmp_path):
+    files = {
+        **HOOKED,
+        "dbt_project.yml": PROJECT + 'on-run-start:\n  - "pragma threads=2"\n',
+        "models/stamped_days.sql": (
+            "{{ config(materialized='table') }}\n"
+            "{{ config(pre_hook='select * exclude (day) from ' ~ ref('days')) }}\n"
+            "select id, day from {{ ref('days') }}\n"
+        ),
+    }
+    load(tmp_path / "duck", files)  # DuckDB runs both as written
+    with pytest.raises(ProjectError) as exc:
+        load(tmp_path / "pg", files, target="postgres")
+    found = {(i.file.rsplit("/", 1)[-1], i.line): i.message for i in exc.value.issues}
+    assert "PRAGMA (DuckDB only) cannot run on postgres" in found[("dbt_project.yml", 4)]
+    assert "cannot run on postgres: SELECT * EXCLUDE / REPLACE" in found[("stamped_days.sql", 2)]
+    # one error per hook, not one per model it runs around
+    assert sum("PRAGMA" in m for m in found.values()) == 1

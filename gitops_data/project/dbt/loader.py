@@ -29,6 +29,7 @@ from pydantic import ValidationError
 from gitops_data.errors import SqlError
 from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
 from gitops_data.project.collector import Collector, data_file, read_yaml_mapping
+from gitops_data.project.dbt.hooks import HookError, transpile_hook
 from gitops_data.project.dbt.incremental import watched_columns
 from gitops_data.project.dbt.jinja import Column, DbtRenderError, Relation
 from gitops_data.project.dbt.late import LateRenderError, key_of, stand_in
@@ -147,6 +148,7 @@ class DbtLoader:
         if root is not None and not self.tree.exists(SETTINGS_FILE):
             self.settings = settings.model_copy(update={"name": root.name})
         self.dialect = self.settings.dialect
+        self._hook_errors: set[tuple[tuple[str, int | None], str]] = set()
         # the engine's limit on a published name: PostgreSQL's 63 bytes, none on DuckDB
         self.max_identifier: int | None = MAX_IDENTIFIER if target == "postgres" else None
         self.nodes: dict[str, Node] = {}
@@ -411,6 +413,7 @@ class DbtLoader:
         assert r is not None and root is not None
         projects = [root, *self.packages]
         out: list[tuple[str, ...]] = []
+        untranslatable = False
         for templates in (
             [h for p in projects for h in p.on_run_start] + _hook_list(cfg.get("pre-hook")),
             _hook_list(cfg.get("post-hook")) + [h for p in projects for h in p.on_run_end],
@@ -422,10 +425,34 @@ class DbtLoader:
                 except RenderFailure as failure:
                     self.add(_file(res), f"hook {text.strip()[:60]!r}: {failure.message}", None, res.name)
                     return None
+                try:
+                    sql = transpile_hook(sql, self.dialect, self.target)
+                except HookError as exc:  # every hook that cannot run is reported, not only the first
+                    self._hook_error(res, text, projects, str(exc))
+                    untranslatable = True
                 if sql:
                     rendered_hooks.append(sql)
             out.append(tuple(rendered_hooks))
-        return out[0], out[1]
+        return None if untranslatable else (out[0], out[1])
+
+    def _hook_error(self, res: Resource, template: str, projects: list[DbtPackage], why: str) -> None:
+        """A hook that cannot run on the warehouse, reported once at the file and line that has it
+        (the model's file, or a dbt_project.yml for on-run-start/end and config trees)."""
+        first = next((ln.strip() for ln in template.splitlines() if ln.strip()), "")[:20]
+        where: tuple[str, int | None] = (_file(res), None)
+        for file in dict.fromkeys([_file(res), *(p.file for p in projects)]):
+            text = self.renderer.texts.get(file) if self.renderer else None
+            if text is None and self.tree.exists(file):
+                text = self._read(file)
+            at = text.find(first) if text and first else -1
+            if text and at >= 0:
+                where = (file, text.count("\n", 0, at) + 1)
+                break
+        message = f"hook {template.strip()[:60]!r} cannot run on {self.target}: {why}"
+        if (where, message) in self._hook_errors:
+            return
+        self._hook_errors.add((where, message))
+        self.add(where[0], message, where[1], res.name if where[0] == _file(res) else None)
 
     def _value(self, value: Any, file: str, line: int | None) -> Any:
         """A YAML value with its Jinja rendered (dbt renders configs)."""
