@@ -656,3 +656,42 @@ def test_a_hook_that_cannot_run_on_postgres_is_a_validate_error_at_its_line(tmp_
     assert "cannot run on postgres: SELECT * EXCLUDE / REPLACE" in found[("stamped_days.sql", 2)]
     # one error per hook, not one per model it runs around
     assert sum("PRAGMA" in m for m in found.values()) == 1
+
+
+# --- graph.depends_on -----------------------------------------------------------------------------
+
+
+def test_graph_depends_on_is_filled_from_the_loaded_project(tmp_path):
+    files = {
+        **PACKAGE,
+        "seeds/events.csv": "id,kind\n1,a\n",
+        "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: users\n",
+        "macros/helpers.sql": (
+            "{% macro dependents_of(name) %}{% set out = [] %}"
+            "{% for n in graph.nodes.values() if n.resource_type == 'model' %}"
+            "{% for d in n.depends_on.nodes if d.endswith('.' ~ name) %}{% do out.append(n.name) %}"
+            "{% endfor %}{% endfor %}{{ return(out | sort) }}{% endmacro %}\n"
+            "{% macro node_deps(name) %}{% for n in graph.nodes.values() if n.name == name %}"
+            "{{ return(n.depends_on) }}{% endfor %}{% endmacro %}\n"
+        ),
+        "models/a.sql": "select * from {{ ref('events') }} where {{ crm.crm_flag() }}\n",
+        "models/b.sql": (
+            "select a.id from {{ ref('a') }} as a join {{ source('raw', 'users') }} as u on a.id = u.id\n"
+        ),
+        "models/users_of_events.sql": "select '{{ dependents_of('events') | join(',') }}' as users\n",
+        "models/deps_of_b.sql": "select '{{ node_deps('b').nodes | join(',') }}' as deps\n",
+        "models/macros_of_a.sql": "select '{{ node_deps('a').macros | join(',') }}' as macros\n",
+    }
+    project = load(tmp_path, files)
+    assert sql_of(project, "users_of_events") == "select 'a' as users"
+    assert sql_of(project, "deps_of_b") == "select 'model.shop.a,source.shop.raw.users' as deps"
+    assert sql_of(project, "macros_of_a") == "select 'macro.crm.crm_flag' as macros"
+    # report refs a package's model by its package: the package's node
+    report = load(
+        tmp_path / "again",
+        {
+            **files,
+            "models/deps_of_report.sql": ("select '{{ node_deps('report').nodes | join(',') }}' as deps\n"),
+        },
+    )
+    assert sql_of(report, "deps_of_report") == "select 'model.crm.crm_active' as deps"
