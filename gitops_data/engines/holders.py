@@ -30,7 +30,7 @@ def process_command(pid: int) -> str | None:
     words = [w.decode(errors="replace") for w in raw.split(b"\0") if w]
     if not words:
         return None
-    return " ".join([os.path.basename(words[0]), *words[1:4]])[:80]
+    return " ".join(" ".join([os.path.basename(words[0]), *words[1:4]]).split())[:80]  # one line
 
 
 def process_age(pid: int) -> float | None:
