@@ -354,6 +354,8 @@ def gc(dep, dry_run: bool) -> None:
     for b in report.dropped:
         console.print(f"{verb} {internal}.{b.table} (commit {short(b.commit)}, {b.row_count} rows)")
     console.print(f"{verb} {len(report.dropped)} build(s); kept {report.kept}")
+    for t in report.dropped_orphans:
+        console.print(f"{verb} {internal}.{t} (a build's table whose catalog row never came)")
     for t in report.orphans:
         console.print(f"[yellow]not in the catalog[/] (left alone): {internal}.{t}")
 

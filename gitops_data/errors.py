@@ -57,6 +57,14 @@ class SqlError(GitopsError):
         self.sql_line = sql_line  # the line within the SQL text, when the parser knows it
 
 
+class UnknownEngine(GitopsError, ValueError):
+    """A warehouse location whose URL scheme no engine has."""
+
+
+class LeaseLost(GitopsError):
+    """This process's lease on the warehouse expired (its heartbeat stopped) and another took it."""
+
+
 class WarehouseBusy(GitopsError):
     """The warehouse lock could not be taken in time."""
 

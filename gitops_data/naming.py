@@ -10,6 +10,8 @@ from gitops_data.errors import IdentifierError
 MAX_IDENTIFIER = 63
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _HASHED_SUFFIX = re.compile(r"_[0-9a-f]{8}$")
+# physical_table's names, and the segment tables of a build (`_s`, `_c`)
+_BUILD_TABLE = re.compile(r"__[0-9a-f]{12}__[0-9a-f]{8}(_s|_c)?$")
 # Words DuckDB will not accept unquoted as a table name; we quote everything, but a model called
 # `select` is a trap for every consumer that writes SQL by hand, so we refuse it.
 RESERVED = frozenset(
@@ -83,6 +85,11 @@ def physical_table(model: str, fingerprint: str, build_id: str) -> str:
     (the build id keeps the name unique)."""
     suffix = f"__{fingerprint[:12]}__{build_id}"
     return model[: MAX_IDENTIFIER - 2 - len(suffix)] + suffix
+
+
+def is_build_table(name: str) -> bool:
+    """Whether `name` has the shape of a build's table (physical_table, or one of its segments)."""
+    return bool(_BUILD_TABLE.search(name))
 
 
 _FAILURES = "__fail_"

@@ -236,14 +236,83 @@ _NOT_IN_POSTGRES: list[tuple[type[exp.Expr], str, Callable[[exp.Expr], bool]]] =
 ]
 
 
+_INTEGER_TYPES = {
+    exp.DType.TINYINT,
+    exp.DType.SMALLINT,
+    exp.DType.INT,
+    exp.DType.BIGINT,
+    exp.DType.INT128,
+    exp.DType.UINT128,
+    exp.DType.UTINYINT,
+    exp.DType.USMALLINT,
+    exp.DType.UINT,
+    exp.DType.UBIGINT,
+}
+_FRACTIONAL_TYPES = {exp.DType.DOUBLE, exp.DType.FLOAT, exp.DType.DECIMAL}
+
+
+def _fractional(node: exp.Expr) -> bool:
+    """Whether `node` is plainly a fractional number (a literal, a division, an average, a cast to
+    a fractional type); a column's type is not known before it runs."""
+    if isinstance(node, exp.Paren):
+        return _fractional(node.this)
+    if isinstance(node, exp.Literal):
+        return not node.is_string and not node.this.lstrip("-").isdigit()
+    if isinstance(node, exp.Cast):
+        return node.to.this in _FRACTIONAL_TYPES
+    return isinstance(node, exp.Div | exp.Avg | exp.Sqrt | exp.Ln | exp.Log | exp.Exp | exp.Pow)
+
+
+_RESULTS_DIFFER = "Spark gives other results than DuckDB here"
+# What sqlglot writes for Spark but Spark rejects, or runs with other results (measured on Spark 4.3).
+_NOT_IN_SPARK: list[tuple[type[exp.Expr], str, Callable[[exp.Expr], bool]]] = [
+    (exp.Star, "SELECT * REPLACE / RENAME", lambda n: bool(n.args.get("replace") or n.args.get("rename"))),
+    (exp.Columns, "COLUMNS(...)", lambda n: True),
+    (exp.Union, "UNION BY NAME", lambda n: bool(n.args.get("by_name"))),
+    (
+        exp.Length,
+        "len() of a list (Spark's length() is a string's; use array_length())",
+        lambda n: isinstance(n.this, exp.Array | exp.ArrayAgg | exp.Split),
+    ),
+    (
+        exp.Select,
+        f"QUALIFY with LIMIT ({_RESULTS_DIFFER}: the LIMIT would apply before the QUALIFY filter); "
+        "filter in a subquery, then LIMIT",
+        lambda n: bool(n.args.get("qualify") and n.args.get("limit")),
+    ),
+    (
+        exp.ArrayAgg,
+        f"list() / array_agg() with ORDER BY ({_RESULTS_DIFFER}: collect_list keeps no order); "
+        "sort the list with list_sort()",
+        lambda n: isinstance(n.this, exp.Order),
+    ),
+    (
+        exp.Cast,
+        f"a cast of a fractional value to an integer type ({_RESULTS_DIFFER}: DuckDB rounds, Spark "
+        "truncates, 3.7 -> 4 or 3); cast round(x) or trunc(x)",
+        lambda n: isinstance(n, exp.Cast) and n.to.this in _INTEGER_TYPES and _fractional(n.this),
+    ),
+]
+
+
+# dialect -> (its name in messages, the constructs it cannot run after transpiling from DIALECT)
+_NOT_IN_TARGET = {"postgres": ("PostgreSQL", _NOT_IN_POSTGRES), "spark": ("Spark", _NOT_IN_SPARK)}
+
+
 def target_problems(parsed: ParsedSql, dialect: str) -> list[str]:
     """Why `parsed` cannot run on `dialect` after transpiling (empty: it can)."""
-    if dialect != "postgres":
+    if dialect not in _NOT_IN_TARGET:
         return []
+    engine, rules = _NOT_IN_TARGET[dialect]
     found = []
-    for kind, what, bad in _NOT_IN_POSTGRES:
+    for kind, what, bad in rules:
         if any(bad(n) for n in parsed.tree.find_all(kind)):
-            found.append(f"{what}: PostgreSQL does not run this; write it out in plain SQL")
+            # a construct that runs with other results says so itself; the others do not run
+            found.append(
+                what
+                if _RESULTS_DIFFER in what
+                else f"{what}: {engine} does not run this; write it out in plain SQL"
+            )
     return found
 
 

@@ -15,6 +15,7 @@ import pytest
 from gitops_data.engines import open_warehouse
 from gitops_data.engines.duckdb import warehouse_lock
 from gitops_data.engines.holders import describe_duckdb_holder, describe_lock_record, lock_record
+from gitops_data.engines.lease_row import lease_turn
 from gitops_data.engines.postgres import open_postgres
 from gitops_data.errors import WarehouseBusy
 
@@ -110,3 +111,22 @@ def test_holder_descriptions_of_what_cannot_be_known():
     mine = describe_lock_record(lock_record())
     assert mine.startswith(f"pid {os.getpid()} (") and mine.endswith(" for 0s")
     assert describe_duckdb_holder("IO Error: Could not set lock on file") == "another process"
+
+
+def test_waiting_for_a_lease_row_names_its_holder(postgres_db, monkeypatch, capsys):
+    from gitops_data_tests.test_without_transactions import _fresh
+
+    monkeypatch.setenv("GITOPS_DATA_WAIT_NOTICE", "0.2")
+    holder, waiter = _fresh(postgres_db), _fresh(postgres_db)
+    try:
+        with lease_turn(holder, lambda: _fresh(postgres_db), timeout=5, expiry=5):
+            with pytest.raises(WarehouseBusy):
+                with lease_turn(waiter, lambda: _fresh(postgres_db), timeout=1, expiry=5):
+                    pass
+    finally:
+        waiter.close()
+        holder.close()
+    lines = _notices(capsys.readouterr().err)
+    assert lines and re.search(
+        rf"waiting for the warehouse's lease: .+:{os.getpid()} \(.+\) for \d+s", lines[0]
+    )

@@ -269,19 +269,42 @@ def test_after_a_blocked_commit_is_reverted_no_production_asset_shows_a_failed_c
     revert = repo.head()
     d.settle()
     assert _served(d) == revert
+    assert _failed_production_checks(d, instance) == []
+    assert _latest_materialization_commit(instance, ["analytics", "a"]) == revert
+
+
+def _failed_production_checks(d: Driver, instance) -> list[str]:
     defs = d.definitions()
     check_keys = [k for ch in defs.asset_checks or [] for k in ch.check_keys] + [
         k for a in defs.assets for k in getattr(a, "check_keys", [])
     ]
-    prod = {k for k in check_keys if k.asset_key.path[0] == "analytics"}
-    assert key in prod
-    for ck in prod:
+    failed = []
+    for ck in (k for k in check_keys if k.asset_key.path[0] == "analytics"):
         record = instance.get_latest_asset_check_evaluation_record(ck)
-        if record is None:
-            continue
-        evaluation = record.event.dagster_event.event_specific_data
-        assert evaluation.passed, f"{ck.to_user_string()} shows failed: {evaluation.description}"
-    assert _latest_materialization_commit(instance, ["analytics", "a"]) == revert
+        if record is not None and not record.event.dagster_event.event_specific_data.passed:
+            failed.append(ck.to_user_string())
+    return failed
+
+
+def test_a_rollback_past_a_blocked_commit_reports_the_served_builds_checks(make_repo, warehouse, instance):
+    repo = make_repo(SMALL_PROJECT)
+    ws = Deployment(str(repo.path), warehouse)
+    d = Driver(ws, instance)
+    d.settle()
+    first = repo.head()
+    repo.write("seeds/nums.csv", "id,v\n1,10\n2,20\n3,40\n")
+    repo.commit("more")
+    d.settle()
+    repo.write("seeds/nums.csv", "id,v\n1,10\n2,-5\n3,30\n")  # a.v >= 0 fails
+    repo.commit("negative")
+    assert "blocked" in d.settle()
+    assert "analytics.a:v__ge" in " ".join(_failed_production_checks(d, instance)).replace("/", ".")
+
+    first_publish = next(r for r in ws_history(ws) if r["commit"] == first)["publish_id"]
+    done = ops.rollback(ws, "main", first_publish)
+    assert "a" in done.record.changed
+    record_publish(instance, ws, done.record, f"rolled back to publish {first_publish}")
+    assert _failed_production_checks(d, instance) == []
 
 
 def test_settings_name_the_branches_that_get_environments(make_repo, warehouse, instance):

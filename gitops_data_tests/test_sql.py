@@ -170,3 +170,60 @@ def test_canonical_differs_for_different_queries():
         != parse_query("select id from nums where v > 2").canonical
     )
     assert parse_query("select 'a  b' as s").canonical != parse_query("select 'a b' as s").canonical
+
+
+# -- transpiling for Spark: what sqlglot writes but Spark rejects or runs with other results ------
+SPARK_REFUSED = [
+    ("select len([1, 2]) as n", "len() of a list"),
+    ("select * replace (v + 1 as v) from t", "SELECT * REPLACE"),
+    ("select columns(*) from t", "COLUMNS(...)"),
+    ("select v from t union all by name select v from u", "UNION BY NAME"),
+    ("select v from t qualify row_number() over (order by v) = 1 limit 5", "QUALIFY with LIMIT"),
+    ("select list(v order by v) as l from t", "list() / array_agg() with ORDER BY"),
+    ("select 3.7::int as i", "DuckDB rounds, Spark truncates"),
+    ("select cast(v / 2 as bigint) as i from t", "DuckDB rounds, Spark truncates"),
+    ("select try_cast(avg(v) as smallint) as i from t", "DuckDB rounds, Spark truncates"),
+]
+SPARK_FINE = [
+    "select v from t qualify row_number() over (order by v) = 1",
+    "select list(v) as l, len('abc') as n, array_length([1]) as m from t",
+    "select cast(round(v / 2) as bigint) as i, 3::int as j, '3'::int as k, v::int as c from t",
+    "select * exclude (v) from t",
+]
+
+
+@pytest.mark.parametrize(("sql", "construct"), SPARK_REFUSED)
+def test_a_construct_spark_rejects_or_changes_is_named_for_a_spark_target(sql, construct):
+    from gitops_data.sql import parse_query, target_problems
+
+    problems = target_problems(parse_query(sql), "spark")
+    assert len(problems) == 1 and construct in problems[0], problems
+    assert target_problems(parse_query(sql), "duckdb") == []
+
+
+@pytest.mark.parametrize("sql", SPARK_FINE)
+def test_what_spark_runs_with_duckdbs_results_passes_for_a_spark_target(sql):
+    from gitops_data.sql import parse_query, target_problems
+
+    assert target_problems(parse_query(sql), "spark") == []
+
+
+def test_a_spark_target_makes_a_changed_result_a_validate_error_at_file_and_line(tmp_path):
+    from gitops_data.errors import ProjectError
+    from gitops_data.project.loader import load_project
+    from gitops_data.project.tree import DirTree
+
+    (tmp_path / "gitops_data.yaml").write_text("name: t\n")
+    (tmp_path / "seeds").mkdir()
+    (tmp_path / "seeds" / "nums.csv").write_text("id,v\n1,1.5\n")
+    (tmp_path / "project.yml").write_text(
+        "seeds:\n  - name: nums\n    path: seeds/nums.csv\nmodels:\n  - name: a\n"
+        "    sql: select id, v::int as v from nums\n"
+        "  - name: b\n    sql: select cast(v / 2 as int) as h from a\n"
+    )
+    load_project(DirTree(str(tmp_path)), "duckdb")  # fine where it runs on DuckDB
+    with pytest.raises(ProjectError) as exc:
+        load_project(DirTree(str(tmp_path)), "spark")
+    (issue,) = exc.value.issues
+    assert (issue.file, issue.line, issue.model) == ("project.yml", 8, "b")
+    assert "DuckDB rounds, Spark truncates" in issue.message

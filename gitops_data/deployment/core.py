@@ -18,7 +18,7 @@ from functools import cached_property
 from pathlib import Path
 
 from gitops_data import gitrepo
-from gitops_data.engines import engine_dialect, is_url, open_warehouse
+from gitops_data.engines import Capabilities, EngineKind, engine_kind, open_warehouse
 from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError
 from gitops_data.fingerprint import project_fingerprints
@@ -76,7 +76,7 @@ class Deployment:
         """The repo and warehouse given, else from GITOPS_DATA_REPO / GITOPS_DATA_WAREHOUSE; the repo
         must be a data repo (NotADataRepo otherwise) unless `require_data_repo` is False."""
         location = warehouse or default_warehouse()
-        if not is_url(location):
+        if engine_kind(location).local_file:
             location = str(Path(location).resolve())
         path = str(Path(repo or default_repo()).resolve())
         if require_data_repo:
@@ -91,12 +91,24 @@ class Deployment:
     @property
     def state_dir(self) -> str:
         """Where local state (alert log files) goes: beside a DuckDB file, else .gitops_data/."""
-        return str(Path(STATE_DIR).resolve()) if is_url(self.warehouse) else os.path.dirname(self.warehouse)
+        if self.engine_kind.local_file:
+            return os.path.dirname(self.warehouse)
+        return str(Path(STATE_DIR).resolve())
+
+    @property
+    def engine_kind(self) -> EngineKind:
+        """The warehouse's engine (from the registry, by the location's URL scheme)."""
+        return engine_kind(self.warehouse)
+
+    @property
+    def capabilities(self) -> Capabilities:
+        """What the warehouse's engine can do."""
+        return self.engine_kind.capabilities
 
     @property
     def dialect(self) -> str:
         """The SQL dialect of the warehouse's engine."""
-        return engine_dialect(self.warehouse)
+        return self.capabilities.dialect
 
     def resolve(self, ref: str) -> str:
         return gitrepo.resolve(self.repo, ref)

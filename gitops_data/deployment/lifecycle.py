@@ -29,7 +29,7 @@ from gitops_data.deployment.core import Environment
 from gitops_data.errors import BuildError, GitopsError, PublishBlocked, Superseded
 from gitops_data.plan import Plan, PlanState, Status, Trigger
 from gitops_data.warehouse.catalog import PlanRow, now
-from gitops_data.warehouse.publish import PublishRecord
+from gitops_data.warehouse.publish import PublishRecord as PublishRecord  # the record callers are given
 
 __all__ = [
     "REQUEST_GRACE",

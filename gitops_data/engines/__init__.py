@@ -1,5 +1,6 @@
-"""Warehouse engines behind one interface (`Engine`); `open_warehouse` picks one for a location:
-a path is a DuckDB file (the embedded default), a `postgresql://` URL a PostgreSQL database.
+"""Warehouse engines behind one interface (`Engine`); `open_warehouse` picks one for a location by
+the registry (`locations.py`): a path is a DuckDB file (the embedded default), a `postgresql://`
+URL a PostgreSQL database. What each engine can do is declared (`Engine.capabilities`).
 
 Every connection holds the warehouse's lock (gitops-data processes take turns). Inside
 `warehouse_turn`, the connections `open_warehouse` gives are one connection kept for the whole
@@ -19,8 +20,9 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from gitops_data.capabilities import Capabilities
 from gitops_data.engines.base import Engine
-from gitops_data.engines.locations import engine_dialect, is_url, redact
+from gitops_data.engines.locations import EngineKind, engine_dialect, engine_kind, is_url, redact
 
 # Longer than the longest back-off sleep of a process waiting for the warehouse (2 x 0.5 s).
 HANDOVER_SECONDS = 1.1
@@ -32,13 +34,7 @@ def lease_seconds() -> float:
 
 
 def _connect(location: str, timeout: float | None) -> contextlib.AbstractContextManager[Engine]:
-    if is_url(location):
-        from gitops_data.engines.postgres import open_postgres
-
-        return open_postgres(location, timeout)
-    from gitops_data.engines.duckdb import open_duckdb
-
-    return open_duckdb(location, timeout)
+    return engine_kind(location).open(location, timeout)
 
 
 class Turn:
@@ -144,4 +140,15 @@ def open_warehouse(location: str | Path, timeout: float | None = None) -> Iterat
         yield engine
 
 
-__all__ = ["Engine", "Turn", "engine_dialect", "is_url", "open_warehouse", "redact", "warehouse_turn"]
+__all__ = [
+    "Capabilities",
+    "Engine",
+    "EngineKind",
+    "Turn",
+    "engine_dialect",
+    "engine_kind",
+    "is_url",
+    "open_warehouse",
+    "redact",
+    "warehouse_turn",
+]

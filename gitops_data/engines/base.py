@@ -12,6 +12,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from typing import Any
 
+from gitops_data.capabilities import Capabilities
 from gitops_data.naming import qualified, quote
 
 # Tables named so are staging of a bulk load (register_frame), never builds.
@@ -19,10 +20,21 @@ SCRATCH_PREFIX = "__gitops_frame_"
 
 
 class Engine(ABC):
-    """One connection to a warehouse."""
+    """One connection to a warehouse. `capabilities` declares what the engine has; the core asks it
+    (an instance may declare less than its class, e.g. a test running the core's paths for engines
+    without transactions on DuckDB)."""
 
-    dialect: str = ""  # sqlglot's name for the engine's SQL
-    json_type: str = "json"  # column type of the catalog's JSON documents
+    capabilities: Capabilities
+
+    @property
+    def dialect(self) -> str:
+        """sqlglot's name for the engine's SQL."""
+        return self.capabilities.dialect
+
+    @property
+    def json_type(self) -> str:
+        """Column type of the catalog's JSON documents."""
+        return self.capabilities.json_type
 
     # -- statements -------------------------------------------------------------------------
     @abstractmethod
@@ -41,7 +53,12 @@ class Engine(ABC):
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Engine]:
-        """BEGIN ... COMMIT, or ROLLBACK on any exception (then re-raised)."""
+        """BEGIN ... COMMIT, or ROLLBACK on any exception (then re-raised). On an engine without
+        transactions, each statement stands alone: callers order their writes so that a crash
+        between two leaves nothing a later run cannot repair (a table before its catalog row)."""
+        if not self.capabilities.transactional_ddl:
+            yield self
+            return
         self.execute("begin")
         try:
             yield self
@@ -126,7 +143,10 @@ class Engine(ABC):
 
     def create_table_as(self, schema: str, name: str, select: str) -> int:
         """CREATE TABLE ... AS `select`; returns how many rows it wrote."""
-        return int(self.scalar(f"create table {qualified(schema, name)} as {select}"))
+        if self.capabilities.ctas_row_count:
+            return int(self.scalar(f"create table {qualified(schema, name)} as {select}"))
+        self.execute(f"create table {qualified(schema, name)} as {select}")
+        return self.count(qualified(schema, name))
 
     def create_view(self, schema: str, name: str, select: str, replace: bool = True) -> None:
         self.execute(f"create {'or replace ' if replace else ''}view {qualified(schema, name)} as {select}")
@@ -153,12 +173,12 @@ class Engine(ABC):
 
     # -- access -----------------------------------------------------------------------------
     def grant_read(self, schema: str, roles: list[str]) -> None:
-        """Let `roles` read every view of `schema` (engines without roles: nothing to do)."""
+        """Let `roles` read every view of `schema` (asked only of engines with `grants`)."""
         return None
 
-    @abstractmethod
     def missing_roles(self, roles: list[str]) -> list[str]:
-        """Those of `roles` the warehouse does not have (engines without roles: none)."""
+        """Those of `roles` the warehouse does not have (asked only of engines with `grants`)."""
+        return []
 
     def count(self, table: str) -> int:
         return int(self.scalar(f"select count(*) from {table}"))

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import duckdb
 
+from gitops_data.capabilities import DUCKDB
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.engines.holders import describe_duckdb_holder, describe_lock_record, lock_record
@@ -89,7 +90,7 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
 class DuckDBEngine(Engine):
     """The embedded default: one DuckDB file."""
 
-    dialect = "duckdb"
+    capabilities = DUCKDB
 
     def __init__(self, con: duckdb.DuckDBPyConnection, lock_path: str | None = None):
         self.con = con
@@ -171,11 +172,10 @@ class DuckDBEngine(Engine):
     ) -> Iterator[str]:
         yield typed_file_reader(self.con, path, fmt, types)
 
-    def missing_roles(self, roles: list[str]) -> list[str]:
-        return []  # a DuckDB file has no roles: its file permissions say who reads it
-
     def sibling(self) -> DuckDBEngine:
-        return DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
+        other = DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
+        other.capabilities = self.capabilities
+        return other
 
     def turn_wanted(self) -> bool:
         return self.lock_path is not None and _mtime(self.lock_path) != self._turn_began

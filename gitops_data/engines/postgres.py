@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg import errors as pg_errors
 
+from gitops_data.capabilities import POSTGRES
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import SCRATCH_PREFIX, Engine
 from gitops_data.engines.holders import this_command
@@ -66,8 +67,7 @@ def _qmarks(sql: str) -> str:
 class PostgresEngine(Engine):
     """A PostgreSQL database (15+)."""
 
-    dialect = "postgres"
-    json_type = "text"  # psycopg would parse `json` into objects; the catalog stores JSON text
+    capabilities = POSTGRES
 
     def __init__(self, con: psycopg.Connection, url: str):
         self.con = con
@@ -325,7 +325,9 @@ class PostgresEngine(Engine):
 
     def sibling(self) -> PostgresEngine:
         # no advisory lock of its own: the turn this connection holds covers it
-        return PostgresEngine(_connect(self.url, lock_timeout()), self.url)
+        other = PostgresEngine(_connect(self.url, lock_timeout()), self.url)
+        other.capabilities = self.capabilities
+        return other
 
     def close(self) -> None:
         if self._adbc is not None:

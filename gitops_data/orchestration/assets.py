@@ -188,7 +188,7 @@ def _model_asset(
         with warehouse_turn(ws.warehouse, gives_way=False):  # one asset's step: short
             plan, step = planned_step(context, ws, env, sha, node.name)
             if key in context.selected_asset_keys:  # the build first, then its checks
-                from gitops_data.orchestration.io_manager import write_step
+                from gitops_data.orchestration.materializations import write_step
 
                 yield dg.MaterializeResult(
                     asset_key=key, metadata=write_step(ws, plan, step, context.run.run_id)

@@ -89,7 +89,11 @@ def tee_stream_to_file(stream: IO, path: str) -> Iterator[None]:
     """Everything written to `stream`'s file descriptor (by Python, C code or child processes) goes
     to the end of the file at `path`, and is copied from there to where the descriptor pointed."""
     fd = _fileno(stream)
-    if fd is None or os.name == "nt":
+    if fd is None:  # a Python object (a test runner's stand-in): only Python writes reach it anyway
+        with _tee_writes(stream, path):
+            yield
+        return
+    if os.name == "nt":
         with mirror_stream_to_file(stream, path):  # Dagster's way
             yield
         return
@@ -114,6 +118,43 @@ def tee_stream_to_file(stream: IO, path: str) -> Iterator[None]:
         os.close(console)
         stop.set()
         follower.join(DRAIN_SECONDS)
+
+
+class _Tee:
+    """A stream that writes to `stream` and to `log`; everything else is `stream`'s."""
+
+    def __init__(self, stream: IO, log: IO):
+        self._stream, self._log = stream, log
+
+    def write(self, text: str) -> int:
+        self._log.write(text)
+        return self._stream.write(text)
+
+    def flush(self) -> None:
+        self._log.flush()
+        self._stream.flush()
+
+    def __getattr__(self, name: str):
+        return getattr(self._stream, name)
+
+
+@contextmanager
+def _tee_writes(stream: IO, path: str) -> Iterator[None]:
+    """`stream`, when it is sys.stdout or sys.stderr, is replaced there by one that also appends to
+    the file at `path`, for the time of the step."""
+    ensure_file(path)
+    names = [n for n in ("stdout", "stderr") if getattr(sys, n) is stream]
+    with open(path, "a", encoding="utf-8") as log:
+        tee = _Tee(stream, log)
+        for n in names:
+            setattr(sys, n, tee)
+        try:
+            yield
+        finally:
+            for n in names:
+                if getattr(sys, n) is tee:
+                    setattr(sys, n, stream)
+            log.flush()
 
 
 def _flush(stream: IO) -> None:

@@ -19,7 +19,7 @@ from gitops_data.engines import Turn, warehouse_turn
 from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import asset_key, check_event, check_metadata, check_severity
-from gitops_data.orchestration.io_manager import build_metadata, served_reused, size_text
+from gitops_data.orchestration.materializations import build_metadata, served_reused, size_text
 from gitops_data.orchestration.resources import GitopsResource
 from gitops_data.plan import Plan
 from gitops_data.warehouse.lease import ConnectionLease

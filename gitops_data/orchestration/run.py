@@ -8,17 +8,18 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from gitops_data.capabilities import DUCKDB
 from gitops_data.deployment.apply import Execution
 from gitops_data.deployment.core import Deployment, Environment
-from gitops_data.deployment.lifecycle import ApplyResult, RunState
+from gitops_data.deployment.lifecycle import ApplyResult, PublishRecord, RunState
 from gitops_data.engines.locations import redact
+from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import UI_PLAN_PREFIX, asset_key
-from gitops_data.orchestration.io_manager import served_reused
+from gitops_data.orchestration.materializations import served_checks, served_reused
 from gitops_data.orchestration.plan_job import PLAN_JOB, PLAN_OP, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan, Trigger
-from gitops_data.warehouse.publish import PublishRecord
 
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _ACTIVE = {
@@ -33,7 +34,7 @@ _ACTIVE = {
 def resources(ws: Deployment) -> dict:
     gitops = GitopsResource(repo=ws.repo, warehouse=ws.warehouse)
     out: dict = {"gitops": gitops}
-    if ws.dialect == "duckdb":  # dagster-duckdb's resource for users' own assets, under our lock
+    if ws.capabilities is DUCKDB:  # dagster-duckdb's resource for users' own assets, under our lock
         out["warehouse"] = WarehouseResource(database=ws.warehouse)
     return out
 
@@ -129,7 +130,8 @@ def record(instance: dg.DagsterInstance, result: ApplyResult, warehouse: str) ->
 
 def record_publish(instance: dg.DagsterInstance, ws: Deployment, record: PublishRecord, why: str) -> None:
     """A publish made without a plan (a rollback), reported to Dagster: what each changed model
-    of the environment serves now."""
+    of the environment serves now, and the check results of those builds where Dagster shows
+    another build's (rolling back to an audited commit leaves no model red)."""
     with ws.catalog() as cat:
         served = cat.published_builds(record.env).get(record.env, {})
     env = Environment(record.env, record.schema)
@@ -151,6 +153,12 @@ def record_publish(instance: dg.DagsterInstance, ws: Deployment, record: Publish
                 },
             )
         )
+    try:  # the plan of the served commit, made now, holds each served build's check results
+        plan = ws.plan(record.commit, env)
+    except GitopsError:
+        return  # the commit no longer loads: its materializations above are all Dagster can be told
+    for event in served_checks(instance, plan, frozenset(record.changed)):
+        instance.report_runless_asset_event(event)
 
 
 class InProcessExecutor:

@@ -652,13 +652,22 @@ class Catalog:
         return out
 
     def _move(self, plan_id: str, to: PlanState, frm: tuple[PlanState, ...], **columns: Any) -> bool:
+        """Move a plan from one of the states `frm` to `to`; False if it is in none of them. With
+        RETURNING in one statement; without, a read then the update, which is as safe because
+        gitops-data processes take turns on the warehouse (the engine's `turns`)."""
         sets = "".join(f", {c} = ?" for c in columns)
-        rows = self._q(
+        update = (
             f"update {{m}}.plans set status = ?, updated_at = ?{sets} "
-            f"where plan_id = ? and {_in('status', list(frm))} returning plan_id",
-            [str(to), now(), *columns.values(), plan_id, *map(str, frm)],
+            f"where plan_id = ? and {_in('status', list(frm))}"
         )
-        return bool(rows)
+        params = [str(to), now(), *columns.values(), plan_id, *map(str, frm)]
+        if self.engine.capabilities.returning:
+            return bool(self._q(update + " returning plan_id", params))
+        state = self._q("select status from {m}.plans where plan_id = ?", [plan_id])
+        if not state or state[0][0] not in set(map(str, frm)):
+            return False
+        self._q(update, params)
+        return True
 
     def start_plan(self, plan_id: str, run_id: str, owner: str) -> bool:
         """The run `run_id` (in the process `owner`) executes the open plan; False if it is not open

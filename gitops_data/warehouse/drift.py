@@ -111,7 +111,8 @@ def repair(catalog: Catalog, drift: list[Drift], consumers: tuple[str, ...] = ()
             present = engine.objects(schema)
             for name, select in published.items():
                 engine.replace_view(schema, name, select, present.get(name))
-            engine.grant_read(schema, list(consumers))
+            if engine.capabilities.grants:
+                engine.grant_read(schema, list(consumers))
             definitions = engine.view_definitions(schema)
             for name in published:
                 catalog.set_view_definition(env, name, definitions.get(name))

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from gitops_data.engines.base import SCRATCH_PREFIX
 from gitops_data.errors import GitopsError
-from gitops_data.naming import failures_prefix
+from gitops_data.naming import failures_prefix, is_build_table
 from gitops_data.plan import BuildRecord
 from gitops_data.plan.retention import PublishEntry, retained_builds
 from gitops_data.project.schema import Settings
@@ -61,7 +62,10 @@ def diff_envs(catalog: Catalog, env_a: str, env_b: str) -> list[ModelDiff]:
 class GcReport:
     dropped: list[BuildRecord]
     kept: int
-    orphans: list[str]  # tables in the internal schema that no catalog row describes
+    orphans: list[str]  # tables in the internal schema that no catalog row describes (left alone)
+    # build tables whose catalog row never came (a crash between the two, on an engine without
+    # transactions): dropped
+    dropped_orphans: list[str] = dataclasses.field(default_factory=list)
 
 
 def collect_garbage(
@@ -98,17 +102,27 @@ def collect_garbage(
     # a build's failures tables (dbt's store_failures) go with its table
     doomed_prefixes = tuple(failures_prefix(t) for t in doomed)
     doomed |= {n for n in present if doomed_prefixes and n.startswith(doomed_prefixes)}
-    known = {b.table for b in builds} | {t for ts in segments.values() for t in ts}
+    recorded = {b.build_id for b in builds}
+    # a build writes its tables, then its segment rows, then its own row: segment rows of a build
+    # with no row are what a crash in between left (on an engine without transactions)
+    dangling = sorted(b for b in segments if b not in recorded)
+    known = {b.table for b in builds} | {t for b, ts in segments.items() if b in recorded for t in ts}
     prefixes = tuple(failures_prefix(t) for t in known)
     known |= {n for n in present if prefixes and n.startswith(prefixes)}
     # bulk loads stage data in scratch tables; one left by a killed process is no one's (gc holds the
     # warehouse lock, so no load is under way)
     scratch = sorted(n for n in set(present) - known if n.startswith(SCRATCH_PREFIX))
-    orphans = sorted(set(present) - known - set(scratch))
-    if not dry_run and scratch:
+    unknown = set(present) - known - set(scratch)
+    # likewise a build's table without its catalog row: never served, nothing reads it
+    built = {n for n in unknown if is_build_table(n)}
+    orphans = sorted(unknown - built)
+    if not dry_run and (scratch or built or dangling):
         with engine.transaction():
             for name in scratch:
                 engine.drop(present[name], s.internal_schema, name)
+            for name in sorted(built, key=lambda n: present[n] != "VIEW"):  # a segmented build's view first
+                engine.drop(present[name], s.internal_schema, name)
+            catalog.delete_builds(dangling)
     if not dry_run and drop:
         with engine.transaction():
             # views first (a segmented build's view reads its segments), newest first (a view build
@@ -121,4 +135,4 @@ def collect_garbage(
                 if name in present:
                     engine.drop(present[name], s.internal_schema, name)
             catalog.delete_builds([b.build_id for b in drop])
-    return GcReport(drop, len(builds) - len(drop), orphans)
+    return GcReport(drop, len(builds) - len(drop), orphans, sorted(built))

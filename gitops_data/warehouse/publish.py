@@ -1,8 +1,15 @@
-"""Publish: point an environment's external schema at the builds of one commit, atomically.
+"""Publish: point an environment's external schema at the builds of one commit.
 
-Every view change, the drops of views the commit removed, and the catalog record of the publish
-happen in one transaction: readers see the old commit or the new one, never a mix, and a crash
-before COMMIT leaves the old state served.
+The engine's publish strategy (`capabilities.publish`) says how:
+- one transaction (DuckDB, PostgreSQL): every view change, the drops of views the commit removed,
+  and the catalog record of the publish commit together: readers see the old commit or the new
+  one, never a mix, and a crash before COMMIT leaves the old state served.
+- per view (engines without transactional DDL): every view body is checked first (the builds are
+  built and audited before a publish starts), then each view is replaced by one atomic statement,
+  the removed views dropped after, and the catalog record written last. Readers may see a mix of
+  the two commits for the window the flips take (one statement per changed view); a reader that
+  needs one commit throughout reads a checkout's schema (`gitops-data checkout`). A crash part way
+  leaves the catalog saying the old commit; publishing again finishes the flip.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+from gitops_data.capabilities import PublishStrategy
 from gitops_data.errors import GitopsError, PublishConflict
 from gitops_data.naming import qualified
 from gitops_data.warehouse.catalog import Catalog, now
@@ -61,7 +69,7 @@ def publish_builds(
     """The one publish transaction: views, drops, grants, env_views, publish record, environment row.
     Retried when readers hold a view past the engine's lock timeout."""
     engine = catalog.engine
-    missing = engine.missing_roles(list(consumers))
+    missing = engine.missing_roles(list(consumers)) if engine.capabilities.grants else []
     if missing:
         raise PublishConflict(
             f"consumer role(s) {', '.join(missing)} (gitops_data.yaml `consumers`) do not exist in the "
@@ -100,6 +108,7 @@ def _publish_once(
     changed = tuple(sorted(n for n in builds if before.get(n) != builds[n]))
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
+    per_view = engine.capabilities.publish == PublishStrategy.PER_VIEW
     with engine.transaction():
         engine.create_schema(schema)
         existing = engine.objects(schema)
@@ -119,11 +128,15 @@ def _publish_once(
                 and current.get(n) == recorded[n][1]
             )
         }
-        engine.lock_views(schema, [n for n in (*stale, *touch) if n in existing], attempt)
-        for name in stale:
-            engine.drop(existing[name], schema, name)
-        engine.replace_views(schema, touch, existing)
-        engine.grant_read(schema, list(consumers))
+        if per_view:
+            _flip_per_view(catalog, schema, touch, stale, existing)
+        else:
+            engine.lock_views(schema, [n for n in (*stale, *touch) if n in existing], attempt)
+            for name in stale:
+                engine.drop(existing[name], schema, name)
+            engine.replace_views(schema, touch, existing)
+        if engine.capabilities.grants:
+            engine.grant_read(schema, list(consumers))
         definitions = engine.view_definitions(schema) if touch or stale else current
         views = {n: (builds[n], selects[n], definitions.get(n)) for n in tables}
         held = (
@@ -144,6 +157,31 @@ def _publish_once(
             held,
         )
     return PublishRecord(publish_id, env, schema, target.commit, previous, changed, stale, ts)
+
+
+def _flip_per_view(
+    catalog: Catalog,
+    schema: str,
+    touch: dict[str, tuple[str, str, str]],
+    stale: tuple[str, ...],
+    existing: dict[str, str],
+) -> None:
+    """The per-view strategy: check every new view body before the first change (a body that
+    cannot run stops the publish with nothing changed), then replace the views one by one, each
+    by one atomic statement of the engine, then drop the removed ones."""
+    engine = catalog.engine
+    for name, (select, _, _) in touch.items():
+        try:
+            engine.query_columns(select)
+        except Exception as exc:
+            raise PublishConflict(
+                f"view {schema}.{name} would not run ({' '.join(str(exc).split())[:200]}); nothing was "
+                "changed, the previous commit is still served"
+            ) from None
+    for name, (select, _, _) in touch.items():
+        engine.replace_view(schema, name, select, existing.get(name))
+    for name in stale:
+        engine.drop(existing[name], schema, name)
 
 
 def republish(

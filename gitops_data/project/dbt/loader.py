@@ -26,8 +26,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gitops_data.capabilities import for_dialect
 from gitops_data.errors import SqlError
-from gitops_data.naming import MAX_IDENTIFIER, identifier_problem, quote
+from gitops_data.naming import identifier_problem, quote
 from gitops_data.project.collector import Collector, data_file, read_yaml_mapping
 from gitops_data.project.dbt.hooks import HookError, transpile_hook
 from gitops_data.project.dbt.incremental import watched_columns
@@ -149,8 +150,9 @@ class DbtLoader:
             self.settings = settings.model_copy(update={"name": root.name})
         self.dialect = self.settings.dialect
         self._hook_errors: set[tuple[tuple[str, int | None], str]] = set()
-        # the engine's limit on a published name: PostgreSQL's 63 bytes, none on DuckDB
-        self.max_identifier: int | None = MAX_IDENTIFIER if target == "postgres" else None
+        # the engine's limit on a published name (PostgreSQL's 63 bytes; none on DuckDB)
+        engine = for_dialect(target)
+        self.max_identifier: int | None = engine.max_identifier if engine else None
         self.nodes: dict[str, Node] = {}
         self.props: dict[str, dict[str, _Entry]] = {"models": {}, "seeds": {}, "snapshots": {}}
         self.renderer: Renderer | None = None

@@ -121,6 +121,21 @@ def served_reused(
     return out
 
 
+def served_checks(
+    instance: dg.DagsterInstance, plan: Plan, models: frozenset[str]
+) -> list[dg.AssetCheckEvaluation]:
+    """The check results of the builds `plan` reuses for `models`, where Dagster shows another
+    build's (or none)."""
+    env = Environment(plan.env, plan.schema)
+    _, shown = _shown(instance, plan)
+    out: list[dg.AssetCheckEvaluation] = []
+    for name in models:
+        step = plan.models.get(name)
+        if step is not None and step.action == Action.REUSE:
+            out.extend(_served_checks(plan, step, asset_key(env, name), shown))
+    return out
+
+
 def _served_checks(plan: Plan, step, key: dg.AssetKey, shown: dict) -> list[dg.AssetCheckEvaluation]:
     """The served build's check results where Dagster shows another build's (or none)."""
     b = step.build
