@@ -13,7 +13,7 @@ from rich.markup import escape
 
 from gitops_data.console import console, err, short
 from gitops_data.deployment import operations as ops
-from gitops_data.errors import DriftFound, GitopsError
+from gitops_data.errors import BuildError, DriftFound, GitopsError
 
 
 class _Runner:
@@ -189,6 +189,8 @@ def _listen():
     def show(event: str, model: str, detail: str) -> None:
         if event == "check_passed":
             console.print(f"{icons[event]} {model}.{escape(detail.split(':')[0])}")
+        elif event == "failed":  # its error is the command's own, printed once when it ends
+            console.print(f"[red]✗[/] {model}: failed (the error follows at the end)")
         elif event != "building":
             console.print(f"{icons.get(event, '-')} {model}: {escape(detail)}")
 
@@ -223,9 +225,10 @@ def build(dep, ref: str | None, env_name: str | None, full: bool) -> None:
         return
     result = _apply(dep, t, Trigger.BUILD, full)
     joined = f" (joined {result.joined})" if result.joined else ""
+    if result.status == Status.FAILED:  # the error says it, once
+        console.print(f"Dagster run {result.run_id or '-'}{joined}: {result.status}")
+        raise BuildError(result.detail)
     console.print(f"Dagster run {result.run_id or '-'}{joined}: {result.status}: {escape(result.detail)}")
-    if result.status == Status.FAILED:
-        raise GitopsError(f"build failed: {result.detail}")
 
 
 @main.command()

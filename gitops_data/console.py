@@ -94,7 +94,7 @@ def print_status(report) -> None:
             if e.state == "up_to_date" and e.drift:
                 state += " [red](drift, see below)[/]"
             if e.reason and e.state not in ("up_to_date", "not_synced"):
-                state += f": {escape(' '.join(e.reason.split())[:300])}"
+                state += f": {escape(' '.join(e.reason.split())[:600])}"
         t.add_row(e.env, e.schema, short(e.published), short(e.head), state)
     console.print(t)
     for d in report.drift[:20]:

@@ -90,3 +90,24 @@ def physical_table(model: str, fingerprint: str, build_id: str) -> str:
 def is_build_table(name: str) -> bool:
     """Whether `name` has the shape of a build's table (physical_table, or one of its segments)."""
     return bool(_BUILD_TABLE.search(name))
+
+
+_FAILURES = "__fail_"
+
+
+def failures_prefix(build_table: str) -> str:
+    """What the names of a build's failures tables (dbt's `store_failures`) start with: the build's
+    table name, shortened with its hash when a check's suffix would not fit the identifier limit."""
+    if len(build_table) + len(_FAILURES) + 6 <= MAX_IDENTIFIER:
+        return build_table + _FAILURES
+    keep = MAX_IDENTIFIER - len(_FAILURES) - 6 - 9
+    return f"{build_table[:keep]}_{short_hash(build_table)}{_FAILURES}"
+
+
+def failures_table(build_table: str, check: str) -> str:
+    """The table beside a build holding the failing rows of its check `check` (named from both,
+    the check's own name when it fits, else its hash; gc drops it with the build)."""
+    prefix = failures_prefix(build_table)
+    if _IDENT.match(check) and len(prefix) + len(check) <= MAX_IDENTIFIER:
+        return prefix + check
+    return prefix + short_hash(check, 6)

@@ -323,11 +323,8 @@ def test_python_model_declared_types_and_failures(make_repo, warehouse, instance
     # the user's own traceback: their file, the line and function, and the code on that line
     failing(
         "    raise ValueError('boom in model')\n",
-        "ValueError",
-        "boom in model",
-        "models/prices.py @ ",
-        "line 6, in prices",
-        "raise ValueError('boom in model')",
+        "models/prices.py:6: python model 'prices' failed when called: ValueError: boom in model",
+        "models/prices.py:6 in prices: raise ValueError('boom in model')",
     )
     failing("    return {'id': [1]}\n", "returned dict", "polars DataFrame")
     # a value that cannot be cast to the declared type fails the build, in the engine's words

@@ -532,3 +532,166 @@ def test_tests_of_an_external_table_source_are_checks_of_the_models_that_read_it
         assert check.name == "raw__orders__id__unique" and check.reads == ("raw__orders",)
     found = issues(tmp_path / "unread", {"models/sources.yml": sources, "models/a.sql": "select 1 as x\n"})
     assert any("run with the models that read it, and none does" in i.message for i in found), found
+
+
+# --- store_failures -----------------------------------------------------------------------------
+
+STORED = {
+    "dbt_project.yml": PROJECT + "tests:\n  +store_failures: true\n",
+    "gitops_data.yaml": "retention: {publishes: 1}\n",
+    "seeds/orders.csv": "id,amount\n1,10\n1,20\n2,\n3,5\n",
+    "models/orders_m.sql": "select * from {{ ref('orders') }}\n",
+    "models/schema.yml": (
+        "version: 2\nmodels:\n  - name: orders_m\n    columns:\n"
+        "      - name: id\n        data_tests:\n"
+        "          - unique: {config: {severity: warn}}\n"
+        "          - accepted_values: {values: [1, 2, 3], config: {store_failures: false}}\n"
+        "      - name: amount\n        data_tests:\n"
+        "          - not_null: {config: {severity: warn, store_failures_as: view}}\n"
+    ),
+    "tests/no_big.sql": (
+        "{{ config(severity='warn') }}\nselect * from {{ ref('orders_m') }} where amount > 15\n"
+    ),
+}
+
+
+def test_store_failures_keeps_failing_rows_beside_the_build_until_gc_drops_it(
+    make_repo, any_warehouse, instance
+):
+    from datetime import timedelta
+
+    from gitops_data.deployment.core import Deployment
+    from gitops_data.naming import failures_table
+    from gitops_data.warehouse.inspect import collect_garbage
+    from gitops_data_tests.conftest import objects, query, sync
+
+    repo = make_repo(STORED)
+    ws = Deployment(str(repo.path), any_warehouse)
+    result = sync(ws, "main", instance)
+    assert {(m, c) for m, c, _ in result.warnings} == {
+        ("orders_m", "id__unique"),
+        ("orders_m", "amount__not_null"),
+        ("orders_m", "no_big"),
+    }
+    with ws.catalog() as cat:
+        first = cat.published_builds("main")["main"]["orders_m"]
+    internal = ws.settings.internal_schema
+    tables = {
+        check: failures_table(first.table, check) for check in ("id__unique", "amount__not_null", "no_big")
+    }
+    present = objects(ws, internal)
+    # tables both (a view would keep the builds it reads from gc)
+    assert present[tables["id__unique"]] == present[tables["amount__not_null"]] == "TABLE"
+    assert failures_table(first.table, "id__accepted_values") not in present  # store_failures: false
+    # dbt's columns: unique_field / n_records; not_null: the whole failing rows; a singular test's rows
+    assert query(ws, f'select unique_field, n_records from {internal}."{tables["id__unique"]}"') == [(1, 2)]
+    assert query(ws, f'select id, amount from {internal}."{tables["amount__not_null"]}"') == [(2, None)]
+    assert query(ws, f'select id, amount from {internal}."{tables["no_big"]}"') == [(1, 20)]
+
+    # a new build: its own failures tables; gc drops the old build's with it, none is an orphan
+    repo.write("seeds/orders.csv", "id,amount\n1,10\n2,30\n3,5\n")
+    repo.commit("fix the duplicate")
+    sync(ws, "main", instance)
+    with ws.catalog() as cat:
+        second = cat.published_builds("main")["main"]["orders_m"]
+        report = collect_garbage(cat, ws.settings, grace=timedelta(0))
+    assert first.build_id in {b.build_id for b in report.dropped} and report.orphans == []
+    present = objects(ws, internal)
+    assert not any(name.startswith(first.table) for name in present)
+    assert query(ws, f'select count(*) from {internal}."{failures_table(second.table, "id__unique")}"') == [
+        (0,)
+    ]
+    assert query(ws, f'select id, amount from {internal}."{failures_table(second.table, "no_big")}"') == [
+        (2, 30)
+    ]
+
+
+# --- hooks on PostgreSQL --------------------------------------------------------------------------
+
+HOOKED = {
+    "dbt_project.yml": PROJECT,
+    "seeds/days.csv": "id,day\n1,2024-01-02\n2,2025-03-04\n",
+    "models/stamped_days.sql": (
+        "{{ config(materialized='table',\n"
+        "    post_hook=\"update {{ this }} set label = strftime(day, '%Y-%m')\") }}\n"
+        "select id, day, cast(null as varchar) as label from {{ ref('days') }}\n"
+    ),
+}
+
+
+def test_hooks_in_the_duckdb_dialect_are_transpiled_for_postgres(
+    make_repo, any_warehouse, instance, tmp_path
+):
+    from gitops_data.deployment.core import Deployment
+    from gitops_data_tests.conftest import query, sync
+
+    on_postgres = load(tmp_path, HOOKED, target="postgres")
+    assert on_postgres.nodes["stamped_days"].post_hooks == (
+        "UPDATE __gitops_data_this__ SET label = TO_CHAR(day, 'YYYY-MM')",
+    )
+    repo = make_repo(HOOKED)
+    ws = Deployment(str(repo.path), any_warehouse)
+    sync(ws, "main", instance)
+    assert query(ws, "select id, label from analytics.stamped_days order by id") == [
+        (1, "2024-01"),
+        (2, "2025-03"),
+    ]
+
+
+def test_a_hook_that_cannot_run_on_postgres_is_a_validate_error_at_its_line(tmp_path):
+    files = {
+        **HOOKED,
+        "dbt_project.yml": PROJECT + 'on-run-start:\n  - "pragma threads=2"\n',
+        "models/stamped_days.sql": (
+            "{{ config(materialized='table') }}\n"
+            "{{ config(pre_hook='select * exclude (day) from ' ~ ref('days')) }}\n"
+            "select id, day from {{ ref('days') }}\n"
+        ),
+    }
+    load(tmp_path / "duck", files)  # DuckDB runs both as written
+    with pytest.raises(ProjectError) as exc:
+        load(tmp_path / "pg", files, target="postgres")
+    found = {(i.file.rsplit("/", 1)[-1], i.line): i.message for i in exc.value.issues}
+    assert "PRAGMA (DuckDB only) cannot run on postgres" in found[("dbt_project.yml", 4)]
+    assert "cannot run on postgres: SELECT * EXCLUDE / REPLACE" in found[("stamped_days.sql", 2)]
+    # one error per hook, not one per model it runs around
+    assert sum("PRAGMA" in m for m in found.values()) == 1
+
+
+# --- graph.depends_on -----------------------------------------------------------------------------
+
+
+def test_graph_depends_on_is_filled_from_the_loaded_project(tmp_path):
+    files = {
+        **PACKAGE,
+        "seeds/events.csv": "id,kind\n1,a\n",
+        "models/sources.yml": "version: 2\nsources:\n  - name: raw\n    tables:\n      - name: users\n",
+        "macros/helpers.sql": (
+            "{% macro dependents_of(name) %}{% set out = [] %}"
+            "{% for n in graph.nodes.values() if n.resource_type == 'model' %}"
+            "{% for d in n.depends_on.nodes if d.endswith('.' ~ name) %}{% do out.append(n.name) %}"
+            "{% endfor %}{% endfor %}{{ return(out | sort) }}{% endmacro %}\n"
+            "{% macro node_deps(name) %}{% for n in graph.nodes.values() if n.name == name %}"
+            "{{ return(n.depends_on) }}{% endfor %}{% endmacro %}\n"
+        ),
+        "models/a.sql": "select * from {{ ref('events') }} where {{ crm.crm_flag() }}\n",
+        "models/b.sql": (
+            "select a.id from {{ ref('a') }} as a join {{ source('raw', 'users') }} as u on a.id = u.id\n"
+        ),
+        "models/users_of_events.sql": "select '{{ dependents_of('events') | join(',') }}' as users\n",
+        "models/deps_of_b.sql": "select '{{ node_deps('b').nodes | join(',') }}' as deps\n",
+        "models/macros_of_a.sql": "select '{{ node_deps('a').macros | join(',') }}' as macros\n",
+    }
+    project = load(tmp_path, files)
+    assert sql_of(project, "users_of_events") == "select 'a' as users"
+    assert sql_of(project, "deps_of_b") == "select 'model.shop.a,source.shop.raw.users' as deps"
+    assert sql_of(project, "macros_of_a") == "select 'macro.crm.crm_flag' as macros"
+    # report refs a package's model by its package: the package's node
+    report = load(
+        tmp_path / "again",
+        {
+            **files,
+            "models/deps_of_report.sql": ("select '{{ node_deps('report').nodes | join(',') }}' as deps\n"),
+        },
+    )
+    assert sql_of(report, "deps_of_report") == "select 'model.crm.crm_active' as deps"

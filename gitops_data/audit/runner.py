@@ -16,7 +16,7 @@ import pandera.polars as pa
 
 from gitops_data.audit.pandera_checks import PANDERA_KINDS, column_schema, polars_expression_schema
 from gitops_data.engines.base import Engine
-from gitops_data.naming import qualified, quote
+from gitops_data.naming import failures_table, qualified, quote
 from gitops_data.project.checks import DeclaredCheck
 from gitops_data.project.dbt.late import fill_late, key_of, runner, split_table
 from gitops_data.sql import parse_expression, parse_query, rewrite, type_sql
@@ -118,16 +118,16 @@ def run_check(
             failed, sample = _failures(engine, table, f"not coalesce(({expr}), true)")
             return result(failed, f"{failed} row(s) do not satisfy {a['sql']}", sample)
         if chk.kind == "returns_no_rows":
-            sql = a["sql"]
-            if key_of(sql) is not None:  # a dbt test that queries the warehouse: rendered now
-                fetch = lambda q: (engine.query_columns(q), engine.fetchall(q))  # noqa: E731
-                run = runner(fetch, reads, engine.dialect, lambda t: engine.columns(*split_table(t)))
-                sql = fill_late(sql, run)
-            query = rewrite(parse_query(sql), reads, engine.dialect)
+            query = _test_query(engine, a["sql"], reads)
             failed = int(engine.scalar(f"select count(*) from ({query}) as q"))
             sample = engine.fetchall(f"select * from ({query}) as q limit {SAMPLE_SIZE}") if failed else []
             rows = [list(r) if len(r) > 1 else r[0] for r in sample]
-            return result(failed, f"{failed} row(s) returned by {a['test']}", rows)
+            kept = ""
+            if a.get("store_failures"):
+                rows_sql = _test_query(engine, a["store_failures"]["sql"], reads)
+                name = store_failures(engine, schema, table_name, chk.name, rows_sql)
+                kept = f"; failing rows in {schema}.{name}"
+            return result(failed, f"{failed} row(s) returned by {a['test']}{kept}", rows)
         if chk.kind == "freshness":
             col = quote(a["column"])
             # a timestamptz is read in UTC (a plain cast would read it in the session's time zone)
@@ -145,6 +145,29 @@ def run_check(
     except Exception as exc:  # an engine error, or a Polars expression that does not evaluate
         return result(1, f"check failed to evaluate: {' '.join(str(exc).split())[:500]}")
     raise ValueError(f"unknown check kind {chk.kind!r}")
+
+
+def _test_query(engine: Engine, sql: str, reads: dict[str, str]) -> str:
+    """A dbt test's query over the builds the plan gives it, in the engine's dialect (one that
+    queries the warehouse while rendering is rendered now)."""
+    if key_of(sql) is not None:
+        fetch = lambda q: (engine.query_columns(q), engine.fetchall(q))  # noqa: E731
+        run = runner(fetch, reads, engine.dialect, lambda t: engine.columns(*split_table(t)))
+        sql = fill_late(sql, run)
+    return rewrite(parse_query(sql), reads, engine.dialect)
+
+
+def store_failures(engine: Engine, schema: str, build_table: str, check: str, query: str) -> str:
+    """dbt's `store_failures`: the failing rows of `check` as a table beside its build, made again
+    each time the check runs (empty when it passes); returns its name. Always a table, also for
+    `store_failures_as: view`: a view would keep the builds it reads from being collected."""
+    name = failures_table(build_table, check)
+    present = engine.objects(schema, [name]).get(name)
+    with engine.transaction():
+        if present is not None:
+            engine.drop(present.lower(), schema, name)
+        engine.create_table_as(schema, name, query)
+    return name
 
 
 def not_run(chk: DeclaredCheck, check_hash: str, why: str) -> CheckResult:

@@ -105,8 +105,12 @@ class Engine(ABC):
         a FROM clause names it by. `schema` is where an engine may stage it."""
 
     @abstractmethod
-    def register_file(self, path: str, fmt: str, schema: str) -> contextlib.AbstractContextManager[str]:
-        """Make a local file (csv, parquet, json) readable as a table; yields its FROM item."""
+    def register_file(
+        self, path: str, fmt: str, schema: str, types: dict[str, str] | None = None
+    ) -> contextlib.AbstractContextManager[str]:
+        """Make a local file (csv, parquet, json) readable as a table; yields its FROM item.
+        `types`: canonical column types the project declares, which a CSV is read as (instead of
+        the types guessed from its first rows); columns the file lacks are ignored."""
 
     # -- turns and threads ------------------------------------------------------------------
     @abstractmethod

@@ -23,6 +23,7 @@ import duckdb
 from gitops_data.capabilities import DUCKDB
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import SCRATCH_PREFIX, Engine
+from gitops_data.engines.holders import describe_duckdb_holder, describe_lock_record, lock_record
 from gitops_data.errors import GitopsError
 
 
@@ -40,6 +41,14 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
         except BlockingIOError:
             os.utime(fd)  # ask the holder for a turn (see turn_wanted)
             raise Retry() from None
+        os.ftruncate(fd, 0)  # who holds it, for those who wait (see holder)
+        os.pwrite(fd, lock_record(), 0)
+
+    def holder(_: str) -> str:
+        try:
+            return describe_lock_record(os.pread(fd, 4096, 0))
+        except OSError:
+            return "another process"
 
     try:
         with_backoff(
@@ -49,6 +58,8 @@ def warehouse_lock(path: str | Path, timeout: float | None = None) -> Iterator[N
             0.5,
             f"warehouse {path} stayed locked for {timeout:.0f}s by another gitops-data process; "
             "try again when the running build or publish has finished",
+            holder,
+            f"warehouse {path}",
         )
         yield
     finally:
@@ -71,6 +82,8 @@ def _connect(path: str, timeout: float) -> duckdb.DuckDBPyConnection:
         1.0,
         f"warehouse {path} is held open by another program ({{why}}); consumers should use "
         "short-lived read-only connections (see README, 'Concurrency and consumers')",
+        describe_duckdb_holder,
+        f"warehouse {path} (DuckDB's own file lock)",
     )
 
 
@@ -154,8 +167,10 @@ class DuckDBEngine(Engine):
             self.con.unregister(name)
 
     @contextlib.contextmanager
-    def register_file(self, path: str, fmt: str, schema: str) -> Iterator[str]:
-        yield file_reader(path, fmt)
+    def register_file(
+        self, path: str, fmt: str, schema: str, types: dict[str, str] | None = None
+    ) -> Iterator[str]:
+        yield typed_file_reader(self.con, path, fmt, types)
 
     def sibling(self) -> DuckDBEngine:
         other = DuckDBEngine(self.con.cursor())  # a cursor: its own connection to the same database
@@ -180,6 +195,26 @@ def file_reader(path: str, fmt: str) -> str:
     """DuckDB's table function reading a local csv, parquet or json file."""
     reader = {"csv": "read_csv", "parquet": "read_parquet", "json": "read_json_auto"}[fmt]
     return f"{reader}('" + path.replace("'", "''") + "')"
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def typed_file_reader(
+    con: duckdb.DuckDBPyConnection, path: str, fmt: str, types: dict[str, str] | None
+) -> str:
+    """`file_reader`, a CSV's declared columns read as their declared types (canonical names),
+    those the header lacks left out (DuckDB rejects them)."""
+    plain = file_reader(path, fmt)
+    if fmt != "csv" or not types:
+        return plain
+    header = [r[0] for r in con.execute(f"describe select * from {plain}").fetchall()]
+    wanted = {c: types[c] for c in header if c in types}
+    if not wanted:
+        return plain
+    items = ", ".join(f"{_literal(c)}: {_literal(t)}" for c, t in wanted.items())
+    return plain[:-1] + ", types={" + items + "})"
 
 
 @contextlib.contextmanager

@@ -28,6 +28,7 @@ from datetime import UTC, datetime, timedelta
 
 from gitops_data.engines.backoff import Retry, with_backoff
 from gitops_data.engines.base import Engine
+from gitops_data.engines.holders import this_command
 from gitops_data.errors import LeaseLost
 from gitops_data.naming import quote
 
@@ -51,7 +52,7 @@ class LeaseRow:
         self.engine = engine
         self.expiry = timedelta(seconds=lease_expiry() if expiry is None else expiry)
         self.token = uuid.uuid4().hex
-        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}"
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()} ({this_command()})"
         self.taken_at: datetime | None = None
         self._knocked = False
 
@@ -67,6 +68,20 @@ class LeaseRow:
             f"select token from {LEASE_TABLE} where kind = 'hold' and expires_at >= ?", [at]
         )
         return [r[0] for r in rows]
+
+    def holder_now(self) -> str:
+        """Who holds the lease and for how long (for the wait notices); "another process" if no one
+        live does now."""
+        at = _now()
+        rows = self.engine.fetchall(
+            f"select holder, taken_at from {LEASE_TABLE} where kind = 'hold' and expires_at >= ? "
+            "and token <> ? order by taken_at limit 1",
+            [at, self.token],
+        )
+        if not rows:
+            return "another process"
+        holder, taken = rows[0]
+        return f"{holder} for {max(0.0, (at - taken).total_seconds()):.0f}s"
 
     def try_take(self) -> None:
         """Take the lease, or raise Retry (knocking once) when another process holds it."""
@@ -181,6 +196,8 @@ def lease_turn(
         0.5,
         f"the warehouse's lease stayed taken for {timeout:.0f}s by another gitops-data process ({{why}}); "
         "try again when the running build or publish has finished",
+        lambda _: lease.holder_now(),
+        "the warehouse's lease",
     )
     beat = Heartbeat(lease, connect).start()
     try:

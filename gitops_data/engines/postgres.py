@@ -9,11 +9,12 @@ blocked only by a publish's own flip (a few ms per view, bounded by `lock_timeou
 from __future__ import annotations
 
 import contextlib
+import os
 import random
 import re
 import uuid
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import errors as pg_errors
@@ -21,6 +22,7 @@ from psycopg import errors as pg_errors
 from gitops_data.capabilities import POSTGRES
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
 from gitops_data.engines.base import SCRATCH_PREFIX, Engine
+from gitops_data.engines.holders import this_command
 from gitops_data.engines.locations import redact
 from gitops_data.errors import GitopsError, PublishConflict
 from gitops_data.naming import qualified, quote
@@ -214,16 +216,18 @@ class PostgresEngine(Engine):
             self.execute(f"drop table if exists {qualified(schema, name)}")
 
     @contextlib.contextmanager
-    def register_file(self, path: str, fmt: str, schema: str) -> Iterator[str]:
-        """A local file read with DuckDB's readers (the same type inference as the DuckDB engine),
-        then bulk-loaded as a scratch table."""
+    def register_file(
+        self, path: str, fmt: str, schema: str, types: dict[str, str] | None = None
+    ) -> Iterator[str]:
+        """A local file read with DuckDB's readers (the same type inference and declared types as
+        the DuckDB engine), then bulk-loaded as a scratch table."""
         import duckdb
 
-        from gitops_data.engines.duckdb import file_reader
+        from gitops_data.engines.duckdb import typed_file_reader
 
         con = duckdb.connect(":memory:")
         try:
-            arrow = con.sql(f"select * from {file_reader(path, fmt)}").to_arrow_table()
+            arrow = con.sql(f"select * from {typed_file_reader(con, path, fmt, types)}").to_arrow_table()
         finally:
             con.close()
         with self.register_frame(arrow, schema) as name:
@@ -335,8 +339,11 @@ class PostgresEngine(Engine):
 def _connect(url: str, timeout: float) -> psycopg.Connection:
     def attempt() -> psycopg.Connection:
         try:
+            named: dict[str, Any] = {}
+            if "application_name" not in url:  # the URL's own name wins
+                named["application_name"] = application_name()
             return psycopg.connect(
-                libpq_url(url), autocommit=True, prepare_threshold=None, connect_timeout=10
+                libpq_url(url), autocommit=True, prepare_threshold=None, connect_timeout=10, **named
             )
         except psycopg.OperationalError as exc:
             message = " ".join(str(exc).split())
@@ -370,6 +377,8 @@ def open_postgres(url: str, timeout: float | None = None) -> Iterator[PostgresEn
             0.5,
             f"warehouse {redact(url)} stayed locked for {timeout:.0f}s by another gitops-data process; "
             "try again when the running build or publish has finished",
+            lambda _: lock_holder(con),
+            f"warehouse {redact(url)}",
         )
         if knocked:
             con.execute("select pg_advisory_unlock(%s)", [KNOCK_KEY])
@@ -385,6 +394,33 @@ def _series(values: pa.ChunkedArray) -> pl.Series:
     out = pl.from_arrow(values)
     assert isinstance(out, pl.Series)
     return out
+
+
+def application_name() -> str:
+    """What a gitops-data session calls itself (pg_stat_activity shows it to whoever waits)."""
+    return f"gitops-data pid {os.getpid()}: {this_command()}"[:63]  # NAMEDATALEN - 1
+
+
+def lock_holder(con: psycopg.Connection) -> str:
+    """Who holds the gitops-data advisory lock of the database, and for how long (the session's
+    age: gitops-data takes it as it connects); "another process" if PostgreSQL does not say."""
+    try:
+        row = con.execute(
+            """select a.pid, a.application_name, extract(epoch from now() - a.backend_start)
+               from pg_locks l join pg_stat_activity a on a.pid = l.pid
+               where l.locktype = 'advisory' and l.granted and l.classid = %s and l.objid = %s
+                 and l.database = (select oid from pg_database where datname = current_database())
+                 and l.pid <> pg_backend_pid()
+               limit 1""",
+            [ADVISORY_KEY >> 32, ADVISORY_KEY & 0xFFFFFFFF],
+        ).fetchone()
+    except psycopg.Error:
+        return "another process"
+    if row is None:
+        return "another process"
+    pid, name, seconds = row
+    who = name or "a session without application_name"
+    return f"{who} (server pid {pid}) for {float(seconds or 0):.0f}s"
 
 
 def _try_advisory_lock(con: psycopg.Connection, key: int) -> bool:

@@ -26,6 +26,7 @@ from gitops_data.warehouse.lease import ConnectionLease
 from gitops_data.warehouse.scheduler import StepEvent, run_plan
 
 PLAN_JOB = "gitops_plan"
+PLAN_OP = "execute_plan"  # the job's one op (its step key)
 
 
 def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
@@ -70,7 +71,7 @@ def _reporter(context: dg.OpExecutionContext, plan: Plan, warehouse: str):
     return report
 
 
-@dg.op(name="execute_plan", description="Build and audit every step of the run's plan (tag gitops/plan).")
+@dg.op(name=PLAN_OP, description="Build and audit every step of the run's plan (tag gitops/plan).")
 def execute_plan(context: dg.OpExecutionContext, gitops: GitopsResource) -> None:
     tags = context.run.tags
     plan_id, sha = tags.get(T.PLAN), tags.get(T.COMMIT)

@@ -17,7 +17,7 @@ from gitops_data.errors import GitopsError
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import UI_PLAN_PREFIX, asset_key
 from gitops_data.orchestration.materializations import served_checks, served_reused
-from gitops_data.orchestration.plan_job import PLAN_JOB, plan_job
+from gitops_data.orchestration.plan_job import PLAN_JOB, PLAN_OP, plan_job
 from gitops_data.orchestration.resources import GitopsResource, WarehouseResource
 from gitops_data.plan import Plan, Trigger
 
@@ -72,16 +72,40 @@ def run_state(instance: dg.DagsterInstance, plan_id: str) -> RunState | None:
 
 
 def _root_cause(event) -> str:
-    """The innermost error of a failed step: ours as they are (they name the model, file and line),
-    anything else (the user's SQL/Python error, a crash) after the step's name."""
+    """The innermost error of a failed step, as a user reads it: ours and Dagster's `Failure` by
+    their message alone (ours name the model, file and line), anything else (the user's SQL/Python
+    error, a crash) as `Class: message`; after the step's name only when the step is an asset's
+    (the plan job's one op is no name a user knows). Dagster's module paths never show."""
     err = getattr(event.event_specific_data, "error", None)
     while err is not None and err.cause is not None:
         err = err.cause
     if err is None:
-        return f"{event.step_key}: failed"
-    message = err.message.strip()
-    ours = f"gitops_data.errors.{err.cls_name}: "
-    return message.removeprefix(ours) if message.startswith(ours) else f"{event.step_key}: {message}"
+        return "the run failed (see its logs in Dagster)"
+    message = user_message(err.cls_name, err.message)
+    return message if event.step_key == PLAN_OP else f"{event.step_key}: {message}"
+
+
+def user_message(cls_name: str | None, message: str) -> str:
+    """An error's message (`module.Class: text`, as Dagster stores it) for a user: our errors and
+    Dagster's `Failure` (raised with our text) without their class, others as `Class: text`."""
+    message = message.strip()
+    head, sep, rest = message.partition(": ")
+    qualified_name = bool(sep) and head.endswith(f".{cls_name}") and " " not in head
+    if not qualified_name:
+        return message
+    if head.startswith(("gitops_data.", "dagster.")) and (
+        head.startswith("gitops_data.errors.") or cls_name == "Failure"
+    ):
+        return rest.strip()
+    return f"{cls_name}: {rest.strip()}"
+
+
+def run_failure(instance: dg.DagsterInstance, run_id: str) -> str:
+    """What a failed run's failed steps said (for alerts), in user terms (see `_root_cause`)."""
+    records = instance.get_records_for_run(run_id, of_type=dg.DagsterEventType.STEP_FAILURE).records
+    events = [r.event_log_entry.dagster_event for r in records]
+    causes = [_root_cause(e) for e in events if e is not None]
+    return "; ".join(causes) or "the run failed (see its logs in Dagster)"
 
 
 def _execute(
@@ -93,7 +117,7 @@ def _execute(
     if result.success:
         return Execution(True, result.run_id)
     failures = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
-    error = "; ".join(_root_cause(e) for e in failures) or "run failed"
+    error = "; ".join(_root_cause(e) for e in failures) or "the run failed (see its logs in Dagster)"
     return Execution(True, result.run_id, error)
 
 

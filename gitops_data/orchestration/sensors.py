@@ -15,7 +15,7 @@ from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.head_state import current_pins, head_notes
 from gitops_data.orchestration.plan_job import plan_job
 from gitops_data.orchestration.reload import request_reload
-from gitops_data.orchestration.run import RequestingExecutor
+from gitops_data.orchestration.run import RequestingExecutor, run_failure
 from gitops_data.plan import Status
 from gitops_data.project.nodes import Project
 from gitops_data.warehouse.drift import detect_drift
@@ -118,7 +118,7 @@ def failure_alerts(ws: Deployment, prod_project: Project | None) -> dg.SensorDef
                     "run_failed",
                     run.tags.get(T.ENV, "?"),
                     run.tags.get(T.COMMIT),
-                    f"run {run.run_id} failed: {context.failure_event.message or ''}",
+                    f"run {run.run_id} failed: {run_failure(context.instance, run.run_id)}",
                     {"run_id": run.run_id},
                 )
             ],

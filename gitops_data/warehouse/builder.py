@@ -17,6 +17,7 @@ from gitops_data.plan import BuildRecord
 from gitops_data.project.nodes import THIS_TOKEN
 from gitops_data.sql import type_sql
 from gitops_data.warehouse.catalog import Catalog, now
+from gitops_data.warehouse.data_errors import explain_load_error
 
 
 @dataclass(frozen=True)
@@ -32,6 +33,8 @@ class BuildTarget:
     reads: tuple[str, ...] = ()  # a view build: the builds whose tables it selects from
     pre_hooks: tuple[str, ...] = ()  # statements run before it is written (THIS_TOKEN: its table)
     post_hooks: tuple[str, ...] = ()  # ... and after
+    data_file: str = ""  # a seed's or file source's file in the repo, for error messages
+    scratch: str = ""  # ... and the local copy the engine reads, never named to the user
 
     def run_hooks(self, engine: Engine, hooks: tuple[str, ...]) -> None:
         this = qualified(self.internal_schema, self.build.table)
@@ -43,6 +46,17 @@ class BuildTarget:
         return self.build.model
 
     def failed(self, exc: Exception) -> BuildError:
+        if self.data_file:
+            return BuildError(
+                explain_load_error(
+                    str(exc),
+                    model=self.model,
+                    kind=self.kind,
+                    location=self.location,
+                    data_file=self.data_file,
+                    scratch=self.scratch,
+                )
+            )
         where = f" ({self.location})" if self.location else ""
         return BuildError(f"building {self.model!r}{where} failed: {exc}")
 
@@ -122,14 +136,28 @@ def write_frame(catalog: Catalog, target: BuildTarget, frame, cast_types: dict[s
         return write_build(catalog, target, f"select * from {name}", cast_types)
 
 
-def write_file(catalog: Catalog, target: BuildTarget, data: bytes, fmt: str, cast_types: dict[str, str]):
-    """Build from a file's bytes as of the commit (seeds and repo-file sources)."""
+def write_file(
+    catalog: Catalog,
+    target: BuildTarget,
+    data: bytes,
+    fmt: str,
+    cast_types: dict[str, str],
+    data_file: str = "",
+):
+    """Build from a file's bytes as of the commit (seeds and repo-file sources; `data_file`: its
+    path in the repo). The declared column types are the reader's, so a column whose first rows
+    look numeric can be declared `varchar`; an error names `data_file`, never the scratch copy."""
     suffix = {"csv": ".csv", "parquet": ".parquet", "json": ".json"}[fmt]
     fd, path = tempfile.mkstemp(suffix=suffix, prefix="gitops_data_")
+    target = replace(target, data_file=data_file or target.data_file, scratch=path)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        with catalog.engine.register_file(path, fmt, target.internal_schema) as name:
+        with catalog.engine.register_file(path, fmt, target.internal_schema, cast_types) as name:
             return write_build(catalog, target, f"select * from {name}", cast_types)
+    except BuildError:
+        raise
+    except Exception as exc:  # the engine's reader, outside write_build (PostgreSQL loads it first)
+        raise target.failed(exc) from None
     finally:
         os.unlink(path)

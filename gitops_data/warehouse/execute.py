@@ -105,7 +105,9 @@ def execute_build(
         rec, columns = write_frame(catalog, target, run_python_model(node, plan.commit, inputs), types)
     else:
         data = read_file(repo, plan.commit, node.data_path or "")
-        rec, columns = write_file(catalog, target, data, node.data_format or "csv", types)
+        rec, columns = write_file(
+            catalog, target, data, node.data_format or "csv", types, node.data_path or ""
+        )
     return Built(rec, True, columns)
 
 

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 
 from gitops_data.engines.base import SCRATCH_PREFIX
 from gitops_data.errors import GitopsError
-from gitops_data.naming import is_build_table
+from gitops_data.naming import failures_prefix, is_build_table
 from gitops_data.plan import BuildRecord
 from gitops_data.plan.retention import PublishEntry, retained_builds
 from gitops_data.project.schema import Settings
@@ -99,11 +99,16 @@ def collect_garbage(
     doomed = {b.table for b in drop if b.table not in still_used} | {
         t for b in drop for t in segments.get(b.build_id, []) if t not in still_used
     }
+    # a build's failures tables (dbt's store_failures) go with its table
+    doomed_prefixes = tuple(failures_prefix(t) for t in doomed)
+    doomed |= {n for n in present if doomed_prefixes and n.startswith(doomed_prefixes)}
     recorded = {b.build_id for b in builds}
     # a build writes its tables, then its segment rows, then its own row: segment rows of a build
     # with no row are what a crash in between left (on an engine without transactions)
     dangling = sorted(b for b in segments if b not in recorded)
     known = {b.table for b in builds} | {t for b, ts in segments.items() if b in recorded for t in ts}
+    prefixes = tuple(failures_prefix(t) for t in known)
+    known |= {n for n in present if prefixes and n.startswith(prefixes)}
     # bulk loads stage data in scratch tables; one left by a killed process is no one's (gc holds the
     # warehouse lock, so no load is under way)
     scratch = sorted(n for n in set(present) - known if n.startswith(SCRATCH_PREFIX))
@@ -124,7 +129,9 @@ def collect_garbage(
             # reads builds made before it, never after)
             made = {b.table: b.created_at or datetime.min for b in builds}
             order = sorted(doomed, key=lambda n: made.get(n, datetime.min), reverse=True)
-            for name in sorted(order, key=lambda n: present.get(n) != "VIEW"):
+            # failures tables (store_failures) before their build (it may be a view of theirs)
+            first = doomed_prefixes or ("\0",)
+            for name in sorted(order, key=lambda n: (not n.startswith(first), present.get(n) != "VIEW")):
                 if name in present:
                     engine.drop(present[name], s.internal_schema, name)
             catalog.delete_builds([b.build_id for b in drop])

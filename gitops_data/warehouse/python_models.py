@@ -12,10 +12,15 @@ from gitops_data.errors import BuildError
 from gitops_data.project.nodes import Node
 
 
+def _module_file(node: Node, commit: str) -> str:
+    """The name the model's module is compiled under (its source is from the commit, not the disk)."""
+    return f"{node.python_file} @ {commit[:10]}"
+
+
 def load_function(node: Node, commit: str):
     """Execute the model's file (from Git, not the working tree) in a fresh module; return the function."""
     module = types.ModuleType(f"gitops_model_{node.name}")
-    module.__file__ = f"{node.python_file} @ {commit[:10]}"
+    module.__file__ = _module_file(node, commit)
     # the source is not on disk at this commit: register it, so tracebacks show the user's lines
     source = node.python_source or ""
     linecache.cache[module.__file__] = (len(source), None, source.splitlines(True), module.__file__)
@@ -23,20 +28,41 @@ def load_function(node: Node, commit: str):
         code = compile(node.python_source or "", module.__file__, "exec")
         exec(code, module.__dict__)  # noqa: S102 - the project's own code, like a dbt Python model
     except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
-        raise BuildError(
-            f"{node.python_file}: importing the module of model {node.name!r} failed: {exc!r}"
-            + _user_frames(exc, module.__file__)
-        ) from None
+        line = exc.lineno if isinstance(exc, SyntaxError) else None
+        raise BuildError(model_error(exc, node, commit, "importing its module", line)) from None
     assert node.python_function is not None  # every python node names its function
     return getattr(module, node.python_function)
 
 
-def _user_frames(exc: BaseException, filename: str) -> str:
-    """The traceback lines of `exc` that are in the user's file (file, line, function, code)."""
-    frames = [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
-    if not frames:
-        return ""
-    return "\n" + "".join(traceback.format_list(frames)).rstrip()
+def user_frames(exc: BaseException, node: Node, commit: str) -> list[traceback.FrameSummary]:
+    """The frames of `exc`'s traceback in the user's model file, innermost last."""
+    filename = _module_file(node, commit)
+    return [f for f in traceback.extract_tb(exc.__traceback__) if f.filename == filename]
+
+
+def _message(exc: BaseException) -> str:
+    """`Class: message`, the message's lines joined (Polars adds the expression on further lines)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def model_error(
+    exc: BaseException, node: Node, commit: str, phase: str, fallback_line: int | None = None
+) -> str:
+    """One message for an exception of a Python model: the innermost line of the user's file it
+    passed through (else `fallback_line`, e.g. the function's `def`) as file:line first, the
+    exception, then the user's frames (outermost first), each `file:line in function: code`."""
+    frames = user_frames(exc, node, commit)
+    line = frames[-1].lineno if frames else fallback_line
+    where = f"{node.python_file}:{line}" if line else str(node.python_file)
+    head = f"{where}: python model {node.name!r} failed {phase}: {_message(exc)}"
+    trace = [f"  {node.python_file}:{f.lineno} in {f.name}: {(f.line or '').strip()}" for f in frames]
+    return "\n".join([head, *trace])
+
+
+def _def_line(fn) -> int | None:
+    code = getattr(fn, "__code__", None)
+    return code.co_firstlineno if code is not None else None
 
 
 def _is_dbt_model(fn) -> bool:
@@ -122,16 +148,13 @@ def run_python_model(node: Node, commit: str, inputs: dict[str, pl.LazyFrame]) -
     try:
         out = _call_dbt(fn, node, inputs) if _is_dbt_model(fn) else fn(**inputs)
     except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
-        raise BuildError(
-            f"python model {node.name!r} ({node.python_file}:{node.python_function}) raised {exc!r}"
-            + _user_frames(exc, f"{node.python_file} @ {commit[:10]}")
-        ) from None
+        raise BuildError(model_error(exc, node, commit, "when called", _def_line(fn))) from None
     if isinstance(out, pl.LazyFrame):
         try:
             out = out.collect()
         except (Exception, SystemExit) as exc:  # SystemExit: a model calling sys.exit() fails only itself
             raise BuildError(
-                f"python model {node.name!r}: collecting its LazyFrame failed: {exc!r}"
+                model_error(exc, node, commit, "while its frame was computed", _def_line(fn))
             ) from None
     out = _as_polars(out)
     if not isinstance(out, pl.DataFrame):

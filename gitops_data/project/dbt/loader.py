@@ -30,6 +30,7 @@ from gitops_data.capabilities import for_dialect
 from gitops_data.errors import SqlError
 from gitops_data.naming import identifier_problem, quote
 from gitops_data.project.collector import Collector, data_file, read_yaml_mapping
+from gitops_data.project.dbt.hooks import HookError, transpile_hook
 from gitops_data.project.dbt.incremental import watched_columns
 from gitops_data.project.dbt.jinja import Column, DbtRenderError, Relation
 from gitops_data.project.dbt.late import LateRenderError, key_of, stand_in
@@ -58,9 +59,10 @@ from gitops_data.project.dbt.tests import (
     TestSpec,
     check_config,
     map_tests,
+    query_checks,
     read_tests,
     severity_of,
-    test_queries,
+    stored_as,
 )
 from gitops_data.project.nodes import THIS_TOKEN, Node
 from gitops_data.project.schema import (
@@ -88,6 +90,7 @@ _TEST_CONFIGS = {
     "fail_calc",
     "limit",
     "store_failures",
+    "store_failures_as",
 }
 
 
@@ -146,6 +149,7 @@ class DbtLoader:
         if root is not None and not self.tree.exists(SETTINGS_FILE):
             self.settings = settings.model_copy(update={"name": root.name})
         self.dialect = self.settings.dialect
+        self._hook_errors: set[tuple[tuple[str, int | None], str]] = set()
         # the engine's limit on a published name (PostgreSQL's 63 bytes; none on DuckDB)
         engine = for_dialect(target)
         self.max_identifier: int | None = engine.max_identifier if engine else None
@@ -411,6 +415,7 @@ class DbtLoader:
         assert r is not None and root is not None
         projects = [root, *self.packages]
         out: list[tuple[str, ...]] = []
+        untranslatable = False
         for templates in (
             [h for p in projects for h in p.on_run_start] + _hook_list(cfg.get("pre-hook")),
             _hook_list(cfg.get("post-hook")) + [h for p in projects for h in p.on_run_end],
@@ -422,10 +427,34 @@ class DbtLoader:
                 except RenderFailure as failure:
                     self.add(_file(res), f"hook {text.strip()[:60]!r}: {failure.message}", None, res.name)
                     return None
+                try:
+                    sql = transpile_hook(sql, self.dialect, self.target)
+                except HookError as exc:  # every hook that cannot run is reported, not only the first
+                    self._hook_error(res, text, projects, str(exc))
+                    untranslatable = True
                 if sql:
                     rendered_hooks.append(sql)
             out.append(tuple(rendered_hooks))
-        return out[0], out[1]
+        return None if untranslatable else (out[0], out[1])
+
+    def _hook_error(self, res: Resource, template: str, projects: list[DbtPackage], why: str) -> None:
+        """A hook that cannot run on the warehouse, reported once at the file and line that has it
+        (the model's file, or a dbt_project.yml for on-run-start/end and config trees)."""
+        first = next((ln.strip() for ln in template.splitlines() if ln.strip()), "")[:20]
+        where: tuple[str, int | None] = (_file(res), None)
+        for file in dict.fromkeys([_file(res), *(p.file for p in projects)]):
+            text = self.renderer.texts.get(file) if self.renderer else None
+            if text is None and self.tree.exists(file):
+                text = self._read(file)
+            at = text.find(first) if text and first else -1
+            if text and at >= 0:
+                where = (file, text.count("\n", 0, at) + 1)
+                break
+        message = f"hook {template.strip()[:60]!r} cannot run on {self.target}: {why}"
+        if (where, message) in self._hook_errors:
+            return
+        self._hook_errors.add((where, message))
+        self.add(where[0], message, where[1], res.name if where[0] == _file(res) else None)
 
     def _value(self, value: Any, file: str, line: int | None) -> Any:
         """A YAML value with its Jinja rendered (dbt renders configs)."""
@@ -1300,10 +1329,17 @@ class DbtLoader:
         new_checks = list(node.checks)
         for check in checks:
             if check.get("kind") == "returns_no_rows":
-                sql = self._check_sql(node, file, line, check["args"]["sql"])
+                args = dict(check["args"])
+                sql = self._check_sql(node, file, line, args["sql"])
                 if sql is None:
                     continue
-                check = {**check, "args": {**check["args"], "sql": sql}}
+                args["sql"] = sql
+                if "store_failures" in args:  # the failing rows it keeps: canonical too
+                    rows = self._check_sql(node, file, line, args["store_failures"]["sql"])
+                    if rows is None:
+                        continue
+                    args["store_failures"] = {**args["store_failures"], "sql": rows}
+                check = {**check, "args": args}
             try:
                 new_checks.append(ModelCheck.model_validate(check))
             except ValidationError as exc:
@@ -1369,19 +1405,12 @@ class DbtLoader:
         try:
             check_config(out.config, None)
             severity = severity_of(out.config, None)
+            stored = stored_as(out.config, None)
         except TestMappingError as exc:
             self.add(res.file, str(exc))
             return
         owner = self.nodes[(built or list(out.refs))[0]]
-        checks = [
-            {
-                "kind": "returns_no_rows",
-                "args": {"sql": sql, "test": res.file + (" (warn_if)" if suffix else "")},
-                "severity": level,
-                "name": res.name + suffix,
-            }
-            for sql, level, suffix in test_queries(out.sql, out.config, severity)
-        ]
+        checks = query_checks(out.sql, out.config, res.file, severity, res.name, stored)
         self._attach(owner, res.file, None, {}, checks)
 
 

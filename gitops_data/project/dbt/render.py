@@ -20,6 +20,7 @@ import jinja2
 
 from gitops_data.project.dbt.builtins import GLOBAL_FILES, INTERNAL_PACKAGE
 from gitops_data.project.dbt.constants import constant_query, reads_tables
+from gitops_data.project.dbt.depends import static_calls
 from gitops_data.project.dbt.housekeeping import INVOCATION_ID, RunStartedAt
 from gitops_data.project.dbt.jinja import (
     DBT_VERSION,
@@ -430,7 +431,8 @@ class Renderer:
 
     def graph(self) -> dict[str, Any]:
         """dbt's `graph`: the project's models, snapshots, seeds (`nodes`) and `sources`, as the
-        manifest has them before compiling (`depends_on` is not filled in: it needs every render)."""
+        manifest has them before compiling; `depends_on` as dbt's parser fills it, from the
+        literal `ref`/`source` calls and the direct macro calls of each file (see depends.py)."""
         if self._graph is not None:
             return self._graph
         nodes: dict[str, Any] = {}
@@ -484,6 +486,7 @@ class Renderer:
             }
             for (s, t), target in self.sources.items()
         }
+        self._fill_depends_on(nodes, sources)
         self._graph = {
             "nodes": nodes,
             "sources": sources,
@@ -494,6 +497,40 @@ class Renderer:
             "saved_queries": {},
         }
         return self._graph
+
+    def _fill_depends_on(self, nodes: dict[str, Any], sources: dict[str, Any]) -> None:
+        """Each resource's `depends_on.nodes` (the unique ids its file refs: models, seeds,
+        snapshots and sources of the project) and `depends_on.macros` (the macros it calls)."""
+        by_name: dict[str, list[str]] = {}
+        for uid, node in nodes.items():
+            by_name.setdefault(str(node["name"]).lower(), []).append(uid)
+        for res in self.resources.values():
+            uid = f"{res.kind}.{res.package}.{res.name}"
+            calls = static_calls(self.env, self.texts.get(res.file, ""), res.block)
+            found: list[str] = []
+            for ref in calls.refs:
+                ids = by_name.get(ref[-1].lower(), [])
+                if len(ref) == 2:
+                    ids = [i for i in ids if nodes[i].get("package_name") == ref[0]]
+                elif len(ids) > 1:  # a name in several packages: dbt picks the ref's own, then the root's
+                    ids = [i for i in ids if nodes[i].get("package_name") == res.package] or [
+                        i for i in ids if nodes[i].get("package_name") == self.root.name
+                    ]
+                found += ids[:1]
+            for s_name, t_name in calls.sources:
+                sid = f"source.{self.root.name}.{s_name}.{t_name}"
+                if sid in sources:
+                    found.append(sid)
+            macros = []
+            for package, name in calls.macros:
+                for candidate in [package] if package else [res.package, *self.search_order(None)]:
+                    if name in self.macros.get(candidate or "", {}):
+                        macros.append(f"macro.{candidate}.{name}")
+                        break
+            nodes[uid]["depends_on"] = {
+                "nodes": list(dict.fromkeys(found)),
+                "macros": list(dict.fromkeys(macros)),
+            }
 
     def var_scopes(self, package: str) -> list[dict[str, Any]]:
         """Where var() looks, first match wins: the settings' vars, the root project's vars for

@@ -90,6 +90,23 @@ def _default_outcome(config: dict[str, Any]) -> bool:
     )
 
 
+def stored_as(config: dict[str, Any], line: int | None) -> str | None:
+    """How a test's failing rows are kept (dbt's `store_failures` / `store_failures_as`): "table"
+    or "view" beside the build, None when they are not (`store_failures_as` wins, as in dbt)."""
+    as_ = config.get("store_failures_as")
+    if as_ is not None:
+        value = str(as_).strip().lower()
+        if value not in ("table", "view", "ephemeral"):
+            raise TestMappingError(f"store_failures_as must be table, view or ephemeral, not {as_!r}", line)
+        return None if value == "ephemeral" else value
+    flag = config.get("store_failures")
+    if flag is None or flag is False or str(flag).strip().lower() in ("false", "none", ""):
+        return None
+    if flag is True or str(flag).strip().lower() == "true":
+        return "table"
+    raise TestMappingError(f"store_failures must be true or false, not {flag!r}", line)
+
+
 def test_queries(sql: str, config: dict[str, Any], severity: str) -> list[tuple[str, str, str]]:
     """(query of failing rows, severity, name suffix) for a dbt test's query, as dbt judges it:
     `fail_calc` over the (limited) failing rows, compared by `error_if` (an error when the severity
@@ -166,11 +183,17 @@ def _literal(value: Any, quoted: bool) -> str:
     return exp.convert(value).sql(dialect="duckdb")
 
 
-def builtin_sql(spec: TestSpec, model: str, to: str | None) -> str:
-    """dbt's own query for a built-in test, over `model` (a name or a filtered subquery)."""
+def builtin_sql(spec: TestSpec, model: str, to: str | None, stored: bool = False) -> str:
+    """dbt's own query for a built-in test, over `model` (a name or a filtered subquery);
+    `stored`: with the columns dbt's query has when it stores its failures."""
     col = quote(spec.column or "")
     if spec.test == "not_null":
-        return f"select {col} from {model} where {col} is null"
+        return f"select {'*' if stored else col} from {model} where {col} is null"
+    if spec.test == "unique" and stored:
+        return (
+            f"select {col} as unique_field, count(*) as n_records from {model} where {col} is not null "
+            f"group by {col} having count(*) > 1"
+        )
     if spec.test == "unique":
         return f"select {col} from {model} where {col} is not null group by {col} having count(*) > 1"
     if spec.test == "accepted_values":  # dbt's own query: with quote: false, values are expressions
@@ -181,8 +204,9 @@ def builtin_sql(spec: TestSpec, model: str, to: str | None) -> str:
             f"group by {col}) as all_values where value_field not in ({values})"
         )
     field_ = quote(str(spec.args["field"]))
+    picked = f"c.{col} as from_field" if stored else f"c.{col}"
     return (
-        f"select c.{col} from {model} as c left join {to} as p on c.{col} = p.{field_} "
+        f"select {picked} from {model} as c left join {to} as p on c.{col} = p.{field_} "
         f"where c.{col} is not null and p.{field_} is null"
     )
 
@@ -251,20 +275,23 @@ def _add(
             return
         check_config(config, spec.line)
         name = spec.name or (f"{col}__{test.split('.')[-1]}" if col else test.split(".")[-1])
-        _query_checks(out, sql, config, label, severity_of(config, spec.line), name)
+        _query_checks(
+            out, sql, config, label, severity_of(config, spec.line), name, stored_as(config, spec.line)
+        )
         return
     severity = spec.severity
+    stored = stored_as(spec.config, spec.line)
     unquoted = (
         test == "accepted_values"
         and spec.args.get("quote", True) is False
         and not all(isinstance(v, (int, float)) for v in spec.args["values"])
     )
-    if queries_only or where or unquoted or not _default_outcome(spec.config):
+    if queries_only or where or unquoted or stored or not _default_outcome(spec.config):
         to = relation(str(spec.args["to"]), spec.line) if test == "relationships" else None
         model = f"(select * from {quote(node)} where {where}) as dbt_subquery" if where else quote(node)
-        sql = builtin_sql(spec, model, quote(to) if to else None)
+        sql = builtin_sql(spec, model, quote(to) if to else None, stored is not None)
         what = f"{label} where {where}" if where else label
-        _query_checks(out, sql, spec.config, what, severity, spec.name or f"{col}__{test}")
+        _query_checks(out, sql, spec.config, what, severity, spec.name or f"{col}__{test}", stored)
         return
     assert col is not None
     if test in ("unique", "not_null") and spec.name:
@@ -298,10 +325,32 @@ def _add(
 
 
 def _query_checks(
-    out: NodeChecks, sql: str, config: dict[str, Any], label: str, severity: str, name: str
+    out: NodeChecks,
+    sql: str,
+    config: dict[str, Any],
+    label: str,
+    severity: str,
+    name: str,
+    stored: str | None = None,
 ) -> None:
+    out.checks += query_checks(sql, config, label, severity, name, stored)
+
+
+def query_checks(
+    sql: str, config: dict[str, Any], label: str, severity: str, name: str, stored: str | None
+) -> list[dict[str, Any]]:
+    """The `returns_no_rows` checks (YAML form) of a test's query `sql` of failing rows, judged as
+    dbt judges it (see `test_queries`); `stored` ("table" / "view"): the first of them also keeps
+    the failing rows (the test's own query, limited as dbt limits them) beside the build."""
+    out = []
     for query, level, suffix in test_queries(sql, config, severity):
-        out.checks.append(_query_check(query, label + (" (warn_if)" if suffix else ""), level, name + suffix))
+        check = _query_check(query, label + (" (warn_if)" if suffix else ""), level, name + suffix)
+        if stored and not suffix:
+            limit = f" limit {int(str(config['limit']).strip())}" if config.get("limit") is not None else ""
+            rows = f"select * from ({sql}{limit}) as dbt_internal_test" if limit else sql
+            check["args"]["store_failures"] = {"sql": rows, "as": stored}
+        out.append(check)
+    return out
 
 
 def _query_check(sql: str, label: str, severity: str, name: str) -> dict[str, Any]:
