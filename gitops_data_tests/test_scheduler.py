@@ -32,7 +32,7 @@ import polars as pl
 
 def {name}(seed: pl.LazyFrame) -> pl.DataFrame:
     started = time.time()
-    time.sleep(0.8)
+    time.sleep(2.0)  # long enough that a loaded machine still starts the other within it
     return pl.DataFrame({{"n": [seed.collect().height], "started": [started], "ended": [time.time()]}})
 """
 
@@ -72,7 +72,7 @@ def test_independent_models_build_at_the_same_time(make_repo, warehouse, instanc
     if threads == 1:
         assert overlap < 0, "one thread: one build after the other"
     else:
-        assert overlap > 0.4, "two threads: left and right (independent) were built at the same time"
+        assert overlap > 0, "two threads: left and right (independent) were built at the same time"
     assert query(ws, "select n from analytics.combined") == [(4,)]
     assert query(ws, "select n from analytics.after_left") == [(20,)]
 
