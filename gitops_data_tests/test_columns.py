@@ -1,0 +1,240 @@
+"""Static column analysis: what `validate` finds about columns before anything runs (each error
+class on a project that would otherwise build, with file:line), what it must not flag (the SQL
+DuckDB accepts), and the columns and lineage it infers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gitops_data.errors import ProjectError
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import DirTree
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+SEEDS = (
+    "seeds:\n"
+    "  - name: orders\n"
+    "    path: seeds/orders.csv\n"
+    "  - name: customers\n"
+    "    path: seeds/customers.csv\n"
+    "    columns:\n"
+    "      customer_id: {type: bigint}\n"
+)
+
+
+def _write(root: Path, models: str, extra: dict[str, str] | None = None) -> DirTree:
+    files = {
+        "gitops_data.yaml": "name: t\n",
+        "seeds/orders.csv": "order_id,customer_id,amount,status\n1,1,10.5,done\n2,2,3.0,open\n",
+        "seeds/customers.csv": "customer_id,name,tags\n1,ann,a\n2,bob,b\n",
+        "seeds.yml": SEEDS,
+        "models.yml": "models:\n" + models,
+        **(extra or {}),
+    }
+    for path, text in files.items():
+        (root / path).parent.mkdir(parents=True, exist_ok=True)
+        (root / path).write_text(text)
+    return DirTree(str(root))
+
+
+def _issues(tree: DirTree) -> list[str]:
+    with pytest.raises(ProjectError) as exc:
+        load_project(tree)
+    return [str(i) for i in exc.value.issues]
+
+
+def test_a_misspelled_column_is_found_at_its_line_with_a_hint(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: totals\n"  # line 2
+        "    sql: |\n"  # line 3
+        "      select customer_id,\n"  # line 4
+        "             sum(amout) as total\n"  # line 5
+        "      from orders group by all\n",
+    )
+    assert _issues(tree) == [
+        "models.yml:5 [totals]: column 'amout' is not in orders (columns: order_id, customer_id, amount, "
+        "status); did you mean 'amount'?"
+    ]
+
+
+def test_a_qualified_column_in_a_separate_sql_file_points_at_that_file(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: joined\n    sql_file: sql/joined.sql\n",
+        {
+            "sql/joined.sql": "select o.order_id,\n  c.nme\n"
+            "from orders o join customers c using (customer_id)\n"
+        },
+    )
+    assert _issues(tree) == [
+        "sql/joined.sql:2 [joined]: column 'nme' is not in c (columns: customer_id, name, tags); "
+        "did you mean 'name'?"
+    ]
+
+
+def test_an_ambiguous_column_is_found(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: joined\n"
+        "    sql: select customer_id, amount from orders o\n"
+        "      join customers c on o.customer_id = c.customer_id\n",
+    )
+    assert _issues(tree) == [
+        "models.yml:3 [joined]: column 'customer_id' is ambiguous: 'o' and 'c' both have it; "
+        "write o.customer_id"
+    ]
+
+
+def test_a_columns_entry_and_a_check_naming_no_output_column_are_found_at_their_keys(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: per_customer\n"  # 2
+        "    sql: select customer_id, sum(amount) as total from orders group by all\n"  # 3
+        "    columns:\n"  # 4
+        "      customer_id: {nullable: false}\n"  # 5
+        "      totl: {checks: [{ge: 0}]}\n"  # 6
+        "    checks:\n"  # 7
+        "      - unique: [customer_id]\n"  # 8
+        "      - freshness: {column: updated_at, max_age: 24h}\n"  # 9
+        "      - relationship: {column: customer_id, to: customers, field: id}\n",  # 10
+    )
+    assert _issues(tree) == [
+        "models.yml:6 [per_customer]: columns.totl: the query has no column 'totl'; did you mean 'total'?",
+        "models.yml:9 [per_customer]: checks: freshness names 'updated_at', which the query does not output",
+        "models.yml:10 [per_customer]: checks: relationship field 'id' is not a column of customers",
+    ]
+
+
+def test_a_declared_type_the_query_cannot_produce_is_found(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: typed\n"
+        "    sql: select cast(order_id as varchar) as order_id, customer_id, 'x' as label from orders\n"
+        "    columns:\n"
+        "      order_id: {type: bigint}\n"  # 5
+        "      label: {type: text}\n",  # a string: fine
+    )
+    assert _issues(tree) == [
+        "models.yml:5 [typed]: columns.order_id.type: declared BIGINT, but the query makes it VARCHAR"
+    ]
+
+
+def test_types_and_columns_flow_downstream_and_every_issue_comes_at_once(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: stg\n"
+        "    sql: select customer_id as cid, cast(amount as decimal(12,2)) as amount from orders\n"
+        "  - name: mart\n"
+        "    sql: select customer_id, amount from stg\n"  # line 5: customer_id was renamed
+        "    columns:\n"
+        "      amount: {type: 'decimal(10,2)'}\n",  # line 7
+        {"bad.yml": "models:\n  - name: broken\n    sql: select 1 from nowhere\n"},
+    )
+    assert _issues(tree) == [
+        "bad.yml:2 [broken]: unknown reference 'nowhere'",
+        "models.yml:5 [mart]: column 'customer_id' is not in stg (columns: cid, amount)",
+        "models.yml:7 [mart]: columns.amount.type: declared DECIMAL(10, 2), but the query makes it "
+        "DECIMAL(12, 2)",
+    ]
+
+
+VALID_SQL = [
+    "select * from orders",
+    "select * exclude (status) from orders",
+    "select * replace (amount * 2 as amount) from orders",
+    "select o.*, c.name from orders o join customers c using (customer_id)",
+    "select customer_id, name from orders join customers using (customer_id)",
+    "select customer_id from orders natural join customers",
+    "select amount * 2 as doubled, doubled + 1 as more from orders where more > 0",
+    "with big as (select * from orders where amount > 5) select big.order_id, status from big",
+    "with c(a, b) as (select order_id, amount from orders) select a, b from c",
+    "select order_id from orders union all select customer_id from customers order by order_id",
+    "select order_id, row_number() over (partition by customer_id order by amount) as rn from orders",
+    "select order_id, rn from (select order_id, row_number() over () as rn from orders) t where rn = 1",
+    "select order_id from orders qualify row_number() over (partition by customer_id) = 1",
+    'select "Order_ID", ORDERS.AMOUNT from orders',
+    "select {'a': order_id, 'b': status} as s from orders",
+    "select s.a from (select {'a': order_id} as s from orders)",
+    "select list_transform([amount], lambda x: x + 1) as xs from orders",
+    "select order_id from orders o "
+    "where exists (select 1 from customers c where c.customer_id = o.customer_id)",
+    "select order_id, (select max(name) from customers c where c.customer_id = orders.customer_id) as n "
+    "from orders",
+    "select orders from orders",
+    "select current_date as today, order_id from orders",
+    "select i, order_id from orders, range(3) t(i)",
+    "select unnest([1, 2]) as x, order_id from orders",
+    "select customer_id, count(*) from orders group by all order by all",
+    "select customer_id, max(amount) filter (where status = 'done') as m from orders group by customer_id",
+    "from orders select order_id",
+    "from orders",
+    "select columns('amount|status') from orders",
+    "select * from orders pivot (sum(amount) for status in ('done', 'open'))",
+    "select order_id, l.x from orders, lateral (select amount * 2 as x) l",
+    "select a, b from (values (1, 2)) v(a, b)",
+    "select order_id from orders union by name select customer_id as order_id from customers",
+    "select coalesce(o.amount, 0) as amount from orders as o left join customers using (customer_id)",
+]
+
+
+@pytest.mark.parametrize("sql", VALID_SQL)
+def test_sql_duckdb_accepts_is_not_flagged(tmp_path, sql):
+    tree = _write(tmp_path, f"  - name: m\n    sql: {sql!r}\n")
+    assert load_project(tree).nodes["m"].kind == "sql"
+
+
+def test_unknown_inputs_give_a_note_and_no_error(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: calc\n    python: py/calc.py:calc\n    columns:\n      order_id: {type: bigint}\n"
+        "  - name: down\n    sql: select order_id, whatever, anything_else from calc\n",
+        {"py/calc.py": "def calc(orders):\n    return orders\n"},
+    )
+    project = load_project(tree)
+    assert project.columns.of("down").names == ["order_id", "whatever", "anything_else"]
+    assert [c.type for c in project.columns.of("down").columns] == ["BIGINT", None, None]
+    external = _write(
+        tmp_path / "ext",
+        "  - name: down\n    sql: select whatever from ext\n",
+        {"ext.yml": "sources:\n  - name: ext\n    table: main.somewhere\n"},
+    )
+    notes = load_project(external).columns.notes
+    assert notes == {
+        "ext": "an external table without `columns:`",
+        "down": "reads ext, whose columns are unknown",
+    }
+
+
+def test_columns_and_lineage_are_inferred(tmp_path):
+    tree = _write(
+        tmp_path,
+        "  - name: stg\n"
+        "    sql: select o.order_id, o.amount * 2 as doubled, c.name\n"
+        "      from orders o join customers c using (customer_id)\n"
+        "  - name: mart\n"
+        "    sql: |\n"
+        "      with t as (select name, sum(doubled) as total from stg group by name)\n"
+        "      select * from t\n",
+    )
+    cols = load_project(tree).columns
+    assert [(c.name, sorted(c.sources)) for c in cols.of("stg").columns] == [
+        ("order_id", [("orders", "order_id")]),
+        ("doubled", [("orders", "amount")]),
+        ("name", [("customers", "name")]),
+    ]
+    assert [(c.name, sorted(c.sources)) for c in cols.of("mart").columns] == [
+        ("name", [("stg", "name")]),
+        ("total", [("stg", "doubled")]),
+    ]
+    assert cols.of("customers").get("CUSTOMER_ID").type == "BIGINT"
+
+
+@pytest.mark.parametrize("example", ["shop", "jaffle_dbt"])
+def test_the_examples_validate_with_known_columns(example):
+    project = load_project(DirTree(str(EXAMPLES / example)))
+    sql = [n for n, node in project.nodes.items() if node.kind == "sql"]
+    assert sum(1 for n in sql if project.columns.of(n).complete) >= len(sql) - 1
