@@ -11,7 +11,7 @@ from functools import cached_property
 import click
 from rich.markup import escape
 
-from gitops_data.console import console, err, short
+from gitops_data.console import console, err, print_column_notes, short
 from gitops_data.deployment import operations as ops
 from gitops_data.errors import DriftFound, GitopsError
 
@@ -152,13 +152,17 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
     if fmt == "json":
         counts = {"nodes": kinds, "schedules": len(project.schedules), "alerts": len(project.alerts)}
-        _json("validate", {"target": tree.label, "valid": True, "issues": [], **counts})
+        notes = project.columns.notes
+        _json(
+            "validate", {"target": tree.label, "valid": True, "issues": [], **counts, "column_notes": notes}
+        )
         return
     summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
     console.print(
         f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
         f"{len(project.schedules)} schedules, {len(project.alerts)} alerts"
     )
+    print_column_notes(project.columns.notes)
 
 
 @main.command()

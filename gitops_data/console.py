@@ -142,6 +142,12 @@ def print_diff(env_a: str, env_b: str, diffs: list) -> None:
     console.print(t)
 
 
+def print_column_notes(notes: dict[str, str]) -> None:
+    """`validate`'s one line per model whose columns it could not check, and why."""
+    for model, note in notes.items():
+        console.print(f"[dim]note[/]: {model}: {escape(note)}")
+
+
 def print_notes(result) -> None:
     """What `sync` says of an ApplyResult before its outcome: whose run it joined, warn checks."""
     if result.joined:

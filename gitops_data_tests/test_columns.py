@@ -238,3 +238,27 @@ def test_the_examples_validate_with_known_columns(example):
     project = load_project(DirTree(str(EXAMPLES / example)))
     sql = [n for n, node in project.nodes.items() if node.kind == "sql"]
     assert sum(1 for n in sql if project.columns.of(n).complete) >= len(sql) - 1
+
+
+def test_materializations_of_the_example_carry_column_lineage(make_repo, warehouse, instance):
+    import dagster as dg
+
+    from gitops_data.deployment.core import Deployment
+    from gitops_data_tests.conftest import sync
+
+    repo = make_repo(example=True)
+    sync(Deployment(str(repo.path), warehouse), "main", instance)
+    event = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "order_payments"]))
+    md = event.asset_materialization.metadata
+    deps = md["dagster/column_lineage"].value.deps_by_column
+    assert [(d.asset_key, d.column_name) for d in deps["outstanding"]] == [
+        (dg.AssetKey(["analytics", "stg_orders"]), "amount"),
+        (dg.AssetKey(["analytics", "stg_payments"]), "amount"),
+    ]
+    assert "payment_count" not in deps  # count(*) reads no column
+    assert "| paid_amount | stg_payments.amount |" in md["column lineage"].value
+    assert [c.name for c in md["dagster/column_schema"].value.columns][:2] == ["order_id", "customer_id"]
+    # stored in the event log, not only in memory
+    records = instance.fetch_materializations(dg.AssetKey(["analytics", "stg_orders"]), limit=1).records
+    lineage = records[0].asset_materialization.metadata["dagster/column_lineage"].value
+    assert [d.column_name for d in lineage.deps_by_column["order_date"]] == ["ordered_at"]

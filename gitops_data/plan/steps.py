@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 
 from gitops_data.plan.records import BuildRecord
 from gitops_data.project.checks import DeclaredCheck
+from gitops_data.project.columns import Lineage
 
 
 class Action(StrEnum):
@@ -86,6 +87,7 @@ class ModelStep:
     file: str = ""
     line: int | None = None
     served: bool = False  # a reuse of the very build the environment serves now
+    lineage: Lineage = ()  # per output column: the upstream (model, column)s it is computed from
 
     def checks_in(self, state: CheckState) -> list[str]:
         return [c.name for c in self.checks if c.state == state]

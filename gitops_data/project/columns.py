@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from gitops_data.project.nodes import Node
 
 Source = tuple[str, str]  # (model, column) an output column is computed from
+Lineage = tuple[tuple[str, tuple[Source, ...]], ...]  # (column, its sources) per output column
 
 
 @dataclass(frozen=True)
@@ -94,6 +95,37 @@ class ProjectColumns:
     @property
     def notes(self) -> dict[str, str]:
         return {n: m.note for n, m in self.models.items() if m.note}
+
+    def lineage(self, name: str, inlined: frozenset[str] = frozenset()) -> Lineage:
+        """Each output column of `name` with the upstream model columns it is computed from; a
+        column of an `inlined` (ephemeral) model stands for what that model's column reads."""
+        out = []
+        for col in self.of(name).columns:
+            found: set[Source] = set()
+            todo, seen = list(col.sources), set()
+            while todo:
+                src = todo.pop()
+                if src in seen or src[0] == name:
+                    continue
+                seen.add(src)
+                if src[0] in inlined:
+                    upstream = self.of(src[0]).get(src[1])
+                    todo.extend(upstream.sources if upstream else ())
+                else:
+                    found.add(src)
+            out.append((col.name, tuple(sorted(found))))
+        return tuple(out)
+
+    def downstream(self, source: Source) -> list[Source]:
+        """The model columns computed from `source`, directly or through others, in build order."""
+        reached = {(source[0], source[1].lower())}
+        out: list[Source] = []
+        for name, model in self.models.items():
+            for col in model.relation.columns:
+                if any((m, c.lower()) in reached for m, c in col.sources if m != name):
+                    reached.add((name, col.name.lower()))
+                    out.append((name, col.name))
+        return out
 
 
 class _Unanalysable(Exception):
@@ -156,7 +188,7 @@ def _leaf(c: Collector, node: Node, upstream: ProjectColumns) -> ModelColumns:
         return ModelColumns(Relation(cols, False))  # plus its validity columns
     relation = _declared(node, False)
     why = {"python": "a Python model", "table": "an external table"}.get(node.kind, f"a {node.kind}")
-    return ModelColumns(relation, None if relation.columns else f"{why} without `columns:`")
+    return ModelColumns(relation, None if relation.columns else f"columns unknown: {why} without `columns:`")
 
 
 @dataclass
@@ -604,16 +636,20 @@ def analyse(c: Collector, nodes: Mapping[str, Node], lenient: frozenset[str] = f
             out.models[name] = _leaf(c, node, out)
             continue
         if late is not None and late(node.sql):
-            out.models[name] = ModelColumns(UNKNOWN, "rendered at build time")
+            out.models[name] = ModelColumns(UNKNOWN, "columns unknown: rendered at build time")
             continue
         inputs = {d.lower(): _as_read(d, out.of(d)) for d in node.deps}
         unknown = [d for d in node.deps if not out.of(d).columns and not out.of(d).complete]
         try:
             rel = _QueryAnalysis(parse_query(node.sql, DIALECT).tree, inputs, report).result
         except (_Unanalysable, SqlError, OptimizeError, SqlglotError, RecursionError):
-            out.models[name] = ModelColumns(UNKNOWN, "its query is beyond the column analysis")
+            out.models[name] = ModelColumns(
+                UNKNOWN, "columns unknown: its query is beyond the column analysis"
+            )
             continue
-        note = f"reads {', '.join(unknown)}, whose columns are unknown" if unknown else None
+        note = (
+            f"columns not checked: reads {', '.join(unknown)}, whose columns are unknown" if unknown else None
+        )
         out.models[name] = ModelColumns(rel, note)
         _check_declared(report, rel)
         reports.append(report)
