@@ -185,6 +185,23 @@ def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str) -> No
         c.print_plan(p)
 
 
+@main.command()
+@click.argument("column")
+@_ref_option
+@_format_option("json")
+@pass_dep
+def lineage(dep, column: str, ref: str | None, fmt: str) -> None:
+    """The columns MODEL.COLUMN is computed from and the columns computed from it, from the SQL alone."""
+    from gitops_data import console as c
+    from gitops_data import render
+
+    trace = ops.lineage(dep, ref, column)
+    if fmt == "json":
+        _json("lineage", render.lineage_body(trace))
+    else:
+        c.print_lineage(trace)
+
+
 def _listen():
     from gitops_data import progress
 

@@ -11,6 +11,7 @@ from rich.table import Table
 
 from gitops_data.errors import GitopsError
 from gitops_data.plan import CheckState, Plan
+from gitops_data.project.columns import ColumnTrace
 from gitops_data.render import schema_changes, summary_text
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
@@ -140,6 +141,23 @@ def print_diff(env_a: str, env_b: str, diffs: list) -> None:
             schema,
         )
     console.print(t)
+
+
+def print_lineage(t: ColumnTrace) -> None:
+    """`lineage` for people: the column, then what feeds it and what it feeds, one column a line."""
+    console.print(f"[bold]{t.model}.{escape(t.column)}[/]" + (f" {t.type}" if t.type else ""))
+    if not t.known:
+        console.print(f"[dim]note[/]: {t.model}'s columns are not fully known; its lineage may be incomplete")
+    for title, items, empty in (
+        ("upstream (computed from)", t.upstream, "none: no column of another model feeds it"),
+        ("downstream (computed from it)", t.downstream, "none: no model column reads it"),
+    ):
+        console.print(f"{title}:")
+        for (m, c), sources in items:
+            via = ", ".join(f"{a}.{b}" for a, b in sources)
+            console.print(f"  {m}.{escape(c)}" + (f"  [dim]<- {escape(via)}[/]" if via else ""))
+        if not items:
+            console.print(f"  [dim]{empty}[/]")
 
 
 def print_column_notes(notes: dict[str, str]) -> None:

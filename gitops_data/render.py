@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gitops_data.plan import Action, Mode, Plan
+from gitops_data.project.columns import ColumnTrace
 
 SCHEMA_VERSION = 1
 
@@ -146,3 +147,19 @@ def diff_markdown(env_a: str, env_b: str, diffs: list) -> str:
     if not rows:
         return title + "Both serve the same builds."
     return title + _md_table(["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], rows)
+
+
+def lineage_body(t: ColumnTrace) -> dict[str, Any]:
+    """`lineage`'s JSON: the column, then each column upstream and downstream with its direct sources."""
+
+    def rows(items: tuple) -> list[dict[str, Any]]:
+        return [{"model": m, "column": c, "from": [f"{a}.{b}" for a, b in srcs]} for (m, c), srcs in items]
+
+    return {
+        "model": t.model,
+        "column": t.column,
+        "type": t.type,
+        "complete": t.known,
+        "upstream": rows(t.upstream),
+        "downstream": rows(t.downstream),
+    }

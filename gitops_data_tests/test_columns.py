@@ -262,3 +262,48 @@ def test_materializations_of_the_example_carry_column_lineage(make_repo, warehou
     records = instance.fetch_materializations(dg.AssetKey(["analytics", "stg_orders"]), limit=1).records
     lineage = records[0].asset_materialization.metadata["dagster/column_lineage"].value
     assert [d.column_name for d in lineage.deps_by_column["order_date"]] == ["ordered_at"]
+
+
+def _cli(monkeypatch, capsys, repo, *args: str) -> tuple[int, str, str]:
+    import sys
+
+    from gitops_data.cli import entry
+
+    monkeypatch.setattr(sys, "argv", ["gitops-data", "--repo", str(repo.path), *args])
+    code = entry()
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_lineage_command_shows_upstream_and_downstream_columns(make_repo, monkeypatch, capsys, tmp_path):
+    import json
+
+    monkeypatch.chdir(tmp_path)  # no warehouse is opened: the answer comes from the SQL
+    repo = make_repo(example=True)
+    code, out, err = _cli(
+        monkeypatch, capsys, repo, "lineage", "ORDER_PAYMENTS.outstanding", "--format", "json"
+    )
+    assert code == 0, err
+    doc = json.loads(out)
+    assert (doc["kind"], doc["model"], doc["column"], doc["complete"]) == (
+        "lineage",
+        "order_payments",
+        "outstanding",
+        True,
+    )
+    up = {(r["model"], r["column"]): r["from"] for r in doc["upstream"]}
+    assert up == {
+        ("stg_orders", "amount"): ["raw_orders.amount"],
+        ("stg_payments", "amount"): ["raw_payments.amount"],
+        ("raw_orders", "amount"): [],
+        ("raw_payments", "amount"): [],
+    }
+    assert doc["downstream"] == []
+    code, out, err = _cli(monkeypatch, capsys, repo, "lineage", "stg_orders.amount")
+    assert code == 0, err
+    assert "  order_payments.amount  <- stg_orders.amount" in out
+    assert "  daily_revenue.revenue  <- orders_enriched.amount" in out
+    assert not (tmp_path / ".gitops_data").exists()
+    code, out, err = _cli(monkeypatch, capsys, repo, "lineage", "order_payments.outstandin")
+    assert code == 1
+    assert "has no column 'outstandin'" in err and "did you mean 'outstanding'?" in err

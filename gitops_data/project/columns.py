@@ -27,7 +27,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from gitops_data.errors import SqlError
+from gitops_data.errors import GitopsError, SqlError
 from gitops_data.project.collector import Collector
 from gitops_data.sql import DIALECT, parse_query
 
@@ -662,3 +662,57 @@ def _late_key(sql: str) -> bool:
     from gitops_data.project.dbt.late import key_of  # the dbt front-end, loaded only for dbt projects
 
     return key_of(sql) is not None
+
+
+class ColumnNotFound(GitopsError):
+    """A MODEL.COLUMN that names no model, or no column the analysis knows of that model."""
+
+
+@dataclass(frozen=True)
+class ColumnTrace:
+    """A column's lineage both ways: every column it is computed from (transitively, nearest
+    first) and every column computed from it (in build order), each with its direct sources."""
+
+    model: str
+    column: str
+    type: str | None
+    known: bool  # False: the model's columns are not fully known, so neither is its lineage
+    upstream: tuple[tuple[Source, tuple[Source, ...]], ...]
+    downstream: tuple[tuple[Source, tuple[Source, ...]], ...]
+
+
+def trace(columns: ProjectColumns, target: str) -> ColumnTrace:
+    """The lineage of `target` (MODEL.COLUMN, names in any case)."""
+    model, sep, column = target.partition(".")
+    if not sep or not model or not column:
+        raise ColumnNotFound(f"{target!r}: name a column as MODEL.COLUMN")
+    by_lower = {n.lower(): n for n in columns.models}
+    name = by_lower.get(model.lower())
+    if name is None:
+        raise ColumnNotFound(f"no model {model!r}" + _hint(model, columns.models))
+    rel = columns.of(name)
+    col = rel.get(column)
+    if col is None:
+        known = f" (its columns: {', '.join(rel.names)})" if rel.columns else " (its columns are unknown)"
+        raise ColumnNotFound(f"model {name!r} has no column {column!r}{known}" + _hint(column, rel.names))
+
+    def direct(src: Source) -> tuple[Source, ...]:
+        found = columns.of(src[0]).get(src[1])
+        return tuple(sorted(s for s in (found.sources if found else ()) if s[0] != src[0]))
+
+    up: list[tuple[Source, tuple[Source, ...]]] = []
+    seen = {(name, col.name)}
+    todo = list(direct((name, col.name)))
+    while todo:
+        src = todo.pop(0)
+        if src in seen:
+            continue
+        seen.add(src)
+        up.append((src, direct(src)))
+        todo.extend(direct(src))
+    down = columns.downstream((name, col.name))
+    reached = {(m, c.lower()) for m, c in down} | {(name, col.name.lower())}
+    downstream = tuple(
+        (src, tuple(s for s in direct(src) if (s[0], s[1].lower()) in reached)) for src in down
+    )
+    return ColumnTrace(name, col.name, col.type, rel.complete, tuple(up), downstream)
