@@ -12,7 +12,7 @@ from rich.table import Table
 from gitops_data.errors import GitopsError
 from gitops_data.plan import CheckState, Plan
 from gitops_data.project.columns import ColumnTrace
-from gitops_data.render import schema_changes, summary_text
+from gitops_data.render import impact_lines, schema_changes, summary_text
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
@@ -81,6 +81,8 @@ def print_plan(plan: Plan) -> None:
         t.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(t)
     console.print(summary_text(plan, ("[red]", "[/]")))
+    for line in impact_lines(plan):
+        console.print(f"columns: {escape(line)}")
 
 
 def print_status(report) -> None:

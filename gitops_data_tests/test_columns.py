@@ -204,8 +204,8 @@ def test_unknown_inputs_give_a_note_and_no_error(tmp_path):
     )
     notes = load_project(external).columns.notes
     assert notes == {
-        "ext": "an external table without `columns:`",
-        "down": "reads ext, whose columns are unknown",
+        "ext": "columns unknown: an external table without `columns:`",
+        "down": "columns not checked: reads ext, whose columns are unknown",
     }
 
 
@@ -307,3 +307,47 @@ def test_lineage_command_shows_upstream_and_downstream_columns(make_repo, monkey
     code, out, err = _cli(monkeypatch, capsys, repo, "lineage", "order_payments.outstandin")
     assert code == 1
     assert "has no column 'outstandin'" in err and "did you mean 'outstanding'?" in err
+
+
+IMPACT_MODELS = (
+    "  - name: stg\n"
+    "    sql: select order_id, amount * 2 as doubled, status from orders\n"
+    "    columns:\n"
+    "      doubled: {checks: [{ge: 0}]}\n"
+    "  - name: mart\n"
+    "    sql: select status, sum(doubled) as total, count(*) as n from stg group by all\n"
+    "    checks:\n"
+    "      - unique: [status]\n"
+    "  - name: other\n"
+    "    sql: select order_id from stg\n"
+)
+
+
+def test_plan_names_the_downstream_columns_a_change_touches_and_the_checks_on_them(tmp_path):
+    from gitops_data.plan import Plan
+    from gitops_data.plan.impact import column_impact
+    from gitops_data.render import impact_lines, plan_body
+
+    before = load_project(_write(tmp_path / "a", IMPACT_MODELS))
+    after = load_project(_write(tmp_path / "b", IMPACT_MODELS.replace("amount * 2", "amount * 3")))
+    (impact,) = column_impact(before, after)
+    assert (impact.model, impact.changed, impact.downstream) == ("stg", ("doubled",), (("mart", "total"),))
+    assert impact.checks == (("stg", "doubled__ge"),)
+    assert impact.unchecked == (("mart", "total"),)
+    # a change to which rows a query keeps touches every column it outputs
+    rows = load_project(
+        _write(tmp_path / "c", IMPACT_MODELS.replace("from orders\n", "from orders where false\n"))
+    )
+    (impact,) = column_impact(before, rows)
+    assert impact.changed == ("order_id", "doubled", "status")
+    assert impact.downstream == (("mart", "status"), ("mart", "total"), ("other", "order_id"))
+    assert ("mart", "unique_combination") in impact.checks
+    assert column_impact(before, before) == ()
+    plan = Plan("main", "analytics", "c" * 40, "gitops_internal", {}, impact=(impact,))
+    assert Plan.from_json(plan.to_json()) == plan
+    assert plan_body(plan)["column_impact"][0]["downstream"] == [
+        "mart.status",
+        "mart.total",
+        "other.order_id",
+    ]
+    assert impact_lines(plan)[0].startswith("stg changes order_id, doubled, status; downstream: mart.status")

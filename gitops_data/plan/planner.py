@@ -14,6 +14,7 @@ from typing import TypedDict
 
 from gitops_data.fingerprint import data_fingerprints, local_fingerprint
 from gitops_data.naming import physical_table, qualified
+from gitops_data.plan.impact import column_impact
 from gitops_data.plan.records import BuildRecord, CatalogState, audit_of
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
 from gitops_data.project.checks import DeclaredCheck, check_hash, declared_checks
@@ -373,4 +374,5 @@ def make_plan(
         models[name] = replace(models[name], reason=f"{models[name].reason}; {note}")
     served = {n for n, m in models.items() if m.build is not None}
     removed = tuple(sorted(set(state.published) - served))
-    return Plan(env, schema, commit, internal, models, removed, state.published_commit)
+    impact = column_impact(previous, project) if previous is not None else ()
+    return Plan(env, schema, commit, internal, models, removed, state.published_commit, impact)

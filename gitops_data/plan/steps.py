@@ -13,6 +13,7 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter
 
+from gitops_data.plan.impact import ColumnImpact
 from gitops_data.plan.records import BuildRecord
 from gitops_data.project.checks import DeclaredCheck
 from gitops_data.project.columns import Lineage
@@ -106,6 +107,7 @@ class Plan:
     models: dict[str, ModelStep]
     removed: tuple[str, ...] = ()
     previous_commit: str | None = None
+    impact: tuple[ColumnImpact, ...] = ()  # per changed model: the columns it touches, their checks
 
     @property
     def to_build(self) -> list[str]:
