@@ -247,7 +247,8 @@ def test_materializations_of_the_example_carry_column_lineage(make_repo, warehou
     from gitops_data_tests.conftest import sync
 
     repo = make_repo(example=True)
-    sync(Deployment(str(repo.path), warehouse), "main", instance)
+    ws = Deployment(str(repo.path), warehouse)
+    sync(ws, "main", instance)
     event = instance.get_latest_materialization_event(dg.AssetKey(["analytics", "order_payments"]))
     md = event.asset_materialization.metadata
     deps = md["dagster/column_lineage"].value.deps_by_column
@@ -262,6 +263,18 @@ def test_materializations_of_the_example_carry_column_lineage(make_repo, warehou
     records = instance.fetch_materializations(dg.AssetKey(["analytics", "stg_orders"]), limit=1).records
     lineage = records[0].asset_materialization.metadata["dagster/column_lineage"].value
     assert [d.column_name for d in lineage.deps_by_column["order_date"]] == ["ordered_at"]
+
+    # a branch that changes one column: its plan names the columns downstream and their checks
+    from gitops_data.deployment import operations as ops
+
+    repo.git("checkout", "-q", "-b", "feature/amount")
+    repo.replace("models/stg_orders.sql", "cast(amount as", "cast(amount * 1 as")
+    repo.commit("amount")
+    (impact,) = ops.plan(ws, ops.target(ws, "feature/amount")).impact
+    assert (impact.model, impact.changed) == ("stg_orders", ("amount",))
+    assert ("daily_revenue", "revenue") in impact.downstream
+    assert ("stg_orders", "amount__ge") in impact.checks
+    assert ("order_payments", "outstanding") in impact.unchecked
 
 
 def _cli(monkeypatch, capsys, repo, *args: str) -> tuple[int, str, str]:

@@ -91,10 +91,15 @@ def _model_check_columns(kind: str, args: object) -> set[str]:
     return set()
 
 
-def column_impact(before: Project, after: Project) -> tuple[ColumnImpact, ...]:
-    """Per model of `after` whose own definition changed since `before`, in build order."""
+def column_impact(
+    before: Project, after: Project, candidates: frozenset[str] | None = None
+) -> tuple[ColumnImpact, ...]:
+    """Per model of `after` whose own definition changed since `before`, in build order
+    (`candidates`: the only models that may have changed, e.g. those whose fingerprint did)."""
     out = []
     for name, node in after.nodes.items():
+        if candidates is not None and name not in candidates:
+            continue
         was = before.nodes.get(name)
         if was is None or local_fingerprint(was) == local_fingerprint(node):
             continue

@@ -374,5 +374,8 @@ def make_plan(
         models[name] = replace(models[name], reason=f"{models[name].reason}; {note}")
     served = {n for n, m in models.items() if m.build is not None}
     removed = tuple(sorted(set(state.published) - served))
-    impact = column_impact(previous, project) if previous is not None else ()
+    moved = frozenset(  # only a model whose fingerprint moved can have changed its own definition
+        n for n in project.nodes if (b := state.baseline.get(n)) is None or b.fingerprint != fingerprints[n]
+    )
+    impact = column_impact(previous, project, moved) if previous is not None else ()
     return Plan(env, schema, commit, internal, models, removed, state.published_commit, impact)
