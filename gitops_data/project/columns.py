@@ -230,6 +230,7 @@ class _QueryAnalysis:
         self.report = report
         self.out: dict[int, Relation] = {}  # id(scope) -> its output
         self.sources_of: dict[int, dict[str, Relation]] = {}  # id(scope) -> alias -> columns
+        self.binds = tree.find(exp.Lambda, exp.Comprehension) is not None  # names that are no columns
         self.root = build_scope(tree)
         if self.root is None:
             raise _Unanalysable
@@ -411,6 +412,9 @@ class _QueryAnalysis:
         """The upstream model columns a select item is computed from."""
         if scope is None:
             return frozenset()
+        inner = item.this if isinstance(item, exp.Alias) else item
+        if isinstance(inner, exp.Column) and not isinstance(inner.this, exp.Star):
+            return frozenset(s for _alias, col in self._resolve(scope, inner) for s in col.sources)
         out: set[Source] = set()
         for column in item.find_all(exp.Column):
             if isinstance(column.this, exp.Star):
@@ -444,7 +448,7 @@ class _QueryAnalysis:
             if column.find_ancestor(exp.Select) is not select:
                 continue  # a correlated subquery's column: checked in its own scope
             low = column.name.lower()
-            if _bound_by_lambda(column, low):
+            if self.binds and _bound_by_lambda(column, low):
                 continue
             if column.table:
                 self._check_qualified(scope, column, sources)
