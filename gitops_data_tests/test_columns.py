@@ -258,7 +258,10 @@ def test_materializations_of_the_example_carry_column_lineage(make_repo, warehou
     ]
     assert "payment_count" not in deps  # count(*) reads no column
     assert "| paid_amount | stg_payments.amount |" in md["column lineage"].value
-    assert [c.name for c in md["dagster/column_schema"].value.columns][:2] == ["order_id", "customer_id"]
+    schema = {c.name: c.description for c in md["dagster/column_schema"].value.columns}
+    assert list(schema)[:2] == ["order_id", "customer_id"]
+    assert schema["outstanding"] == "from stg_orders.amount, stg_payments.amount"
+    assert schema["payment_count"] is None
     # stored in the event log, not only in memory
     records = instance.fetch_materializations(dg.AssetKey(["analytics", "stg_orders"]), limit=1).records
     lineage = records[0].asset_materialization.metadata["dagster/column_lineage"].value
@@ -364,3 +367,27 @@ def test_plan_names_the_downstream_columns_a_change_touches_and_the_checks_on_th
         "other.order_id",
     ]
     assert impact_lines(plan)[0].startswith("stg changes order_id, doubled, status; downstream: mart.status")
+
+
+def test_what_the_analysis_cannot_be_sure_of_is_not_flagged(tmp_path):
+    tree = _write(
+        tmp_path,
+        # an external table's declared columns may be a few of its columns
+        "  - name: from_ext\n    sql: select id, undeclared from ext\n"
+        "    columns:\n      id: {type: bigint}\n"
+        # a header DuckDB reads as data (numbers) gives no names; spaces around names are trimmed
+        "  - name: from_numbers\n    sql: select column0 from numbers\n"
+        "  - name: from_spaced\n    sql: select b from spaced\n"
+        # a model reading a column of a table function or of VALUES without names
+        "  - name: from_range\n    sql: select range from range(3)\n",
+        {
+            "ext.yml": "sources:\n  - name: ext\n    table: main.ext\n    columns:\n      id: {description: key}\n"
+            "  - name: numbers\n    path: data/numbers.csv\n  - name: spaced\n    path: data/spaced.csv\n",
+            "data/numbers.csv": "1,2\n3,4\n",
+            "data/spaced.csv": "a, b\n1,2\n",
+        },
+    )
+    project = load_project(tree)
+    assert project.columns.of("spaced").names == ["a", "b"]
+    assert not project.columns.of("numbers").complete
+    assert not project.columns.of("ext").complete and project.columns.of("ext").names == ["id"]

@@ -16,7 +16,7 @@ from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.deployment.lifecycle import ApplyResult
 from gitops_data.engines.locations import redact
 from gitops_data.orchestration.assets import asset_key
-from gitops_data.orchestration.lineage import lineage_metadata
+from gitops_data.orchestration.lineage import column_schema, lineage_metadata
 from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 
@@ -37,13 +37,12 @@ def build_metadata(
         "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{rec.table}"),
         "reused": dg.MetadataValue.bool(reused),
     }
-    if columns:
-        meta["dagster/column_schema"] = dg.TableSchema(
-            columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]
-        )
     step = plan.models.get(rec.model)
-    if step is not None and step.lineage:
-        meta.update(lineage_metadata(Environment(plan.env, plan.schema), step.lineage))
+    lineage = step.lineage if step is not None else ()
+    if columns:
+        meta["dagster/column_schema"] = column_schema(columns, lineage)
+    if lineage:
+        meta.update(lineage_metadata(Environment(plan.env, plan.schema), lineage))
     if rec.row_count is not None:
         meta["dagster/row_count"] = dg.MetadataValue.int(rec.row_count)
     if reused:

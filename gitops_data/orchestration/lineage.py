@@ -25,6 +25,24 @@ def lineage_markdown(lineage: Lineage) -> str:
     return "\n".join(rows)
 
 
+def column_schema(columns: dict[str, str], lineage: Lineage) -> dg.TableSchema:
+    """A build's columns and types; each column's description says what it is computed from (the
+    Columns table of the OSS asset page shows it)."""
+    sources = {c.lower(): s for c, s in lineage}
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name=c, type=t, description=_from(sources.get(c.lower())))
+            for c, t in columns.items()
+        ]
+    )
+
+
+def _from(sources: tuple | None) -> str | None:
+    if not sources:
+        return None
+    return "from " + ", ".join(f"{m}.{c}" for m, c in sources)
+
+
 def lineage_metadata(env: Environment, lineage: Lineage) -> dict[str, RawMetadataValue]:
     """The metadata entries of a build's column lineage, upstream keys in `env`'s group."""
     deps = {

@@ -157,7 +157,7 @@ def _csv_header(data: bytes, tab: bool) -> tuple[str, ...] | None:
     others = {",", ";", "|", "\t"} - {delimiter}
     if not first.strip() or (delimiter not in first and any(o in first for o in others)):
         return None
-    names = next(csv.reader(io.StringIO(first), delimiter=delimiter), [])
+    names = [n.strip() for n in next(csv.reader(io.StringIO(first), delimiter=delimiter), [])]
     if not names or len({n.lower() for n in names}) != len(names):
         return None
     for n in names:
@@ -167,7 +167,12 @@ def _csv_header(data: bytes, tab: bool) -> tuple[str, ...] | None:
 
 
 def _declared(node: Node, complete: bool) -> Relation:
-    cols = tuple(Column(c, spec.type, frozenset({(node.name, c)})) for c, spec in node.columns.items())
+    """Declared columns; their types only where the build casts to them (not an external table's)."""
+    cast = node.kind != "table"
+    cols = tuple(
+        Column(c, spec.type if cast else None, frozenset({(node.name, c)}))
+        for c, spec in node.columns.items()
+    )
     return Relation(cols, complete) if cols or complete else UNKNOWN
 
 
@@ -570,18 +575,12 @@ def _check_declared(report: _Reporter, rel: Relation) -> None:
     names = rel.names
     for col, spec in node.columns.items():
         found = rel.get(col)
-        constrains = spec.type or spec.nullable is False or spec.unique or spec.checks
         if found is None:
             if rel.complete and not report.lenient:
                 report.at_key(
                     f"columns.{col}", f"columns.{col}: the query has no column {col!r}" + _hint(col, names)
                 )
             continue
-        if found.name != col and constrains and not report.lenient:
-            report.at_key(
-                f"columns.{col}",
-                f"columns.{col}: the query's column is spelled {found.name!r}; checks match names exactly",
-            )
         if spec.type and found.type and _same_type(spec.type, found.type) is False:
             report.at_key(
                 f"columns.{col}",
