@@ -381,7 +381,8 @@ def test_what_the_analysis_cannot_be_sure_of_is_not_flagged(tmp_path):
         # a model reading a column of a table function or of VALUES without names
         "  - name: from_range\n    sql: select range from range(3)\n",
         {
-            "ext.yml": "sources:\n  - name: ext\n    table: main.ext\n    columns:\n      id: {description: key}\n"
+            "ext.yml": "sources:\n  - name: ext\n    table: main.ext\n"
+            "    columns:\n      id: {description: key}\n"
             "  - name: numbers\n    path: data/numbers.csv\n  - name: spaced\n    path: data/spaced.csv\n",
             "data/numbers.csv": "1,2\n3,4\n",
             "data/spaced.csv": "a, b\n1,2\n",
