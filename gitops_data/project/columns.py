@@ -227,6 +227,36 @@ def _hint(name: str, candidates: Iterable[str]) -> str:
     return f"; did you mean {by_lower[found[0]]!r}?" if found else ""
 
 
+@dataclass
+class _FlatScope:
+    """The scope of a query that is one SELECT over plain tables (most models): what the analysis
+    reads of sqlglot's Scope, made from one walk of the tree."""
+
+    expression: exp.Select
+    selected_sources: dict[str, tuple[exp.Table, exp.Table]]
+    columns: list[exp.Column]
+    parent: None = None
+    is_udtf: bool = False
+    set_operation_scopes: tuple = ()
+
+    @classmethod
+    def of(cls, select: exp.Select, columns: list[exp.Column]) -> _FlatScope | None:
+        from_ = select.args.get("from_")
+        tables = [from_.this] if from_ is not None else []
+        tables += [j.this for j in select.args.get("joins") or []]
+        sources: dict[str, tuple[exp.Table, exp.Table]] = {}
+        for t in tables:
+            if not isinstance(t, exp.Table) or not isinstance(t.this, exp.Identifier):
+                return None
+            if t.alias_or_name in sources:
+                raise _Unanalysable  # the same alias twice: DuckDB refuses it
+            sources[t.alias_or_name] = (t, t)
+        return cls(select, sources, columns)
+
+
+_Scope = Scope | _FlatScope
+
+
 class _QueryAnalysis:
     """One model query, scope by scope (CTEs, derived tables and subqueries before their users)."""
 
@@ -235,11 +265,27 @@ class _QueryAnalysis:
         self.report = report
         self.out: dict[int, Relation] = {}  # id(scope) -> its output
         self.sources_of: dict[int, dict[str, Relation]] = {}  # id(scope) -> alias -> columns
-        self.binds = tree.find(exp.Lambda, exp.Comprehension) is not None  # names that are no columns
-        self.root = build_scope(tree)
-        if self.root is None:
-            raise _Unanalysable
-        for scope in self.root.traverse():
+        self.binds = False  # whether lambdas or comprehensions bind names that are no columns
+        columns: list[exp.Column] = []
+        queries = 0
+        for node in tree.walk():
+            if isinstance(node, exp.Column):
+                columns.append(node)
+            elif isinstance(node, (exp.Query, exp.UDTF, exp.Lateral, exp.With)):
+                queries += 1
+            elif isinstance(node, (exp.Lambda, exp.Comprehension)):
+                self.binds = True
+        flat = _FlatScope.of(tree, columns) if queries == 1 and isinstance(tree, exp.Select) else None
+        scopes: list[_Scope]
+        if flat is not None:  # one plain SELECT: its scope without sqlglot's walk
+            scopes = [flat]
+        else:
+            built = build_scope(tree)
+            if built is None:
+                raise _Unanalysable
+            scopes = list(built.traverse())
+        self.root: _Scope = scopes[-1]
+        for scope in scopes:
             self.out[id(scope)] = self._rename(scope, self._output(scope))
 
     @property
@@ -248,7 +294,7 @@ class _QueryAnalysis:
 
     # --- sources -----------------------------------------------------------------------------
 
-    def _source(self, scope: Scope, name: str) -> Relation:
+    def _source(self, scope: _Scope, name: str) -> Relation:
         node, source = scope.selected_sources[name]
         if node.args.get("pivots"):
             raise _Unanalysable  # PIVOT / UNPIVOT make columns of values
@@ -263,7 +309,7 @@ class _QueryAnalysis:
             return _renamed(rel, [a.name for a in alias.columns])
         return rel
 
-    def _sources(self, scope: Scope) -> dict[str, Relation]:
+    def _sources(self, scope: _Scope) -> dict[str, Relation]:
         found = self.sources_of.get(id(scope))
         if found is None:
             found = {name: self._source(scope, name) for name in scope.selected_sources}
@@ -271,7 +317,7 @@ class _QueryAnalysis:
         return found
 
     @staticmethod
-    def _rename(scope: Scope, rel: Relation) -> Relation:
+    def _rename(scope: _Scope, rel: Relation) -> Relation:
         """A CTE's or derived table's column list (`with c(a, b) as ...`) renames its output."""
         parent = scope.expression.parent
         alias = parent.args.get("alias") if isinstance(parent, (exp.CTE, exp.Subquery)) else None
@@ -281,7 +327,7 @@ class _QueryAnalysis:
 
     # --- output of one scope ------------------------------------------------------------------
 
-    def _output(self, scope: Scope) -> Relation:
+    def _output(self, scope: _Scope) -> Relation:
         expr = scope.expression
         if isinstance(expr, exp.SetOperation):
             return self._set_operation(scope, expr)
@@ -293,7 +339,7 @@ class _QueryAnalysis:
             return UNKNOWN
         raise _Unanalysable
 
-    def _set_operation(self, scope: Scope, expr: exp.SetOperation) -> Relation:
+    def _set_operation(self, scope: _Scope, expr: exp.SetOperation) -> Relation:
         left, right = (self.out.get(id(s), UNKNOWN) for s in scope.set_operation_scopes[:2])
         if expr.args.get("by_name"):
             merged = {c.name.lower(): c for c in right.columns}
@@ -315,7 +361,7 @@ class _QueryAnalysis:
             True,
         )
 
-    def _select(self, scope: Scope, select: exp.Select) -> Relation:
+    def _select(self, scope: _Scope, select: exp.Select) -> Relation:
         sources = self._sources(scope)
         using = self._using(select, sources)
         self._check_reads(scope, select, sources, using)
@@ -396,9 +442,9 @@ class _QueryAnalysis:
 
     # --- what a scope reads -------------------------------------------------------------------
 
-    def _resolve(self, scope: Scope, column: exp.Column) -> list[tuple[str, Column]]:
+    def _resolve(self, scope: _Scope, column: exp.Column) -> list[tuple[str, Column]]:
         """(source alias, column) pairs an unqualified or qualified column may be, searching outward."""
-        s: Scope | None = scope
+        s: _Scope | None = scope
         while s is not None:
             sources = self._sources(s)
             if column.table:
@@ -413,7 +459,7 @@ class _QueryAnalysis:
             s = s.parent
         return []
 
-    def _lineage(self, item: exp.Expr, scope: Scope | None) -> frozenset[Source]:
+    def _lineage(self, item: exp.Expr, scope: _Scope | None) -> frozenset[Source]:
         """The upstream model columns a select item is computed from."""
         if scope is None:
             return frozenset()
@@ -428,7 +474,7 @@ class _QueryAnalysis:
                 out |= col.sources
         return frozenset(out)
 
-    def _type(self, inner: exp.Expr, scope: Scope, sources: dict[str, Relation]) -> str | None:
+    def _type(self, inner: exp.Expr, scope: _Scope, sources: dict[str, Relation]) -> str | None:
         """The type a select item surely has: a cast's, a passed-through column's, a string's."""
         if isinstance(inner, (exp.Cast, exp.TryCast)) and isinstance(inner.to, exp.DataType):
             if inner.to.this == exp.DataType.Type.USERDEFINED:
@@ -444,7 +490,7 @@ class _QueryAnalysis:
         return None
 
     def _check_reads(
-        self, scope: Scope, select: exp.Select, sources: dict[str, Relation], using: set[str]
+        self, scope: _Scope, select: exp.Select, sources: dict[str, Relation], using: set[str]
     ) -> None:
         aliases = {e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)}
         for column in scope.columns:
@@ -485,7 +531,7 @@ class _QueryAnalysis:
                 + _hint(column.name, names),
             )
 
-    def _check_qualified(self, scope: Scope, column: exp.Column, sources: dict[str, Relation]) -> None:
+    def _check_qualified(self, scope: _Scope, column: exp.Column, sources: dict[str, Relation]) -> None:
         if column.args.get("db") or column.args.get("catalog"):
             return  # a struct field path (a.b.c): the first part is what resolves
         match = next((k for k in sources if k.lower() == column.table.lower()), None)
@@ -499,7 +545,7 @@ class _QueryAnalysis:
                 + _hint(column.name, rel.names),
             )
 
-    def _outer_has(self, scope: Scope | None, name: str) -> bool:
+    def _outer_has(self, scope: _Scope | None, name: str) -> bool:
         while scope is not None:
             if any(rel.get(name) or not rel.complete for rel in self._sources(scope).values()):
                 return True
@@ -508,7 +554,7 @@ class _QueryAnalysis:
             scope = scope.parent
         return False
 
-    def _outer_complete(self, scope: Scope | None) -> bool:
+    def _outer_complete(self, scope: _Scope | None) -> bool:
         while scope is not None:
             if not all(rel.complete for rel in self._sources(scope).values()):
                 return False
