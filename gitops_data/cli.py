@@ -11,7 +11,7 @@ from functools import cached_property
 import click
 from rich.markup import escape
 
-from gitops_data.console import console, err, short
+from gitops_data.console import console, err, print_column_notes, short
 from gitops_data.deployment import operations as ops
 from gitops_data.errors import BuildError, DriftFound, GitopsError
 
@@ -152,13 +152,17 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
     if fmt == "json":
         counts = {"nodes": kinds, "schedules": len(project.schedules), "alerts": len(project.alerts)}
-        _json("validate", {"target": tree.label, "valid": True, "issues": [], **counts})
+        notes = project.columns.notes
+        _json(
+            "validate", {"target": tree.label, "valid": True, "issues": [], **counts, "column_notes": notes}
+        )
         return
     summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
     console.print(
         f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
         f"{len(project.schedules)} schedules, {len(project.alerts)} alerts"
     )
+    print_column_notes(project.columns.notes)
 
 
 @main.command()
@@ -179,6 +183,23 @@ def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str) -> No
         print(render.plan_markdown(p))
     else:
         c.print_plan(p)
+
+
+@main.command()
+@click.argument("column")
+@_ref_option
+@_format_option("json")
+@pass_dep
+def lineage(dep, column: str, ref: str | None, fmt: str) -> None:
+    """The columns MODEL.COLUMN is computed from and the columns computed from it, from the SQL alone."""
+    from gitops_data import console as c
+    from gitops_data import render
+
+    trace = ops.lineage(dep, ref, column)
+    if fmt == "json":
+        _json("lineage", render.lineage_body(trace))
+    else:
+        c.print_lineage(trace)
 
 
 def _listen():

@@ -11,7 +11,8 @@ from rich.table import Table
 
 from gitops_data.errors import GitopsError
 from gitops_data.plan import CheckState, Plan
-from gitops_data.render import schema_changes, summary_text
+from gitops_data.project.columns import ColumnTrace
+from gitops_data.render import impact_lines, schema_changes, summary_text
 
 # outside a terminal (a log, a pipe) nothing is cut or wrapped: lines are as long as their content
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 100_000)
@@ -80,6 +81,8 @@ def print_plan(plan: Plan) -> None:
         t.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(t)
     console.print(summary_text(plan, ("[red]", "[/]")))
+    for line in impact_lines(plan):
+        console.print(f"columns: {escape(line)}")
 
 
 def print_status(report) -> None:
@@ -140,6 +143,29 @@ def print_diff(env_a: str, env_b: str, diffs: list) -> None:
             schema,
         )
     console.print(t)
+
+
+def print_lineage(t: ColumnTrace) -> None:
+    """`lineage` for people: the column, then what feeds it and what it feeds, one column a line."""
+    console.print(f"[bold]{t.model}.{escape(t.column)}[/]" + (f" {t.type}" if t.type else ""))
+    if not t.known:
+        console.print(f"[dim]note[/]: {t.model}'s columns are not fully known; its lineage may be incomplete")
+    for title, items, empty in (
+        ("upstream (computed from)", t.upstream, "none: no column of another model feeds it"),
+        ("downstream (computed from it)", t.downstream, "none: no model column reads it"),
+    ):
+        console.print(f"{title}:")
+        for (m, c), sources in items:
+            via = ", ".join(f"{a}.{b}" for a, b in sources)
+            console.print(f"  {m}.{escape(c)}" + (f"  [dim]<- {escape(via)}[/]" if via else ""))
+        if not items:
+            console.print(f"  [dim]{empty}[/]")
+
+
+def print_column_notes(notes: dict[str, str]) -> None:
+    """`validate`'s one line per model whose columns it could not check, and why."""
+    for model, note in notes.items():
+        console.print(f"[dim]note[/]: {model}: {escape(note)}")
 
 
 def print_notes(result) -> None:

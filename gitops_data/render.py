@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from gitops_data.plan import Action, Mode, Plan
+from gitops_data.project.columns import ColumnTrace
 
 SCHEMA_VERSION = 1
 
@@ -59,6 +60,17 @@ def plan_body(plan: Plan) -> dict[str, Any]:
         "models": models,
         "removed": list(plan.removed),
         "summary": plan_summary(plan),
+        "column_impact": [
+            {
+                "model": i.model,
+                "changed": list(i.changed),
+                "downstream": [f"{m}.{c}" for m, c in i.downstream],
+                "checks": [f"{m}.{c}" for m, c in i.checks],
+                "unchecked": [f"{m}.{c}" for m, c in i.unchecked],
+                "complete": i.complete,
+            }
+            for i in plan.impact
+        ],
     }
 
 
@@ -84,6 +96,28 @@ def summary_text(plan: Plan, strong: tuple[str, str] = ("", "")) -> str:
         f"{s['checks_to_rerun']} check(s) to re-run on reused builds, {s['removed']} to remove"
         + (f", {strong[0]}{failing} blocking check(s) failing{strong[1]}" if failing else "")
     )
+
+
+def impact_lines(plan: Plan, code: tuple[str, str] = ("", "")) -> list[str]:
+    """Per changed model, one line: the columns it touches, downstream, and the checks on them."""
+    a, b = code
+
+    def names(items: tuple) -> str:
+        return ", ".join(f"{a}{m}.{c}{b}" for m, c in items)
+
+    out = []
+    for i in plan.impact:
+        line = f"{a}{i.model}{b} changes {', '.join(f'{a}{c}{b}' for c in i.changed)}"
+        line += (
+            f"; downstream: {names(i.downstream)}" if i.downstream else "; no downstream column reads them"
+        )
+        line += f"; checked by {names(i.checks)}" if i.checks else "; no check covers them"
+        if i.unchecked and i.checks:
+            line += f"; unchecked: {names(i.unchecked)}"
+        if not i.complete:
+            line += " (some columns are unknown: there may be more)"
+        out.append(line)
+    return out
 
 
 def schema_changes(d: Any) -> str:
@@ -122,8 +156,11 @@ def plan_markdown(plan: Plan) -> str:
         f"### gitops-data plan: `{plan.env}` at `{plan.commit[:10]}` (schema `{plan.schema}`)\n\n"
         + summary_text(plan, ("**", "**"))
     )
-    return head + (
-        "\n\n" + _md_table(["model", "action", "why", "checks"], rows) if rows else "\n\nNothing changes."
+    impact = impact_lines(plan, ("`", "`"))
+    return (
+        head
+        + ("\n\n" + _md_table(["model", "action", "why", "checks"], rows) if rows else "\n\nNothing changes.")
+        + ("\n\n**Columns touched**\n\n" + "\n".join(f"- {line}" for line in impact) if impact else "")
     )
 
 
@@ -146,3 +183,19 @@ def diff_markdown(env_a: str, env_b: str, diffs: list) -> str:
     if not rows:
         return title + "Both serve the same builds."
     return title + _md_table(["model", "state", f"rows {env_a}", f"rows {env_b}", "schema changes"], rows)
+
+
+def lineage_body(t: ColumnTrace) -> dict[str, Any]:
+    """`lineage`'s JSON: the column, then each column upstream and downstream with its direct sources."""
+
+    def rows(items: tuple) -> list[dict[str, Any]]:
+        return [{"model": m, "column": c, "from": [f"{a}.{b}" for a, b in srcs]} for (m, c), srcs in items]
+
+    return {
+        "model": t.model,
+        "column": t.column,
+        "type": t.type,
+        "complete": t.known,
+        "upstream": rows(t.upstream),
+        "downstream": rows(t.downstream),
+    }

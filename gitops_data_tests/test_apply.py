@@ -349,14 +349,15 @@ def test_sql_error_at_build_time_keeps_previous_state(make_repo, warehouse, inst
     served = env_views(ws)
     n_builds = builds_count(ws)
 
-    repo.replace("project.yml", "v * 2 as v2 from a", "v * 2 as v2, no_such_column from a")
-    bad = repo.commit("typo in a column")
+    # an unknown column is a validate error (the static column analysis); an unknown function is not
+    repo.replace("project.yml", "v * 2 as v2 from a", "v * 2 as v2, no_such_column(v) as z from a")
+    bad = repo.commit("typo in a function")
     with pytest.raises(BuildError) as exc:
         sync(ws, "main", instance)
     msg = str(exc.value)
     assert exc.value.exit_code == 4
     assert "'b'" in msg
-    assert ("Binder Error" if ws.dialect == "duckdb" else "does not exist") in msg and "no_such_column" in msg
+    assert "does not exist" in msg and "no_such_column" in msg
 
     assert_serves(ws, c1)
     assert env_views(ws) == served
@@ -367,7 +368,7 @@ def test_sql_error_at_build_time_keeps_previous_state(make_repo, warehouse, inst
     assert orphan_tables(ws) == []
 
     # fixing it publishes
-    repo.replace("project.yml", "v * 2 as v2, no_such_column from a", "v * 2 as v2, 1 as one from a")
+    repo.replace("project.yml", "v * 2 as v2, no_such_column(v) as z from a", "v * 2 as v2, 1 as one from a")
     fixed = repo.commit("fix")
     sync(ws, "main", instance)
     assert_serves(ws, fixed)
@@ -540,8 +541,8 @@ def test_cli_sync_exit_codes(tmp_path, make_repo):
 
     # SQL that fails in DuckDB: exit 4, the model and DuckDB's message are named
     repo.write("seeds/nums.csv", "id,v\n1,10\n2,20\n3,30\n")
-    repo.replace("project.yml", "v * 2 as v2 from a", "v * 2 as v2, no_such_column from a")
-    repo.commit("bad column")
+    repo.replace("project.yml", "v * 2 as v2 from a", "v * 2 as v2, no_such_column(v) as z from a")
+    repo.commit("bad function")
     p = _cli(tmp_path, repo, "sync")
     out = _no_traceback(p)
     assert p.returncode == 4, out

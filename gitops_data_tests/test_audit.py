@@ -37,7 +37,7 @@ CASES = [
         "chk_type",
         "columns: {v: {type: bigint}}",
         "select id as v from nums",
-        "select id::integer as v from nums",
+        "select id::integer + 0 as v from nums",  # a cast alone is a validate error (column analysis)
         "v__type",
         "error",
         1,

@@ -605,13 +605,14 @@ CASES = [
         2,
         (X2, "unknown reference 'bb'; did you mean 'b'?"),
     ),
-    # valid for sqlglot, refused by DuckDB at build time
+    # found by the static column analysis, before anything builds
     Bad(
         "sql_unknown_column",
         edit("select id, v * 2 as v2 from a", "select id, nope * 2 as v2 from a"),
-        4,
-        ("'b'", "nope"),
+        2,
+        ("project.yml:12 [b]", "column 'nope' is not in a (columns: id, v)"),
     ),
+    # valid for sqlglot, refused by DuckDB at build time
     Bad("sql_unknown_function", sql_model("select no_such_fn(id) as z from a"), 4, ("'x'", "no_such_fn")),
     Bad("sql_runtime_error", sql_model("select cast('abc' as integer) as z from a"), 4, ("'x'", "abc")),
     # Python models that misbehave
@@ -658,8 +659,8 @@ CASES = [
             "  - name: x\n    sql: select id from b\n    columns:\n"
             "      'x\"; drop table y; --': {nullable: false}\n"
         ),
-        3,
-        ("x.", "blocking check"),
+        2,
+        ("extra.yml:5 [x]", "the query has no column 'x\"; drop table y; --'"),
     ),
     Bad(
         "check_expression_unparseable",

@@ -136,7 +136,9 @@ def test_run_failed_alert_only_for_broken_runs_not_for_blocked_ones(make_repo, w
     d.settle()
     assert d.runs[-1].error is None  # blocked is not broken: the run succeeded, publishing was refused
     assert d.query("select status from gitops_meta.ref_status") == [("blocked",)]
-    repo.replace("project.yml", "select count(*) as n from b", "select count(*) as n, sum(nope) from b")
+    repo.replace(
+        "project.yml", "select count(*) as n from b", "select count(*) as n, no_such_fn(n) as z from b"
+    )
     repo.write("seeds/nums.csv", "id,v\n1,1\n2,20\n3,30\n")
     repo.commit("sql error")
     d.settle()

@@ -11,6 +11,7 @@ from gitops_data.deployment.core import Deployment, Environment
 from gitops_data.errors import GitopsError
 from gitops_data.naming import check_identifier, environment_schema
 from gitops_data.plan import Plan, Status
+from gitops_data.project.columns import ColumnTrace, trace
 from gitops_data.warehouse.drift import Drift, detect_drift
 from gitops_data.warehouse.drift import repair as repair_drift
 from gitops_data.warehouse.inspect import GcReport, ModelDiff, collect_garbage, diff_envs
@@ -216,3 +217,10 @@ __all__ = [
     "status",
     "target",
 ]
+
+
+def lineage(dep: Deployment, ref: str | None, column: str) -> ColumnTrace:
+    """The upstream and downstream columns of MODEL.COLUMN at `ref` (default: the production ref),
+    from the SQL alone: nothing is built or read from the warehouse."""
+    sha = dep.resolve(dep.settings.production_ref if ref is None else ref)
+    return trace(dep.project(sha).columns, column)

@@ -18,6 +18,7 @@ from gitops_data.deployment.lifecycle import ApplyResult
 from gitops_data.engines.locations import redact
 from gitops_data.orchestration import tags as T
 from gitops_data.orchestration.assets import UI_PLAN_PREFIX, asset_key
+from gitops_data.orchestration.lineage import column_schema, lineage_metadata
 from gitops_data.plan import Action, BuildRecord, CheckState, Mode, ModelStep, Plan, Status
 from gitops_data.warehouse.execute import Built, execute_build
 
@@ -38,10 +39,12 @@ def build_metadata(
         "physical_table": dg.MetadataValue.text(f"{plan.internal_schema}.{rec.table}"),
         "reused": dg.MetadataValue.bool(reused),
     }
+    step = plan.models.get(rec.model)
+    lineage = step.lineage if step is not None else ()
     if columns:
-        meta["dagster/column_schema"] = dg.TableSchema(
-            columns=[dg.TableColumn(name=c, type=t) for c, t in columns.items()]
-        )
+        meta["dagster/column_schema"] = column_schema(columns, lineage)
+    if lineage:
+        meta.update(lineage_metadata(Environment(plan.env, plan.schema), lineage))
     if rec.row_count is not None:
         meta["dagster/row_count"] = dg.MetadataValue.int(rec.row_count)
     if reused:

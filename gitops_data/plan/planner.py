@@ -14,9 +14,11 @@ from typing import TypedDict
 
 from gitops_data.fingerprint import data_fingerprints, local_fingerprint
 from gitops_data.naming import physical_table, qualified
+from gitops_data.plan.impact import column_impact
 from gitops_data.plan.records import BuildRecord, CatalogState, audit_of
 from gitops_data.plan.steps import Action, CheckState, Mode, ModelStep, Plan, PlannedCheck, Read
 from gitops_data.project.checks import DeclaredCheck, check_hash, declared_checks
+from gitops_data.project.columns import Lineage
 from gitops_data.project.nodes import Node, Project
 from gitops_data.sql import added_columns, parse_query, reads_columns, rewrite
 
@@ -53,6 +55,7 @@ class _Where(TypedDict):
     file: str
     line: int | None
     materialized: str
+    lineage: Lineage
 
 
 def _build_reason(
@@ -157,6 +160,7 @@ def make_plan(
     internal = project.settings.internal_schema
     lower = {n.lower(): n for n in project.nodes}
     data = data_fingerprints(project)
+    inlined = frozenset(n for n, nd in project.nodes.items() if nd.ephemeral)
     models: dict[str, ModelStep] = {}
     inline: dict[str, str] = {}  # ephemeral model -> its query, reads swapped in (canonical dialect)
     additive: dict[str, tuple[str, ...]] = {}  # rebuilt model -> the columns it only added
@@ -225,7 +229,12 @@ def make_plan(
 
     for name, node in project.nodes.items():
         fp = fingerprints[name]
-        where = _Where(file=node.file, line=node.line, materialized=node.materialized)
+        where = _Where(
+            file=node.file,
+            line=node.line,
+            materialized=node.materialized,
+            lineage=project.columns.lineage(name, inlined),
+        )
         if node.kind == "table":
             models[name] = ModelStep(
                 name, node.kind, fp, Action.EXTERNAL, f"external table {node.table}", **where
@@ -365,4 +374,8 @@ def make_plan(
         models[name] = replace(models[name], reason=f"{models[name].reason}; {note}")
     served = {n for n, m in models.items() if m.build is not None}
     removed = tuple(sorted(set(state.published) - served))
-    return Plan(env, schema, commit, internal, models, removed, state.published_commit)
+    moved = frozenset(  # only a model whose fingerprint moved can have changed its own definition
+        n for n in project.nodes if (b := state.baseline.get(n)) is None or b.fingerprint != fingerprints[n]
+    )
+    impact = column_impact(previous, project, moved) if previous is not None else ()
+    return Plan(env, schema, commit, internal, models, removed, state.published_commit, impact)

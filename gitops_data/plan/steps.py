@@ -13,8 +13,10 @@ from enum import StrEnum
 
 from pydantic import TypeAdapter
 
+from gitops_data.plan.impact import ColumnImpact
 from gitops_data.plan.records import BuildRecord
 from gitops_data.project.checks import DeclaredCheck
+from gitops_data.project.columns import Lineage
 
 
 class Action(StrEnum):
@@ -86,6 +88,7 @@ class ModelStep:
     file: str = ""
     line: int | None = None
     served: bool = False  # a reuse of the very build the environment serves now
+    lineage: Lineage = ()  # per output column: the upstream (model, column)s it is computed from
 
     def checks_in(self, state: CheckState) -> list[str]:
         return [c.name for c in self.checks if c.state == state]
@@ -104,6 +107,7 @@ class Plan:
     models: dict[str, ModelStep]
     removed: tuple[str, ...] = ()
     previous_commit: str | None = None
+    impact: tuple[ColumnImpact, ...] = ()  # per changed model: the columns it touches, their checks
 
     @property
     def to_build(self) -> list[str]:

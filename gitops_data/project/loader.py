@@ -10,6 +10,7 @@ from gitops_data.errors import ProjectError
 from gitops_data.naming import identifier_problem
 from gitops_data.project.checks import check_reads
 from gitops_data.project.collector import Collector
+from gitops_data.project.columns import analyse
 from gitops_data.project.nodes import Node, Project
 from gitops_data.project.schema import SECTIONS, SETTINGS_FILE, AlertSpec, ScheduleSpec, Settings
 from gitops_data.project.tree import FileTree
@@ -161,9 +162,10 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
             node = materialize(c, node, raw, file_defaults.get(file), settings)
         if node is not None:
             nodes[node.name] = node
-    if dbt is not None:
-        nodes.update(dbt.load(seen, set(nodes)))
+    from_dbt: dict[str, Node] = dbt.load(seen, set(nodes)) if dbt is not None else {}
+    nodes.update(from_dbt)
     ordered = _order(c, nodes, set(seen))
+    columns = analyse(c, ordered, lenient=frozenset(from_dbt))
     lower = {n.lower() for n in ordered}
     ephemeral = {n.lower() for n, nd in ordered.items() if nd.ephemeral}
     for node in ordered.values():
@@ -200,5 +202,10 @@ def load_project(tree: FileTree, target: str = DIALECT) -> Project:
     if c.issues:
         raise ProjectError(c.issues, where=f"project at {tree.label}")
     return Project(
-        settings=settings, nodes=ordered, schedules=tuple(schedules), alerts=tuple(alerts), commit=tree.commit
+        settings=settings,
+        nodes=ordered,
+        schedules=tuple(schedules),
+        alerts=tuple(alerts),
+        commit=tree.commit,
+        columns=columns,
     )

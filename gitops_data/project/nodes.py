@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from gitops_data.project.columns import ProjectColumns
 from gitops_data.project.schema import (
     AlertSpec,
     ColumnSpec,
@@ -50,6 +51,10 @@ class Node:
     # in them stands for the build's own table
     pre_hooks: tuple[str, ...] = ()
     post_hooks: tuple[str, ...] = ()
+    # where findings point: the file holding the SQL and the file line of its first line (None: the
+    # SQL is rendered, its lines are not the file's); YAML key -> line ("columns.<col>", "checks.<i>")
+    sql_at: tuple[str, int] | None = None
+    key_lines: dict[str, int] = field(default_factory=dict)
 
     @property
     def built(self) -> bool:
@@ -80,6 +85,7 @@ class Project:
     schedules: tuple[ScheduleSpec, ...] = ()
     alerts: tuple[AlertSpec, ...] = ()
     commit: str | None = None
+    columns: ProjectColumns = field(default_factory=ProjectColumns)  # the static column analysis
 
     def downstream(self, names: set[str]) -> set[str]:
         """`names` and everything that depends on them, transitively."""

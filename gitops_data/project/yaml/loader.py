@@ -146,6 +146,7 @@ def yaml_node(c: Collector, section: str, file: str, raw: LineDict, dialects: tu
         owner=spec.owner,
         columns=dict(spec.columns),
         checks=tuple(spec.checks),
+        key_lines=_key_lines(raw),
     )
     for col, col_spec in spec.columns.items():
         if not col or not col.strip() or any(ord(ch) < 32 for ch in col):
@@ -222,9 +223,28 @@ def yaml_node(c: Collector, section: str, file: str, raw: LineDict, dialects: tu
         return None
     if written != DIALECT:  # kept in the canonical dialect: plans transpile it to the warehouse's
         sql = parsed.tree.sql(dialect=DIALECT)
+    block = "\n" in sql.strip("\n") or sql.endswith("\n")  # `sql: |`: the SQL starts on the next line
+    first = 1 if key_line == 0 else (key_line or raw.line or 1) + (1 if block else 0)
     return Node(
-        kind="sql", sql=sql, deps=tuple(sorted(parsed.references)), incremental=spec.incremental, **common
+        kind="sql",
+        sql=sql,
+        deps=tuple(sorted(parsed.references)),
+        incremental=spec.incremental,
+        sql_at=(sql_where, first) if written == DIALECT else None,
+        **common,
     )
+
+
+def _key_lines(raw: LineDict) -> dict[str, int]:
+    """The lines of a node's `columns.<col>` and `checks.<i>` entries (column findings point there)."""
+    out: dict[str, int] = {}
+    columns = raw.get("columns")
+    for col in columns if isinstance(columns, dict) else ():
+        out[f"columns.{col}"] = line_of(raw, ("columns", col)) or raw.line
+    checks = raw.get("checks")
+    for i in range(len(checks) if isinstance(checks, list) else 0):
+        out[f"checks.{i}"] = line_of(raw, ("checks", i)) or raw.line
+    return out
 
 
 def materialize(
