@@ -11,7 +11,7 @@ from functools import cached_property
 import click
 from rich.markup import escape
 
-from gitops_data.console import console, err, print_column_notes, short
+from gitops_data.console import console, err, short
 from gitops_data.deployment import operations as ops
 from gitops_data.errors import BuildError, DriftFound, GitopsError
 
@@ -132,37 +132,19 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
 
     Exit codes: 0 valid, 2 invalid (every issue with file, line and model)."""
     from gitops_data.deployment.core import Deployment
-    from gitops_data.errors import ProjectError
-    from gitops_data.project.loader import load_project
-    from gitops_data.project.tree import DirTree, GitTree
 
     dep = named.dep if ref or not path else Deployment.from_env(named.repo, named.warehouse, False)
-    tree = GitTree(dep.repo, dep.resolve(ref), label=ref) if ref else DirTree(path or dep.repo)
-    try:
-        project = load_project(tree, dep.dialect)
-    except ProjectError as exc:
-        if fmt == "json":
-            issues = [
-                {"file": i.file, "line": i.line, "model": i.model, "message": i.message} for i in exc.issues
-            ]
-            _json("validate", {"target": tree.label, "valid": False, "issues": issues})
-        raise
-    kinds: dict[str, int] = {}
-    for n in project.nodes.values():
-        kinds[n.kind] = kinds.get(n.kind, 0) + 1
+    v = ops.validate(dep, path, ref)
     if fmt == "json":
-        counts = {"nodes": kinds, "schedules": len(project.schedules), "alerts": len(project.alerts)}
-        notes = project.columns.notes
-        _json(
-            "validate", {"target": tree.label, "valid": True, "issues": [], **counts, "column_notes": notes}
-        )
-        return
-    summary = ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
-    console.print(
-        f"[green]valid[/]: {tree.label}: {len(project.nodes)} nodes ({summary}), "
-        f"{len(project.schedules)} schedules, {len(project.alerts)} alerts"
-    )
-    print_column_notes(project.columns.notes)
+        from gitops_data.render import validate_body
+
+        _json("validate", validate_body(v))
+    elif v.error is None:
+        from gitops_data.console import print_validation
+
+        print_validation(v)
+    if v.error is not None:
+        raise v.error
 
 
 @main.command()

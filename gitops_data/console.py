@@ -9,6 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from gitops_data.deployment.operations import Validation
 from gitops_data.errors import GitopsError
 from gitops_data.plan import CheckState, Plan
 from gitops_data.project.columns import ColumnTrace
@@ -162,9 +163,14 @@ def print_lineage(t: ColumnTrace) -> None:
             console.print(f"  [dim]{empty}[/]")
 
 
-def print_column_notes(notes: dict[str, str]) -> None:
-    """`validate`'s one line per model whose columns it could not check, and why."""
-    for model, note in notes.items():
+def print_validation(v: Validation) -> None:
+    """A valid project's counts, then one line per model whose columns could not be checked, and why."""
+    summary = ", ".join(f"{n} {k}" for k, n in sorted(v.kinds.items()))
+    console.print(
+        f"[green]valid[/]: {v.target}: {v.nodes} nodes ({summary}), "
+        f"{v.schedules} schedules, {v.alerts} alerts"
+    )
+    for model, note in (v.column_notes or {}).items():
         console.print(f"[dim]note[/]: {model}: {escape(note)}")
 
 

@@ -8,6 +8,7 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
+from gitops_data.deployment.operations import Validation
 from gitops_data.plan import Action, Mode, Plan
 from gitops_data.project.columns import ColumnTrace
 
@@ -198,4 +199,22 @@ def lineage_body(t: ColumnTrace) -> dict[str, Any]:
         "complete": t.known,
         "upstream": rows(t.upstream),
         "downstream": rows(t.downstream),
+    }
+
+
+def validate_body(v: Validation) -> dict[str, Any]:
+    """`validate`'s JSON: valid or not, every issue with file, line and model, or the counts."""
+    if v.error is not None:
+        issues = [
+            {"file": i.file, "line": i.line, "model": i.model, "message": i.message} for i in v.error.issues
+        ]
+        return {"target": v.target, "valid": False, "issues": issues}
+    return {
+        "target": v.target,
+        "valid": True,
+        "issues": [],
+        "nodes": v.kinds,
+        "schedules": v.schedules,
+        "alerts": v.alerts,
+        "column_notes": v.column_notes or {},
     }

@@ -8,10 +8,12 @@ from dataclasses import dataclass
 
 from gitops_data import gitrepo
 from gitops_data.deployment.core import Deployment, Environment
-from gitops_data.errors import GitopsError
+from gitops_data.errors import GitopsError, ProjectError
 from gitops_data.naming import check_identifier, environment_schema
 from gitops_data.plan import Plan, Status
 from gitops_data.project.columns import ColumnTrace, trace
+from gitops_data.project.loader import load_project
+from gitops_data.project.tree import DirTree, GitTree
 from gitops_data.warehouse.drift import Drift, detect_drift
 from gitops_data.warehouse.drift import repair as repair_drift
 from gitops_data.warehouse.inspect import GcReport, ModelDiff, collect_garbage, diff_envs
@@ -224,3 +226,33 @@ def lineage(dep: Deployment, ref: str | None, column: str) -> ColumnTrace:
     from the SQL alone: nothing is built or read from the warehouse."""
     sha = dep.resolve(dep.settings.production_ref if ref is None else ref)
     return trace(dep.project(sha).columns, column)
+
+
+@dataclass(frozen=True)
+class Validation:
+    """What `validate` found: the project's counts and column notes, or the error listing every issue."""
+
+    target: str
+    kinds: dict[str, int]
+    schedules: int = 0
+    alerts: int = 0
+    column_notes: dict[str, str] | None = None
+    error: ProjectError | None = None
+
+    @property
+    def nodes(self) -> int:
+        return sum(self.kinds.values())
+
+
+def validate(dep: Deployment, path: str | None, ref: str | None) -> Validation:
+    """Load and check the project in the folder `path`, or at `ref` of the repo (the repo's
+    folder when neither is given); never raises for an invalid project, never opens the warehouse."""
+    tree = GitTree(dep.repo, dep.resolve(ref), label=ref) if ref else DirTree(path or dep.repo)
+    try:
+        project = load_project(tree, dep.dialect)
+    except ProjectError as exc:
+        return Validation(tree.label, {}, error=exc)
+    kinds: dict[str, int] = {}
+    for n in project.nodes.values():
+        kinds[n.kind] = kinds.get(n.kind, 0) + 1
+    return Validation(tree.label, kinds, len(project.schedules), len(project.alerts), project.columns.notes)
