@@ -10,10 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -21,8 +17,8 @@ import pytest
 
 from gitops_data.deployment.core import Deployment
 from gitops_data_tests.drive import Driver
-from gitops_data_tests.test_deployment import _free_port
-from gitops_data_tests.test_ui_screenshots import CHROMIUM, LOCATION, _graphql
+from gitops_data_tests.test_ui_screenshots import CHROMIUM
+from gitops_data_tests.webserver import dagster_webserver, graphql
 
 pytestmark = pytest.mark.slow
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
@@ -88,35 +84,8 @@ def test_the_asset_page_shows_where_each_column_comes_from(
     Driver(ws, dg.DagsterInstance.get()).settle()
     schema = ws.environment("main", ws.production_settings()).schema
 
-    port = _free_port()
-    env = {**os.environ, "GITOPS_DATA_REPO": ws.repo, "GITOPS_DATA_WAREHOUSE": ws.warehouse}
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-webserver"),
-            "-m",
-            LOCATION,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=(tmp_path / "webserver.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        deadline = time.monotonic() + 300  # a loaded machine takes its time to start the webserver
-        while True:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=5)
-                break
-            except OSError:
-                assert web.poll() is None and time.monotonic() < deadline, (
-                    tmp_path / "webserver.log"
-                ).read_text()
-                time.sleep(1)
-        nodes = {tuple(n["assetKey"]["path"]): n for n in _graphql(port, LINEAGE_QUERY)["assetNodes"]}
+    with dagster_webserver(ws, tmp_path) as port:
+        nodes = {tuple(n["assetKey"]["path"]): n for n in graphql(port, LINEAGE_QUERY)["assetNodes"]}
         (mat,) = nodes[(schema, model)]["assetMaterializations"]
         entries = {e["label"]: e for e in mat["metadataEntries"]}
         assert "dagster/column_lineage" in entries
@@ -129,10 +98,3 @@ def test_the_asset_page_shows_where_each_column_comes_from(
         assert _asset_page(port, f"/assets/{schema}/{model}", shot, f"from {sources}") >= 1
         assert shot.stat().st_size > 20_000
         print("\nscreenshot:", shot)
-    finally:
-        os.killpg(web.pid, 15)
-        try:
-            web.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(web.pid, 9)
-            web.wait()

@@ -7,13 +7,8 @@ Needs Debian's chromium (`.ci/run` installs it); skipped with the reason where i
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import dagster as dg
@@ -22,21 +17,10 @@ import pytest
 from gitops_data.deployment.core import Deployment
 from gitops_data_tests.conftest import SMALL_PROJECT
 from gitops_data_tests.drive import Driver
-from gitops_data_tests.test_deployment import _free_port
+from gitops_data_tests.webserver import LOCATION, dagster_webserver, graphql
 
 pytestmark = pytest.mark.slow
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-LOCATION = "gitops_data.orchestration.definitions"
-
-
-def _graphql(port: int, query: str) -> dict:
-    req = urllib.request.Request(
-        f"http://127.0.0.1:{port}/graphql",
-        data=json.dumps({"query": query}).encode(),
-        headers={"content-type": "application/json"},
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.load(resp)["data"]
 
 
 def _screenshots(port: int, pages: dict[str, str], out: Path) -> list[Path]:
@@ -88,38 +72,15 @@ def test_the_ui_shows_reused_models_an_invalid_branch_and_a_blocked_run(tmp_path
     driver.settle()
     groups = {ref: ws.environment(ref, ws.production_settings()).schema for ref in ("feature/x", "typo")}
 
-    port = _free_port()
-    env = {**os.environ, "GITOPS_DATA_REPO": ws.repo, "GITOPS_DATA_WAREHOUSE": ws.warehouse}
-    web = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "dagster-webserver"),
-            "-m",
-            LOCATION,
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(port),
-        ],
-        env=env,
-        stdout=(tmp_path / "webserver.log").open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/server_info", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
-        nodes = _graphql(
+    with dagster_webserver(ws, tmp_path) as port:
+        nodes = graphql(
             port, "{ assetNodes { groupName description assetMaterializations(limit: 1) { runId } } }"
         )["assetNodes"]
         branch = [n for n in nodes if n["groupName"] == groups["feature/x"]]
         assert len(branch) == 4 and all(n["assetMaterializations"] for n in branch)  # 3 of them reused
         invalid = [n for n in nodes if n["groupName"] == groups["typo"]]
         assert invalid and all("is invalid" in (n["description"] or "") for n in invalid)
-        runs = _graphql(
+        runs = graphql(
             port, "{ runsOrError { ... on Runs { results { runId status tags { key value } } } } }"
         )["runsOrError"]["results"]
         blocked = [r for r in runs if {"key": "gitops/outcome", "value": "blocked: a.v__ge"} in r["tags"]]
@@ -140,6 +101,3 @@ def test_the_ui_shows_reused_models_an_invalid_branch_and_a_blocked_run(tmp_path
         )
         assert all(p.stat().st_size > 20_000 for p in shots)
         print("\nscreenshots:", *map(str, shots), sep="\n  ")
-    finally:
-        os.killpg(web.pid, 15)
-        web.wait(20)
