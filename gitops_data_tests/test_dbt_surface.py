@@ -574,6 +574,16 @@ def test_a_node_whose_post_hook_drops_itself_is_not_built(tmp_path):
         ),
         pytest.param(
             {
+                "models/a_reader.sql": "select * from {{ ref('temp') }}\n",  # rendered before temp
+                "models/temp.sql": (
+                    "{{ config(post_hook='{% do adapter.drop_relation(this) %}') }}\nselect 1 as x\n"
+                ),
+            },
+            "reads temp, whose post-hook drops it",
+            id="a-model-read-before-it-drops-itself",
+        ),
+        pytest.param(
+            {
                 "seeds/schema.yml": "version: 2\nseeds:\n  - name: gone\n    columns:\n      - name: id\n"
                 "        data_tests: [unique]\n"
             },

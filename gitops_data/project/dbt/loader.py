@@ -290,6 +290,15 @@ class DbtLoader:
         for res in tests:
             self._singular(res)
         for node in self.nodes.values():
+            gone = sorted(d for d in node.deps if d.lower() in r.dropped)
+            if gone:  # rendered before the node it reads was found to drop itself
+                self.add(
+                    node.file,
+                    f"reads {', '.join(gone)}, whose post-hook drops it (adapter.drop_relation(this)): "
+                    "there is nothing to read",
+                    node.line,
+                    node.name,
+                )
             if node.ephemeral and (
                 node.checks or any(c.nullable is False or c.unique or c.checks for c in node.columns.values())
             ):
