@@ -459,9 +459,12 @@ ERRORS = [
         id="incremental-without-column",
     ),
     pytest.param(
-        {"models/b.sql": "{{ config(post_hook='{% do adapter.drop_relation(this) %}') }}\nselect 1 as x\n"},
+        {
+            "models/b.sql": "{{ config(post_hook=\"{% do adapter.drop_relation(ref('a')) %}\") }}\n"
+            "select 1 as x\n"
+        },
         ("models/b.sql", None, "adapter.drop_relation is not supported: it would change the warehouse"),
-        id="hook-that-drops-its-build",
+        id="hook-that-drops-another-build",
     ),
     pytest.param(
         {"models/b.py": "def model(dbt, session):\n    return dbt.ref(dbt.this)\n"},

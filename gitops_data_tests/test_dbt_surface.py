@@ -695,3 +695,74 @@ def test_graph_depends_on_is_filled_from_the_loaded_project(tmp_path):
         },
     )
     assert sql_of(report, "deps_of_report") == "select 'model.crm.crm_active' as deps"
+
+
+# --- a hook that drops its own relation ---------------------------------------------------------
+
+
+def test_a_node_whose_post_hook_drops_itself_is_not_built(tmp_path):
+    """dbt builds it, then its post-hook drops it: nothing is left to read, so nothing is built; its
+    other hooks and the rest of the project are unaffected."""
+    project = load(
+        tmp_path,
+        {
+            "dbt_project.yml": PROJECT
+            + "seeds:\n  shop:\n    gone:\n      +post-hook: "
+            + "\"{% do adapter.drop_relation(this.incorporate(type='table')) %}\"\n",
+            "seeds/gone.csv": "id\n1\n",
+            "seeds/kept.csv": "id\n2\n",
+            "models/temp.sql": (
+                "{{ config(materialized='table', pre_hook='{% do adapter.drop_relation(this) %}', "
+                "post_hook=['select 1 as noted', '{% do adapter.drop_relation(this) %}']) }}\nselect 1 as x\n"
+            ),
+            "models/report.sql": (
+                "{{ config(pre_hook='{% do adapter.drop_relation(this) %}') }}\n"
+                "select * from {{ ref('kept') }}\n"
+            ),
+        },
+    )
+    assert "gone" not in project.nodes and "temp" not in project.nodes
+    assert project.nodes["kept"].post_hooks == ()
+    # a pre-hook's drop is of the relation the build replaces: nothing to run, the model is built
+    assert project.nodes["report"].pre_hooks == ()
+
+
+@pytest.mark.parametrize(
+    "files, message",
+    [
+        pytest.param(
+            {"models/report.sql": "select * from {{ ref('gone') }}\n"},
+            "ref('gone'): gone's post-hook drops it (adapter.drop_relation(this))",
+            id="ref-to-it",
+        ),
+        pytest.param(
+            {
+                "models/a_reader.sql": "select * from {{ ref('temp') }}\n",  # rendered before temp
+                "models/temp.sql": (
+                    "{{ config(post_hook='{% do adapter.drop_relation(this) %}') }}\nselect 1 as x\n"
+                ),
+            },
+            "reads temp, whose post-hook drops it",
+            id="a-model-read-before-it-drops-itself",
+        ),
+        pytest.param(
+            {
+                "seeds/schema.yml": "version: 2\nseeds:\n  - name: gone\n    columns:\n      - name: id\n"
+                "        data_tests: [unique]\n"
+            },
+            "gone has tests, but its post-hook drops it",
+            id="tests-on-it",
+        ),
+    ],
+)
+def test_reading_or_testing_a_node_that_drops_itself_is_a_validate_error(tmp_path, files, message):
+    found = issues(
+        tmp_path,
+        {
+            "dbt_project.yml": PROJECT
+            + "seeds:\n  shop:\n    gone:\n      +post-hook: '{% do adapter.drop_relation(this) %}'\n",
+            "seeds/gone.csv": "id\n1\n",
+            **files,
+        },
+    )
+    assert any(message in i.message for i in found), found

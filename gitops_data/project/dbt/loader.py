@@ -22,7 +22,7 @@ import dataclasses
 import io
 import posixpath
 import re
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import ValidationError
 
@@ -294,6 +294,15 @@ class DbtLoader:
         for res in tests:
             self._singular(res)
         for node in self.nodes.values():
+            gone = sorted(d for d in node.deps if d.lower() in r.dropped)
+            if gone:  # rendered before the node it reads was found to drop itself
+                self.add(
+                    node.file,
+                    f"reads {', '.join(gone)}, whose post-hook drops it (adapter.drop_relation(this)): "
+                    "there is nothing to read",
+                    node.line,
+                    node.name,
+                )
             if node.ephemeral and (
                 node.checks or any(c.nullable is False or c.unique or c.checks for c in node.columns.values())
             ):
@@ -408,25 +417,32 @@ class DbtLoader:
             cfg = merge_config(cfg, own_cfg)
         return cfg
 
-    def _hooks(self, res: Resource, cfg: dict[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    def _hooks(self, res: Resource, cfg: dict[str, Any]) -> _Hooks | None:
         """The statements run before and after a build of `res`: on-run-start of every project,
-        its pre-hooks; its post-hooks, on-run-end (rendered, `this` the build's table)."""
+        its pre-hooks; its post-hooks, on-run-end (rendered, `this` the build's table); and whether
+        a post-hook drops `this` (a pre-hook's drop is of a relation the build replaces anyway)."""
         r, root = self.renderer, self.root
         assert r is not None and root is not None
         projects = [root, *self.packages]
+        post = _hook_list(cfg.get("post-hook"))
         out: list[tuple[str, ...]] = []
         untranslatable = False
-        for templates in (
-            [h for p in projects for h in p.on_run_start] + _hook_list(cfg.get("pre-hook")),
-            _hook_list(cfg.get("post-hook")) + [h for p in projects for h in p.on_run_end],
+        drops_this = False
+        for side, templates in enumerate(
+            (
+                [h for p in projects for h in p.on_run_start] + _hook_list(cfg.get("pre-hook")),
+                post + [h for p in projects for h in p.on_run_end],
+            )
         ):
             rendered_hooks = []
-            for text in templates:
+            for i, text in enumerate(templates):
                 try:
-                    sql = r.render_hook(res, text, THIS_TOKEN).strip()
+                    hook = r.render_hook_of(res, text, THIS_TOKEN)
                 except RenderFailure as failure:
                     self.add(_file(res), f"hook {text.strip()[:60]!r}: {failure.message}", None, res.name)
                     return None
+                drops_this = drops_this or (hook.drops_this and side == 1 and i < len(post))
+                sql = hook.sql.strip()
                 try:
                     sql = transpile_hook(sql, self.dialect, self.target)
                 except HookError as exc:  # every hook that cannot run is reported, not only the first
@@ -435,7 +451,7 @@ class DbtLoader:
                 if sql:
                     rendered_hooks.append(sql)
             out.append(tuple(rendered_hooks))
-        return None if untranslatable else (out[0], out[1])
+        return None if untranslatable else _Hooks(out[0], out[1], drops_this)
 
     def _hook_error(self, res: Resource, template: str, projects: list[DbtPackage], why: str) -> None:
         """A hook that cannot run on the warehouse, reported once at the file and line that has it
@@ -455,6 +471,30 @@ class DbtLoader:
             return
         self._hook_errors.add((where, message))
         self.add(where[0], message, where[1], res.name if where[0] == _file(res) else None)
+
+    def _dropped_by_its_hook(self, name: str, entry: _Entry | None) -> None:
+        """A node whose post-hook drops its own relation: dbt builds it and drops it, so nothing
+        reads it afterwards; here it is not built, and a ref to it or a test on it is an error."""
+        r = self.renderer
+        assert r is not None
+        r.refs.pop(name.lower(), None)
+        r.dropped.add(name.lower())
+        tested = entry is not None and (
+            entry.data.get("data_tests")
+            or entry.data.get("tests")
+            or any(
+                isinstance(c, dict) and (c.get("data_tests") or c.get("tests"))
+                for c in _listed(entry.data.get("columns"))
+            )
+        )
+        if tested and entry is not None:
+            self.add(
+                entry.file,
+                f"{name} has tests, but its post-hook drops it (adapter.drop_relation(this)): "
+                "there is nothing to test; remove the tests or the hook",
+                entry.line,
+                name,
+            )
 
     def _value(self, value: Any, file: str, line: int | None) -> Any:
         """A YAML value with its Jinja rendered (dbt renders configs)."""
@@ -593,6 +633,9 @@ class DbtLoader:
             seed = Resource(name, "seed", path, package.name, (package.name, *parts, name), cfg)
             hooks = self._hooks(seed, cfg)
             if data is None or hooks is None:
+                continue
+            if hooks.drops_this:
+                self._dropped_by_its_hook(name, entry)
                 continue
             self.nodes[name] = Node(
                 name=name,
@@ -792,6 +835,9 @@ class DbtLoader:
         name = self._aliased(res, cfg, seen)
         hooks = self._hooks(res, cfg)
         if name is None or hooks is None:
+            return
+        if hooks.drops_this:
+            self._dropped_by_its_hook(name, entry)
             return
         self.nodes[name] = Node(
             name=name,
@@ -1415,6 +1461,14 @@ class DbtLoader:
 
 
 _HOOKS = ("pre-hook", "post-hook")
+
+
+class _Hooks(NamedTuple):
+    """A node's rendered hooks, and whether a post-hook drops the node's own relation."""
+
+    pre: tuple[str, ...]
+    post: tuple[str, ...]
+    drops_this: bool
 
 
 def _without_hooks(cfg: dict[str, Any]) -> dict[str, Any]:

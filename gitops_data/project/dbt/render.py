@@ -111,6 +111,15 @@ class _TextLoader(jinja2.BaseLoader):
         return self.texts[template], template, lambda: True
 
 
+@dataclass(frozen=True)
+class RenderedHook:
+    """A hook rendered: the SQL it runs, and whether it dropped its own relation while rendering
+    (`{% do adapter.drop_relation(this) %}`)."""
+
+    sql: str
+    drops_this: bool
+
+
 @dataclass
 class Renderer:
     """Everything rendering needs from one project: templates, macros per package, what ref() and
@@ -124,6 +133,7 @@ class Renderer:
     refs: dict[str, RefTarget] = field(default_factory=dict)  # lower-case name -> target
     sources: dict[tuple[str, str], RefTarget] = field(default_factory=dict)
     disabled: set[str] = field(default_factory=set)
+    dropped: set[str] = field(default_factory=set)  # nodes a post-hook of their own drops
     listed_packages: set[str] = field(default_factory=set)  # named in packages.yml / dependencies.yml
     known_columns: Callable[[str], list[Column] | None] = lambda name: None
 
@@ -325,12 +335,18 @@ class Renderer:
 
     def render_hook(self, resource: Resource, text: str, this: str) -> str:
         """A hook of `resource` rendered to SQL, `this` being the build it runs around."""
+        return self.render_hook_of(resource, text, this).sql
+
+    def render_hook_of(self, resource: Resource, text: str, this: str) -> RenderedHook:
+        """A hook of `resource` rendered: its SQL, and whether it drops `this` (its own relation)."""
         scope = _Scope(self, resource)
         scope.context["this"] = Relation(this)
+        scope.hook_this = this
         try:
-            return str(self.env.from_string(text).render(scope.context))
+            sql = str(self.env.from_string(text).render(scope.context))
         except Exception as exc:
             raise self.failure(resource.file, exc) from None
+        return RenderedHook(sql, scope.drops_this)
 
     def render_value(self, text: str) -> Any:
         """A Jinja string from YAML (a config value), rendered to a native value."""
@@ -676,6 +692,16 @@ class _Adapter:
     def type(self) -> str:
         return self._scope.renderer.dialect
 
+    def drop_relation(self, relation: Any) -> str:
+        """Only a hook's drop of its own relation (`this`): dbt's end state is that relation gone,
+        which the loader honours by building nothing for it. Any other drop would change the
+        warehouse while rendering."""
+        this = self._scope.hook_this
+        if this is not None and isinstance(relation, Relation) and relation.name == this:
+            self._scope.drops_this = True
+            return ""
+        return self.__getattr__("drop_relation")
+
     def __getattr__(self, name: str) -> Any:
         if name.startswith(("_", "jinja_")):
             raise AttributeError(name)
@@ -731,6 +757,8 @@ class _Scope:
         overrides: dict[str, Any] | None = None,
     ):
         self.overrides = overrides or {}
+        self.hook_this: str | None = None  # a hook's `this` while a hook renders
+        self.drops_this = False  # the hook called adapter.drop_relation(this)
         self.execute = execute
         self.run = run
         self.renderer = renderer
@@ -927,6 +955,11 @@ class _Scope:
 
             if name.lower() in self.renderer.disabled:
                 raise DbtRenderError(f"ref({name!r}): {name} is disabled (enabled: false)")
+            if name.lower() in self.renderer.dropped:
+                raise DbtRenderError(
+                    f"ref({name!r}): {name}'s post-hook drops it (adapter.drop_relation(this)), "
+                    "so there is nothing to read"
+                )
             hint = difflib.get_close_matches(name.lower(), list(self.renderer.refs), n=1)
             raise DbtRenderError(
                 f"ref({name!r}): no model, seed or snapshot named {name!r}"
