@@ -152,8 +152,14 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
 @_env_option
 @_full_option
 @_format_option("json", "markdown")
+@click.option(
+    "--all",
+    "every_row",
+    is_flag=True,
+    help="List every model (a large plan folds the reused ones into one line).",
+)
 @pass_dep
-def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str) -> None:
+def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str, every_row: bool) -> None:
     """Show, per model, whether the commit needs a new build or reuses one, and why. Writes nothing."""
     from gitops_data import console as c
     from gitops_data import render
@@ -164,7 +170,7 @@ def plan(dep, ref: str | None, env_name: str | None, full: bool, fmt: str) -> No
     elif fmt == "markdown":
         print(render.plan_markdown(p))
     else:
-        c.print_plan(p)
+        c.print_plan(p, every_row)
 
 
 @main.command()

@@ -45,7 +45,11 @@ def table(title: str, columns: list[str], keys: int) -> Table:
     return t
 
 
-def print_plan(plan: Plan) -> None:
+QUIET_ROWS = 20  # more models than this that reuse a build (or read an external table) with nothing
+# to check are shown as one line per action, unless every row is asked for
+
+
+def print_plan(plan: Plan, every_row: bool = False) -> None:
     title = f"plan for {plan.env} ({plan.schema}) at {short(plan.commit)}"
     t = table(title, ["model", "kind", "action", "fingerprint", "reason", "checks"], 3)
     colors = {"build": "yellow", "reuse": "green", "external": "dim", "inline": "dim"}
@@ -56,7 +60,19 @@ def print_plan(plan: Plan) -> None:
         "restore": "rebuild",
         "alias": "keep data",
     }
+    quiet = [
+        m
+        for m in plan.models.values()
+        if m.action != "build" and not m.checks_in(CheckState.PENDING) and not m.checks_in(CheckState.FAILED)
+    ]
+    folded: dict[str, int] = {}
+    if not every_row and len(quiet) > QUIET_ROWS:
+        for m in quiet:
+            folded[str(m.action)] = folded.get(str(m.action), 0) + 1
+    hidden = {m.name for m in quiet} if folded else set()
     for m in plan.models.values():
+        if m.name in hidden:
+            continue
         pend, failed = m.checks_in(CheckState.PENDING), m.checks_in(CheckState.FAILED)
         checks = ", ".join(
             filter(
@@ -78,9 +94,15 @@ def print_plan(plan: Plan) -> None:
             escape(m.reason),
             checks or ("ok" if m.checks else ""),
         )
+    for action, count in sorted(folded.items()):
+        what = "unchanged, checks passed" if action == "reuse" else "nothing to build or check"
+        t.add_row(f"{count} models", "", f"[{colors[action]}]{action}[/]", "", what, "")
     for name in plan.removed:
         t.add_row(name, "", "[red]remove[/]", "", "not in this commit", "")
     console.print(t)
+    if folded:
+        n = sum(folded.values())
+        console.print(f"[dim]{n} models folded into one line per action; `plan --all` lists them[/]")
     console.print(summary_text(plan, ("[red]", "[/]")))
     for line in impact_lines(plan):
         console.print(f"columns: {escape(line)}")

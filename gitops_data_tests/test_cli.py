@@ -151,3 +151,29 @@ def test_validate_of_a_folder_needs_no_data_repo(tmp_path, make_repo, monkeypatc
     repo = make_repo({"README.md": "not data\n"})
     monkeypatch.setattr(sys, "argv", ["gitops-data", "--repo", str(repo.path), "validate", str(folder)])
     assert entry() == 0, capsys.readouterr().err
+
+
+def test_a_large_plan_folds_the_models_with_nothing_to_do_into_one_line(
+    tmp_path, make_repo, monkeypatch, capsys, warehouse
+):
+    sources = "".join(f"  - name: raw_{i:02d}\n    table: main.raw_{i:02d}\n" for i in range(25))
+    repo = make_repo(
+        {
+            "gitops_data.yaml": "name: folded\n",
+            "sources.yml": "sources:\n" + sources,
+            "models.yml": "models:\n  - name: only_model\n    sql: select id from raw_00\n",
+        }
+    )
+    monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "dagster_home"))
+    base = ["gitops-data", "--repo", str(repo.path), "--warehouse", warehouse, "plan"]
+
+    def plan(*args: str) -> str:
+        monkeypatch.setattr(sys, "argv", [*base, *args])
+        assert entry() == 0
+        return capsys.readouterr().out
+
+    folded = plan()
+    assert "only_model" in folded and "25 models" in folded and "raw_07" not in folded
+    assert "`plan --all` lists them" in folded
+    every = plan("--all")
+    assert all(f"raw_{i:02d}" in every for i in range(25)) and "25 models" not in every

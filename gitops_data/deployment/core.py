@@ -48,6 +48,19 @@ def _project_at(repo: str, sha: str, dialect: str) -> Project:
 
 
 @functools.lru_cache(maxsize=64)
+def _settings_at(repo: str, sha: str) -> Settings:
+    """The settings of commit `sha` (a commit's files never change: a sensor tick over unchanged
+    heads reads no tree)."""
+    tree = GitTree(repo, sha)
+    if not tree.exists(SETTINGS_FILE) and not tree.exists(PROJECT_FILE):  # a dbt project needs no settings
+        raise GitopsError(
+            f"{repo} is not a gitops-data repository (neither {SETTINGS_FILE} nor {PROJECT_FILE} "
+            f"at {sha[:10]}); pass --repo or set GITOPS_DATA_REPO"
+        )
+    return read_settings(tree)
+
+
+@functools.lru_cache(maxsize=64)
 def _fingerprints_at(repo: str, sha: str, dialect: str) -> dict[str, str]:
     return project_fingerprints(_project_at(repo, sha, dialect))
 
@@ -195,15 +208,7 @@ class Deployment:
             sha = self.resolve(production_ref or "main")
         except GitopsError:
             sha = self.resolve("HEAD")
-        tree = GitTree(self.repo, sha)
-        if not tree.exists(SETTINGS_FILE) and not tree.exists(
-            PROJECT_FILE
-        ):  # a dbt project needs no settings
-            raise GitopsError(
-                f"{self.repo} is not a gitops-data repository (neither {SETTINGS_FILE} nor {PROJECT_FILE} "
-                f"at {sha[:10]}); pass --repo or set GITOPS_DATA_REPO"
-            )
-        settings = read_settings(tree)
+        settings = _settings_at(self.repo, sha)
         if production_ref is None and settings.production_ref != "main":
             return self.production_settings(settings.production_ref)
         return settings

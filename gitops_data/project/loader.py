@@ -8,6 +8,7 @@ import difflib
 
 from gitops_data.errors import ProjectError
 from gitops_data.naming import identifier_problem
+from gitops_data.project.cache import PROJECTS
 from gitops_data.project.checks import check_reads
 from gitops_data.project.collector import Collector
 from gitops_data.project.columns import analyse
@@ -119,7 +120,12 @@ def read_settings(tree: FileTree) -> Settings:
 
 def load_project(tree: FileTree, target: str = DIALECT) -> Project:
     """Load and validate the project in `tree` for a warehouse speaking `target` (a sqlglot
-    dialect); raise ProjectError listing every issue."""
+    dialect); raise ProjectError listing every issue. A tree of the same content as one loaded
+    before in this process gives that load's result (project/cache.py)."""
+    return PROJECTS.load(tree, target, _load)
+
+
+def _load(tree: FileTree, target: str) -> Project:
     c = Collector(tree)
     settings = _load_settings(c)
     nodes: dict[str, Node] = {}

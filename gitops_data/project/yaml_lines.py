@@ -7,6 +7,8 @@ from typing import Any
 
 import yaml
 
+from gitops_data.project.yaml_cache import DOCUMENTS
+
 
 class LineDict(dict):
     """A mapping from YAML that knows its own line and the line of each key (1-based)."""
@@ -125,7 +127,12 @@ class YamlSyntaxError(ValueError):
 
 
 def parse_yaml(text: bytes | str) -> Any:
-    """Parse one YAML document; raise YamlSyntaxError with the line of the problem."""
+    """Parse one YAML document; raise YamlSyntaxError with the line of the problem. The same text
+    parsed before in this process is not parsed again (project/yaml_cache.py)."""
+    return DOCUMENTS.parse(text, _parse)
+
+
+def _parse(text: bytes | str) -> Any:
     done, data = _load_fast(text)
     if done:
         return data

@@ -24,6 +24,8 @@ import yaml
 from jinja2 import nodes
 from jinja2.runtime import Context, Macro
 
+from gitops_data.project.dbt.template_cache import TEMPLATES
+
 DBT_VERSION = "1.11.0"
 
 
@@ -117,6 +119,7 @@ def make_environment(loader: jinja2.BaseLoader, native: bool = False) -> jinja2.
         keep_trailing_newline=True,
         auto_reload=False,
         cache_size=-1,
+        bytecode_cache=TEMPLATES,
     )
     env.context_class = DbtContext
     env.filters.update(

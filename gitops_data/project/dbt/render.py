@@ -49,6 +49,7 @@ from gitops_data.project.dbt.jinja import (
 )
 from gitops_data.project.dbt.late import BuildRunner, LateRenderError, NeedsWarehouse, late_key, register
 from gitops_data.project.dbt.project import DbtPackage, merge_config
+from gitops_data.project.dbt.template_cache import compile_expression
 
 _MISSING = object()
 _MACRO_DEF = re.compile(r"\{%-?\s*(macro|test)\s+([A-Za-z_]\w*)\s*\(")
@@ -834,7 +835,7 @@ class _Scope:
     def evaluate_relation(self, value: Any) -> Any:
         """A test argument: `ref(...)` / `source(...)` strings are evaluated, anything else kept."""
         if isinstance(value, str) and re.fullmatch(r"\s*(ref|source)\s*\(.*\)\s*", value, re.S):
-            return self.renderer.env.compile_expression(value.strip(), undefined_to_none=False)(self.context)
+            return compile_expression(self.renderer.env, value.strip(), undefined_to_none=False)(self.context)
         return value
 
     # --- context ------------------------------------------------------------------------------
