@@ -92,6 +92,33 @@ def test_a_failed_build_skips_its_downstream_while_independent_steps_go_on(
     assert built == {"seed", "left", "after_left"}  # `combined` reads `right`: skipped
 
 
+def test_checks_reading_other_models_still_run_when_one_models_build_failed(
+    make_repo, warehouse, instance, monkeypatch
+):
+    monkeypatch.setenv("GITOPS_DATA_THREADS", "1")
+    files = dict(PROJECT)
+    files["models/slow.py"] = (
+        SLOW_MODEL.format(name="left") + "\n\ndef right(seed):\n    raise ValueError('no')\n"
+    )
+    checked = "    checks: [{relationship: {column: n, to: left, field: n}}]\n"
+    files["project.yml"] = (
+        files["project.yml"].replace(
+            "    python: models/slow.py:right\n", "    python: models/slow.py:right\n" + checked
+        )
+        + "  - name: z_good\n    sql: select n from left\n"
+        + checked
+    )
+    repo = make_repo(files)
+    ws = Deployment(str(repo.path), warehouse)
+    with pytest.raises(Exception, match="no"):
+        sync(ws, "main", instance)
+    audited = query(
+        ws, "select b.model, a.passed from gitops_meta.audits a join gitops_meta.builds b using (build_id)"
+    )
+    # `right` has no build to audit; the check of `z_good` (after it in the plan) that reads `left` ran
+    assert ("z_good", True) in [(m, bool(p)) for m, p in audited]
+
+
 def test_a_sync_connects_to_the_warehouse_once(make_repo, warehouse, instance, monkeypatch):
     repo = make_repo(PROJECT)
     ws = Deployment(str(repo.path), warehouse)

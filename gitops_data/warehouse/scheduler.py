@@ -156,6 +156,10 @@ def run_plan(
                     unreported.append(StepEvent("skipped", skip.step, detail=detail))
                 while frontier.done and cross and len(running) < threads:  # every build exists now
                     step, names = cross.pop(0)
+                    if step.action == Action.BUILD and step.build and step.build.build_id not in existing:
+                        # its own build failed or was skipped: nothing to audit, the others still run
+                        unreported.append(StepEvent("skipped", step, detail="its build was not made"))
+                        continue
                     submit(
                         step, functools.partial(_check_step, plan=plan, step=step, names=names, run_id=run_id)
                     )
