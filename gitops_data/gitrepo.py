@@ -5,17 +5,21 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 from collections.abc import Iterator
-
-import git
+from typing import TYPE_CHECKING
 
 from gitops_data.errors import GitError, NotADataRepo
 from gitops_data.project.dbt.project import PROJECT_FILE as DBT_PROJECT_FILE
 from gitops_data.project.schema import SETTINGS_FILE
 
+if TYPE_CHECKING:
+    import git
+
 
 @contextlib.contextmanager
 def open_repo(path: str) -> Iterator[git.Repo]:
     """A Repo that is closed afterwards (long-lived processes otherwise pile up `git cat-file`)."""
+    import git  # on first use: `validate DIR` reads no repository
+
     try:
         repo = git.Repo(path)
     except (git.exc.NoSuchPathError, git.exc.InvalidGitRepositoryError) as exc:
@@ -60,6 +64,8 @@ def resolve(path: str, ref: str) -> str:
     """The commit SHA that `ref` (branch, tag, SHA, HEAD~1, ...) points to."""
     if not ref or ref.startswith("-"):
         raise GitError(f"invalid ref {ref!r}")
+    import git
+
     with open_repo(path) as repo:
         try:
             return repo.git.rev_parse("--verify", "--quiet", "--end-of-options", f"{ref}^{{commit}}").strip()
