@@ -294,6 +294,8 @@ def fresh_database(server_url: str) -> Iterator[str]:
     name = f"gitops_test_{uuid.uuid4().hex[:10]}"
     with psycopg.connect(server_url, autocommit=True) as admin:
         admin.execute(f'create database "{name}"')
+        # a test database need not survive a crash of the server: commits do not wait for the WAL flush
+        admin.execute(f'alter database "{name}" set synchronous_commit to off')
     try:
         yield with_url_part(server_url, database=name)
     finally:
