@@ -168,6 +168,7 @@ def _code_server_and_daemon(procs: Processes) -> Path:
     return workspace
 
 
+@pytest.mark.long
 def test_daemon_and_code_server_without_any_webserver(deployment):
     repo, warehouse, procs = deployment
     procs.env["GITOPS_DATA_DAGSTER_WEBSERVER"] = "off"
@@ -177,6 +178,7 @@ def test_daemon_and_code_server_without_any_webserver(deployment):
     assert times["merge"] < 4 * INTERVAL + 20
 
 
+@pytest.mark.long
 def test_three_processes_with_the_dagster_instance_on_postgresql(deployment, postgres_db, postgres_server):
     """The documented multi-machine set-up: the instance (runs, events, ticks) and the warehouse on
     PostgreSQL."""

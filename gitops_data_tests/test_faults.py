@@ -836,6 +836,7 @@ LOCK_ERRORS = re.compile(
 )
 
 
+@pytest.mark.long
 def test_multiprocess_executor_builds_20_models_without_lock_errors(
     tmp_path, make_repo, warehouse, monkeypatch
 ):
@@ -901,6 +902,7 @@ def _init_dagster_home(env: dict) -> None:
     subprocess.run([sys.executable, "-c", code], env=env, check=True, capture_output=True, timeout=120)
 
 
+@pytest.mark.long
 def test_two_branch_syncs_at_the_same_time(tmp_path, make_repo, warehouse):
     repo = make_repo(SMALL_PROJECT)
     ws = Deployment(str(repo.path), warehouse)
@@ -956,6 +958,7 @@ FIRST_USE = textwrap.dedent("""
 """)
 
 
+@pytest.mark.long
 def test_concurrent_first_use_of_dagster_home(tmp_path):
     """Three CLI processes that need Dagster start at once on a fresh DAGSTER_HOME (a CI job syncing
     several branches in parallel on a new runner). All must succeed, and the home must stay usable."""
