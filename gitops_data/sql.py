@@ -163,7 +163,24 @@ def _parse_query(sql: str, dialect: str) -> ParsedSql:
         name = (func.sql_name() if not isinstance(func, exp.Anonymous) else func.name).lower()
         if name in _FORBIDDEN_FUNCTIONS or isinstance(func, (exp.ReadCSV,)):
             raise SqlError(f"function {name}() is not allowed in a model: declare files as sources")
+    if dialect == DIALECT:
+        _refuse_multi_argument_count(tree)
     return ParsedSql(tree=tree, references=frozenset(refs))
+
+
+def _refuse_multi_argument_count(tree: exp.Expr) -> None:
+    """DuckDB rejects `count(DISTINCT a, b)` (count takes one argument), and so does dbt-duckdb.
+    sqlglot would write it out as a count of the tuples with no NULL in them: a query that runs
+    here but fails in DuckDB itself, with semantics nobody wrote."""
+    for count in tree.find_all(exp.Count):
+        distinct = count.this
+        if isinstance(distinct, exp.Distinct) and len(distinct.expressions) > 1:
+            args = ", ".join(e.sql(dialect=DIALECT) for e in distinct.expressions)
+            raise SqlError(
+                f"count(DISTINCT {args}): DuckDB's count takes one argument, so DuckDB (and "
+                f"dbt-duckdb) reject this; count distinct tuples with count(DISTINCT ({args}))",
+                sql_line=count.meta.get("line"),
+            )
 
 
 def rewrite(parsed: ParsedSql, tables: dict[str, str], dialect: str = DIALECT) -> str:

@@ -449,6 +449,11 @@ ERRORS = [
         id="sql-syntax",
     ),
     pytest.param(
+        {"models/b.sql": "select\n  count(distinct id, v) as n\nfrom {{ ref('a') }}\n"},
+        ("models/b.sql", 2, "count(DISTINCT id, v): DuckDB's count takes one argument"),
+        id="count-of-two-distinct-columns",
+    ),
+    pytest.param(
         {"models/b.sql": "{{ config(materialized='materialized_view') }}\nselect 1 as x\n"},
         ("models/b.sql", None, "materialized 'materialized_view' is not supported"),
         id="materialization",

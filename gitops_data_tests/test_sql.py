@@ -69,6 +69,22 @@ def test_refused_sql(sql, message):
     assert message in str(info.value)
 
 
+def test_count_of_two_distinct_columns_is_refused_as_duckdb_refuses_it():
+    con = duckdb.connect()
+    con.execute("create table t as select * from (values (1, 1), (1, 2), (2, null)) v(a, b)")
+    sql = "select\n  a,\n  count(distinct a, b) over () as n\nfrom t"
+    with pytest.raises(duckdb.BinderException):
+        con.execute(sql)
+    with pytest.raises(SqlError) as info:
+        parse_query(sql)
+    assert info.value.sql_line == 3
+    assert "count(DISTINCT (a, b))" in str(info.value)
+    # one distinct argument, or a tuple, runs as written; a dialect that has the form is transpiled
+    for ok in ("select count(distinct (a, b)) from t", "select string_agg(distinct a::text, ',') from t"):
+        assert con.execute(rewrite(parse_query(ok), {})).fetchall() == con.execute(ok).fetchall()
+    assert parse_query("select count(distinct a, b) from t", "snowflake").references == {"t"}
+
+
 def test_cte_shadowing_a_model_keeps_the_reference():
     sql = "with a as (select * from a where v > 10) select * from a"
     parsed = parse_query(sql)
