@@ -653,3 +653,21 @@ def test_a_failing_dbt_test_blocks_the_publish(jaffle, warehouse, instance):
     assert query(ws, "select distinct status from analytics.stg_orders where status = 'placed'") == [
         ("placed",)
     ]
+
+
+def test_a_blocked_publish_also_reports_the_builds_that_failed(make_repo, warehouse, instance):
+    repo = make_repo(
+        {
+            **BASE,
+            "seeds/codes.csv": "code\n1\nx\n",
+            "models/parsed.sql": "{{ config(materialized='table') }}\n"
+            "select cast(code as integer) as code from {{ ref('codes') }}\n",
+            "models/schema.yml": "version: 2\nmodels:\n  - name: a\n    columns:\n      - name: v\n"
+            "        data_tests:\n          - accepted_values: {values: [10, 20], quote: false}\n",
+        }
+    )
+    ws = Deployment(str(repo.path), warehouse)
+    blocked = apply(ws, "main", InProcessExecutor(ws, instance))
+    assert blocked.status == Status.BLOCKED
+    assert blocked.detail.startswith("blocking checks failed: a.")
+    assert "parsed" in blocked.detail and "Conversion Error" in blocked.detail, blocked.detail

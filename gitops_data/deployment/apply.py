@@ -187,7 +187,10 @@ class _Lifecycle:
         kw = _RunFields(plan=v.plan, run_id=run_id, failures=v.failures, warnings=v.warnings)
         # a blocking failure comes first: what it stopped downstream (Dagster skips those steps) is moot
         if v.failures:
-            return self.result(Status.BLOCKED, v.plan.blocked_reason(), **kw)
+            reason = v.plan.blocked_reason()
+            if run_error is not None:  # builds failed too: the progress lines promised their errors
+                reason = f"{reason}; {run_error}"
+            return self.result(Status.BLOCKED, reason, **kw)
         if v.missing and run_error is None:  # a run that succeeded without them: a partial UI selection
             not_built = ", ".join(v.missing)
             return self.result(Status.BUILDING, f"the run did not build {not_built}; planning again", **kw)
