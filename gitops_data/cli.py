@@ -144,6 +144,8 @@ def validate(named: _Named, path: str | None, ref: str | None, fmt: str) -> None
 
         print_validation(v)
     if v.error is not None:
+        if v.warehouse_note and fmt != "json":
+            err.print(f"note: {escape(v.warehouse_note)}")
         raise v.error
 
 

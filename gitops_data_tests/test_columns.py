@@ -392,3 +392,63 @@ def test_what_the_analysis_cannot_be_sure_of_is_not_flagged(tmp_path):
     assert project.columns.of("spaced").names == ["a", "b"]
     assert not project.columns.of("numbers").complete
     assert not project.columns.of("ext").complete and project.columns.of("ext").names == ["id"]
+
+
+LAST_BUILD_FILES = {
+    "gitops_data.yaml": "name: t\n",
+    "seeds/orders.csv": "order_id,customer_id,amount,status\n1,1,10.5,done\n2,2,3.0,open\n",
+    "models.yml": "seeds:\n"
+    "  - name: orders\n"
+    "    path: seeds/orders.csv\n"
+    "models:\n"
+    "  - name: calc\n"
+    "    python: py/calc.py:calc\n"
+    "  - name: down\n"  # line 7
+    "    sql: |\n"
+    "      select order_id,\n"
+    "             amount\n"  # line 10
+    "      from calc\n",
+    "py/calc.py": "def calc(orders):\n    return orders\n",
+}
+
+
+def test_the_last_builds_columns_stand_in_for_a_python_model_without_columns(
+    make_repo, warehouse, instance, monkeypatch, capsys, tmp_path
+):
+    from gitops_data.deployment.core import Deployment
+    from gitops_data.engines.duckdb import warehouse_lock
+    from gitops_data_tests.conftest import sync
+
+    monkeypatch.chdir(tmp_path)
+    repo = make_repo(LAST_BUILD_FILES)
+    wh = ["--warehouse", warehouse]
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: calc: columns unknown: a Python model without `columns:`" in out
+    assert "note: down: columns not checked: reads calc, whose columns are unknown" in out
+    assert not Path(warehouse).parent.exists()  # validate created no warehouse
+    sync(Deployment(str(repo.path), warehouse), "main", instance)
+
+    repo.replace("models.yml", "             amount\n", "             amout\n")
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 2
+    (line,) = [x for x in err.splitlines() if "amout" in x]
+    assert line.startswith(
+        "  - models.yml:10 [down]: column 'amout' is not in calc (columns: order_id, customer_id, amount, "
+        "status); did you mean 'amount'? [the columns of calc (commit "
+    )
+    assert "are from the last build, not the code" in err
+    repo.replace("models.yml", "             amout\n", "             amount\n")
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: calc: columns from its last build (commit " in out
+    assert "not from the code: order_id, customer_id, amount, status" in out
+    assert "down:" not in out  # its columns are checked now
+
+    # a warehouse another process holds is not waited for: skipped, in one line
+    repo.replace("models.yml", "             amount\n", "             amout\n")
+    with warehouse_lock(warehouse, timeout=1):
+        code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: columns of the last builds not read: the warehouse is busy (pid " in out
+    assert "note: calc: columns unknown" in out
