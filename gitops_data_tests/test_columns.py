@@ -452,3 +452,41 @@ def test_the_last_builds_columns_stand_in_for_a_python_model_without_columns(
     assert code == 0, err
     assert "note: columns of the last builds not read: the warehouse is busy (pid " in out
     assert "note: calc: columns unknown" in out
+
+
+def test_the_last_builds_columns_are_asked_only_for_what_nothing_static_describes(tmp_path):
+    from gitops_data.project.columns import BuiltColumns
+
+    tree = _write(
+        tmp_path,
+        "  - name: calc\n    python: py/calc.py:calc\n    columns:\n      order_id: {type: bigint}\n"
+        "  - name: down\n"
+        "    sql: select order_id, whatever, ext.regin from calc join ext using (order_id)\n"
+        "    checks:\n"
+        "      - relationship: {column: order_id, to: ext, field: order_ident}\n",
+        {
+            "py/calc.py": "def calc(orders):\n    return orders\n",
+            "ext.yml": "sources:\n  - name: ext\n    table: main.somewhere\n",
+        },
+    )
+    asked = []
+
+    def last_built(settings, models):
+        asked.append(models)
+        return {"ext": BuiltColumns(("order_id", "region"), "abc1234def0", "built 2026-12-03 10:00 UTC")}
+
+    project = load_project(tree, last_built=lambda s, m: {})
+    assert project.columns.notes["ext"] == "columns unknown: an external table without `columns:`"
+    with pytest.raises(ProjectError) as exc:
+        load_project(tree, last_built=last_built)
+    assert asked == [["ext"]]  # calc declares columns: they say it, not its build
+    origin = (
+        " [the columns of ext (commit abc1234def, built 2026-12-03 10:00 UTC) are from the last build, "
+        "not the code: declare `columns:` there, or build it again if it changed]"
+    )
+    assert [str(i) for i in exc.value.issues] == [
+        "models.yml:7 [down]: column 'regin' is not in ext (columns: order_id, region); did you mean "
+        "'region'?" + origin,
+        "models.yml:9 [down]: checks: relationship field 'order_ident' is not a column of ext"
+        "; did you mean 'order_id'?" + origin,
+    ]

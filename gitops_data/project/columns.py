@@ -703,7 +703,9 @@ def _check_columns(kind: str, args: object) -> list[str]:
     return []
 
 
-def _check_relationship_fields(report: _Reporter, columns: ProjectColumns, lower: dict[str, str]) -> None:
+def _check_relationship_fields(
+    report: _Reporter, columns: ProjectColumns, lower: dict[str, str], built: Mapping[str, BuiltColumns]
+) -> None:
     node = report.node
     for i, chk in enumerate(node.checks):
         if chk.kind != "relationship" or not isinstance(chk.args, dict) or report.lenient:
@@ -712,6 +714,7 @@ def _check_relationship_fields(report: _Reporter, columns: ProjectColumns, lower
         rel = columns.of(target) if target else UNKNOWN
         fld = chk.args.get("field")
         if isinstance(fld, str) and rel.complete and rel.get(fld) is None:
+            report.origin = _origin(rel.built_from, built)  # the target's, not the inputs'
             report.at_key(
                 f"checks.{i}",
                 f"checks: relationship field {fld!r} is not a column of {target}" + _hint(fld, rel.names),
@@ -744,7 +747,7 @@ def analyse(
                 reports.append(report)
         out.models[name] = _from_build(name, built[name]) if found.unknown and name in built else found
     for report in reports:  # a relationship may name a model built later
-        _check_relationship_fields(report, out, lower)
+        _check_relationship_fields(report, out, lower, built)
     return out
 
 
