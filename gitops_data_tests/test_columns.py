@@ -490,3 +490,25 @@ def test_the_last_builds_columns_are_asked_only_for_what_nothing_static_describe
         "models.yml:9 [down]: checks: relationship field 'order_ident' is not a column of ext"
         "; did you mean 'order_id'?" + origin,
     ]
+
+
+def test_the_last_builds_columns_are_read_from_a_postgresql_catalog(
+    make_repo, postgres_db, monkeypatch, capsys, tmp_path
+):
+    from gitops_data.engines import open_warehouse
+    from gitops_data.plan import BuildRecord
+    from gitops_data.project.schema import Settings
+    from gitops_data.warehouse.catalog import Catalog, now
+
+    monkeypatch.chdir(tmp_path)
+    files = dict(LAST_BUILD_FILES)
+    files["models.yml"] = files["models.yml"].replace("             amount\n", "             amout\n")
+    repo = make_repo(files)
+    with open_warehouse(postgres_db) as engine:
+        record = BuildRecord("b1", "calc", "fp", "calc__fp", "c0ffee1234", None, 2, now())
+        columns = {"order_id": "BIGINT", "customer_id": "BIGINT", "amount": "DOUBLE", "status": "VARCHAR"}
+        Catalog(engine, Settings().meta_schema).record_build(record, "python", "main", columns)
+    code, out, err = _cli(monkeypatch, capsys, repo, "--warehouse", postgres_db, "validate")
+    assert code == 2
+    assert "models.yml:10 [down]: column 'amout' is not in calc" in err
+    assert "did you mean 'amount'? [the columns of calc (commit c0ffee1234, built " in err
