@@ -454,8 +454,11 @@ def cli_main() -> None:
     _Process.one_shot = True
     code = entry()
     if _Process.exit_at_once:
-        sys.stdout.flush()
-        sys.stderr.flush()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except OSError:  # a reader that went away (`| head`): nothing more to say to it
+                pass
         os._exit(code)
     sys.exit(code)
 
