@@ -21,6 +21,8 @@ import csv
 import difflib
 import functools
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -29,7 +31,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from gitops_data.errors import GitopsError, SqlError
+from gitops_data.errors import GitopsError, Issue, SqlError
 from gitops_data.project.collector import Collector
 from gitops_data.sql import DIALECT, parse_query
 
@@ -751,14 +753,75 @@ def analyse(
     return out
 
 
+class _Analysed:
+    """Each SQL model's analysis (its columns and findings) kept per process by everything it
+    depends on: its definition and its inputs' columns. A project loaded again with one file
+    changed analyses only the models whose query or inputs changed."""
+
+    MAX = 20_000
+
+    def __init__(self) -> None:
+        self._done: OrderedDict[tuple, tuple[ModelColumns, tuple[Issue, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[ModelColumns, tuple[Issue, ...]] | None:
+        with self._lock:
+            found = self._done.get(key)
+            if found is not None:
+                self._done.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, value: tuple[ModelColumns, tuple[Issue, ...]]) -> None:
+        with self._lock:
+            self._done[key] = value
+            while len(self._done) > self.MAX:
+                self._done.popitem(last=False)
+
+
+_ANALYSED = _Analysed()
+
+
+def _query_key(node: Node, reads: list[Relation], report: _Reporter) -> tuple:
+    """What `_query` reads of a node and its inputs (the findings' places and texts included)."""
+    return (
+        node.name,
+        node.sql,
+        node.deps,
+        node.sql_at,
+        node.file,
+        node.line,
+        tuple(node.key_lines.items()),
+        tuple((c, spec.type) for c, spec in node.columns.items()),
+        repr([(chk.kind, chk.args) for chk in node.checks]),
+        report.lenient,
+        report.origin,
+        tuple(reads),
+    )
+
+
 def _query(
     node: Node, out: ProjectColumns, report: _Reporter, built: Mapping[str, BuiltColumns]
 ) -> ModelColumns:
     """A SQL model's columns from its query and its inputs' columns; its findings go to `report`."""
     reads = [out.of(d) for d in node.deps]
-    inputs = {d.lower(): _as_read(d, rel) for d, rel in zip(node.deps, reads, strict=True)}
     built_from = frozenset[str]().union(*(rel.built_from for rel in reads))
     report.origin = _origin(built_from, built)
+    key = _query_key(node, reads, report)
+    found = _ANALYSED.get(key)
+    if found is None:
+        start = len(report.c.issues)
+        result = _analyse_query(node, reads, built_from, report)
+        found = (result, tuple(report.c.issues[start:]))
+        _ANALYSED.put(key, found)
+    else:
+        report.c.issues.extend(found[1])
+    return found[0]
+
+
+def _analyse_query(
+    node: Node, reads: list[Relation], built_from: frozenset[str], report: _Reporter
+) -> ModelColumns:
+    inputs = {d.lower(): _as_read(d, rel) for d, rel in zip(node.deps, reads, strict=True)}
     try:
         rel = _QueryAnalysis(parse_query(node.sql or "", DIALECT).tree, inputs, report).result
     except (_Unanalysable, SqlError, OptimizeError, SqlglotError, RecursionError):
