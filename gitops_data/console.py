@@ -194,6 +194,8 @@ def print_validation(v: Validation) -> None:
     )
     for model, note in (v.column_notes or {}).items():
         console.print(f"[dim]note[/]: {model}: {escape(note)}")
+    if v.warehouse_note:
+        console.print(f"[dim]note[/]: {escape(v.warehouse_note)}")
 
 
 def print_notes(result) -> None:

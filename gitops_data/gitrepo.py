@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import subprocess
 from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
@@ -38,23 +39,59 @@ def ensure_data_repo(path: str) -> None:
 
     Checked before a command reads or changes anything, so that a command run in the wrong folder
     (the gitops-data checkout itself, say) does not read some other repository as the data repo.
+    Asks `git` itself (GitPython costs a cold `validate` a tenth of a second to import), except
+    for what is not a work tree's root: GitPython's verdict and message then.
     """
     markers = (SETTINGS_FILE, DBT_PROJECT_FILE)
+    root = _git(path, "rev-parse", "--is-bare-repository", "--show-prefix")
+    if root is None or root.split() != ["false"]:
+        with open_repo(path):  # GitError if it is no repository (or a folder inside one)
+            pass
+        return _ensure_data_repo_gitpython(path, markers)
+    head = _git(path, "rev-parse", "--quiet", "--verify", "HEAD^{commit}")
+    if head is None:
+        raise _no_commits(path)
+    head = head.strip()
+    # a commit that removed the file is the data repo's invalid commit (validate says so), not
+    # another repository: so HEAD's history counts, not only HEAD
+    if _git(path, "ls-tree", "--name-only", head, "--", *markers) or _git(
+        path, "log", "-1", "--format=%h", head, "--", *markers
+    ):
+        return None
+    raise _not_a_data_repo(path, head)
+
+
+def _git(path: str, *args: str) -> str | None:
+    """`git -C path args...`'s output, or None if it failed."""
+    try:
+        done = subprocess.run(["git", "-C", path, *args], capture_output=True, text=True, check=False)
+    except OSError:
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _ensure_data_repo_gitpython(path: str, markers: tuple[str, str]) -> None:
     with open_repo(path) as repo:
         try:
             head = repo.head.commit.hexsha
         except ValueError:
-            raise NotADataRepo(
-                f"{path} is not a data repo yet: it has no commits. Commit a {SETTINGS_FILE} (or a dbt "
-                "project), or point GITOPS_DATA_REPO (or --repo) at the data repo"
-            ) from None
-        # a commit that removed the file is the data repo's invalid commit (validate says so), not
-        # another repository: so HEAD's history counts, not only HEAD
+            raise _no_commits(path) from None
         if repo.git.ls_tree("--name-only", head, "--", *markers) or repo.git.log(
             "-1", "--format=%h", head, "--", *markers
         ):
             return
-    raise NotADataRepo(
+    raise _not_a_data_repo(path, head)
+
+
+def _no_commits(path: str) -> NotADataRepo:
+    return NotADataRepo(
+        f"{path} is not a data repo yet: it has no commits. Commit a {SETTINGS_FILE} (or a dbt "
+        "project), or point GITOPS_DATA_REPO (or --repo) at the data repo"
+    )
+
+
+def _not_a_data_repo(path: str, head: str) -> NotADataRepo:
+    return NotADataRepo(
         f"{path} is not a data repo: no commit of its HEAD ({head[:10]}) has {SETTINGS_FILE} or "
         f"{DBT_PROJECT_FILE} at the root. Point GITOPS_DATA_REPO (or --repo) at the data repo"
     )

@@ -208,7 +208,7 @@ def validate_body(v: Validation) -> dict[str, Any]:
         issues = [
             {"file": i.file, "line": i.line, "model": i.model, "message": i.message} for i in v.error.issues
         ]
-        return {"target": v.target, "valid": False, "issues": issues}
+        return {"target": v.target, "valid": False, "issues": issues, "warehouse_note": v.warehouse_note}
     return {
         "target": v.target,
         "valid": True,
@@ -217,4 +217,5 @@ def validate_body(v: Validation) -> dict[str, Any]:
         "schedules": v.schedules,
         "alerts": v.alerts,
         "column_notes": v.column_notes or {},
+        "warehouse_note": v.warehouse_note,
     }

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -151,6 +152,26 @@ def test_validate_of_a_folder_needs_no_data_repo(tmp_path, make_repo, monkeypatc
     repo = make_repo({"README.md": "not data\n"})
     monkeypatch.setattr(sys, "argv", ["gitops-data", "--repo", str(repo.path), "validate", str(folder)])
     assert entry() == 0, capsys.readouterr().err
+
+
+def test_the_console_script_validate_prints_everything_before_it_ends_at_once(tmp_path):
+    """`gitops-data validate` ends without tearing down what it loaded (os._exit): its output, piped,
+    and its exit code are still all there."""
+    import subprocess
+
+    folder = tmp_path / "project"
+    for rel, text in SMALL_PROJECT.items():
+        (folder / rel).parent.mkdir(parents=True, exist_ok=True)
+        (folder / rel).write_text(text)
+    exe = str(Path(sys.executable).parent / "gitops-data")
+    done = subprocess.run([exe, "validate", str(folder)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith(f"valid: {folder}: 4 nodes")
+    (folder / "project.yml").write_text(SMALL_PROJECT["project.yml"].replace("from a", "from nowhere"))
+    done = subprocess.run([exe, "validate", str(folder)], capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 2
+    assert "unknown reference 'nowhere'" in done.stderr
+    assert not (tmp_path / ".gitops_data").exists()
 
 
 def test_a_large_plan_folds_the_models_with_nothing_to_do_into_one_line(

@@ -392,3 +392,123 @@ def test_what_the_analysis_cannot_be_sure_of_is_not_flagged(tmp_path):
     assert project.columns.of("spaced").names == ["a", "b"]
     assert not project.columns.of("numbers").complete
     assert not project.columns.of("ext").complete and project.columns.of("ext").names == ["id"]
+
+
+LAST_BUILD_FILES = {
+    "gitops_data.yaml": "name: t\n",
+    "seeds/orders.csv": "order_id,customer_id,amount,status\n1,1,10.5,done\n2,2,3.0,open\n",
+    "models.yml": "seeds:\n"
+    "  - name: orders\n"
+    "    path: seeds/orders.csv\n"
+    "models:\n"
+    "  - name: calc\n"
+    "    python: py/calc.py:calc\n"
+    "  - name: down\n"  # line 7
+    "    sql: |\n"
+    "      select order_id,\n"
+    "             amount\n"  # line 10
+    "      from calc\n",
+    "py/calc.py": "def calc(orders):\n    return orders\n",
+}
+
+
+def test_the_last_builds_columns_stand_in_for_a_python_model_without_columns(
+    make_repo, warehouse, instance, monkeypatch, capsys, tmp_path
+):
+    from gitops_data.deployment.core import Deployment
+    from gitops_data.engines.duckdb import warehouse_lock
+    from gitops_data_tests.conftest import sync
+
+    monkeypatch.chdir(tmp_path)
+    repo = make_repo(LAST_BUILD_FILES)
+    wh = ["--warehouse", warehouse]
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: calc: columns unknown: a Python model without `columns:`" in out
+    assert "note: down: columns not checked: reads calc, whose columns are unknown" in out
+    assert not Path(warehouse).parent.exists()  # validate created no warehouse
+    sync(Deployment(str(repo.path), warehouse), "main", instance)
+
+    repo.replace("models.yml", "             amount\n", "             amout\n")
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 2
+    (line,) = [x for x in err.splitlines() if "amout" in x]
+    assert line.startswith(
+        "  - models.yml:10 [down]: column 'amout' is not in calc (columns: order_id, customer_id, amount, "
+        "status); did you mean 'amount'? [the columns of calc (commit "
+    )
+    assert "are from the last build, not the code" in err
+    repo.replace("models.yml", "             amout\n", "             amount\n")
+    code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: calc: columns from its last build (commit " in out
+    assert "not from the code: order_id, customer_id, amount, status" in out
+    assert "down:" not in out  # its columns are checked now
+
+    # a warehouse another process holds is not waited for: skipped, in one line
+    repo.replace("models.yml", "             amount\n", "             amout\n")
+    with warehouse_lock(warehouse, timeout=1):
+        code, out, err = _cli(monkeypatch, capsys, repo, *wh, "validate")
+    assert code == 0, err
+    assert "note: columns of the last builds not read: the warehouse is busy (pid " in out
+    assert "note: calc: columns unknown" in out
+
+
+def test_the_last_builds_columns_are_asked_only_for_what_nothing_static_describes(tmp_path):
+    from gitops_data.project.columns import BuiltColumns
+
+    tree = _write(
+        tmp_path,
+        "  - name: calc\n    python: py/calc.py:calc\n    columns:\n      order_id: {type: bigint}\n"
+        "  - name: down\n"
+        "    sql: select order_id, whatever, ext.regin from calc join ext using (order_id)\n"
+        "    checks:\n"
+        "      - relationship: {column: order_id, to: ext, field: order_ident}\n",
+        {
+            "py/calc.py": "def calc(orders):\n    return orders\n",
+            "ext.yml": "sources:\n  - name: ext\n    table: main.somewhere\n",
+        },
+    )
+    asked = []
+
+    def last_built(settings, models):
+        asked.append(models)
+        return {"ext": BuiltColumns(("order_id", "region"), "abc1234def0", "built 2026-12-03 10:00 UTC")}
+
+    project = load_project(tree, last_built=lambda s, m: {})
+    assert project.columns.notes["ext"] == "columns unknown: an external table without `columns:`"
+    with pytest.raises(ProjectError) as exc:
+        load_project(tree, last_built=last_built)
+    assert asked == [["ext"]]  # calc declares columns: they say it, not its build
+    origin = (
+        " [the columns of ext (commit abc1234def, built 2026-12-03 10:00 UTC) are from the last build, "
+        "not the code: declare `columns:` there, or build it again if it changed]"
+    )
+    assert [str(i) for i in exc.value.issues] == [
+        "models.yml:7 [down]: column 'regin' is not in ext (columns: order_id, region); did you mean "
+        "'region'?" + origin,
+        "models.yml:9 [down]: checks: relationship field 'order_ident' is not a column of ext"
+        "; did you mean 'order_id'?" + origin,
+    ]
+
+
+def test_the_last_builds_columns_are_read_from_a_postgresql_catalog(
+    make_repo, postgres_db, monkeypatch, capsys, tmp_path
+):
+    from gitops_data.engines import open_warehouse
+    from gitops_data.plan import BuildRecord
+    from gitops_data.project.schema import Settings
+    from gitops_data.warehouse.catalog import Catalog, now
+
+    monkeypatch.chdir(tmp_path)
+    files = dict(LAST_BUILD_FILES)
+    files["models.yml"] = files["models.yml"].replace("             amount\n", "             amout\n")
+    repo = make_repo(files)
+    with open_warehouse(postgres_db) as engine:
+        record = BuildRecord("b1", "calc", "fp", "calc__fp", "c0ffee1234", None, 2, now())
+        columns = {"order_id": "BIGINT", "customer_id": "BIGINT", "amount": "DOUBLE", "status": "VARCHAR"}
+        Catalog(engine, Settings().meta_schema).record_build(record, "python", "main", columns)
+    code, out, err = _cli(monkeypatch, capsys, repo, "--warehouse", postgres_db, "validate")
+    assert code == 2
+    assert "models.yml:10 [down]: column 'amout' is not in calc" in err
+    assert "did you mean 'amount'? [the columns of calc (commit c0ffee1234, built " in err

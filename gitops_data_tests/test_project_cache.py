@@ -163,3 +163,38 @@ def test_the_cache_keeps_at_most_its_limit(make_repo):
     assert len(cache._entries) == 2
     cache.load(GitTree(str(repo.path), shas[0]), "duckdb", load_project)
     assert cache.misses == 4
+
+
+def test_a_commits_files_are_read_once_per_content(make_repo):
+    from gitops_data.project import tree as trees
+
+    repo = make_repo(YAML)
+    first = GitTree(str(repo.path), repo.head())
+    assert first.read("models.yml") == YAML["models.yml"].encode()
+    assert trees._BLOBS._data[first.digest("models.yml")] == YAML["models.yml"].encode()
+    repo.write("inputs.yml", YAML["inputs.yml"] + "# changed\n")
+    repo.replace("models.yml", "v + 1", "v + 2")
+    second = GitTree(str(repo.path), repo.commit("two files changed"))
+    assert second.digest("seeds/base.csv") == first.digest("seeds/base.csv")  # shared: from the cache
+    assert second.read("seeds/base.csv") == YAML["seeds/base.csv"].encode()
+    assert second.read("models.yml") == YAML["models.yml"].replace("v + 1", "v + 2").encode()
+    assert first.read("models.yml") == YAML["models.yml"].encode()  # each commit its own content
+
+
+def test_a_models_column_analysis_is_redone_when_its_inputs_change(make_repo):
+    files = {**YAML, "models.yml": YAML["models.yml"].replace("v + 1 as v", "v + 1 as w")}
+    repo = make_repo(files)
+    load_project(GitTree(str(repo.path), repo.head()))
+    repo.replace("models.yml", "sql: select id, v from base", "sql: select id from base")
+    broken = repo.commit("up drops v")
+    with pytest.raises(ProjectError) as exc:
+        load_project(GitTree(str(repo.path), broken))
+    expected = ["models.yml:5 [down]: column 'v' is not in up (columns: id)"]
+    assert [str(i) for i in exc.value.issues] == expected
+    repo.write("inputs.yml", YAML["inputs.yml"] + "# another file changed\n")
+    with pytest.raises(ProjectError) as exc:  # down's analysis reused, with its finding
+        load_project(GitTree(str(repo.path), repo.commit("comment")))
+    assert [str(i) for i in exc.value.issues] == expected
+    repo.replace("models.yml", "sql: select id from base", "sql: select id, v from base")
+    project = load_project(GitTree(str(repo.path), repo.commit("v is back")))
+    assert project.columns.of("down").names == ["id", "w"]

@@ -17,6 +17,7 @@ from gitops_data.project.tree import DirTree, GitTree
 from gitops_data.warehouse.drift import Drift, detect_drift
 from gitops_data.warehouse.drift import repair as repair_drift
 from gitops_data.warehouse.inspect import GcReport, ModelDiff, collect_garbage, diff_envs
+from gitops_data.warehouse.last_build import LastBuildReader
 from gitops_data.warehouse.publish import PublishRecord, republish, unpublish
 
 
@@ -238,6 +239,7 @@ class Validation:
     alerts: int = 0
     column_notes: dict[str, str] | None = None
     error: ProjectError | None = None
+    warehouse_note: str | None = None  # why the last builds' columns were not read
 
     @property
     def nodes(self) -> int:
@@ -246,13 +248,23 @@ class Validation:
 
 def validate(dep: Deployment, path: str | None, ref: str | None) -> Validation:
     """Load and check the project in the folder `path`, or at `ref` of the repo (the repo's
-    folder when neither is given); never raises for an invalid project, never opens the warehouse."""
+    folder when neither is given); never raises for an invalid project. Where nothing static says
+    a model's columns, its last build's stand in: the warehouse is then read, read-only, if it
+    exists and is free at once (else `warehouse_note` says why not)."""
     tree = GitTree(dep.repo, dep.resolve(ref), label=ref) if ref else DirTree(path or dep.repo)
+    reader = LastBuildReader(dep.warehouse)
     try:
-        project = load_project(tree, dep.dialect)
+        project = load_project(tree, dep.dialect, reader)
     except ProjectError as exc:
-        return Validation(tree.label, {}, error=exc)
+        return Validation(tree.label, {}, error=exc, warehouse_note=reader.note)
     kinds: dict[str, int] = {}
     for n in project.nodes.values():
         kinds[n.kind] = kinds.get(n.kind, 0) + 1
-    return Validation(tree.label, kinds, len(project.schedules), len(project.alerts), project.columns.notes)
+    return Validation(
+        tree.label,
+        kinds,
+        len(project.schedules),
+        len(project.alerts),
+        project.columns.notes,
+        warehouse_note=reader.note,
+    )

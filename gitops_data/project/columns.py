@@ -5,7 +5,9 @@ Inputs are, in dependency order: the CSV header of seeds and file sources, the d
 of sources, seeds and Python models (there: the columns a frame *has at least*), and the inferred
 outputs of upstream SQL models. What cannot be known (a Python model or an external table without
 `columns:`, a dbt model rendered at build time, a query sqlglot cannot follow) is UNKNOWN: never
-guessed, and a model reading it gets one note, not an error.
+guessed, and a model reading it gets one note, not an error. Where the caller passes the columns of
+such a model's last build (`BuiltColumns`, read from the catalog by the caller), those stand in,
+lowest in priority, and every finding that rests on them says so.
 
 `analyse` returns each model's columns with their lineage (the upstream model.columns each is
 computed from) and reports, through the Collector, a column a query reads that its inputs do not
@@ -19,6 +21,8 @@ import csv
 import difflib
 import functools
 import io
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,7 +31,7 @@ from sqlglot import exp
 from sqlglot.errors import OptimizeError, SqlglotError
 from sqlglot.optimizer.scope import Scope, build_scope
 
-from gitops_data.errors import GitopsError, SqlError
+from gitops_data.errors import GitopsError, Issue, SqlError
 from gitops_data.project.collector import Collector
 from gitops_data.sql import DIALECT, parse_query
 
@@ -55,6 +59,7 @@ class Relation:
 
     columns: tuple[Column, ...] = ()
     complete: bool = False
+    built_from: frozenset[str] = frozenset()  # models whose columns here are their last build's
 
     def get(self, name: str) -> Column | None:
         return self._index.get(name.lower())
@@ -75,11 +80,27 @@ UNKNOWN = Relation()
 
 
 @dataclass(frozen=True)
+class BuiltColumns:
+    """The columns a model's last recorded build had (lower in priority than anything static)."""
+
+    names: tuple[str, ...]
+    commit: str | None = None
+    built_at: str = ""  # when, as shown to people
+
+    @property
+    def label(self) -> str:
+        at = f"commit {self.commit[:10]}" if self.commit else "an unknown commit"
+        return f"{at}, {self.built_at}" if self.built_at else at
+
+
+@dataclass(frozen=True)
 class ModelColumns:
-    """What the analysis knows of one model: its columns, and why they are not fully known."""
+    """What the analysis knows of one model: its columns, and why they are not fully known.
+    `unknown`: nothing static says what its columns are (its last build's columns may)."""
 
     relation: Relation
     note: str | None = None
+    unknown: bool = False
 
 
 @dataclass
@@ -95,6 +116,11 @@ class ProjectColumns:
     @property
     def notes(self) -> dict[str, str]:
         return {n: m.note for n, m in self.models.items() if m.note}
+
+    @property
+    def unknown(self) -> list[str]:
+        """The models whose columns nothing static says (in build order)."""
+        return [n for n, m in self.models.items() if m.unknown]
 
     def lineage(self, name: str, inlined: frozenset[str] = frozenset()) -> Lineage:
         """Each output column of `name` with the upstream model columns it is computed from; a
@@ -192,8 +218,17 @@ def _leaf(c: Collector, node: Node, upstream: ProjectColumns) -> ModelColumns:
         cols = tuple(Column(x.name, x.type, frozenset({(node.deps[0], x.name)})) for x in base.columns)
         return ModelColumns(Relation(cols, False))  # plus its validity columns
     relation = _declared(node, False)
+    if relation.columns:
+        return ModelColumns(relation)
     why = {"python": "a Python model", "table": "an external table"}.get(node.kind, f"a {node.kind}")
-    return ModelColumns(relation, None if relation.columns else f"columns unknown: {why} without `columns:`")
+    return ModelColumns(relation, f"columns unknown: {why} without `columns:`", unknown=True)
+
+
+def _from_build(name: str, built: BuiltColumns) -> ModelColumns:
+    cols = tuple(Column(n, None, frozenset({(name, n)})) for n in built.names)
+    shown = ", ".join(built.names[:8]) + (", ..." if len(built.names) > 8 else "")
+    note = f"columns from its last build ({built.label}), not from the code: {shown}"
+    return ModelColumns(Relation(cols, True, frozenset({name})), note)
 
 
 @dataclass
@@ -203,6 +238,7 @@ class _Reporter:
     c: Collector
     node: Node
     lenient: bool  # a dbt model: its declared columns are documentation, not a contract
+    origin: str = ""  # appended to each finding: whose columns came from their last build
 
     def sql_line(self, token: exp.Expr) -> tuple[str, int | None]:
         node = self.node
@@ -215,10 +251,22 @@ class _Reporter:
 
     def at_token(self, token: exp.Expr, message: str) -> None:
         file, line = self.sql_line(token)
-        self.c.add(file, message, line, self.node.name)
+        self.c.add(file, message + self.origin, line, self.node.name)
 
     def at_key(self, key: str, message: str) -> None:
-        self.c.add(self.node.file, message, self.node.key_lines.get(key, self.node.line), self.node.name)
+        line = self.node.key_lines.get(key, self.node.line)
+        self.c.add(self.node.file, message + self.origin, line, self.node.name)
+
+
+def _origin(built_from: Iterable[str], built: Mapping[str, BuiltColumns]) -> str:
+    """What a finding adds when the columns it rests on are a last build's, not the code's."""
+    shown = [f"{n} ({built[n].label})" for n in sorted(built_from) if n in built]
+    if not shown:
+        return ""
+    return (
+        f" [the columns of {', '.join(shown)} are from the last build, not the code: "
+        "declare `columns:` there, or build it again if it changed]"
+    )
 
 
 def _hint(name: str, candidates: Iterable[str]) -> str:
@@ -565,7 +613,7 @@ class _QueryAnalysis:
 def _as_read(model: str, rel: Relation) -> Relation:
     """`rel` as a query reading `model` sees it: each column comes from `model`'s column."""
     cols = tuple(Column(c.name, c.type, frozenset({(model, c.name)})) for c in rel.columns)
-    return Relation(cols, rel.complete)
+    return Relation(cols, rel.complete, rel.built_from)
 
 
 def _renamed(rel: Relation, names: list[str]) -> Relation:
@@ -657,7 +705,9 @@ def _check_columns(kind: str, args: object) -> list[str]:
     return []
 
 
-def _check_relationship_fields(report: _Reporter, columns: ProjectColumns, lower: dict[str, str]) -> None:
+def _check_relationship_fields(
+    report: _Reporter, columns: ProjectColumns, lower: dict[str, str], built: Mapping[str, BuiltColumns]
+) -> None:
     node = report.node
     for i, chk in enumerate(node.checks):
         if chk.kind != "relationship" or not isinstance(chk.args, dict) or report.lenient:
@@ -666,15 +716,23 @@ def _check_relationship_fields(report: _Reporter, columns: ProjectColumns, lower
         rel = columns.of(target) if target else UNKNOWN
         fld = chk.args.get("field")
         if isinstance(fld, str) and rel.complete and rel.get(fld) is None:
+            report.origin = _origin(rel.built_from, built)  # the target's, not the inputs'
             report.at_key(
                 f"checks.{i}",
                 f"checks: relationship field {fld!r} is not a column of {target}" + _hint(fld, rel.names),
             )
 
 
-def analyse(c: Collector, nodes: Mapping[str, Node], lenient: frozenset[str] = frozenset()) -> ProjectColumns:
+def analyse(
+    c: Collector,
+    nodes: Mapping[str, Node],
+    lenient: frozenset[str] = frozenset(),
+    built: Mapping[str, BuiltColumns] | None = None,
+) -> ProjectColumns:
     """Every node's columns, in the order of `nodes` (dependency order); the issues found go to `c`.
-    `lenient`: nodes whose declared columns are documentation (dbt's), not a contract."""
+    `lenient`: nodes whose declared columns are documentation (dbt's), not a contract. `built`: the
+    last build's columns of models nothing static describes (see `ProjectColumns.unknown`)."""
+    built = built or {}
     out = ProjectColumns()
     lower = {n.lower(): n for n in nodes}
     late = _late_key if lenient else None  # only dbt models render late
@@ -682,29 +740,98 @@ def analyse(c: Collector, nodes: Mapping[str, Node], lenient: frozenset[str] = f
     for name, node in nodes.items():
         report = _Reporter(c, node, name in lenient)
         if node.kind != "sql" or node.sql is None:
-            out.models[name] = _leaf(c, node, out)
-            continue
-        if late is not None and late(node.sql):
-            out.models[name] = ModelColumns(UNKNOWN, "columns unknown: rendered at build time")
-            continue
-        inputs = {d.lower(): _as_read(d, out.of(d)) for d in node.deps}
-        unknown = [d for d in node.deps if not out.of(d).columns and not out.of(d).complete]
-        try:
-            rel = _QueryAnalysis(parse_query(node.sql, DIALECT).tree, inputs, report).result
-        except (_Unanalysable, SqlError, OptimizeError, SqlglotError, RecursionError):
-            out.models[name] = ModelColumns(
-                UNKNOWN, "columns unknown: its query is beyond the column analysis"
-            )
-            continue
-        note = (
-            f"columns not checked: reads {', '.join(unknown)}, whose columns are unknown" if unknown else None
-        )
-        out.models[name] = ModelColumns(rel, note)
-        _check_declared(report, rel)
-        reports.append(report)
+            found = _leaf(c, node, out)
+        elif late is not None and late(node.sql):
+            found = ModelColumns(UNKNOWN, "columns unknown: rendered at build time", unknown=True)
+        else:
+            found = _query(node, out, report, built)
+            if not found.unknown:
+                reports.append(report)
+        out.models[name] = _from_build(name, built[name]) if found.unknown and name in built else found
     for report in reports:  # a relationship may name a model built later
-        _check_relationship_fields(report, out, lower)
+        _check_relationship_fields(report, out, lower, built)
     return out
+
+
+class _Analysed:
+    """Each SQL model's analysis (its columns and findings) kept per process by everything it
+    depends on: its definition and its inputs' columns. A project loaded again with one file
+    changed analyses only the models whose query or inputs changed."""
+
+    MAX = 20_000
+
+    def __init__(self) -> None:
+        self._done: OrderedDict[tuple, tuple[ModelColumns, tuple[Issue, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple) -> tuple[ModelColumns, tuple[Issue, ...]] | None:
+        with self._lock:
+            found = self._done.get(key)
+            if found is not None:
+                self._done.move_to_end(key)
+            return found
+
+    def put(self, key: tuple, value: tuple[ModelColumns, tuple[Issue, ...]]) -> None:
+        with self._lock:
+            self._done[key] = value
+            while len(self._done) > self.MAX:
+                self._done.popitem(last=False)
+
+
+_ANALYSED = _Analysed()
+
+
+def _query_key(node: Node, reads: list[Relation], report: _Reporter) -> tuple:
+    """What `_query` reads of a node and its inputs (the findings' places and texts included)."""
+    return (
+        node.name,
+        node.sql,
+        node.deps,
+        node.sql_at,
+        node.file,
+        node.line,
+        tuple(node.key_lines.items()),
+        tuple((c, spec.type) for c, spec in node.columns.items()),
+        repr([(chk.kind, chk.args) for chk in node.checks]),
+        report.lenient,
+        report.origin,
+        tuple(reads),
+    )
+
+
+def _query(
+    node: Node, out: ProjectColumns, report: _Reporter, built: Mapping[str, BuiltColumns]
+) -> ModelColumns:
+    """A SQL model's columns from its query and its inputs' columns; its findings go to `report`."""
+    reads = [out.of(d) for d in node.deps]
+    built_from = frozenset[str]().union(*(rel.built_from for rel in reads))
+    report.origin = _origin(built_from, built)
+    key = _query_key(node, reads, report)
+    found = _ANALYSED.get(key)
+    if found is None:
+        start = len(report.c.issues)
+        result = _analyse_query(node, reads, built_from, report)
+        found = (result, tuple(report.c.issues[start:]))
+        _ANALYSED.put(key, found)
+    else:
+        report.c.issues.extend(found[1])
+    return found[0]
+
+
+def _analyse_query(
+    node: Node, reads: list[Relation], built_from: frozenset[str], report: _Reporter
+) -> ModelColumns:
+    inputs = {d.lower(): _as_read(d, rel) for d, rel in zip(node.deps, reads, strict=True)}
+    try:
+        rel = _QueryAnalysis(parse_query(node.sql or "", DIALECT).tree, inputs, report).result
+    except (_Unanalysable, SqlError, OptimizeError, SqlglotError, RecursionError):
+        return ModelColumns(UNKNOWN, "columns unknown: its query is beyond the column analysis", unknown=True)
+    if built_from and rel.complete:
+        rel = Relation(rel.columns, True, built_from)
+    unknown = [d for d, r in zip(node.deps, reads, strict=True) if not r.columns and not r.complete]
+    note = f"columns not checked: reads {', '.join(unknown)}, whose columns are unknown" if unknown else None
+    _check_declared(report, rel)
+    return ModelColumns(rel, note)
 
 
 def _late_key(sql: str) -> bool:

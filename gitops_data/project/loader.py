@@ -4,14 +4,17 @@ name). Collects *every* issue before failing."""
 
 from __future__ import annotations
 
+import contextlib
 import difflib
+import gc
+from collections.abc import Callable, Iterator, Mapping
 
 from gitops_data.errors import ProjectError
 from gitops_data.naming import identifier_problem
 from gitops_data.project.cache import PROJECTS
 from gitops_data.project.checks import check_reads
 from gitops_data.project.collector import Collector
-from gitops_data.project.columns import analyse
+from gitops_data.project.columns import BuiltColumns, analyse
 from gitops_data.project.nodes import Node, Project
 from gitops_data.project.schema import SECTIONS, SETTINGS_FILE, AlertSpec, ScheduleSpec, Settings
 from gitops_data.project.tree import FileTree
@@ -118,14 +121,37 @@ def read_settings(tree: FileTree) -> Settings:
     return _load_settings(Collector(tree))
 
 
-def load_project(tree: FileTree, target: str = DIALECT) -> Project:
+# The last build's columns of some models (names in build order), as the project's settings find them.
+LastBuilt = Callable[[Settings, list[str]], Mapping[str, BuiltColumns]]
+
+
+def load_project(tree: FileTree, target: str = DIALECT, last_built: LastBuilt | None = None) -> Project:
     """Load and validate the project in `tree` for a warehouse speaking `target` (a sqlglot
     dialect); raise ProjectError listing every issue. A tree of the same content as one loaded
-    before in this process gives that load's result (project/cache.py)."""
-    return PROJECTS.load(tree, target, _load)
+    before in this process gives that load's result (project/cache.py). `last_built` (validate's):
+    asked for the models whose columns nothing static says, its answer stands in for them (such a
+    load depends on the warehouse: it is not cached)."""
+    with _no_gc_pauses():
+        if last_built is not None:
+            return _load(tree, target, last_built)
+        return PROJECTS.load(tree, target, _load)
 
 
-def _load(tree: FileTree, target: str) -> Project:
+@contextlib.contextmanager
+def _no_gc_pauses() -> Iterator[None]:
+    """Without the cyclic garbage collector: a load makes hundreds of thousands of objects (syntax
+    trees, YAML), nearly all kept, which it would traverse again and again (a fifth of a cold load)."""
+    if not gc.isenabled():  # disabled by the caller, or by a load in another thread: theirs to enable
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
+
+
+def _load(tree: FileTree, target: str, last_built: LastBuilt | None = None) -> Project:
     c = Collector(tree)
     settings = _load_settings(c)
     nodes: dict[str, Node] = {}
@@ -171,7 +197,13 @@ def _load(tree: FileTree, target: str) -> Project:
     from_dbt: dict[str, Node] = dbt.load(seen, set(nodes)) if dbt is not None else {}
     nodes.update(from_dbt)
     ordered = _order(c, nodes, set(seen))
+    before = len(c.issues)
     columns = analyse(c, ordered, lenient=frozenset(from_dbt))
+    if last_built is not None and columns.unknown:
+        built = last_built(settings, columns.unknown)
+        if built:  # the analysis again, with those columns: its findings replace the first run's
+            del c.issues[before:]
+            columns = analyse(c, ordered, frozenset(from_dbt), built)
     lower = {n.lower() for n in ordered}
     ephemeral = {n.lower() for n, nd in ordered.items() if nd.ephemeral}
     for node in ordered.values():

@@ -10,6 +10,8 @@ import hashlib
 import os
 import posixpath
 import stat
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
@@ -46,6 +48,40 @@ def normalize(path: str) -> str:
     if norm == ".." or norm.startswith("../"):
         raise UnsafePath(f"path {path!r} points outside the repository")
     return norm
+
+
+class _BlobContents:
+    """Blob contents by object id, kept per process (least recently used out, at most MAX_BYTES):
+    a blob's id is a digest of its content, so a commit that shares a file with one read before (the
+    next commit of a branch, with one file changed) reads it from here, not through `git cat-file`."""
+
+    MAX_BYTES = 64_000_000
+    MAX_BLOB = 1_000_000  # larger blobs (data files) are read each time
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[str, bytes] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def read(self, blob: git.Blob) -> bytes:
+        key = blob.hexsha
+        with self._lock:
+            found = self._data.get(key)
+            if found is not None:
+                self._data.move_to_end(key)
+                return found
+        data = blob.data_stream.read()
+        if len(data) <= self.MAX_BLOB:
+            with self._lock:
+                if key not in self._data:
+                    self._data[key] = data
+                    self._bytes += len(data)
+                while self._bytes > self.MAX_BYTES:
+                    self._bytes -= len(self._data.popitem(last=False)[1])
+        return data
+
+
+_BLOBS = _BlobContents()
 
 
 def _hidden(path: str) -> bool:
@@ -97,7 +133,7 @@ class GitTree:
             return False
 
     def read(self, path: str) -> bytes:
-        return self._blob(path).data_stream.read()
+        return _BLOBS.read(self._blob(path))
 
     def digest(self, path: str) -> str:
         return self._blob(path).hexsha

@@ -111,7 +111,8 @@ def _load_fast(text: bytes | str) -> tuple[bool, Any]:
         node = loader.get_single_node()
         if node is None:
             return True, None
-        if _has_shared_nodes(node):
+        # an alias needs an anchor (`&name`): a text without `&` shares no node
+        if ("&" in text if isinstance(text, str) else b"&" in text) and _has_shared_nodes(node):
             return False, None
         return True, loader.construct_document(node)
     except Exception:  # noqa: BLE001 - _Loader reads it again and says what is wrong

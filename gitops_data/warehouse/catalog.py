@@ -694,3 +694,26 @@ class Catalog:
     def release_plan(self, plan_id: str, reason: str) -> bool:
         """Give up the claim of a plan whose run died; the next entry point plans the commit again."""
         return self._move(plan_id, PlanState.RELEASED, (PlanState.OPEN, PlanState.CONCLUDING), reason=reason)
+
+
+def last_build_columns(
+    engine: Engine, meta: str, models: list[str]
+) -> dict[str, tuple[str | None, datetime | None, list[str]]]:
+    """Each of `models`' newest valid build: (commit, built at, column names), read without the
+    Catalog class (which creates and migrates the catalog); {} where there is no catalog."""
+    if not models or "builds" not in engine.objects(meta, ["builds"]):
+        return {}
+    rows = engine.fetchall(
+        f"""select model, commit, created_at, columns from (
+              select model, commit, created_at, columns,
+                     row_number() over (partition by model order by created_at desc) as _rn
+              from {quote(meta)}.builds where invalid_reason is null and {_in("model", models)}) as b
+            where _rn = 1 and columns is not null""",
+        models,
+    )
+    out = {}
+    for model, commit, created, columns in rows:
+        names = list(columns if isinstance(columns, dict) else json.loads(columns))
+        if names:
+            out[model] = (commit, created, names)
+    return out
