@@ -61,6 +61,26 @@ def test_a_misspelled_column_is_found_at_its_line_with_a_hint(tmp_path):
     ]
 
 
+def test_a_select_item_reads_only_the_aliases_of_the_items_before_it(tmp_path):
+    # DuckDB: "cannot be referenced before it is defined"; an earlier alias, and any alias in
+    # WHERE / GROUP BY / ORDER BY, are fine
+    tree = _write(
+        tmp_path,
+        "  - name: own\n    sql: select order_id, amnt + 1 as amnt from orders\n"  # line 2
+        "  - name: later\n    sql: select tax + 1 as total, amount as tax from orders\n"  # line 4
+        "  - name: fine\n    sql: |\n"
+        "      select amount as a, a * 2 as b from orders where a > 0 group by a order by b\n",
+    )
+    assert sorted(_issues(tree)) == [
+        "models.yml:3 [own]: column 'amnt' is not in orders (columns: order_id, customer_id, amount, "
+        "status); 'amnt' is the alias of this or a later select item, which an item cannot read (only "
+        "the aliases of the items before it)",
+        "models.yml:5 [later]: column 'tax' is not in orders (columns: order_id, customer_id, amount, "
+        "status); 'tax' is the alias of this or a later select item, which an item cannot read (only "
+        "the aliases of the items before it)",
+    ]
+
+
 def test_a_qualified_column_in_a_separate_sql_file_points_at_that_file(tmp_path):
     tree = _write(
         tmp_path,

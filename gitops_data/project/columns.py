@@ -541,6 +541,15 @@ class _QueryAnalysis:
         self, scope: _Scope, select: exp.Select, sources: dict[str, Relation], using: set[str]
     ) -> None:
         aliases = {e.alias.lower() for e in select.expressions if isinstance(e, exp.Alias)}
+        # a select item sees only the aliases of the items before it (DuckDB refuses a later one or
+        # its own); WHERE, GROUP BY, HAVING and ORDER BY see them all
+        earlier: dict[int, set[str]] = {}
+        before: set[str] = set()
+        for item in select.expressions:
+            for col in item.find_all(exp.Column):
+                earlier[id(col)] = set(before)
+            if isinstance(item, exp.Alias):
+                before.add(item.alias.lower())
         for column in scope.columns:
             if isinstance(column.this, exp.Star) or not column.name:
                 continue
@@ -563,7 +572,7 @@ class _QueryAnalysis:
                     f"have it; write {kinds[0]}.{column.name}",
                 )
                 continue
-            if found or low in aliases or low in {k.lower() for k in sources}:
+            if found or low in earlier.get(id(column), aliases) or low in {k.lower() for k in sources}:
                 continue  # a source's column, a select alias (DuckDB's lateral aliases), a row value
             if self._outer_has(scope.parent, column.name):
                 continue
@@ -573,10 +582,14 @@ class _QueryAnalysis:
                 continue
             names = [n for rel in sources.values() for n in rel.names]
             where = next(iter(sources)) if len(sources) == 1 else "its inputs"
+            later = (
+                f"; {column.name!r} is the alias of this or a later select item, which an item "
+                "cannot read (only the aliases of the items before it)"
+                if low in aliases
+                else _hint(column.name, names)
+            )
             self.report.at_token(
-                column,
-                f"column {column.name!r} is not in {where} (columns: {', '.join(names)})"
-                + _hint(column.name, names),
+                column, f"column {column.name!r} is not in {where} (columns: {', '.join(names)})" + later
             )
 
     def _check_qualified(self, scope: _Scope, column: exp.Column, sources: dict[str, Relation]) -> None:
