@@ -175,7 +175,7 @@ def write_segmented(
     engine, internal = catalog.engine, target.internal_schema
     view = target.build.table
     try:
-        with engine.transaction():
+        with catalog.transaction():
             segments = catalog.segments_of(base.build_id) if base else []
             seg = f"{view}_s"
             added = engine.create_table_as(internal, seg, with_casts(engine, delta_select, cast_types))
