@@ -51,6 +51,7 @@ class Capabilities:
     schema_rename: bool  # ALTER SCHEMA ... RENAME
     publish: PublishStrategy
     json_type: str  # column type of the catalog's JSON documents
+    local_now: str  # SQL of the current time as a timestamp without time zone
 
     @property
     def advisory_locks(self) -> bool:
@@ -71,6 +72,7 @@ DUCKDB = Capabilities(
     schema_rename=True,
     publish=PublishStrategy.TRANSACTION,
     json_type="json",
+    local_now="localtimestamp",
 )
 
 POSTGRES = Capabilities(
@@ -87,6 +89,7 @@ POSTGRES = Capabilities(
     schema_rename=True,
     publish=PublishStrategy.TRANSACTION,
     json_type="text",  # psycopg would parse `json` into objects; the catalog stores JSON text
+    local_now="localtimestamp",
 )
 
 # Spark through Spark Connect (measured on 4.3): parquet tables have no DELETE or UPDATE, so the
@@ -106,6 +109,7 @@ SPARK = Capabilities(
     schema_rename=False,
     publish=PublishStrategy.PER_VIEW,
     json_type="string",
+    local_now="localtimestamp()",  # a bare `localtimestamp` is a column name to Spark
 )
 
 DECLARED = {c.engine: c for c in (DUCKDB, POSTGRES, SPARK)}

@@ -45,7 +45,8 @@ def execute(location, sql: str) -> None:
     """Change the warehouse by hand, as a person with write access would (outside gitops-data)."""
     location = str(getattr(location, "warehouse", location))
     if location.startswith("sc://"):
-        _spark(location).sql(sql).collect()
+        for statement in filter(str.strip, sql.split(";")):  # Spark runs one statement a call
+            _spark(location).sql(statement).collect()
         return
     if location.startswith("postgresql://"):
         import psycopg

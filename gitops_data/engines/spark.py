@@ -35,6 +35,9 @@ from gitops_data.naming import qualified, quote
 SESSION_CONF = {
     "spark.sql.ansi.doubleQuotedIdentifiers": "true",
     "spark.sql.session.timeZone": "UTC",
+    # an error's message is Spark's own; the server's JVM trace would bury it in every BuildError
+    "spark.sql.connect.serverStacktrace.enabled": "false",
+    "spark.sql.pyspark.jvmStacktrace.enabled": "false",
 }
 
 _sessions: dict[tuple[str, int], Any] = {}
@@ -62,7 +65,8 @@ def _session(location: str):
                 "pip install 'gitops-data[spark]'"
             ) from None
         # the client logs every server error with its JVM trace; the error raised says enough
-        logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+        for logger in ("SQLQueryContextLogger", "pyspark.sql.connect.logging"):
+            logging.getLogger(logger).setLevel(logging.CRITICAL)
         try:
             session = SparkSession.builder.remote(location).create()
             for name, value in SESSION_CONF.items():
