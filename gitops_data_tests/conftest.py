@@ -280,10 +280,12 @@ def spark_warehouse(spark_server, tmp_path) -> Iterator[str]:
 ENGINES = ["duckdb", "postgres", "spark"]  # those the closing line counts the tests of
 # Spark costs ~20 s to start and ~0.1-0.5 s a statement: its cases are slow, left out of CI (long),
 # and kept on one pytest worker (one server; with --dist loadgroup)
-_SPARK = pytest.param("spark", marks=[pytest.mark.slow, pytest.mark.long, pytest.mark.xdist_group("spark")])
+SPARK_PARAM = pytest.param(
+    "spark", marks=[pytest.mark.slow, pytest.mark.long, pytest.mark.xdist_group("spark")]
+)
 
 
-ENGINE_PARAMS = ["duckdb", "postgres", _SPARK]
+ENGINE_PARAMS = ["duckdb", "postgres", SPARK_PARAM]
 
 
 @pytest.fixture(params=ENGINE_PARAMS)
