@@ -2,7 +2,8 @@
 # The main job, end to end, on the embedded default (DuckDB + a local Dagster home):
 # install, turn examples/shop into a Git data repo, validate, plan, build + audit + publish.
 # With GITOPS_DATA_WAREHOUSE=postgresql://user@host:port/db set, the same on PostgreSQL, in a state
-# folder of its own (examples/env.sh).
+# folder of its own (examples/env.sh); with sc://host:port, on a Spark Connect server (the spark
+# extra: .venv/bin/uv pip install 'pyspark[connect]>=4.3,<4.4').
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -29,7 +30,12 @@ echo "== what consumers see"
 location = "$GITOPS_DATA_WAREHOUSE"
 views = "select table_name from information_schema.tables where table_schema = 'analytics' order by 1"
 top = "select * from analytics.top_customers limit 5"
-if location.startswith("postgres"):
+if location.startswith("sc://"):  # Spark Connect (the spark extra): a session of the consumer's own
+    from pyspark.sql import SparkSession
+    spark = SparkSession.builder.remote(location).create()
+    print(sorted(r[1] for r in spark.sql("show views in analytics").collect()))
+    spark.sql(top).show()
+elif location.startswith("postgres"):
     import psycopg
     with psycopg.connect(location) as con:
         print([r[0] for r in con.execute(views)])

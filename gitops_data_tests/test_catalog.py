@@ -84,7 +84,8 @@ def test_builds_audits_plans_and_statuses_round_trip(warehouse):
 
 
 def test_a_catalog_of_an_earlier_version_is_migrated(warehouse):
-    with open_warehouse(warehouse) as engine:
+    with open_warehouse(warehouse) as data:
+        engine = data.catalog_store  # where the engine keeps its catalog (Spark: a store apart)
         engine.execute("create schema old_meta")
         engine.execute("""create table old_meta.builds (build_id varchar, model varchar, kind varchar,
             fingerprint varchar, commit varchar, env varchar, run_id varchar, table_name varchar,
@@ -101,7 +102,7 @@ def test_a_catalog_of_an_earlier_version_is_migrated(warehouse):
             "insert into old_meta.plans values ('p1', 'main', 'c', 'git', '{}', 'blocked', 'why', now(), "
             "now()), ('p2', 'main', 'c', 'cli', '{}', 'open', '', now(), now())"
         )
-        cat = Catalog(engine, "old_meta")
+        cat = Catalog(data, "old_meta")
         assert {"plans", "segments", "ref_status", "migrations"} <= set(engine.objects("old_meta"))
         assert cat.version() == LATEST and [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1))
         assert cat.build("b1").version is None and cat.build("b1").data_version == "fp"

@@ -532,3 +532,15 @@ def test_the_last_builds_columns_are_read_from_a_postgresql_catalog(
     assert code == 2
     assert "models.yml:10 [down]: column 'amout' is not in calc" in err
     assert "did you mean 'amount'? [the columns of calc (commit c0ffee1234, built " in err
+
+
+def test_a_spark_warehouses_last_builds_are_read_from_its_catalog_store(tmp_path, monkeypatch):
+    """Spark keeps its catalog apart: validate reads that store and never connects to Spark."""
+    from gitops_data.project.schema import Settings
+    from gitops_data.warehouse.last_build import LastBuildReader
+
+    monkeypatch.setenv("GITOPS_DATA_CATALOG", str(tmp_path / "no-catalog-yet.duckdb"))
+    reader = LastBuildReader("sc://127.0.0.1:1")
+    assert reader(Settings(), ["calc"]) == {}
+    assert reader.note is None  # no store file: nothing to read, nothing to say
+    assert not (tmp_path / "no-catalog-yet.duckdb").exists()

@@ -341,6 +341,8 @@ BUILT = {
 
 
 def test_models_and_tests_that_query_the_warehouse_render_when_they_build(make_repo, any_warehouse, instance):
+    if any_warehouse.startswith("sc://"):
+        pytest.skip("its hooks DELETE / UPDATE a build's table: Spark's parquet tables have neither")
     from gitops_data.deployment.core import Deployment
     from gitops_data_tests.conftest import query, sync
 
@@ -622,6 +624,8 @@ HOOKED = {
 def test_hooks_in_the_duckdb_dialect_are_transpiled_for_postgres(
     make_repo, any_warehouse, instance, tmp_path
 ):
+    if any_warehouse.startswith("sc://"):
+        pytest.skip("its hooks DELETE / UPDATE a build's table: Spark's parquet tables have neither")
     from gitops_data.deployment.core import Deployment
     from gitops_data_tests.conftest import query, sync
 

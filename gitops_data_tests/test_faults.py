@@ -32,10 +32,11 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
+from gitops_data.capabilities import PublishStrategy
 from gitops_data.deployment.core import Deployment
 from gitops_data.engines import open_warehouse
 from gitops_data.engines.postgres import ADVISORY_KEY
-from gitops_data.naming import qualified
+from gitops_data.naming import is_build_table, qualified
 from gitops_data.orchestration.run import InProcessExecutor
 from gitops_data.plan import Trigger
 from gitops_data_tests.conftest import SMALL_PROJECT, sync
@@ -106,7 +107,7 @@ def orphan_tables(ws: Deployment, scratch_ok: bool = False) -> list[str]:
         present = engine.objects("gitops_internal")
         known = {
             r[0]
-            for r in engine.fetchall(
+            for r in engine.catalog_store.fetchall(
                 "select table_name from gitops_meta.builds "
                 "union all select table_name from gitops_meta.segments"
             )
@@ -119,13 +120,22 @@ def scratch_tables(ws: Deployment) -> list[str]:
         return sorted(t for t in engine.objects("gitops_internal") if t.startswith(SCRATCH))
 
 
-def assert_consistent(ws: Deployment, repo, env: str = "main", schema: str = "analytics") -> str:
+def per_view(ws: Deployment) -> bool:
+    """Whether the engine publishes view by view (a kill between two flips leaves a mix served)."""
+    return ws.capabilities.publish == PublishStrategy.PER_VIEW
+
+
+def assert_consistent(
+    ws: Deployment, repo, env: str = "main", schema: str = "analytics", mid_flip: bool = False
+) -> str:
     """The environment serves exactly one commit; returns it. Engine-neutral: it reads through a
-    gitops-data connection (holding the warehouse's lock, so a killed process's transaction is over)."""
+    gitops-data connection (holding the warehouse's lock, so a killed process's transaction is over).
+    `mid_flip`: a per-view publish may have been killed between two flips: the catalog still records
+    one commit whole, every view resolves, but a view may serve the next commit's build (a rerun
+    finishes the flip)."""
     with open_warehouse(ws.warehouse, timeout=60) as engine:
-        envs = engine.fetchall(
-            "select commit, schema_name from gitops_meta.environments where env = ?", [env]
-        )
+        store = engine.catalog_store  # the catalog's rows (Spark: a store apart)
+        envs = store.fetchall("select commit, schema_name from gitops_meta.environments where env = ?", [env])
         assert len(envs) == 1, envs
         commit, schema_name = envs[0]
         assert schema_name == schema
@@ -137,11 +147,13 @@ def assert_consistent(ws: Deployment, repo, env: str = "main", schema: str = "an
         views = engine.view_definitions(schema)
         tables = sorted(n for n, kind in objects.items() if kind != "VIEW")
         assert tables == [], f"tables in the external schema: {tables}"
-        assert set(objects) == set(views) == built, (sorted(objects), sorted(views), sorted(built))
+        assert set(objects) == set(views), (sorted(objects), sorted(views))
+        # a per-view publish adds new models' views first, drops removed ones last
+        assert mid_flip or set(views) == built, (sorted(views), sorted(built))
         for name in views:  # every view resolves
             engine.fetchall(f"select count(*) from {qualified(schema, name)}")
 
-        catalog = engine.fetchall(
+        catalog = store.fetchall(
             """select v.model, v.build_id, v.view_sql, v.definition, b.table_name, b.fingerprint
                from gitops_meta.env_views v left join gitops_meta.builds b using (build_id)
                where v.env = ?""",
@@ -149,14 +161,17 @@ def assert_consistent(ws: Deployment, repo, env: str = "main", schema: str = "an
         )
         assert {r[0] for r in catalog} == built
         for model, build_id, view_sql, definition, table, fp in catalog:
+            if model not in views:  # mid-flip: a removed model's view was dropped, or a new one is not
+                continue
             assert table is not None, f"env_views of {model} names unknown build {build_id}"
-            found = re.findall(r'gitops_internal\."?(\w+?)"?;?$', views[model].strip())
-            assert found == [table], (model, views[model], table)
+            found = re.findall(r'gitops_internal"?\."?(\w+?)"?;?$', views[model].strip())
             assert table in view_sql, (model, view_sql, table)
-            assert definition == views[model], (model, definition, views[model])
-            assert fp == fps[model], f"{model} serves a build of another commit's fingerprint"
+            assert fp == fps[model], f"{model} is recorded with a build of another commit's fingerprint"
+            if not mid_flip:
+                assert found == [table], (model, views[model], table)
+                assert definition == views[model], (model, definition, views[model])
 
-        for model, rows in expected_data(repo, commit).items():
+        for model, rows in ({} if mid_flip else expected_data(repo, commit)).items():
             if model in built:
                 got = sorted(engine.fetchall(f"select * from {qualified(schema, model)}"))
                 assert got == rows, (model, commit)
@@ -193,7 +208,14 @@ def hook_publish_statements(on_statement):
             state["publishing"] = state["in_transaction"] = False
 
     patch(publish_module, "_publish_once", publish_once)
-    for cls in (DuckDBEngine, PostgresEngine):
+    engines = [DuckDBEngine, PostgresEngine]
+    try:  # Spark's flips run outside any transaction of its own: inside the catalog store's
+        from gitops_data.engines.spark import SparkEngine
+
+        engines.append(SparkEngine)
+    except ImportError:
+        pass
+    for cls in engines:
         for method in ("execute", "executemany"):
 
             def wrapper(self, sql, *args, _original=getattr(cls, method), **kwargs):
@@ -330,7 +352,7 @@ def test_sigkill_inside_publish_transaction(tmp_path, make_repo, any_warehouse, 
         p = publish(kill_at)
         assert p.returncode == -signal.SIGKILL, (label, p.returncode, p.stdout, p.stderr)
 
-        assert assert_consistent(ws, repo) == served, label
+        assert assert_consistent(ws, repo, mid_flip=per_view(ws)) == served, label
         assert q(ws, "select count(*) from gitops_meta.publishes")[0][0] == before, label
         assert q(ws, "select status, commit from gitops_meta.ref_status where env = 'main'") == [
             ("published", served)
@@ -500,11 +522,14 @@ def test_sigkill_at_random_moments_of_sync(tmp_path, make_repo, any_warehouse, m
         if warm is None and trial + 2 < TRIALS:
             warm = Child(args, env, warm_script)  # imports while we check and rerun
 
-        served = assert_consistent(ws, repo)
+        served = assert_consistent(ws, repo, mid_flip=per_view(ws))
         assert served in (head, repo.head("HEAD~1")), "serves a commit that was never synced"
-        assert orphan_tables(ws, scratch_ok=True) == [], (
-            "a killed build left a table the catalog does not know"
-        )
+        # without transactions a build writes its table before its row: a kill in between leaves
+        # a table of a build's name, which gc drops (test_without_transactions); nothing else
+        orphans = orphan_tables(ws, scratch_ok=True)
+        if ws.capabilities.transactional_ddl:
+            assert orphans == [], "a killed build left a table the catalog does not know"
+        assert all(map(is_build_table, orphans)), orphans
         if len(scratch := scratch_tables(ws)) > leaked:  # PostgreSQL only: the rerun's gc drops it
             leaked = len(scratch)
             hits["  (and left a bulk-load scratch table, for gc)"] += 1

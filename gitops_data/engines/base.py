@@ -32,6 +32,12 @@ class Engine(ABC):
         return self.capabilities.dialect
 
     @property
+    def catalog_store(self) -> Engine:
+        """The connection the catalog's rows are kept in: this one, unless the engine's tables cannot
+        hold them (no row-level DELETE / UPDATE) and it opened a store apart (`Catalog`)."""
+        return self
+
+    @property
     def json_type(self) -> str:
         """Column type of the catalog's JSON documents."""
         return self.capabilities.json_type

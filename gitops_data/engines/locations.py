@@ -6,6 +6,7 @@ module only then (a command that opens no warehouse pays for no driver).
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from gitops_data.capabilities import DUCKDB, POSTGRES, Capabilities
+from gitops_data.capabilities import DUCKDB, POSTGRES, SPARK, Capabilities
 from gitops_data.errors import UnknownEngine
 
 if TYPE_CHECKING:
@@ -50,7 +51,11 @@ class EngineKind:
 REGISTRY = (
     EngineKind(DUCKDB, (), "gitops_data.engines.duckdb:open_duckdb"),
     EngineKind(POSTGRES, ("postgresql", "postgres"), "gitops_data.engines.postgres:open_postgres"),
+    EngineKind(SPARK, ("sc",), "gitops_data.engines.spark:open_spark"),
 )
+
+# Where an engine that keeps its catalog apart (Spark) keeps it, unless GITOPS_DATA_CATALOG says
+STATE_DIR = ".gitops_data"
 
 
 def engine_kind(location: str | Path) -> EngineKind:
@@ -75,6 +80,25 @@ def is_url(location: str | Path) -> bool:
 def engine_dialect(location: str | Path) -> str:
     """The sqlglot dialect of the engine behind `location`."""
     return engine_kind(location).capabilities.dialect
+
+
+def catalog_location(location: str | Path) -> str:
+    """The store of the catalog of the warehouse at `location`, for an engine that keeps it apart
+    (Spark: parquet tables have no DELETE / UPDATE): GITOPS_DATA_CATALOG (a DuckDB file path or a
+    `postgresql://` URL), else the DuckDB file `.gitops_data/catalog-<host>-<port>.duckdb` under the
+    working directory, made absolute (processes in other directories must set GITOPS_DATA_CATALOG)."""
+    configured = os.environ.get("GITOPS_DATA_CATALOG")
+    if configured:
+        store = configured if is_url(configured) else str(Path(configured).resolve())
+    else:
+        server = re.sub(r"[^A-Za-z0-9.]+", "-", str(location).split("://", 1)[-1].split("/", 1)[0])
+        store = str((Path(STATE_DIR) / f"catalog-{server.strip('-')}.duckdb").resolve())
+    if engine_kind(store).capabilities is SPARK:
+        raise UnknownEngine(
+            f"GITOPS_DATA_CATALOG={redact(store)}: the catalog of a Spark warehouse is kept in a DuckDB "
+            "file or a PostgreSQL database, not in Spark"
+        )
+    return store
 
 
 def redact(location: str | Path) -> str:

@@ -81,7 +81,7 @@ def write_build(
     """CREATE TABLE <planned physical table> AS <select>, recorded in the catalog, in one transaction."""
     engine, internal = catalog.engine, target.internal_schema
     try:
-        with engine.transaction():
+        with catalog.transaction():
             select = with_casts(engine, select, cast_types or {})
             target.run_hooks(engine, target.pre_hooks)
             rows = engine.create_table_as(internal, target.build.table, select)
@@ -103,7 +103,7 @@ def write_view(catalog: Catalog, target: BuildTarget, select: str) -> tuple[Buil
     too), recorded with the builds it reads so gc keeps them. No row count: that would run it."""
     engine, internal = catalog.engine, target.internal_schema
     try:
-        with engine.transaction():
+        with catalog.transaction():
             target.run_hooks(engine, target.pre_hooks)
             engine.create_view(internal, target.build.table, select, replace=False)
             target.run_hooks(engine, target.post_hooks)
@@ -123,7 +123,7 @@ def write_alias(
         raise target.failed(
             GitopsError(f"build {base.build_id}, whose data it keeps, is gone; run with --full to rebuild")
         )
-    with catalog.engine.transaction():
+    with catalog.transaction():
         columns, reads = catalog.build_shape(base.build_id)
         rec = replace(target.build, run_id=target.run_id, row_count=base.row_count, created_at=now())
         catalog.record_build(rec, target.kind, target.env, columns, reads)

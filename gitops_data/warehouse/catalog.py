@@ -2,12 +2,16 @@
 publishes, environments, ref statuses). Every SQL statement on the meta schema is in this class.
 
 Keeping the catalog in the same database as the data is what makes a publish atomic: the view
-flips and the record of the publish commit in one transaction.
+flips and the record of the publish commit in one transaction. An engine whose tables have no
+row-level DELETE / UPDATE (Spark's parquet) keeps its catalog in a separate store instead
+(`Engine.catalog_store`): `engine` is then the data's connection, `store` the catalog's.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -204,10 +208,11 @@ class ServedBuild:
 
 
 class Catalog:
-    """The meta schema `meta` of the warehouse behind `engine`."""
+    """The meta schema `meta` of the warehouse behind `engine` (kept in `engine.catalog_store`)."""
 
     def __init__(self, engine: Engine, meta: str):
-        self.engine = engine
+        self.engine = engine  # the data: builds, views, checks
+        self.store = engine.catalog_store  # the catalog's rows: `engine` itself, or a store apart
         self.meta = meta
         self.m = quote(meta)
         self._ensure()
@@ -215,18 +220,31 @@ class Catalog:
     def over(self, engine: Engine) -> Catalog:
         """This catalog through `engine`, another connection to the same database (a sibling)."""
         other = object.__new__(Catalog)
-        other.engine, other.meta, other.m = engine, self.meta, self.m
+        other.engine, other.store, other.meta, other.m = engine, engine.catalog_store, self.meta, self.m
         return other
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Engine]:
+        """One unit of work on the data and its catalog rows; yields the data engine. One transaction
+        where the catalog is in the warehouse; with a store apart, the data engine's (none on Spark:
+        each statement stands alone, so callers write a table before its row) around the store's,
+        so the catalog's rows of the unit commit together."""
+        with self.engine.transaction():
+            if self.store is self.engine:
+                yield self.engine
+                return
+            with self.store.transaction():
+                yield self.engine
 
     def _ensure(self) -> None:
         """Create the catalog, or migrate it to the LATEST version; once per database and process
         (checked once per connection: a turn on the warehouse makes many catalogs over one)."""
-        checked = self.engine.__dict__.setdefault("_catalogs_checked", set())
+        checked = self.store.__dict__.setdefault("_catalogs_checked", set())
         if self.meta in checked:
             return
-        key = self.engine.database_key()
+        key = self.store.database_key()
         key = (*key, self.meta) if key else None
-        if key is None or key not in _ensured or "migrations" not in self.engine.objects(self.meta):
+        if key is None or key not in _ensured or "migrations" not in self.store.objects(self.meta):
             self.migrate()
             if key is not None:
                 _ensured.add(key)
@@ -234,23 +252,23 @@ class Catalog:
 
     def version(self) -> int:
         """The migrations applied to this catalog (0: none yet)."""
-        return int(self.engine.scalar(f"select coalesce(max(version), 0) from {self.m}.migrations") or 0)
+        return int(self.store.scalar(f"select coalesce(max(version), 0) from {self.m}.migrations") or 0)
 
     def migrate(self) -> list[Migration]:
         """Apply the migrations this catalog lacks, each in its own transaction; the ones applied."""
-        self.engine.execute(BASE.format(m=self.m, json=self.engine.json_type))
+        self.store.execute(BASE.format(m=self.m, json=self.store.json_type))
         applied = []
         for mig in MIGRATIONS:
             if mig.version <= self.version():
                 continue
-            with self.engine.transaction():
-                self.engine.execute(mig.sql.format(m=self.m, json=self.engine.json_type))
+            with self.store.transaction():
+                self.store.execute(mig.sql.format(m=self.m, json=self.store.json_type))
                 self._q("insert into {m}.migrations values (?, ?, ?)", [mig.version, mig.name, now()])
             applied.append(mig)
         return applied
 
     def _q(self, sql: str, params: list | None = None) -> list[tuple]:
-        return self.engine.fetchall(sql.replace("{m}", self.m), params)
+        return self.store.fetchall(sql.replace("{m}", self.m), params)
 
     # -- builds -----------------------------------------------------------------------------
     def record_build(
@@ -343,7 +361,7 @@ class Catalog:
         ]
 
     def add_segments(self, build_id: str, tables: list[str]) -> None:
-        self.engine.executemany(
+        self.store.executemany(
             f"insert into {self.m}.segments values (?, ?, ?)",
             [[build_id, i, t] for i, t in enumerate(tables, 1)],
         )
@@ -360,7 +378,7 @@ class Catalog:
     ) -> None:
         """Store check results (objects with name, hash, passed, severity, failed_rows, sample)."""
         ts = now()
-        self.engine.executemany(
+        self.store.executemany(
             f"insert into {self.m}.audits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
                 [
@@ -477,7 +495,7 @@ class Catalog:
         """The catalog half of a publish (inside the caller's transaction). `views`: model ->
         (build id, view sql, stored definition)."""
         self._q("delete from {m}.env_views where env = ?", [env])
-        self.engine.executemany(
+        self.store.executemany(
             f"insert into {self.m}.env_views values (?, ?, ?, ?, ?)",
             [[env, n, b, sql, d] for n, (b, sql, d) in views.items()],
         )
@@ -569,7 +587,7 @@ class Catalog:
         )
 
     def set_ref_status(self, env: str, schema: str, commit: str, status: Status, reason: str = "") -> None:
-        with self.engine.transaction():
+        with self.store.transaction():
             self._set_status(env, schema, commit, status, reason, now())
 
     def ref_statuses(self) -> dict[str, RefStatus]:
@@ -583,7 +601,7 @@ class Catalog:
         """Store `plan` as the claim on its (environment, commit), unless a plan already holds it:
         the row that holds the claim (this one if it was free). A UI run's plan claims nothing: its
         run is under way already, whatever else is."""
-        with self.engine.transaction():
+        with self.store.transaction():
             if trigger != Trigger.UI:
                 held = self.active_plan(plan.env, plan.commit)
                 if held is not None:
@@ -624,14 +642,14 @@ class Catalog:
     def released_count(self, env: str, commit: str) -> int:
         """How many plans of `env` at `commit` were released (their runs died)."""
         return int(
-            self.engine.scalar(
+            self.store.scalar(
                 f"select count(*) from {self.m}.plans where env = ? and commit = ? and status = 'released'",
                 [env, commit],
             )
         )
 
     def active_plan_count(self) -> int:
-        return int(self.engine.scalar(f"select count(*) from {self.m}.plans where {self._ACTIVE}"))
+        return int(self.store.scalar(f"select count(*) from {self.m}.plans where {self._ACTIVE}"))
 
     def active_plans(self) -> list[PlanRow]:
         return [
@@ -661,7 +679,7 @@ class Catalog:
             f"where plan_id = ? and {_in('status', list(frm))}"
         )
         params = [str(to), now(), *columns.values(), plan_id, *map(str, frm)]
-        if self.engine.capabilities.returning:
+        if self.store.capabilities.returning:
             return bool(self._q(update + " returning plan_id", params))
         state = self._q("select status from {m}.plans where plan_id = ?", [plan_id])
         if not state or state[0][0] not in set(map(str, frm)):

@@ -98,7 +98,7 @@ def repair(catalog: Catalog, drift: list[Drift], consumers: tuple[str, ...] = ()
     builds whose table changed after its audit as invalid: no plan reuses them, so the next sync
     rebuilds those models (and keeps serving the old tables until the rebuild is audited)."""
     engine = catalog.engine
-    with engine.transaction():
+    with catalog.transaction():
         for d in drift:
             if d.kind == "table_changed":
                 catalog.mark_invalid(d.name.split(".", 1)[1], d.detail)

@@ -117,14 +117,14 @@ def collect_garbage(
     built = {n for n in unknown if is_build_table(n)}
     orphans = sorted(unknown - built)
     if not dry_run and (scratch or built or dangling):
-        with engine.transaction():
+        with catalog.transaction():
             for name in scratch:
                 engine.drop(present[name], s.internal_schema, name)
             for name in sorted(built, key=lambda n: present[n] != "VIEW"):  # a segmented build's view first
                 engine.drop(present[name], s.internal_schema, name)
             catalog.delete_builds(dangling)
     if not dry_run and drop:
-        with engine.transaction():
+        with catalog.transaction():
             # views first (a segmented build's view reads its segments), newest first (a view build
             # reads builds made before it, never after)
             made = {b.table: b.created_at or datetime.min for b in builds}

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
+from gitops_data.capabilities import TurnTaking
 from gitops_data.engines import Engine, engine_kind, redact
+from gitops_data.engines.locations import catalog_location
 from gitops_data.project.columns import BuiltColumns
 from gitops_data.project.schema import Settings
 from gitops_data.warehouse.catalog import last_build_columns
@@ -57,7 +59,10 @@ def _when(at: datetime | None) -> str:
 
 @contextlib.contextmanager
 def _read_only(location: str) -> Iterator[Engine | None]:
-    """A read-only connection to the warehouse, or None where there is none (no file)."""
+    """A read-only connection to the warehouse's catalog, or None where there is none (no file).
+    An engine that keeps its catalog apart (Spark) is read in that store; Spark is never opened."""
+    if engine_kind(location).capabilities.turns is TurnTaking.CATALOG_STORE:
+        location = catalog_location(location)
     if not engine_kind(location).local_file:
         with _postgres(location) as pg:
             yield pg

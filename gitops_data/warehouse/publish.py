@@ -109,7 +109,7 @@ def _publish_once(
     ts = now()
     publish_id = uuid.uuid4().hex[:12]
     per_view = engine.capabilities.publish == PublishStrategy.PER_VIEW
-    with engine.transaction():
+    with catalog.transaction():
         engine.create_schema(schema)
         existing = engine.objects(schema)
         current = engine.view_definitions(schema)
@@ -224,7 +224,7 @@ def republish(
 def unpublish(catalog: Catalog, env: str, schema: str) -> list[str]:
     """Drop an environment (its branch was deleted): its views and schema go, builds stay for gc."""
     engine = catalog.engine
-    with engine.transaction():
+    with catalog.transaction():
         dropped = list(engine.objects(schema))
         engine.drop_schema(schema)
         catalog.forget_environment(env)

@@ -132,7 +132,8 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
     """New row versions (and deletion markers) of `source` since the base build's current state."""
     # the validator: strategy timestamp comes with updated_at, strategy check without it
     updated_at = spec.updated_at if spec.strategy == "timestamp" else None
-    valid_from = f"cast(s.{quote(updated_at)} as timestamp)" if updated_at else "localtimestamp"
+    now = engine.capabilities.local_now
+    valid_from = f"cast(s.{quote(updated_at)} as timestamp)" if updated_at else now
     first = f"select s.*, {valid_from} as _valid_from, false as _deleted from {source} s"
     if base_view is None:
         return first
@@ -156,7 +157,7 @@ def snapshot_select(engine: Engine, source: str, spec: SnapshotSpec, base_view: 
     if spec.invalidate_hard_deletes:
         kept = ", ".join(f"c.{quote(c)}" if c in history else f"null as {quote(c)}" for c in cols)
         sql += (
-            f" union all select {kept}, localtimestamp as _valid_from, true as _deleted "
+            f" union all select {kept}, {now} as _valid_from, true as _deleted "
             f"from {current} c where not exists (select 1 from {source} s where {join})"
         )
     return sql
@@ -175,7 +176,7 @@ def write_segmented(
     engine, internal = catalog.engine, target.internal_schema
     view = target.build.table
     try:
-        with engine.transaction():
+        with catalog.transaction():
             segments = catalog.segments_of(base.build_id) if base else []
             seg = f"{view}_s"
             added = engine.create_table_as(internal, seg, with_casts(engine, delta_select, cast_types))
