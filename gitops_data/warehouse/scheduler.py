@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gitops_data.audit.runner import CheckResult
@@ -19,7 +19,7 @@ from gitops_data.plan import Action, BuildRecord, CheckState, ModelStep, Plan
 from gitops_data.plan.frontier import Frontier
 from gitops_data.project.nodes import Project
 from gitops_data.warehouse.catalog import Catalog
-from gitops_data.warehouse.execute import execute_build, execute_checks
+from gitops_data.warehouse.execute import Built, execute_build, execute_checks
 from gitops_data.warehouse.lease import ConnectionLease
 
 
@@ -72,6 +72,7 @@ def _build_step(
 ) -> _Outcome:
     """A worker's job: one step's build (when it has one to make), then its own checks."""
     events = []
+    made: Built | None = None
     if step.action == Action.BUILD:
         try:
             built = execute_build(cat, plan, step, project.nodes[step.name], run_id, repo, existing)
@@ -82,10 +83,11 @@ def _build_step(
         build = built.build
         columns = built.columns or cat.engine.columns(plan.internal_schema, build.table)
         events.append(StepEvent("built" if built.written else "reused", step, build, columns=columns))
+        made = replace(built, columns=columns)
     own, _ = _own_and_other_checks(step)
     if not own:
         return _Outcome(events)
-    results = execute_checks(cat, plan, step, own, run_id)
+    results = execute_checks(cat, plan, step, own, run_id, made)
     events.append(StepEvent("checked", step, step.build, tuple(results)))
     return _Outcome(events, stopped=_blocking_failure(results))
 
