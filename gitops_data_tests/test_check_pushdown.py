@@ -1,6 +1,6 @@
 """Column checks that the engine can show to pass in one query (not_null, unique, isin, notin) give the
 result pandera gives, on the edge cases where SQL and Polars differ: NaN, duplicated nulls, nulls in a
-value check, values of another type than the column's."""
+value check, values of another type than the column's, lists."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from gitops_data.project.checks import DeclaredCheck
 
 ROWS = """
 select * from (values
-  (1, 1.0, 'a', 'a', 1, 1),
-  (2, 2.0, 'b', 'b', 2, 2),
-  (3, 'nan'::double, 'c', null, null, 3),
-  (4, 4.0, 'a', null, null, 3)
-) t(id, f, s, s_null, i_null, i_dup)
+  (1, 1.0, 'a', 'a', 1, 1, [1]),
+  (2, 2.0, 'b', 'b', 2, 2, [2]),
+  (3, 'nan'::double, 'c', null, null, 3, [3]),
+  (4, 4.0, 'a', null, null, 3, [4])
+) t(id, f, s, s_null, i_null, i_dup, l)
 """
 
 CASES = [  # (kind, column, args): each passes or fails as pandera says
@@ -30,6 +30,8 @@ CASES = [  # (kind, column, args): each passes or fails as pandera says
     ("unique", "s_null", True),  # two nulls are duplicates for pandera
     ("unique", "i_dup", True),
     ("unique", "f", True),
+    ("unique", "l", True),  # a list: pandera decides
+    ("not_null", "l", True),
     ("isin", "s", ["a", "b", "c"]),
     ("isin", "s", ["a", "b"]),
     ("isin", "s_null", ["a", "b"]),  # nulls pass a value check

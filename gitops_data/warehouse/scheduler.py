@@ -61,6 +61,13 @@ def _own_and_other_checks(step: ModelStep) -> tuple[list[str], list[str]]:
     return own, [c.name for c in pending if c.name not in own]
 
 
+def _waits_for(step: ModelStep, names: list[str]) -> frozenset[str]:
+    """The builds of this plan that the checks `names` of `step` read (its own build included)."""
+    ids = {step.build.build_id} if step.action == Action.BUILD and step.build else set()
+    ids |= {r.build_id for c in step.checks if c.name in names for r in c.reads if r.planned and r.build_id}
+    return frozenset(ids)
+
+
 def _build_step(
     cat: Catalog,
     plan: Plan,
@@ -156,8 +163,12 @@ def run_plan(
                 for skip in skipped:
                     detail = f"upstream {', '.join(skip.upstream)} did not pass"
                     unreported.append(StepEvent("skipped", skip.step, detail=detail))
-                while frontier.done and cross and len(running) < threads:  # every build exists now
-                    step, names = cross.pop(0)
+                # a check that reads other models runs once the builds it reads exist; those whose
+                # builds were not made wait for every build (then they are skipped or not run)
+                for step, names in [c for c in cross if frontier.done or _waits_for(*c) <= existing]:
+                    if len(running) >= threads:
+                        break
+                    cross.remove((step, names))
                     if step.action == Action.BUILD and step.build and step.build.build_id not in existing:
                         # its own build failed or was skipped: nothing to audit, the others still run
                         unreported.append(StepEvent("skipped", step, detail="its build was not made"))
