@@ -1,8 +1,8 @@
 """Execute a whole plan: every build step once the builds it reads exist, independent steps at the
-same time on worker threads (each on its own sibling connection), then the checks that read other
-models. The calling thread only schedules; one reporting thread reports what ended (a Dagster event
-per build and check, about 20 ms each), so reporting neither delays the next step nor waits for the
-SQL."""
+same time on worker threads (each on its own sibling connection), and the checks that read other
+models once the builds they read exist. The calling thread only schedules; one reporting thread
+reports what ended (a Dagster event per build and check, about 20 ms each), so reporting neither
+delays the next step nor waits for the SQL."""
 
 from __future__ import annotations
 
@@ -114,11 +114,12 @@ def run_plan(
     threads: int | None = None,
 ) -> list[str]:
     """Execute every step of `plan`: each build once the builds it reads exist, then its own pending
-    checks; then the checks that read other models, once every build exists. A build error or a
-    failed blocking check skips the steps downstream of it (the commit cannot be published
-    anyway); independent steps go on. `report` is called on one reporting thread, in the order steps
-    end, and every report has been made when this returns (an error raised by `report` is raised
-    here, before more steps start). Returns the errors of failed builds (empty: every build was made)."""
+    checks; the checks that read other models once the builds they read exist (those whose builds
+    were not made, once every build step ended). A build error or a failed blocking check skips the
+    steps downstream of it (the commit cannot be published anyway); independent steps go on.
+    `report` is called on one reporting thread, in the order steps end, and every report has been
+    made when this returns (an error raised by `report` is raised here, before more steps start).
+    Returns the errors of failed builds (empty: every build was made)."""
     threads = threads or run_threads()
     frontier = Frontier(plan)
     errors: list[str] = []
