@@ -358,18 +358,12 @@ class Catalog:
     def record_audits(
         self, build_id: str, run_id: str | None, results: list[Any], table_rows: int | None
     ) -> None:
-        """Store check results (objects with name, hash, passed, severity, failed_rows, sample), in
-        one INSERT (DuckDB's executemany costs about 20 ms a call, a check step makes one per build)."""
-        if not results:
-            return
+        """Store check results (objects with name, hash, passed, severity, failed_rows, sample)."""
         ts = now()
-        row = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        self._q(
-            f"insert into {{m}}.audits values {', '.join([row] * len(results))}",
+        self.engine.executemany(
+            f"insert into {self.m}.audits values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [
-                value
-                for r in results
-                for value in (
+                [
                     build_id,
                     r.name,
                     r.hash,
@@ -380,7 +374,8 @@ class Catalog:
                     run_id,
                     ts,
                     table_rows,
-                )
+                ]
+                for r in results
             ],
         )
 
