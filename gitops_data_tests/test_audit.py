@@ -8,6 +8,7 @@ fails only a `severity: warn` check, and is published with the failure on record
 from __future__ import annotations
 
 import json
+import threading
 import time
 from types import SimpleNamespace
 
@@ -357,6 +358,34 @@ PARENT = "  - name: PARENT\n    sql: select id from nums\n"
 def test_relationship_to_a_model_built_later_in_the_same_run(make_repo, warehouse, instance):
     repo = make_repo(_mini((PARENT + CHILD).replace("PARENT", "zz_parent")))  # built after `child`
     _sync(repo, warehouse, instance)
+    assert _served(warehouse) == [(repo.head(),)]
+
+
+def test_a_relationship_is_checked_while_an_unrelated_model_still_builds(
+    make_repo, warehouse, instance, monkeypatch
+):
+    """A check that reads another model runs once the builds it reads exist, not after every build."""
+    from gitops_data.warehouse import scheduler
+
+    monkeypatch.setenv("GITOPS_DATA_THREADS", "2")
+    checked, seen = threading.Event(), {}
+    build, check = scheduler.execute_build, scheduler._check_step
+
+    def execute_build(cat, plan, step, *args, **kwargs):
+        if step.name == "unrelated":  # holds one of the two threads until child's relationship ran
+            seen["checked before"] = checked.wait(20)
+        return build(cat, plan, step, *args, **kwargs)
+
+    def check_step(cat, plan, step, names, run_id):
+        checked.set()
+        return check(cat, plan, step, names, run_id)
+
+    monkeypatch.setattr(scheduler, "execute_build", execute_build)
+    monkeypatch.setattr(scheduler, "_check_step", check_step)
+    unrelated = "  - name: unrelated\n    sql: select 1 as x\n"
+    repo = make_repo(_mini((PARENT + CHILD).replace("PARENT", "parent") + unrelated))
+    _sync(repo, warehouse, instance)
+    assert seen == {"checked before": True}
     assert _served(warehouse) == [(repo.head(),)]
 
 

@@ -250,6 +250,27 @@ def test_a_cli_merge_and_revert_appear_in_the_assets_history(make_repo, warehous
     assert "rolled back" in entry.asset_materialization.description
 
 
+def test_a_run_that_builds_every_model_has_no_served_builds_to_report(make_repo, warehouse, instance):
+    from gitops_data.orchestration.materializations import served_reused
+
+    repo = make_repo(SMALL_PROJECT)
+    ws = Deployment(str(repo.path), warehouse)
+    first = apply(ws, "main", InProcessExecutor(ws, instance)).raise_for_status()
+    assert first.plan is not None and first.plan.to_build
+
+    class NoDagster:  # every build is the run's own, reported as it was made: Dagster is not asked
+        def __getattr__(self, name):
+            raise AssertionError(f"served_reused asked Dagster for {name}")
+
+    assert served_reused(first, NoDagster(), warehouse) == []  # type: ignore[arg-type]
+    repo.git("checkout", "-q", "-b", "feature")
+    repo.replace("project.yml", "v * 2 as v2", "v * 3 as v2")
+    repo.commit("triple")
+    apply(ws, "feature", InProcessExecutor(ws, instance)).raise_for_status()
+    # a run that reuses builds still reports them: the branch serves production's `a`
+    assert _latest_materialization_commit(instance, [ws.environment("feature").schema, "a"]) is not None
+
+
 def test_after_a_blocked_commit_is_reverted_no_production_asset_shows_a_failed_check(
     make_repo, warehouse, instance
 ):

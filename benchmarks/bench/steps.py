@@ -43,6 +43,8 @@ def sync_ref(
     (default `sync_<ref>`); `rebuild` forces a refresh of those models, as a scheduled run does.
     With `readers`, that many processes run `reader_sql` in a loop during the sync (bench/readers.py;
     their summary is under "readers"). Raises, like the CLI, if the commit was not published."""
+    import git  # noqa: F401  (GitPython, imported on first use by gitops_data: setup, like the others)
+
     from bench.measure import step
     from bench.readers import readers as reading
     from gitops_data.deployment.apply import apply

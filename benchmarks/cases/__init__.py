@@ -17,6 +17,7 @@ from cases import (
     scale,
     storage,
     tpch,
+    tpch_dbt,
 )
 
 ALL = [
@@ -31,6 +32,7 @@ ALL = [
     incremental,
     cli,
     tpch,
+    tpch_dbt,
     pg_build,
     pg_publish,
     pg_readers,

@@ -95,6 +95,8 @@ def served_reused(
     plan, record = result.plan, result.publish
     if result.status != Status.PUBLISHED or plan is None or record is None:
         return []
+    if all(step.action != Action.REUSE for step in plan.models.values()):
+        return []  # every build is this run's, already shown: Dagster need not be asked
     env = Environment(plan.env, plan.schema)
     built, checks = _shown(instance, plan)
     out: list[dg.AssetMaterialization | dg.AssetCheckEvaluation] = []

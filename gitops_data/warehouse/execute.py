@@ -139,24 +139,33 @@ def _render_late(catalog: Catalog, step: ModelStep, key: str) -> str:
 
 
 def execute_checks(
-    catalog: Catalog, plan: Plan, step: ModelStep, names: list[str], run_id: str | None
+    catalog: Catalog,
+    plan: Plan,
+    step: ModelStep,
+    names: list[str],
+    run_id: str | None,
+    made: Built | None = None,
 ) -> list[CheckResult]:
     """Run the checks `names` of `step` on its build, record the results (not the ones that could
-    not run: they stay pending and run next time)."""
+    not run: they stay pending and run next time). `made`: the build the caller has just made for
+    `step`, with its columns (then neither is looked up again)."""
     build = step.build
-    if build is None or not catalog.existing_builds(plan.internal_schema, [build.build_id]):
+    engine, internal = catalog.engine, plan.internal_schema
+    known = made is not None and build is not None and made.build.build_id == build.build_id
+    if build is None or not (known or catalog.existing_builds(internal, [build.build_id])):
         raise BuildError(
             f"model {step.name!r} ({step.location}) has no build for commit {plan.commit[:10]} to audit"
         )
-    engine, internal = catalog.engine, plan.internal_schema
-    columns = engine.columns(internal, build.table)
+    columns = made.columns if made is not None and known and made.columns else None
+    columns = columns or engine.columns(internal, build.table)
     wanted = set(names)
     results = []
     for pc in step.checks:
         if pc.name not in wanted:
             continue
-        targets = [r.build_id for r in pc.reads if r.build_id]
-        present = catalog.existing_builds(internal, targets) if targets else set()
+        mine = {build.build_id} if known else set()
+        targets = [r.build_id for r in pc.reads if r.build_id and r.build_id not in mine]
+        present = (catalog.existing_builds(internal, targets) if targets else set()) | mine
         absent = [r.model for r in pc.reads if r.build_id and r.build_id not in present]
         if absent:
             results.append(
@@ -167,7 +176,7 @@ def execute_checks(
             continue
         reads = {r.model.lower(): r.table for r in pc.reads}
         results.append(run_check(engine, internal, build.table, pc.check, columns, reads, pc.hash))
-    recorded = catalog.build(build.build_id)
+    recorded = made.build if made is not None and known else catalog.build(build.build_id)
     catalog.record_audits(
         build.build_id,
         run_id,

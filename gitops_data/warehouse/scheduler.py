@@ -1,8 +1,8 @@
 """Execute a whole plan: every build step once the builds it reads exist, independent steps at the
-same time on worker threads (each on its own sibling connection), then the checks that read other
-models. The calling thread only schedules; one reporting thread reports what ended (a Dagster event
-per build and check, about 20 ms each), so reporting neither delays the next step nor waits for the
-SQL."""
+same time on worker threads (each on its own sibling connection), and the checks that read other
+models once the builds they read exist. The calling thread only schedules; one reporting thread
+reports what ended (a Dagster event per build and check, about 20 ms each), so reporting neither
+delays the next step nor waits for the SQL."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import functools
 import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gitops_data.audit.runner import CheckResult
@@ -19,7 +19,7 @@ from gitops_data.plan import Action, BuildRecord, CheckState, ModelStep, Plan
 from gitops_data.plan.frontier import Frontier
 from gitops_data.project.nodes import Project
 from gitops_data.warehouse.catalog import Catalog
-from gitops_data.warehouse.execute import execute_build, execute_checks
+from gitops_data.warehouse.execute import Built, execute_build, execute_checks
 from gitops_data.warehouse.lease import ConnectionLease
 
 
@@ -61,6 +61,13 @@ def _own_and_other_checks(step: ModelStep) -> tuple[list[str], list[str]]:
     return own, [c.name for c in pending if c.name not in own]
 
 
+def _waits_for(step: ModelStep, names: list[str]) -> frozenset[str]:
+    """The builds of this plan that the checks `names` of `step` read (its own build included)."""
+    ids = {step.build.build_id} if step.action == Action.BUILD and step.build else set()
+    ids |= {r.build_id for c in step.checks if c.name in names for r in c.reads if r.planned and r.build_id}
+    return frozenset(ids)
+
+
 def _build_step(
     cat: Catalog,
     plan: Plan,
@@ -72,6 +79,7 @@ def _build_step(
 ) -> _Outcome:
     """A worker's job: one step's build (when it has one to make), then its own checks."""
     events = []
+    made: Built | None = None
     if step.action == Action.BUILD:
         try:
             built = execute_build(cat, plan, step, project.nodes[step.name], run_id, repo, existing)
@@ -82,10 +90,11 @@ def _build_step(
         build = built.build
         columns = built.columns or cat.engine.columns(plan.internal_schema, build.table)
         events.append(StepEvent("built" if built.written else "reused", step, build, columns=columns))
+        made = replace(built, columns=columns)
     own, _ = _own_and_other_checks(step)
     if not own:
         return _Outcome(events)
-    results = execute_checks(cat, plan, step, own, run_id)
+    results = execute_checks(cat, plan, step, own, run_id, made)
     events.append(StepEvent("checked", step, step.build, tuple(results)))
     return _Outcome(events, stopped=_blocking_failure(results))
 
@@ -105,11 +114,12 @@ def run_plan(
     threads: int | None = None,
 ) -> list[str]:
     """Execute every step of `plan`: each build once the builds it reads exist, then its own pending
-    checks; then the checks that read other models, once every build exists. A build error or a
-    failed blocking check skips the steps downstream of it (the commit cannot be published
-    anyway); independent steps go on. `report` is called on one reporting thread, in the order steps
-    end, and every report has been made when this returns (an error raised by `report` is raised
-    here, before more steps start). Returns the errors of failed builds (empty: every build was made)."""
+    checks; the checks that read other models once the builds they read exist (those whose builds
+    were not made, once every build step ended). A build error or a failed blocking check skips the
+    steps downstream of it (the commit cannot be published anyway); independent steps go on.
+    `report` is called on one reporting thread, in the order steps end, and every report has been
+    made when this returns (an error raised by `report` is raised here, before more steps start).
+    Returns the errors of failed builds (empty: every build was made)."""
     threads = threads or run_threads()
     frontier = Frontier(plan)
     errors: list[str] = []
@@ -154,8 +164,12 @@ def run_plan(
                 for skip in skipped:
                     detail = f"upstream {', '.join(skip.upstream)} did not pass"
                     unreported.append(StepEvent("skipped", skip.step, detail=detail))
-                while frontier.done and cross and len(running) < threads:  # every build exists now
-                    step, names = cross.pop(0)
+                # a check that reads other models runs once the builds it reads exist; those whose
+                # builds were not made wait for every build (then they are skipped or not run)
+                for step, names in [c for c in cross if frontier.done or _waits_for(*c) <= existing]:
+                    if len(running) >= threads:
+                        break
+                    cross.remove((step, names))
                     if step.action == Action.BUILD and step.build and step.build.build_id not in existing:
                         # its own build failed or was skipped: nothing to audit, the others still run
                         unreported.append(StepEvent("skipped", step, detail="its build was not made"))

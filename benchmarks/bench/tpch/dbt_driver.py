@@ -48,6 +48,7 @@ def run_step(runner, project: Path, spec: dict) -> dict:
         raise RuntimeError(f"dbt {' '.join(spec['args'])} failed: {res.exception}")
     results = list(res.result.results) if res.result is not None else []
     m["built"] = sorted(r.node.name for r in results if str(r.status).lower().endswith("success"))
+    m["tests_passed"] = sum(str(r.status).lower().endswith("pass") for r in results)
     if spec.get("save_state"):
         state = Path(spec["save_state"])
         state.mkdir(parents=True, exist_ok=True)

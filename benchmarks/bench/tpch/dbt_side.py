@@ -70,11 +70,21 @@ def steps(ms, state: Path) -> list[dict]:
     ]
 
 
-def run(python: Path, folder: Path, ms, parquet: Path, log: Path) -> dict:
-    """Write the dbt project into `folder`, run the driver; the steps' measurements and row counts."""
+def run(
+    python: Path,
+    folder: Path,
+    ms,
+    parquet: Path,
+    log: Path,
+    extra: dict[str, str] | None = None,
+    plan_steps: list[dict] | None = None,
+    threads: int = 2,
+) -> dict:
+    """Write the dbt project (plus the files `extra`) into `folder`, run the driver (`plan_steps`,
+    default `steps`); the steps' measurements and row counts."""
     project = folder / "project"
     warehouse = folder / "dbt.duckdb"
-    for rel, text in dbt_project_files(ms, str(warehouse)).items():
+    for rel, text in {**dbt_project_files(ms, str(warehouse), threads), **(extra or {})}.items():
         path = project / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
@@ -85,7 +95,7 @@ def run(python: Path, folder: Path, ms, parquet: Path, log: Path) -> dict:
         "tables": TABLES,
         "schema": SOURCE_SCHEMA,
         "models": [m.name for m in ms if m.built],
-        "steps": steps(ms, folder / "state"),
+        "steps": plan_steps if plan_steps is not None else steps(ms, folder / "state"),
     }
     plan_path, result = folder / "plan.json", folder / "result.json"
     plan_path.write_text(json.dumps(plan))

@@ -476,8 +476,8 @@ def rewritten(sql: str, swap) -> str:
     return tree.sql(dialect="duckdb")
 
 
-def raw_statements(ms: list[Model], only: set[str] | None = None, replace_: bool = False) -> list[str]:
-    """The CREATE TABLE / CREATE VIEW statements of the built models (of `only`, when given), in
+def raw_named(ms: list[Model], only: set[str] | None = None, replace_: bool = False) -> list[tuple[str, str]]:
+    """(model, CREATE TABLE / CREATE VIEW statement) of the built models (of `only`, when given), in
     dependency order, each ephemeral model inlined as a subquery where it is read. Sources are the
     tables `main.<name>`, models are created in the connection's default schema."""
     import sqlglot
@@ -497,8 +497,25 @@ def raw_statements(ms: list[Model], only: set[str] | None = None, replace_: bool
         if not m.built:
             inline[m.name] = body
         elif only is None or m.name in only:
-            out.append(f"{verb} {m.materialized} {m.name} as {body}")
+            out.append((m.name, f"{verb} {m.materialized} {m.name} as {body}"))
     return out
+
+
+def raw_statements(ms: list[Model], only: set[str] | None = None, replace_: bool = False) -> list[str]:
+    """The statements of `raw_named`, in dependency order."""
+    return [sql for _, sql in raw_named(ms, only, replace_)]
+
+
+def built_upstream(ms: list[Model]) -> dict[str, set[str]]:
+    """Each built model's upstream built models (through the ephemeral models it inlines)."""
+    up, kind = deps(ms), {m.name: m for m in ms}
+    out: dict[str, set[str]] = {}
+    for m in ms:  # dependency order
+        reads = {d for d in up[m.name] if d in kind}
+        out[m.name] = {d for d in reads if kind[d].built} | {
+            u for d in reads if not kind[d].built for u in out[d]
+        }
+    return {n: v for n, v in out.items() if kind[n].built}
 
 
 # -- the gitops-data project ---------------------------------------------------------------------------
