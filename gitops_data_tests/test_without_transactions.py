@@ -130,6 +130,8 @@ def test_a_build_killed_before_its_catalog_row_leaves_an_orphan_that_gc_drops(
 
 def _fresh(location: str):
     """A connection that takes no turn of its own (the lease is the only turn-taking)."""
+    if location.startswith("sc://"):  # else it would open a DuckDB file named like the URL
+        pytest.skip("Spark takes turns on its catalog store's lock, not a lease row (parquet has no DELETE)")
     if location.startswith("postgresql://"):
         from gitops_data.engines.postgres import _connect
 
