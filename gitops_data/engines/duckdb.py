@@ -17,8 +17,12 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 from gitops_data.capabilities import DUCKDB
 from gitops_data.engines.backoff import Retry, lock_timeout, with_backoff
@@ -215,6 +219,16 @@ def typed_file_reader(
         return plain
     items = ", ".join(f"{_literal(c)}: {_literal(t)}" for c, t in wanted.items())
     return plain[:-1] + ", types={" + items + "})"
+
+
+def file_as_arrow(path: str, fmt: str, types: dict[str, str] | None = None) -> pa.Table:
+    """A local file read with DuckDB's readers (type inference, declared CSV types) into Arrow: how
+    the engines without DuckDB's readers load a seed or file source."""
+    con = duckdb.connect(":memory:")
+    try:
+        return con.sql(f"select * from {typed_file_reader(con, path, fmt, types)}").to_arrow_table()
+    finally:
+        con.close()
 
 
 @contextlib.contextmanager

@@ -221,16 +221,9 @@ class PostgresEngine(Engine):
     ) -> Iterator[str]:
         """A local file read with DuckDB's readers (the same type inference and declared types as
         the DuckDB engine), then bulk-loaded as a scratch table."""
-        import duckdb
+        from gitops_data.engines.duckdb import file_as_arrow
 
-        from gitops_data.engines.duckdb import typed_file_reader
-
-        con = duckdb.connect(":memory:")
-        try:
-            arrow = con.sql(f"select * from {typed_file_reader(con, path, fmt, types)}").to_arrow_table()
-        finally:
-            con.close()
-        with self.register_frame(arrow, schema) as name:
+        with self.register_frame(file_as_arrow(path, fmt, types), schema) as name:
             yield name
 
     # -- DDL ----------------------------------------------------------------------------------
